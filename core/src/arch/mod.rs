@@ -1,0 +1,277 @@
+//! Network descriptors as `const` data, and everything that follows from them at compile time.
+//!
+//! ```
+//! use alexnet_core::builtin::PAPER;
+//! // Firmware can size its activation arena statically:
+//! static mut ARENA: [u8; PAPER.arena_bytes_f32()] = [0; PAPER.arena_bytes_f32()];
+//! assert_eq!(PAPER.param_count(), 60_965_224);
+//! ```
+
+pub mod builtin;
+mod layer;
+mod shape;
+
+pub use layer::{
+    ConvSpec, LayerResult, LrnConvention, LrnSpec, PoolSpec, Layer, MAX_ELEMENTS, MAX_LRN_SIZE,
+};
+pub use shape::Shape;
+
+use crate::error::{ArchError, ArchProblem};
+
+/// Most layers a descriptor may have (blobs are parsed into a fixed-size table).
+pub const MAX_LAYERS: usize = 40;
+/// Alignment the forward pass gives its arena views; arena sizes include this much slack
+/// (minus one byte) so that any `[u8]` buffer works, aligned or not.
+pub const ARENA_ALIGN: usize = 64;
+
+/// A network: its input shape and its layers, in order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Arch<'a> {
+    /// Name, e.g. `paper`.
+    pub name: &'a str,
+    /// Input shape `[C, H, W]`.
+    pub input: Shape,
+    /// The layers.
+    pub layers: &'a [Layer],
+}
+
+/// Everything the forward pass needs to know in advance, computed by one walk of the layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Plan {
+    /// Shape of the last layer's output (the logits).
+    pub output: Shape,
+    /// Weights and biases.
+    pub params: usize,
+    /// Multiply-accumulates per image.
+    pub macs: u64,
+    /// f32 elements of activation arena the forward pass needs.
+    pub arena_elems: usize,
+    /// Largest single activation, in elements.
+    pub largest_activation: usize,
+}
+
+/// Where the current activation lives while the forward pass walks the layers.
+///
+/// The arena holds at most two activations: one at its low end and one at its high end. An
+/// out-of-place layer reads one end and writes the other, so it needs `in + out` elements; an
+/// in-place layer needs only its input. The first layer reads the caller's input directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The caller's input buffer.
+    Input,
+    /// `arena[..len]`.
+    Low,
+    /// `arena[arena.len() - len..]`.
+    High,
+}
+
+impl Side {
+    /// Where an out-of-place layer reading from `self` writes.
+    pub const fn opposite(self) -> Side {
+        match self {
+            Side::Input | Side::High => Side::Low,
+            Side::Low => Side::High,
+        }
+    }
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+impl<'a> Arch<'a> {
+    /// Validates the descriptor and computes its [`Plan`].
+    pub const fn plan(&self) -> Result<Plan, ArchError> {
+        let n = self.layers.len();
+        if n == 0 {
+            return Err(ArchError { layer: 0, problem: ArchProblem::NoLayers });
+        }
+        if n > MAX_LAYERS {
+            return Err(ArchError { layer: MAX_LAYERS, problem: ArchProblem::TooManyLayers });
+        }
+        let mut shape = self.input;
+        if let Err(problem) = shape.checked_len() {
+            return Err(ArchError { layer: 0, problem });
+        }
+        let mut side = Side::Input;
+        let mut plan = Plan {
+            output: shape,
+            params: 0,
+            macs: 0,
+            arena_elems: 0,
+            largest_activation: shape.len(),
+        };
+        let mut i = 0;
+        while i < n {
+            let layer = &self.layers[i];
+            let out = match layer.output_shape(shape) {
+                Ok(s) => s,
+                Err(problem) => return Err(ArchError { layer: i, problem }),
+            };
+            if matches!(layer, Layer::Softmax) && i + 1 != n {
+                return Err(ArchError { layer: i, problem: ArchProblem::SoftmaxNotLast });
+            }
+            let weights = match layer.weight_len(shape) {
+                Ok(w) => w,
+                Err(problem) => return Err(ArchError { layer: i, problem }),
+            };
+            plan.params += weights + layer.bias_len();
+            plan.macs += layer.macs(shape, out);
+            let need = if layer.in_place() {
+                // A leading in-place layer first copies the input into the arena.
+                side = match side {
+                    Side::Input => Side::Low,
+                    s => s,
+                };
+                shape.len()
+            } else {
+                let reads_arena = !matches!(side, Side::Input);
+                side = side.opposite();
+                if reads_arena {
+                    shape.len() + out.len()
+                } else {
+                    out.len()
+                }
+            };
+            plan.arena_elems = max(plan.arena_elems, need);
+            plan.largest_activation = max(plan.largest_activation, out.len());
+            shape = out;
+            i += 1;
+        }
+        plan.output = shape;
+        Ok(plan)
+    }
+
+    /// Whether the descriptor is valid.
+    pub const fn is_valid(&self) -> bool {
+        self.plan().is_ok()
+    }
+
+    /// Bytes of activation arena the f32 forward pass needs (0 for an invalid descriptor),
+    /// including slack for aligning an arbitrary `[u8]` buffer.
+    pub const fn arena_bytes_f32(&self) -> usize {
+        match self.plan() {
+            Ok(p) => p.arena_elems * 4 + (ARENA_ALIGN - 1),
+            Err(_) => 0,
+        }
+    }
+
+    /// Weights and biases (0 for an invalid descriptor).
+    pub const fn param_count(&self) -> usize {
+        match self.plan() {
+            Ok(p) => p.params,
+            Err(_) => 0,
+        }
+    }
+
+    /// Multiply-accumulates per image (0 for an invalid descriptor).
+    pub const fn macs(&self) -> u64 {
+        match self.plan() {
+            Ok(p) => p.macs,
+            Err(_) => 0,
+        }
+    }
+
+    /// Number of classes: the length of the output (0 for an invalid descriptor).
+    pub const fn classes(&self) -> usize {
+        match self.plan() {
+            Ok(p) => p.output.len(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Input elements.
+    pub const fn input_len(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Walks the layers with their input and output shapes; stops at the first invalid layer.
+    pub fn walk(&self) -> Walk<'a> {
+        Walk { layers: self.layers, index: 0, shape: self.input }
+    }
+
+    /// Conventional parameter-tensor name of a layer: `conv2`, `fc6`... Convolutions are
+    /// numbered from 1 in order; linear layers continue the count, as in the paper.
+    pub fn param_layer_name(&self, layer: usize) -> Option<ParamName> {
+        let target = self.layers.get(layer)?;
+        if !target.has_params() {
+            return None;
+        }
+        let mut convs = 0u32;
+        let mut params = 0u32;
+        for l in self.layers.iter().take(layer + 1) {
+            if l.has_params() {
+                params += 1;
+            }
+            if matches!(l, Layer::Conv(_)) {
+                convs += 1;
+            }
+        }
+        Some(match target {
+            Layer::Conv(_) => ParamName { prefix: "conv", number: convs },
+            _ => ParamName { prefix: "fc", number: params },
+        })
+    }
+}
+
+/// A layer's conventional name, `conv3` or `fc7`, formatted without allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamName {
+    /// `conv` or `fc`.
+    pub prefix: &'static str,
+    /// 1-based number.
+    pub number: u32,
+}
+
+impl core::fmt::Display for ParamName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}{}", self.prefix, self.number)
+    }
+}
+
+/// One step of [`Arch::walk`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Step {
+    /// Layer index.
+    pub index: usize,
+    /// The layer.
+    pub layer: Layer,
+    /// Its input shape.
+    pub input: Shape,
+    /// Its output shape.
+    pub output: Shape,
+}
+
+/// Iterator over the layers with their shapes.
+#[derive(Clone, Debug)]
+pub struct Walk<'a> {
+    layers: &'a [Layer],
+    index: usize,
+    shape: Shape,
+}
+
+impl Iterator for Walk<'_> {
+    type Item = Result<Step, ArchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let layer = *self.layers.get(self.index)?;
+        let index = self.index;
+        match layer.output_shape(self.shape) {
+            Ok(output) => {
+                let step = Step { index, layer, input: self.shape, output };
+                self.shape = output;
+                self.index += 1;
+                Some(Ok(step))
+            }
+            Err(problem) => {
+                self.index = self.layers.len();
+                Some(Err(ArchError { layer: index, problem }))
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! 2-D convolution with stride, zero padding and groups.
+
+use super::{expect_len, output_shape};
+use crate::arch::{ConvSpec, Layer, Shape};
+use crate::error::{ArchError, Error};
+
+/// Convolves `input` (`[C, H, W]`) with `weight` (`[O, C/groups, k, k]`) and `bias` (`[O]`).
+///
+/// Accumulation order (the contract): each output starts at its bias, then adds one product
+/// per tap, input channel of its group outermost, then kernel row, then kernel column, each
+/// ascending. Padding is materialized: a tap on a padded position adds `0.0 * w` (which only
+/// matters for the sign of zero and for non-finite weights). Products are rounded to f32
+/// before each addition; nothing is fused.
+pub fn conv2d(
+    input: &[f32],
+    in_shape: Shape,
+    spec: &ConvSpec,
+    weight: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+) -> Result<Shape, Error> {
+    let layer = Layer::Conv(*spec);
+    let out_shape = output_shape(&layer, in_shape)?;
+    let weight_len =
+        layer.weight_len(in_shape).map_err(|problem| ArchError { layer: 0, problem })?;
+    expect_len("conv input", in_shape.len(), input.len())?;
+    expect_len("conv weight", weight_len, weight.len())?;
+    expect_len("conv bias", spec.out_channels as usize, bias.len())?;
+    expect_len("conv output", out_shape.len(), output.len())?;
+
+    let k = spec.kernel as usize;
+    let groups = spec.groups as usize;
+    let cin_group = in_shape.c / groups;
+    let cout_group = out_shape.c / groups;
+    let geometry = Geometry {
+        in_w: in_shape.w,
+        in_h: in_shape.h,
+        stride: spec.stride as usize,
+        padding: spec.padding as usize,
+    };
+
+    let out_planes = output.chunks_exact_mut(out_shape.plane());
+    let kernels = weight.chunks_exact(cin_group * k * k);
+    for (oc, ((plane, kernel), &b)) in out_planes.zip(kernels).zip(bias).enumerate() {
+        plane.fill(b);
+        let group = oc / cout_group;
+        let in_planes = input.chunks_exact(in_shape.plane()).skip(group * cin_group);
+        for (in_plane, taps) in in_planes.zip(kernel.chunks_exact(k * k)) {
+            for (ky, tap_row) in taps.chunks_exact(k).enumerate() {
+                for (kx, &w) in tap_row.iter().enumerate() {
+                    geometry.accumulate_tap(in_plane, plane, out_shape.w, ky, kx, w);
+                }
+            }
+        }
+    }
+    Ok(out_shape)
+}
+
+/// Input geometry of one convolution.
+struct Geometry {
+    in_h: usize,
+    in_w: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl Geometry {
+    /// Adds tap `(ky, kx)` of weight `w` to every output of one output plane.
+    fn accumulate_tap(
+        &self,
+        in_plane: &[f32],
+        out_plane: &mut [f32],
+        out_w: usize,
+        ky: usize,
+        kx: usize,
+        w: f32,
+    ) {
+        let (s, p) = (self.stride, self.padding);
+        let padded = 0.0 * w;
+        // Outputs whose tap column ix = ox*s + kx - p falls inside [0, in_w).
+        let ox_lo = if kx >= p { 0 } else { (p - kx).div_ceil(s) };
+        let ox_hi = if self.in_w + p > kx { ((self.in_w + p - kx - 1) / s + 1).min(out_w) } else { 0 };
+        let ox_hi = ox_hi.max(ox_lo);
+        for (oy, out_row) in out_plane.chunks_exact_mut(out_w).enumerate() {
+            let iy = (oy * s + ky).wrapping_sub(p);
+            let in_row = if iy < self.in_h { in_plane.chunks_exact(self.in_w).nth(iy) } else { None };
+            let Some(in_row) = in_row else {
+                out_row.iter_mut().for_each(|o| *o += padded);
+                continue;
+            };
+            let (left, rest) = out_row.split_at_mut(ox_lo);
+            let (valid, right) = rest.split_at_mut(ox_hi - ox_lo);
+            left.iter_mut().for_each(|o| *o += padded);
+            let start = (ox_lo * s + kx).wrapping_sub(p);
+            let taps = in_row.get(start..).unwrap_or(&[]);
+            if s == 1 {
+                valid.iter_mut().zip(taps).for_each(|(o, &x)| *o += x * w);
+            } else {
+                valid.iter_mut().zip(taps.iter().step_by(s)).for_each(|(o, &x)| *o += x * w);
+            }
+            right.iter_mut().for_each(|o| *o += padded);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(out_channels: u32, kernel: u32, stride: u32, padding: u32, groups: u32) -> ConvSpec {
+        ConvSpec { out_channels, kernel, stride, padding, groups }
+    }
+
+    #[test]
+    fn three_by_three_with_padding_by_hand() {
+        // 1x3x3 input, one 3x3 kernel of ones, padding 1: each output sums its neighbourhood.
+        let input = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+        let mut out = [0.0; 9];
+        let s = conv2d(&input, Shape::new(1, 3, 3), &spec(1, 3, 1, 1, 1), &[1.0; 9], &[0.5], &mut out)
+            .unwrap();
+        assert_eq!(s, Shape::new(1, 3, 3));
+        assert_eq!(out, [12.5, 21.5, 16.5, 27.5, 45.5, 33.5, 24.5, 39.5, 28.5]);
+    }
+
+    #[test]
+    fn groups_keep_channels_apart() {
+        // Two groups of one channel: output 0 sees only input 0, output 1 only input 1.
+        let input = [1.0, 1.0, 1.0, 1.0, 10.0, 10.0, 10.0, 10.0];
+        let mut out = [0.0; 2];
+        conv2d(&input, Shape::new(2, 2, 2), &spec(2, 2, 1, 0, 2), &[1.0; 8], &[0.0, 0.0], &mut out)
+            .unwrap();
+        assert_eq!(out, [4.0, 40.0]);
+    }
+
+    #[test]
+    fn stride_skips_positions() {
+        let input: [f32; 16] = core::array::from_fn(|i| i as f32);
+        let mut out = [0.0; 4];
+        conv2d(&input, Shape::new(1, 4, 4), &spec(1, 1, 2, 0, 1), &[1.0], &[0.0], &mut out).unwrap();
+        assert_eq!(out, [0.0, 2.0, 8.0, 10.0]);
+    }
+
+    #[test]
+    fn wrong_lengths_are_errors() {
+        let mut out = [0.0; 4];
+        let e = conv2d(&[0.0; 15], Shape::new(1, 4, 4), &spec(1, 1, 2, 0, 1), &[1.0], &[0.0], &mut out);
+        assert!(matches!(e, Err(Error::WrongLength { what: "conv input", expected: 16, found: 15 })));
+        let e = conv2d(&[0.0; 16], Shape::new(1, 4, 4), &spec(1, 1, 2, 0, 1), &[], &[0.0], &mut out);
+        assert!(matches!(e, Err(Error::WrongLength { what: "conv weight", .. })));
+    }
+}

@@ -1,0 +1,80 @@
+//! Local Response Normalization across channels (paper §3.3).
+
+use super::{expect_len, output_shape};
+use crate::arch::{Layer, LrnSpec, Shape, MAX_LRN_SIZE};
+use crate::error::Error;
+
+/// Normalizes `values` (`[C, H, W]`) in place:
+/// `b[c] = a[c] / powf(k + alpha' * S, beta)`, `S = sum a[c']^2` over
+/// `c' in [c - n/2, c + n/2]` clipped to the existing channels, `alpha'` from
+/// [`LrnSpec::alpha_effective`].
+///
+/// Accumulation order: `S` starts at 0.0 and adds `a[c'] * a[c']` for ascending `c'`; then
+/// `alpha' * S`, then `k +`, then `libm::powf`, then the division: one rounding each.
+/// `libm` is pure Rust, so the result is the same on every target.
+///
+/// In place, to spare the arena a second copy of conv1's output: for each pixel a ring of
+/// `n` slots keeps the original values of the channels still inside the window.
+pub fn lrn_in_place(values: &mut [f32], shape: Shape, spec: &LrnSpec) -> Result<(), Error> {
+    output_shape(&Layer::Lrn(*spec), shape)?;
+    expect_len("lrn input", shape.len(), values.len())?;
+    let n = spec.size as usize;
+    let half = n / 2;
+    let channels = shape.c;
+    let plane = shape.plane();
+    let alpha = spec.alpha_effective();
+    let mut ring = [0.0f32; MAX_LRN_SIZE as usize];
+    for pixel in 0..plane {
+        let at = |c: usize| c * plane + pixel;
+        for c in 0..half.min(channels) {
+            ring[c % n] = values.get(at(c)).copied().unwrap_or(0.0);
+        }
+        for c in 0..channels {
+            let ahead = c + half;
+            if ahead < channels {
+                ring[ahead % n] = values.get(at(ahead)).copied().unwrap_or(0.0);
+            }
+            let last = (c + half).min(channels - 1);
+            let mut sum = 0.0f32;
+            for j in c.saturating_sub(half)..=last {
+                let v = ring[j % n];
+                sum += v * v;
+            }
+            let denominator = libm::powf(spec.k + alpha * sum, spec.beta);
+            if let Some(out) = values.get_mut(at(c)) {
+                *out = ring[c % n] / denominator;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::LrnConvention;
+
+    #[test]
+    fn edges_clip_the_window() {
+        // Three channels, one pixel, n = 3 (half = 1), alpha = 1, beta = 1, k = 1, paper form.
+        let spec = LrnSpec { size: 3, alpha: 1.0, beta: 1.0, k: 1.0, convention: LrnConvention::Paper };
+        let mut v = [1.0, 2.0, 3.0];
+        lrn_in_place(&mut v, Shape::new(3, 1, 1), &spec).unwrap();
+        assert_eq!(v, [1.0 / 6.0, 2.0 / 15.0, 3.0 / 14.0]);
+    }
+
+    #[test]
+    fn alpha_over_n_divides_alpha() {
+        let spec =
+            LrnSpec { size: 3, alpha: 3.0, beta: 1.0, k: 1.0, convention: LrnConvention::AlphaOverN };
+        let mut v = [1.0, 2.0, 3.0];
+        lrn_in_place(&mut v, Shape::new(3, 1, 1), &spec).unwrap();
+        assert_eq!(v, [1.0 / 6.0, 2.0 / 15.0, 3.0 / 14.0]);
+    }
+
+    #[test]
+    fn even_size_is_refused() {
+        let spec = LrnSpec { size: 4, alpha: 1.0, beta: 1.0, k: 1.0, convention: LrnConvention::Paper };
+        assert!(lrn_in_place(&mut [0.0; 4], Shape::new(4, 1, 1), &spec).is_err());
+    }
+}

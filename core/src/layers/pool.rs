@@ -1,0 +1,113 @@
+//! Max pooling and PyTorch's adaptive average pooling.
+
+use super::{expect_len, output_shape};
+use crate::arch::{Layer, PoolSpec, Shape};
+use crate::error::Error;
+
+/// Max over each `window x window` (no padding, floor mode). The window is scanned row by
+/// row from its top-left value; a later value replaces the maximum when it is greater or
+/// NaN, so NaN propagates as in PyTorch.
+pub fn max_pool(
+    input: &[f32],
+    in_shape: Shape,
+    spec: &PoolSpec,
+    output: &mut [f32],
+) -> Result<Shape, Error> {
+    let out_shape = output_shape(&Layer::MaxPool(*spec), in_shape)?;
+    expect_len("maxpool input", in_shape.len(), input.len())?;
+    expect_len("maxpool output", out_shape.len(), output.len())?;
+    let (win, s) = (spec.window as usize, spec.stride as usize);
+    let planes = input.chunks_exact(in_shape.plane()).zip(output.chunks_exact_mut(out_shape.plane()));
+    for (in_plane, out_plane) in planes {
+        for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w).enumerate() {
+            let rows = in_plane.chunks_exact(in_shape.w).skip(oy * s).take(win);
+            for (ox, out) in out_row.iter_mut().enumerate() {
+                let mut m = f32::NEG_INFINITY;
+                let mut first = true;
+                for row in rows.clone() {
+                    for &v in row.iter().skip(ox * s).take(win) {
+                        if first || v > m || v.is_nan() {
+                            m = v;
+                            first = false;
+                        }
+                    }
+                }
+                *out = m;
+            }
+        }
+    }
+    Ok(out_shape)
+}
+
+/// PyTorch's adaptive window for output index `i` of `out` over `n` inputs:
+/// `[floor(i * n / out), ceil((i + 1) * n / out))`.
+pub const fn adaptive_window(i: usize, n: usize, out: usize) -> (usize, usize) {
+    (i * n / out, ((i + 1) * n).div_ceil(out))
+}
+
+/// Averages each adaptive window: the sum starts at 0.0 and adds the window's values row by
+/// row, then is divided by the count (as f32). With equal sizes every window holds one value
+/// and the layer is the exact identity.
+pub fn adaptive_avg_pool(
+    input: &[f32],
+    in_shape: Shape,
+    out_h: u32,
+    out_w: u32,
+    output: &mut [f32],
+) -> Result<Shape, Error> {
+    let out_shape = output_shape(&Layer::AdaptiveAvgPool { out_h, out_w }, in_shape)?;
+    expect_len("avgpool input", in_shape.len(), input.len())?;
+    expect_len("avgpool output", out_shape.len(), output.len())?;
+    let planes = input.chunks_exact(in_shape.plane()).zip(output.chunks_exact_mut(out_shape.plane()));
+    for (in_plane, out_plane) in planes {
+        for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w).enumerate() {
+            let (y0, y1) = adaptive_window(oy, in_shape.h, out_shape.h);
+            for (ox, out) in out_row.iter_mut().enumerate() {
+                let (x0, x1) = adaptive_window(ox, in_shape.w, out_shape.w);
+                let mut sum = 0.0f32;
+                for row in in_plane.chunks_exact(in_shape.w).skip(y0).take(y1 - y0) {
+                    for &v in row.iter().skip(x0).take(x1 - x0) {
+                        sum += v;
+                    }
+                }
+                *out = sum / ((y1 - y0) * (x1 - x0)) as f32;
+            }
+        }
+    }
+    Ok(out_shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_pool_by_hand() {
+        let input: [f32; 25] = core::array::from_fn(|i| i as f32);
+        let mut out = [0.0; 4];
+        let s = max_pool(&input, Shape::new(1, 5, 5), &PoolSpec { window: 3, stride: 2 }, &mut out)
+            .unwrap();
+        assert_eq!(s, Shape::new(1, 2, 2));
+        assert_eq!(out, [12.0, 14.0, 22.0, 24.0]);
+    }
+
+    #[test]
+    fn nan_propagates() {
+        let mut out = [0.0; 1];
+        max_pool(&[1.0, f32::NAN, 3.0, 2.0], Shape::new(1, 2, 2), &PoolSpec { window: 2, stride: 2 }, &mut out)
+            .unwrap();
+        assert!(out[0].is_nan());
+    }
+
+    #[test]
+    fn adaptive_windows_match_pytorch() {
+        // 5 -> 3: [0,2), [1,4), [3,5)
+        assert_eq!(adaptive_window(0, 5, 3), (0, 2));
+        assert_eq!(adaptive_window(1, 5, 3), (1, 4));
+        assert_eq!(adaptive_window(2, 5, 3), (3, 5));
+        let input = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let mut out = [0.0; 3];
+        adaptive_avg_pool(&input, Shape::new(1, 1, 5), 1, 3, &mut out).unwrap();
+        assert_eq!(out, [1.5, 3.0, 4.5]);
+    }
+}

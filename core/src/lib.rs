@@ -1,0 +1,25 @@
+//! `alexnet-core`: the AlexNet forward pass for machines with no OS and no heap.
+//!
+//! * [`arch`] describes a network as `const` data; shapes, parameter counts, MACs and the
+//!   activation arena are `const fn` results, so firmware sizes its buffers at compile time.
+//! * [`layers`] holds the f32 kernels. Their accumulation order is part of the contract
+//!   (`docs/numerics-f32.md`): every conforming implementation gives bit-identical results.
+//! * [`model`] parses and validates a model blob once (`docs/model-format.md`) and then runs
+//!   [`Model::forward`] on zero-copy views of its tensors.
+//!
+//! Nothing here allocates or panics on any input: every failure is an [`Error`].
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod arch;
+mod error;
+pub mod layers;
+pub mod model;
+
+pub use arch::{builtin, Arch, Layer, Shape};
+pub use error::{ArchError, ArchProblem, Error, TensorRole};
+pub use model::{Aligned, Model, Preprocess};
+
+#[cfg(test)]
+extern crate std;

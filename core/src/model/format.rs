@@ -1,0 +1,181 @@
+//! Constants and record encodings of the model blob (`docs/model-format.md`). The host's blob
+//! writer uses these too, so reader and writer cannot drift apart.
+
+use crate::arch::{ConvSpec, Layer, LrnConvention, LrnSpec, PoolSpec};
+use crate::error::{ArchError, ArchProblem};
+
+/// First eight bytes of every blob.
+pub const MAGIC: [u8; 8] = *b"ALXNBLOB";
+/// The newest format version this build reads and writes.
+pub const VERSION: u16 = 1;
+/// Size of the fixed header.
+pub const HEADER_BYTES: usize = 32;
+/// Size of one section-table entry.
+pub const SECTION_ENTRY_BYTES: usize = 16;
+/// Most sections a blob may have.
+pub const MAX_SECTIONS: usize = 16;
+/// Size of the ARCH section's fixed part (name, input shape, layer count, reserved).
+pub const ARCH_HEADER_BYTES: usize = 32;
+/// Bytes of the ARCH name field (UTF-8, zero-padded).
+pub const ARCH_NAME_BYTES: usize = 16;
+/// Size of one layer record.
+pub const LAYER_RECORD_BYTES: usize = 32;
+/// Size of the PREP section.
+pub const PREP_BYTES: usize = 32;
+/// Size of one tensor-table entry.
+pub const TENSOR_ENTRY_BYTES: usize = 48;
+/// Every tensor's data starts at a multiple of this offset from the blob's start.
+pub const TENSOR_ALIGN: usize = 64;
+/// Alignment the blob's start must have in memory for zero-copy f32 views.
+pub const BLOB_ALIGN: usize = 4;
+/// Layer index of tensors that belong to the model, not a layer (mean, std).
+pub const MODEL_LEVEL: u32 = u32::MAX;
+
+/// Section tags.
+pub mod tag {
+    /// Architecture descriptor (required).
+    pub const ARCH: [u8; 4] = *b"ARCH";
+    /// Preprocessing metadata (required).
+    pub const PREP: [u8; 4] = *b"PREP";
+    /// Class labels (optional).
+    pub const LABL: [u8; 4] = *b"LABL";
+    /// Tensor table (required).
+    pub const TENS: [u8; 4] = *b"TENS";
+}
+
+/// Tensor data types.
+pub mod dtype {
+    /// IEEE-754 binary32, little-endian.
+    pub const F32: u32 = 0;
+}
+
+/// Tensor role codes.
+pub mod role {
+    /// Weights.
+    pub const WEIGHT: u32 = 0;
+    /// Biases.
+    pub const BIAS: u32 = 1;
+    /// Preprocessing mean.
+    pub const MEAN: u32 = 2;
+    /// Preprocessing std.
+    pub const STD: u32 = 3;
+}
+
+/// Layer kind codes of the layer records.
+pub mod kind {
+    /// Convolution: out_channels, kernel, stride, padding, groups.
+    pub const CONV: u32 = 1;
+    /// ReLU.
+    pub const RELU: u32 = 2;
+    /// LRN: size, alpha bits, beta bits, k bits, convention (0 paper, 1 alpha/n).
+    pub const LRN: u32 = 3;
+    /// Max pool: window, stride.
+    pub const MAX_POOL: u32 = 4;
+    /// Adaptive average pool: out_h, out_w.
+    pub const ADAPTIVE_AVG_POOL: u32 = 5;
+    /// Flatten.
+    pub const FLATTEN: u32 = 6;
+    /// Linear: out_features.
+    pub const LINEAR: u32 = 7;
+    /// Dropout: p bits.
+    pub const DROPOUT: u32 = 8;
+    /// Softmax.
+    pub const SOFTMAX: u32 = 9;
+}
+
+/// A layer record: the kind code followed by seven fields; unused fields are zero.
+pub type LayerRecord = [u32; 8];
+
+/// Encodes a layer as its record.
+pub fn encode_layer(layer: &Layer) -> LayerRecord {
+    match *layer {
+        Layer::Conv(c) => {
+            [kind::CONV, c.out_channels, c.kernel, c.stride, c.padding, c.groups, 0, 0]
+        }
+        Layer::Relu => [kind::RELU, 0, 0, 0, 0, 0, 0, 0],
+        Layer::Lrn(l) => {
+            let convention = match l.convention {
+                LrnConvention::Paper => 0,
+                LrnConvention::AlphaOverN => 1,
+            };
+            let (a, b, k) = (l.alpha.to_bits(), l.beta.to_bits(), l.k.to_bits());
+            [kind::LRN, l.size, a, b, k, convention, 0, 0]
+        }
+        Layer::MaxPool(p) => [kind::MAX_POOL, p.window, p.stride, 0, 0, 0, 0, 0],
+        Layer::AdaptiveAvgPool { out_h, out_w } => {
+            [kind::ADAPTIVE_AVG_POOL, out_h, out_w, 0, 0, 0, 0, 0]
+        }
+        Layer::Flatten => [kind::FLATTEN, 0, 0, 0, 0, 0, 0, 0],
+        Layer::Linear { out_features } => [kind::LINEAR, out_features, 0, 0, 0, 0, 0, 0],
+        Layer::Dropout { p } => [kind::DROPOUT, p.to_bits(), 0, 0, 0, 0, 0, 0],
+        Layer::Softmax => [kind::SOFTMAX, 0, 0, 0, 0, 0, 0, 0],
+    }
+}
+
+/// Decodes a layer record; `index` only labels the error. Shapes are checked later, by
+/// [`crate::Arch::plan`].
+pub fn decode_layer(record: &LayerRecord, index: usize) -> Result<Layer, ArchError> {
+    let err = |problem| ArchError { layer: index, problem };
+    let [code, a, b, c, d, e, f, g] = *record;
+    // Number of meaningful fields per kind; the rest must be zero.
+    let (layer, used) = match code {
+        kind::CONV => (
+            Layer::Conv(ConvSpec { out_channels: a, kernel: b, stride: c, padding: d, groups: e }),
+            5,
+        ),
+        kind::RELU => (Layer::Relu, 0),
+        kind::LRN => {
+            let convention = match e {
+                0 => LrnConvention::Paper,
+                1 => LrnConvention::AlphaOverN,
+                _ => return Err(err(ArchProblem::BadConstant)),
+            };
+            let spec = LrnSpec {
+                size: a,
+                alpha: f32::from_bits(b),
+                beta: f32::from_bits(c),
+                k: f32::from_bits(d),
+                convention,
+            };
+            (Layer::Lrn(spec), 5)
+        }
+        kind::MAX_POOL => (Layer::MaxPool(PoolSpec { window: a, stride: b }), 2),
+        kind::ADAPTIVE_AVG_POOL => (Layer::AdaptiveAvgPool { out_h: a, out_w: b }, 2),
+        kind::FLATTEN => (Layer::Flatten, 0),
+        kind::LINEAR => (Layer::Linear { out_features: a }, 1),
+        kind::DROPOUT => (Layer::Dropout { p: f32::from_bits(a) }, 1),
+        kind::SOFTMAX => (Layer::Softmax, 0),
+        _ => return Err(err(ArchProblem::UnknownLayerKind)),
+    };
+    if [a, b, c, d, e, f, g].iter().skip(used).any(|&x| x != 0) {
+        return Err(err(ArchProblem::NonZeroReserved));
+    }
+    Ok(layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builtin::ALL;
+
+    #[test]
+    fn every_builtin_layer_round_trips() {
+        for arch in ALL {
+            for (i, layer) in arch.layers.iter().enumerate() {
+                assert_eq!(decode_layer(&encode_layer(layer), i), Ok(*layer));
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_kinds_and_stray_fields_are_refused() {
+        assert_eq!(
+            decode_layer(&[99, 0, 0, 0, 0, 0, 0, 0], 3),
+            Err(ArchError { layer: 3, problem: ArchProblem::UnknownLayerKind })
+        );
+        assert_eq!(
+            decode_layer(&[kind::RELU, 1, 0, 0, 0, 0, 0, 0], 0),
+            Err(ArchError { layer: 0, problem: ArchProblem::NonZeroReserved })
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! A parsed model and its forward pass.
+//!
+//! ```
+//! # fn run(blob: &[u8], image: &[f32]) -> Result<usize, alexnet_core::Error> {
+//! use alexnet_core::Model;
+//! let model = Model::parse(blob)?;                   // validates everything, once
+//! let mut arena = [0u8; alexnet_core::builtin::MICRO.arena_bytes_f32()];
+//! let mut logits = [0.0f32; 10];
+//! model.forward(image, &mut arena, &mut logits)?;
+//! let mut best = [0usize; 1];
+//! alexnet_core::layers::top_k(&logits, &mut best);
+//! # Ok(best[0]) }
+//! ```
+
+mod blob;
+pub mod format;
+mod labels;
+mod preprocess;
+
+pub use labels::Labels;
+pub use preprocess::{ChannelOrder, Mean, Preprocess};
+
+use crate::arch::{Arch, Layer, Plan, Shape, Side, ARENA_ALIGN, MAX_LAYERS};
+use crate::error::Error;
+use crate::layers;
+
+/// The weight and bias of a convolution or linear layer, borrowed from the blob.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Params<'a> {
+    /// Weights, PyTorch layout.
+    pub weight: &'a [f32],
+    /// Biases.
+    pub bias: &'a [f32],
+}
+
+/// A validated model: architecture, weights, preprocessing and labels, all borrowed from the
+/// blob. Creating one checks everything; using one cannot fail on the model's account.
+#[derive(Clone, Debug)]
+pub struct Model<'a> {
+    name: &'a str,
+    input: Shape,
+    layers: [Layer; MAX_LAYERS],
+    layer_count: usize,
+    params: [Option<Params<'a>>; MAX_LAYERS],
+    plan: Plan,
+    preprocess: Preprocess<'a>,
+    labels: Option<Labels<'a>>,
+}
+
+impl<'a> Model<'a> {
+    /// Parses and validates a blob (see `docs/model-format.md`). The blob must start at a
+    /// 4-byte-aligned address; [`include_model!`](crate::include_model) and the host loader
+    /// guarantee that.
+    pub fn parse(blob: &'a [u8]) -> Result<Self, Error> {
+        blob::parse(blob)
+    }
+
+    fn empty(name: &'a str, input: Shape) -> Self {
+        Model {
+            name,
+            input,
+            layers: [Layer::Relu; MAX_LAYERS],
+            layer_count: 0,
+            params: [None; MAX_LAYERS],
+            plan: Plan { output: input, params: 0, macs: 0, arena_elems: 0, largest_activation: 0 },
+            preprocess: Preprocess {
+                resize: 0,
+                channel_order: ChannelOrder::Gray,
+                pixel_scale: 1.0,
+                mean: Mean::None,
+                std: None,
+            },
+            labels: None,
+        }
+    }
+
+    /// The layers.
+    pub fn layers(&self) -> &[Layer] {
+        self.layers.get(..self.layer_count).unwrap_or(&[])
+    }
+
+    /// The architecture descriptor carried by the blob.
+    pub fn arch(&self) -> Arch<'_> {
+        Arch { name: self.name, input: self.input, layers: self.layers() }
+    }
+
+    /// Shapes, parameter count, MACs and arena size.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Bytes of arena [`Model::forward`] needs (including alignment slack).
+    pub fn arena_bytes(&self) -> usize {
+        self.plan.arena_elems * 4 + (ARENA_ALIGN - 1)
+    }
+
+    /// Input elements (`C * H * W`).
+    pub fn input_len(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.plan.output.len()
+    }
+
+    /// The weights of layer `i`, if it has any.
+    pub fn params(&self, i: usize) -> Option<Params<'a>> {
+        self.params.get(i).copied().flatten()
+    }
+
+    /// How images become input.
+    pub fn preprocess(&self) -> &Preprocess<'a> {
+        &self.preprocess
+    }
+
+    /// Class labels, if the blob has them.
+    pub fn labels(&self) -> Option<&Labels<'a>> {
+        self.labels.as_ref()
+    }
+
+    /// Runs the network on `input` (`[C, H, W]`, preprocessed), writing the logits (the
+    /// values before any softmax). `arena` needs [`Model::arena_bytes`] bytes, any alignment.
+    pub fn forward(&self, input: &[f32], arena: &mut [u8], logits: &mut [f32]) -> Result<(), Error> {
+        self.forward_observed(input, arena, logits, |_, _, _| {})
+    }
+
+    /// [`Model::forward`], calling `observe(layer, shape, activation)` after every layer; the
+    /// debugging and comparison tools use it to see inside the network.
+    pub fn forward_observed<F>(
+        &self,
+        input: &[f32],
+        arena: &mut [u8],
+        logits: &mut [f32],
+        mut observe: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(usize, Shape, &[f32]),
+    {
+        layers::expect_len("input", self.input.len(), input.len())?;
+        layers::expect_len("logits", self.classes(), logits.len())?;
+        let needed = self.arena_bytes();
+        let arena = aligned_arena(arena, self.plan.arena_elems, needed)?;
+        let too_small = Error::BufferTooSmall { what: "arena", needed, found: arena.len() * 4 };
+        let mut side = Side::Input;
+        let mut shape = self.input;
+        for (i, layer) in self.layers().iter().enumerate() {
+            let out_shape = layers::output_shape(layer, shape)?;
+            if layer.in_place() {
+                if side == Side::Input {
+                    arena.get_mut(..input.len()).ok_or(too_small)?.copy_from_slice(input);
+                    side = Side::Low;
+                }
+                let buf = region_mut(arena, side, shape.len()).ok_or(too_small)?;
+                match layer {
+                    Layer::Relu => layers::relu_in_place(buf),
+                    Layer::Lrn(spec) => layers::lrn_in_place(buf, shape, spec)?,
+                    _ => {} // Dropout, Flatten, Softmax: nothing to compute at inference.
+                }
+            } else {
+                let (src, dst) =
+                    split(arena, input, side, shape.len(), out_shape.len()).ok_or(too_small)?;
+                match layer {
+                    Layer::Conv(spec) => {
+                        let p = self.params(i).ok_or(Error::MissingTensor {
+                            layer: i,
+                            role: crate::TensorRole::Weight,
+                        })?;
+                        layers::conv2d(src, shape, spec, p.weight, p.bias, dst)?;
+                    }
+                    Layer::Linear { .. } => {
+                        let p = self.params(i).ok_or(Error::MissingTensor {
+                            layer: i,
+                            role: crate::TensorRole::Weight,
+                        })?;
+                        layers::linear(src, p.weight, p.bias, dst)?;
+                    }
+                    Layer::MaxPool(spec) => {
+                        layers::max_pool(src, shape, spec, dst)?;
+                    }
+                    Layer::AdaptiveAvgPool { out_h, out_w } => {
+                        layers::adaptive_avg_pool(src, shape, *out_h, *out_w, dst)?;
+                    }
+                    _ => {}
+                }
+                side = side.opposite();
+            }
+            observe(i, out_shape, region_mut(arena, side, out_shape.len()).ok_or(too_small)?);
+            shape = out_shape;
+        }
+        let out = region_mut(arena, side, shape.len()).ok_or(too_small)?;
+        logits.copy_from_slice(out);
+        Ok(())
+    }
+}
+
+/// The part of `arena` aligned to [`ARENA_ALIGN`], as `elems` f32s.
+fn aligned_arena(arena: &mut [u8], elems: usize, needed: usize) -> Result<&mut [f32], Error> {
+    let found = arena.len();
+    let skip = arena.as_ptr().align_offset(ARENA_ALIGN);
+    let bytes = skip
+        .checked_add(elems.saturating_mul(4))
+        .and_then(|end| arena.get_mut(skip..end))
+        .ok_or(Error::BufferTooSmall { what: "arena", needed, found })?;
+    bytemuck::try_cast_slice_mut(bytes).map_err(|_| Error::Misaligned {
+        what: "arena",
+        offset: skip,
+        align: ARENA_ALIGN,
+    })
+}
+
+/// The activation of length `len` at `side` of the arena.
+fn region_mut(arena: &mut [f32], side: Side, len: usize) -> Option<&mut [f32]> {
+    match side {
+        Side::Input | Side::Low => arena.get_mut(..len),
+        Side::High => {
+            let start = arena.len().checked_sub(len)?;
+            arena.get_mut(start..)
+        }
+    }
+}
+
+/// The source activation (length `in_len`, at `side`) and the destination (length
+/// `out_len`, at the opposite side) of an out-of-place layer.
+fn split<'b>(
+    arena: &'b mut [f32],
+    input: &'b [f32],
+    side: Side,
+    in_len: usize,
+    out_len: usize,
+) -> Option<(&'b [f32], &'b mut [f32])> {
+    let total = arena.len();
+    match side {
+        Side::Input => Some((input, arena.get_mut(..out_len)?)),
+        Side::Low => {
+            let (low, high) = arena.split_at_mut_checked(total.checked_sub(out_len)?)?;
+            Some((low.get(..in_len)?, high))
+        }
+        Side::High => {
+            let (low, high) = arena.split_at_mut_checked(total.checked_sub(in_len)?)?;
+            Some((high, low.get_mut(..out_len)?))
+        }
+    }
+}
+
+/// Aligns its content to 64 bytes, so that `include_bytes!` data can be parsed in place.
+#[repr(C, align(64))]
+pub struct Aligned<B: ?Sized>(pub B);
+
+/// Includes a model blob in the binary (flash, on a microcontroller), aligned for zero-copy
+/// parsing: `let model = Model::parse(include_model!("micro.blob"))?;`
+#[macro_export]
+macro_rules! include_model {
+    ($path:expr) => {{
+        static ALIGNED: &$crate::Aligned<[u8]> = &$crate::Aligned(*include_bytes!($path));
+        &ALIGNED.0
+    }};
+}
