@@ -153,10 +153,6 @@ fn read_arch(arch: &[u8]) -> Result<Model<'_>, Error> {
     if arch.len() != expected_len {
         return Err(Error::BadField { field: "ARCH section length", found: arch.len() as u32 });
     }
-    let reserved = field(4)? | field(5)? | field(6)? | field(7)?;
-    if reserved != 0 {
-        return Err(Error::BadField { field: "ARCH reserved words", found: reserved });
-    }
     let mut model = Model::empty(name, input);
     let records = arch.get(format::ARCH_HEADER_BYTES..).unwrap_or(&[]);
     for (i, (slot, rec)) in

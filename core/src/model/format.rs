@@ -14,7 +14,7 @@ pub const HEADER_BYTES: usize = 32;
 pub const SECTION_ENTRY_BYTES: usize = 16;
 /// Most sections a blob may have.
 pub const MAX_SECTIONS: usize = 16;
-/// Size of the ARCH section's fixed part (name, input shape, layer count, reserved).
+/// Size of the ARCH section's fixed part (name, input shape, layer count).
 pub const ARCH_HEADER_BYTES: usize = 32;
 /// Bytes of the ARCH name field (UTF-8, zero-padded).
 pub const ARCH_NAME_BYTES: usize = 16;

@@ -1,1 +1,108 @@
-fn main(){}
+//! `alexnet`: make, inspect and run AlexNet model blobs with `alexnet-core`.
+
+mod extract;
+mod infer;
+mod info;
+mod init;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "alexnet", version, about = "Make, inspect and run AlexNet model blobs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a blob with random weights (the paper's initialization) for a built-in net.
+    Init {
+        /// Built-in architecture: paper, caffe, torchvision or micro.
+        #[arg(long, default_value = "paper")]
+        arch: String,
+        /// Random seed; the same seed gives the same blob.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Print a blob's layer table: output shapes, parameters, MACs, arena bytes.
+    Info {
+        /// Model blob.
+        model: PathBuf,
+    },
+    /// Classify images (JPEG or PNG) and print the top classes.
+    Infer {
+        /// Model blob.
+        model: PathBuf,
+        /// Images to classify.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// How many classes to print per image.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Write the logits of all images as a NumPy array `[images, classes]`.
+        #[arg(long)]
+        logits_out: Option<PathBuf>,
+    },
+    /// Write images of an IDX file (MNIST, Fashion-MNIST; gzip or plain) as PNG files named
+    /// `<index>_<label>.png`, to make real test images for `infer`.
+    ExtractIdx {
+        /// IDX image file (`*-images-idx3-ubyte[.gz]`).
+        images: PathBuf,
+        /// Matching IDX label file, to put the label in the names.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// First image to write.
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        /// Number of images to write.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// Enlarge each image this many times (nearest neighbour), e.g. 8 for ImageNet-sized
+        /// nets.
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        /// Output folder (created if missing).
+        #[arg(short, long)]
+        out_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init { arch, seed, output } => init::run(&arch, seed, &output),
+        Command::Info { model } => info::run(&model),
+        Command::Infer { model, images, top, logits_out } => {
+            infer::run(&model, &images, top, logits_out.as_deref())
+        }
+        Command::ExtractIdx { images, labels, first, count, scale, out_dir } => {
+            extract::run(&images, labels.as_deref(), first, count, scale, &out_dir)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub(crate) fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}

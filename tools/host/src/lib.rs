@@ -1,1 +1,21 @@
-//! placeholder
+//! Host-side companion of `alexnet-core`: everything that needs `std`.
+//!
+//! * [`spec`]: an owned model description (architecture, weights, preprocessing, labels) and
+//!   the blob writer that serializes it in the core's format.
+//! * [`init`]: the paper's random initialization.
+//! * [`defaults`]: per-architecture preprocessing and labels.
+//! * [`blob_file`]: reading a blob from disk into aligned memory.
+//! * [`image_input`]: decoding, resizing, cropping and normalizing images for a model.
+//! * [`idx`]: Fashion-MNIST / MNIST IDX files (optionally gzip-compressed).
+//! * [`npy`]: writing NumPy `.npy` arrays.
+
+pub mod blob_file;
+pub mod defaults;
+pub mod idx;
+pub mod image_input;
+pub mod init;
+pub mod npy;
+pub mod spec;
+
+pub use blob_file::BlobFile;
+pub use spec::{LayerParams, MeanSpec, ModelSpec, PreprocessSpec};
