@@ -1,0 +1,296 @@
+//! The model blob: round trips, and a corpus of malformed blobs that must all be refused
+//! with a clear error, never a panic.
+
+use alexnet_core::builtin::{MICRO, PAPER};
+use alexnet_core::model::format::{self, tag};
+use alexnet_core::{ArchProblem, Error, Model, TensorRole};
+use alexnet_host::init::paper_init;
+use alexnet_host::{BlobFile, ModelSpec};
+
+fn micro_blob() -> Vec<u8> {
+    paper_init(&MICRO, 1).unwrap().to_blob().unwrap()
+}
+
+fn parse(bytes: &[u8]) -> Result<(), Error> {
+    let file = BlobFile::from_bytes(bytes, "test");
+    Model::parse(file.bytes()).map(|_| ())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn set_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Offset and length of a section.
+fn section(b: &[u8], t: [u8; 4]) -> (usize, usize) {
+    let n = u32_at(b, 20) as usize;
+    (0..n)
+        .map(|i| format::HEADER_BYTES + i * format::SECTION_ENTRY_BYTES)
+        .find(|&at| b[at..at + 4] == t)
+        .map(|at| (u32_at(b, at + 4) as usize, u32_at(b, at + 8) as usize))
+        .unwrap()
+}
+
+/// Recomputes the header's CRC after a deliberate edit, so the edit reaches the validation
+/// behind the checksum.
+fn fix_crc(b: &mut [u8]) {
+    let crc = crc32fast::hash(&b[format::HEADER_BYTES..]);
+    set_u32(b, 16, crc);
+}
+
+/// Offset of the tensor-table entry for (layer, role).
+fn tensor_entry(b: &[u8], layer: u32, role: u32) -> usize {
+    let (tens, _) = section(b, tag::TENS);
+    let count = u32_at(b, tens) as usize;
+    (0..count)
+        .map(|i| tens + 4 + i * format::TENSOR_ENTRY_BYTES)
+        .find(|&at| u32_at(b, at) == layer && u32_at(b, at + 4) == role)
+        .unwrap()
+}
+
+/// Where the first tensor's data starts: everything before it is header and tables.
+fn metadata_end(b: &[u8]) -> usize {
+    let (tens, _) = section(b, tag::TENS);
+    u32_at(b, tens + 4 + 32) as usize
+}
+
+#[test]
+fn round_trip_keeps_everything() {
+    for arch in [&MICRO, &PAPER] {
+        let spec = paper_init(arch, 3).unwrap();
+        let blob = spec.to_blob().unwrap();
+        let file = BlobFile::from_bytes(&blob, arch.name);
+        let model = file.model().unwrap();
+        assert_eq!(ModelSpec::from_model(&model), spec, "{}", arch.name);
+        assert_eq!(model.arch().plan(), arch.plan());
+        assert_eq!(model.labels().map(|l| l.len()), Some(arch.classes()));
+        // Writing the parsed model again gives the same bytes.
+        assert_eq!(ModelSpec::from_model(&model).to_blob().unwrap(), blob);
+    }
+}
+
+#[test]
+fn tensors_are_aligned_and_zero_copy() {
+    let blob = micro_blob();
+    let file = BlobFile::from_bytes(&blob, "micro");
+    let model = file.model().unwrap();
+    let base = file.bytes().as_ptr() as usize;
+    for i in 0..model.layers().len() {
+        if let Some(p) = model.params(i) {
+            for t in [p.weight, p.bias] {
+                let offset = t.as_ptr() as usize - base;
+                assert_eq!(offset % format::TENSOR_ALIGN, 0, "layer {i}");
+                assert!(offset + t.len() * 4 <= blob.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    let blob = micro_blob();
+    let meta = metadata_end(&blob);
+    let lengths = (0..=meta).chain((meta..blob.len()).step_by(997));
+    for len in lengths {
+        match parse(&blob[..len]) {
+            Err(Error::Truncated { .. } | Error::LengthMismatch { .. } | Error::BadMagic) => {}
+            other => panic!("truncated to {len}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_flipped_header_byte_is_refused() {
+    let blob = micro_blob();
+    for at in 0..metadata_end(&blob) {
+        let mut b = blob.clone();
+        b[at] ^= 0xff;
+        assert!(parse(&b).is_err(), "flipping byte {at} went unnoticed");
+    }
+}
+
+#[test]
+fn flips_behind_a_valid_crc_never_panic() {
+    // Each byte of the header and tables flipped with the CRC recomputed: the structural
+    // checks alone must catch what matters. A flip may still give a valid model (a different
+    // LRN constant, say); then running it must not panic either.
+    let blob = micro_blob();
+    let mut refused = 0;
+    let meta = metadata_end(&blob);
+    for at in format::HEADER_BYTES..meta {
+        for mask in [0x01u8, 0x80, 0xff] {
+            let mut b = blob.clone();
+            b[at] ^= mask;
+            fix_crc(&mut b);
+            let file = BlobFile::from_bytes(&b, "flipped");
+            match Model::parse(file.bytes()) {
+                Err(_) => refused += 1,
+                Ok(model) => {
+                    let mut arena = vec![0u8; model.arena_bytes()];
+                    let mut logits = vec![0.0; model.classes()];
+                    let input = vec![0.5; model.input_len()];
+                    model.forward(&input, &mut arena, &mut logits).unwrap();
+                }
+            }
+        }
+    }
+    assert!(refused > (meta - format::HEADER_BYTES) * 2, "only {refused} refused");
+}
+
+#[test]
+fn header_errors_say_what_is_wrong() {
+    let blob = micro_blob();
+    let mut b = blob.clone();
+    b[0] = b'X';
+    assert_eq!(parse(&b), Err(Error::BadMagic));
+
+    let mut b = blob.clone();
+    set_u32(&mut b, 8, 2 | (32 << 16));
+    assert_eq!(parse(&b), Err(Error::UnsupportedVersion { found: 2, newest_supported: 1 }));
+    assert!(Error::UnsupportedVersion { found: 2, newest_supported: 1 }.to_string().contains("upgrade"));
+
+    let mut b = blob.clone();
+    b.push(0);
+    assert_eq!(parse(&b), Err(Error::LengthMismatch { header: blob.len(), actual: blob.len() + 1 }));
+
+    let mut b = blob.clone();
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    assert!(matches!(parse(&b), Err(Error::Checksum { .. })));
+}
+
+#[test]
+fn a_misaligned_blob_is_refused_not_misread() {
+    let blob = micro_blob();
+    let mut storage = vec![0u64; blob.len() / 8 + 2];
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut storage);
+    bytes[1..1 + blob.len()].copy_from_slice(&blob);
+    assert!(matches!(
+        Model::parse(&bytes[1..1 + blob.len()]),
+        Err(Error::Misaligned { what: "blob start", align: 4, .. })
+    ));
+}
+
+#[test]
+fn descriptor_errors_name_the_layer() {
+    let blob = micro_blob();
+    let (arch, _) = section(&blob, tag::ARCH);
+    let record = |layer: usize, field: usize| arch + format::ARCH_HEADER_BYTES + layer * 32 + 4 * field;
+    let cases: [(usize, usize, u32, usize, ArchProblem); 5] = [
+        (0, 1, 0, 0, ArchProblem::ZeroDimension),              // conv1 with 0 output channels
+        (0, 2, 99, 0, ArchProblem::WindowLargerThanInput),     // 99x99 kernel on 28x28
+        (4, 5, 3, 4, ArchProblem::GroupsDoNotDivideChannels),  // conv2 in 3 groups
+        (2, 1, 4, 2, ArchProblem::BadLrnSize),                 // LRN n = 4
+        (0, 0, 77, 0, ArchProblem::UnknownLayerKind),          // unknown kind code
+    ];
+    for (layer, field, value, at, problem) in cases {
+        let mut b = blob.clone();
+        set_u32(&mut b, record(layer, field), value);
+        fix_crc(&mut b);
+        assert_eq!(
+            parse(&b),
+            Err(Error::Arch(alexnet_core::ArchError { layer: at, problem })),
+            "layer {layer} field {field} = {value}"
+        );
+    }
+    // Absurd sizes overflow nothing: a 2^31-channel input is refused as too large.
+    let mut b = blob.clone();
+    set_u32(&mut b, arch + 16, 1 << 31);
+    fix_crc(&mut b);
+    assert!(matches!(parse(&b), Err(Error::Arch(_)) | Err(Error::BadField { .. })), "{:?}", parse(&b));
+}
+
+#[test]
+fn tensor_errors_name_the_tensor() {
+    let blob = micro_blob();
+    let conv1_weight = tensor_entry(&blob, 0, 0);
+
+    let mut b = blob.clone();
+    set_u32(&mut b, conv1_weight + 16, 16); // dims [16, 1, 3, 3] instead of [32, 1, 3, 3]
+    set_u32(&mut b, conv1_weight + 36, 16 * 9 * 4);
+    fix_crc(&mut b);
+    let e = parse(&b).unwrap_err();
+    assert_eq!(
+        e,
+        Error::TensorShape { layer: 0, role: TensorRole::Weight, expected: [32, 1, 3, 3], found: [16, 1, 3, 3] }
+    );
+    assert_eq!(e.to_string(), "layer 0 weight tensor has shape [16, 1, 3, 3], expected [32, 1, 3, 3]");
+
+    let mut b = blob.clone();
+    set_u32(&mut b, conv1_weight + 32, (blob.len() as u32).next_multiple_of(64)); // beyond the end
+    fix_crc(&mut b);
+    assert!(matches!(parse(&b), Err(Error::OutOfBounds { what: "tensor data", .. })));
+
+    let mut b = blob.clone();
+    let off = u32_at(&b, conv1_weight + 32);
+    set_u32(&mut b, conv1_weight + 32, off + 4); // misaligned
+    fix_crc(&mut b);
+    assert!(matches!(parse(&b), Err(Error::Misaligned { what: "tensor data", .. })));
+
+    let mut b = blob.clone();
+    set_u32(&mut b, conv1_weight, 1); // conv1.weight claimed by the ReLU
+    fix_crc(&mut b);
+    assert_eq!(parse(&b), Err(Error::UnexpectedTensor { layer: 1, role: 0 }));
+
+    let mut b = blob.clone();
+    set_u32(&mut b, conv1_weight + 8, 7); // unknown dtype
+    fix_crc(&mut b);
+    assert_eq!(parse(&b), Err(Error::TensorDtype { layer: 0, role: TensorRole::Weight, found: 7 }));
+
+    // Drop the last table entry (the preprocessing std): the model misses a tensor.
+    let mut b = blob.clone();
+    let (tens, len) = section(&b, tag::TENS);
+    let count = u32_at(&b, tens);
+    set_u32(&mut b, tens, count - 1);
+    let entry = (0..u32_at(&b, 20) as usize)
+        .map(|i| format::HEADER_BYTES + i * format::SECTION_ENTRY_BYTES)
+        .find(|&at| b[at..at + 4] == tag::TENS)
+        .unwrap();
+    set_u32(&mut b, entry + 8, (len - format::TENSOR_ENTRY_BYTES) as u32);
+    fix_crc(&mut b);
+    assert_eq!(parse(&b), Err(Error::MissingTensor { layer: usize::MAX, role: TensorRole::Std }));
+}
+
+#[test]
+fn nan_weights_still_compute() {
+    let mut spec = paper_init(&MICRO, 1).unwrap();
+    spec.params[0].as_mut().unwrap().weight[0] = f32::NAN;
+    let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), "nan");
+    let model = file.model().unwrap();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut logits = [0.0; 10];
+    model.forward(&[1.0; 784], &mut arena, &mut logits).unwrap();
+    assert!(logits.iter().all(|v| v.is_nan()), "{logits:?}");
+}
+
+#[test]
+fn caller_buffers_are_checked() {
+    let blob = micro_blob();
+    let file = BlobFile::from_bytes(&blob, "micro");
+    let model = file.model().unwrap();
+    let needed = model.arena_bytes();
+    let mut logits = [0.0; 10];
+    let input = [0.0; 784];
+    let mut small = vec![0u8; needed - format::TENSOR_ALIGN];
+    assert_eq!(
+        model.forward(&input, &mut small, &mut logits),
+        Err(Error::BufferTooSmall { what: "arena", needed, found: small.len() })
+    );
+    let mut arena = vec![0u8; needed];
+    assert_eq!(
+        model.forward(&input[..783], &mut arena, &mut logits),
+        Err(Error::WrongLength { what: "input", expected: 784, found: 783 })
+    );
+    assert_eq!(
+        model.forward(&input, &mut arena, &mut logits[..9]),
+        Err(Error::WrongLength { what: "logits", expected: 10, found: 9 })
+    );
+    // Any alignment of an arena of arena_bytes() works.
+    for skew in 0..8 {
+        let mut buf = vec![0u8; needed + skew];
+        model.forward(&input, &mut buf[skew..], &mut logits).unwrap();
+    }
+}
