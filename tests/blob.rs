@@ -137,7 +137,10 @@ fn flips_behind_a_valid_crc_never_panic() {
             }
         }
     }
-    assert!(refused > (meta - format::HEADER_BYTES) * 2, "only {refused} refused");
+    assert!(
+        refused > (meta - format::HEADER_BYTES) * 2,
+        "only {refused} refused"
+    );
 }
 
 #[test]
@@ -149,12 +152,29 @@ fn header_errors_say_what_is_wrong() {
 
     let mut b = blob.clone();
     set_u32(&mut b, 8, 2 | (32 << 16));
-    assert_eq!(parse(&b), Err(Error::UnsupportedVersion { found: 2, newest_supported: 1 }));
-    assert!(Error::UnsupportedVersion { found: 2, newest_supported: 1 }.to_string().contains("upgrade"));
+    assert_eq!(
+        parse(&b),
+        Err(Error::UnsupportedVersion {
+            found: 2,
+            newest_supported: 1
+        })
+    );
+    assert!(Error::UnsupportedVersion {
+        found: 2,
+        newest_supported: 1
+    }
+    .to_string()
+    .contains("upgrade"));
 
     let mut b = blob.clone();
     b.push(0);
-    assert_eq!(parse(&b), Err(Error::LengthMismatch { header: blob.len(), actual: blob.len() + 1 }));
+    assert_eq!(
+        parse(&b),
+        Err(Error::LengthMismatch {
+            header: blob.len(),
+            actual: blob.len() + 1
+        })
+    );
 
     let mut b = blob.clone();
     let last = b.len() - 1;
@@ -170,7 +190,11 @@ fn a_misaligned_blob_is_refused_not_misread() {
     bytes[1..1 + blob.len()].copy_from_slice(&blob);
     assert!(matches!(
         Model::parse(&bytes[1..1 + blob.len()]),
-        Err(Error::Misaligned { what: "blob start", align: 4, .. })
+        Err(Error::Misaligned {
+            what: "blob start",
+            align: 4,
+            ..
+        })
     ));
 }
 
@@ -178,13 +202,14 @@ fn a_misaligned_blob_is_refused_not_misread() {
 fn descriptor_errors_name_the_layer() {
     let blob = micro_blob();
     let (arch, _) = section(&blob, tag::ARCH);
-    let record = |layer: usize, field: usize| arch + format::ARCH_HEADER_BYTES + layer * 32 + 4 * field;
+    let record =
+        |layer: usize, field: usize| arch + format::ARCH_HEADER_BYTES + layer * 32 + 4 * field;
     let cases: [(usize, usize, u32, usize, ArchProblem); 5] = [
-        (0, 1, 0, 0, ArchProblem::ZeroDimension),              // conv1 with 0 output channels
-        (0, 2, 99, 0, ArchProblem::WindowLargerThanInput),     // 99x99 kernel on 28x28
-        (4, 5, 3, 4, ArchProblem::GroupsDoNotDivideChannels),  // conv2 in 3 groups
-        (2, 1, 4, 2, ArchProblem::BadLrnSize),                 // LRN n = 4
-        (0, 0, 77, 0, ArchProblem::UnknownLayerKind),          // unknown kind code
+        (0, 1, 0, 0, ArchProblem::ZeroDimension), // conv1 with 0 output channels
+        (0, 2, 99, 0, ArchProblem::WindowLargerThanInput), // 99x99 kernel on 28x28
+        (4, 5, 3, 4, ArchProblem::GroupsDoNotDivideChannels), // conv2 in 3 groups
+        (2, 1, 4, 2, ArchProblem::BadLrnSize),    // LRN n = 4
+        (0, 0, 77, 0, ArchProblem::UnknownLayerKind), // unknown kind code
     ];
     for (layer, field, value, at, problem) in cases {
         let mut b = blob.clone();
@@ -200,7 +225,11 @@ fn descriptor_errors_name_the_layer() {
     let mut b = blob.clone();
     set_u32(&mut b, arch + 16, 1 << 31);
     fix_crc(&mut b);
-    assert!(matches!(parse(&b), Err(Error::Arch(_)) | Err(Error::BadField { .. })), "{:?}", parse(&b));
+    assert!(
+        matches!(parse(&b), Err(Error::Arch(_)) | Err(Error::BadField { .. })),
+        "{:?}",
+        parse(&b)
+    );
 }
 
 #[test]
@@ -215,30 +244,64 @@ fn tensor_errors_name_the_tensor() {
     let e = parse(&b).unwrap_err();
     assert_eq!(
         e,
-        Error::TensorShape { layer: 0, role: TensorRole::Weight, expected: [32, 1, 3, 3], found: [16, 1, 3, 3] }
+        Error::TensorShape {
+            layer: 0,
+            role: TensorRole::Weight,
+            expected: [32, 1, 3, 3],
+            found: [16, 1, 3, 3]
+        }
     );
-    assert_eq!(e.to_string(), "layer 0 weight tensor has shape [16, 1, 3, 3], expected [32, 1, 3, 3]");
+    assert_eq!(
+        e.to_string(),
+        "layer 0 weight tensor has shape [16, 1, 3, 3], expected [32, 1, 3, 3]"
+    );
 
     let mut b = blob.clone();
-    set_u32(&mut b, conv1_weight + 32, (blob.len() as u32).next_multiple_of(64)); // beyond the end
+    set_u32(
+        &mut b,
+        conv1_weight + 32,
+        (blob.len() as u32).next_multiple_of(64),
+    ); // beyond the end
     fix_crc(&mut b);
-    assert!(matches!(parse(&b), Err(Error::OutOfBounds { what: "tensor data", .. })));
+    assert!(matches!(
+        parse(&b),
+        Err(Error::OutOfBounds {
+            what: "tensor data",
+            ..
+        })
+    ));
 
     let mut b = blob.clone();
     let off = u32_at(&b, conv1_weight + 32);
     set_u32(&mut b, conv1_weight + 32, off + 4); // misaligned
     fix_crc(&mut b);
-    assert!(matches!(parse(&b), Err(Error::Misaligned { what: "tensor data", .. })));
+    assert!(matches!(
+        parse(&b),
+        Err(Error::Misaligned {
+            what: "tensor data",
+            ..
+        })
+    ));
 
     let mut b = blob.clone();
     set_u32(&mut b, conv1_weight, 1); // conv1.weight claimed by the ReLU
     fix_crc(&mut b);
-    assert_eq!(parse(&b), Err(Error::UnexpectedTensor { layer: 1, role: 0 }));
+    assert_eq!(
+        parse(&b),
+        Err(Error::UnexpectedTensor { layer: 1, role: 0 })
+    );
 
     let mut b = blob.clone();
     set_u32(&mut b, conv1_weight + 8, 7); // unknown dtype
     fix_crc(&mut b);
-    assert_eq!(parse(&b), Err(Error::TensorDtype { layer: 0, role: TensorRole::Weight, found: 7 }));
+    assert_eq!(
+        parse(&b),
+        Err(Error::TensorDtype {
+            layer: 0,
+            role: TensorRole::Weight,
+            found: 7
+        })
+    );
 
     // Drop the last table entry (the preprocessing std): the model misses a tensor.
     let mut b = blob.clone();
@@ -251,7 +314,13 @@ fn tensor_errors_name_the_tensor() {
         .unwrap();
     set_u32(&mut b, entry + 8, (len - format::TENSOR_ENTRY_BYTES) as u32);
     fix_crc(&mut b);
-    assert_eq!(parse(&b), Err(Error::MissingTensor { layer: usize::MAX, role: TensorRole::Std }));
+    assert_eq!(
+        parse(&b),
+        Err(Error::MissingTensor {
+            layer: usize::MAX,
+            role: TensorRole::Std
+        })
+    );
 }
 
 #[test]
@@ -277,20 +346,34 @@ fn caller_buffers_are_checked() {
     let mut small = vec![0u8; needed - format::TENSOR_ALIGN];
     assert_eq!(
         model.forward(&input, &mut small, &mut logits),
-        Err(Error::BufferTooSmall { what: "arena", needed, found: small.len() })
+        Err(Error::BufferTooSmall {
+            what: "arena",
+            needed,
+            found: small.len()
+        })
     );
     let mut arena = vec![0u8; needed];
     assert_eq!(
         model.forward(&input[..783], &mut arena, &mut logits),
-        Err(Error::WrongLength { what: "input", expected: 784, found: 783 })
+        Err(Error::WrongLength {
+            what: "input",
+            expected: 784,
+            found: 783
+        })
     );
     assert_eq!(
         model.forward(&input, &mut arena, &mut logits[..9]),
-        Err(Error::WrongLength { what: "logits", expected: 10, found: 9 })
+        Err(Error::WrongLength {
+            what: "logits",
+            expected: 10,
+            found: 9
+        })
     );
     // Any alignment of an arena of arena_bytes() works.
     for skew in 0..8 {
         let mut buf = vec![0u8; needed + skew];
-        model.forward(&input, &mut buf[skew..], &mut logits).unwrap();
+        model
+            .forward(&input, &mut buf[skew..], &mut logits)
+            .unwrap();
     }
 }

@@ -15,7 +15,16 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 /// A valid convolution with groups, stride and padding, and its data.
 fn conv_case() -> impl Strategy<Value = (ConvGeom, Vec<f32>, Vec<f32>, Vec<f32>)> {
-    (1usize..=3, 1usize..=3, 1usize..=3, 1usize..=5, 1usize..=4, 0usize..5, 0usize..9, 0usize..9)
+    (
+        1usize..=3,
+        1usize..=3,
+        1usize..=3,
+        1usize..=5,
+        1usize..=4,
+        0usize..5,
+        0usize..9,
+        0usize..9,
+    )
         .prop_flat_map(|(groups, cin_g, cout_g, k, stride, pad, dh, dw)| {
             let pad = pad % k;
             let side = |d: usize| (k + d).saturating_sub(2 * pad).max(1);
@@ -31,7 +40,12 @@ fn conv_case() -> impl Strategy<Value = (ConvGeom, Vec<f32>, Vec<f32>, Vec<f32>)
             };
             let n_in = g.c * g.h * g.w;
             let n_w = g.out_c * cin_g * k * k;
-            (Just(g), vec(-2.0f32..2.0, n_in), vec(-1.0f32..1.0, n_w), vec(-1.0f32..1.0, g.out_c))
+            (
+                Just(g),
+                vec(-2.0f32..2.0, n_in),
+                vec(-1.0f32..1.0, n_w),
+                vec(-1.0f32..1.0, g.out_c),
+            )
         })
 }
 
@@ -165,15 +179,32 @@ proptest! {
 fn lrn_edges_and_conventions_by_hand() {
     // Five channels of one pixel, the paper's n = 5: channel 0 sees channels 0..=2 only.
     let input = [1.0f32, 2.0, 3.0, 4.0, 5.0];
-    for (convention, alpha_eff) in [(LrnConvention::Paper, 1e-4f32), (LrnConvention::AlphaOverN, 1e-4 / 5.0)] {
-        let spec = LrnSpec { size: 5, alpha: 1e-4, beta: 0.75, k: 2.0, convention };
+    for (convention, alpha_eff) in [
+        (LrnConvention::Paper, 1e-4f32),
+        (LrnConvention::AlphaOverN, 1e-4 / 5.0),
+    ] {
+        let spec = LrnSpec {
+            size: 5,
+            alpha: 1e-4,
+            beta: 0.75,
+            k: 2.0,
+            convention,
+        };
         let mut out = input;
         layers::lrn_in_place(&mut out, Shape::new(5, 1, 1), &spec).unwrap();
         let s0 = 1.0 + 4.0 + 9.0;
         let expect0 = 1.0 / (2.0 + alpha_eff as f64 * s0).powf(0.75);
-        assert!((out[0] as f64 - expect0).abs() < 1e-7, "{convention:?}: {} vs {expect0}", out[0]);
+        assert!(
+            (out[0] as f64 - expect0).abs() < 1e-7,
+            "{convention:?}: {} vs {expect0}",
+            out[0]
+        );
         let s4 = 9.0 + 16.0 + 25.0;
         let expect4 = 5.0 / (2.0 + alpha_eff as f64 * s4).powf(0.75);
-        assert!((out[4] as f64 - expect4).abs() < 1e-6, "{convention:?}: {} vs {expect4}", out[4]);
+        assert!(
+            (out[4] as f64 - expect4).abs() < 1e-6,
+            "{convention:?}: {} vs {expect4}",
+            out[4]
+        );
     }
 }

@@ -27,7 +27,13 @@ const TABLE: &[Facts] = &[
         arch: &PAPER,
         params: 60_965_224,
         macs: 724_406_816,
-        conv_outputs: &[(96, 55, 55), (256, 27, 27), (384, 13, 13), (384, 13, 13), (256, 13, 13)],
+        conv_outputs: &[
+            (96, 55, 55),
+            (256, 27, 27),
+            (384, 13, 13),
+            (384, 13, 13),
+            (256, 13, 13),
+        ],
         classifier_input: 9216,
         classes: 1000,
         largest_activation: 290_400,
@@ -38,7 +44,13 @@ const TABLE: &[Facts] = &[
         arch: &CAFFE,
         params: 60_965_224,
         macs: 724_406_816,
-        conv_outputs: &[(96, 55, 55), (256, 27, 27), (384, 13, 13), (384, 13, 13), (256, 13, 13)],
+        conv_outputs: &[
+            (96, 55, 55),
+            (256, 27, 27),
+            (384, 13, 13),
+            (384, 13, 13),
+            (256, 13, 13),
+        ],
         classifier_input: 9216,
         classes: 1000,
         largest_activation: 290_400,
@@ -48,7 +60,13 @@ const TABLE: &[Facts] = &[
         arch: &TORCHVISION,
         params: 61_100_840,
         macs: 714_188_480,
-        conv_outputs: &[(64, 55, 55), (192, 27, 27), (384, 13, 13), (256, 13, 13), (256, 13, 13)],
+        conv_outputs: &[
+            (64, 55, 55),
+            (192, 27, 27),
+            (384, 13, 13),
+            (256, 13, 13),
+            (256, 13, 13),
+        ],
         classifier_input: 9216,
         classes: 1000,
         largest_activation: 64 * 55 * 55,
@@ -58,7 +76,13 @@ const TABLE: &[Facts] = &[
         arch: &MICRO,
         params: 268_426,
         macs: 6_395_904,
-        conv_outputs: &[(32, 28, 28), (64, 13, 13), (96, 6, 6), (96, 6, 6), (64, 6, 6)],
+        conv_outputs: &[
+            (32, 28, 28),
+            (64, 13, 13),
+            (96, 6, 6),
+            (96, 6, 6),
+            (64, 6, 6),
+        ],
         classifier_input: 256,
         classes: 10,
         largest_activation: 32 * 28 * 28,
@@ -68,14 +92,27 @@ const TABLE: &[Facts] = &[
 
 #[test]
 fn every_builtin_matches_its_facts() {
-    assert_eq!(TABLE.len(), builtin::ALL.len(), "every built-in net needs a row");
+    assert_eq!(
+        TABLE.len(),
+        builtin::ALL.len(),
+        "every built-in net needs a row"
+    );
     for f in TABLE {
         let a = f.arch;
         let plan = a.plan().unwrap_or_else(|e| panic!("{}: {e:?}", a.name));
         assert_eq!(plan.params, f.params, "{} params", a.name);
         assert_eq!(plan.macs, f.macs, "{} MACs", a.name);
-        assert_eq!(plan.output, Shape::new(f.classes, 1, 1), "{} classes", a.name);
-        assert_eq!(plan.largest_activation, f.largest_activation, "{} largest activation", a.name);
+        assert_eq!(
+            plan.output,
+            Shape::new(f.classes, 1, 1),
+            "{} classes",
+            a.name
+        );
+        assert_eq!(
+            plan.largest_activation, f.largest_activation,
+            "{} largest activation",
+            a.name
+        );
         assert_eq!(plan.arena_elems, f.arena_elems, "{} arena", a.name);
         let steps: Vec<_> = a.walk().map(|s| s.unwrap()).collect();
         let convs: Vec<(usize, usize, usize)> = steps
@@ -84,8 +121,15 @@ fn every_builtin_matches_its_facts() {
             .map(|s| (s.output.c, s.output.h, s.output.w))
             .collect();
         assert_eq!(convs, f.conv_outputs, "{} conv shapes", a.name);
-        let first_fc = steps.iter().find(|s| matches!(s.layer, alexnet_core::Layer::Linear { .. }));
-        assert_eq!(first_fc.map(|s| s.input.len()), Some(f.classifier_input), "{} fc6 input", a.name);
+        let first_fc = steps
+            .iter()
+            .find(|s| matches!(s.layer, alexnet_core::Layer::Linear { .. }));
+        assert_eq!(
+            first_fc.map(|s| s.input.len()),
+            Some(f.classifier_input),
+            "{} fc6 input",
+            a.name
+        );
     }
 }
 
@@ -100,7 +144,10 @@ fn published_rounded_figures() {
         .filter(|s| s.layer.has_params())
         .map(|s| format!("{:.1}", s.layer.macs(s.input, s.output) as f64 / 1e6))
         .collect();
-    assert_eq!(per_layer, ["105.4", "223.9", "149.5", "112.1", "74.8", "37.7", "16.8", "4.1"]);
+    assert_eq!(
+        per_layer,
+        ["105.4", "223.9", "149.5", "112.1", "74.8", "37.7", "16.8", "4.1"]
+    );
 }
 
 #[test]
@@ -118,8 +165,12 @@ fn micro_fits_a_microcontroller() {
     // The small net keeps what makes AlexNet AlexNet.
     let has = |f: fn(&alexnet_core::Layer) -> bool| MICRO.layers.iter().any(f);
     assert!(has(|l| matches!(l, alexnet_core::Layer::Lrn(_))));
-    assert!(has(|l| matches!(l, alexnet_core::Layer::Conv(c) if c.groups == 2)));
-    assert!(has(|l| matches!(l, alexnet_core::Layer::MaxPool(p) if p.window == 3 && p.stride == 2)));
+    assert!(has(
+        |l| matches!(l, alexnet_core::Layer::Conv(c) if c.groups == 2)
+    ));
+    assert!(has(
+        |l| matches!(l, alexnet_core::Layer::MaxPool(p) if p.window == 3 && p.stride == 2)
+    ));
 }
 
 #[test]

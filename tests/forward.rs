@@ -14,7 +14,9 @@ fn check_net(arch: &alexnet_core::Arch<'static>, seed: u64) {
     let model = file.model().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     // Roughly the range of preprocessed pixels of each net.
-    let input: Vec<f32> = (0..arch.input_len()).map(|_| rng.random_range(-2.5f32..2.5)).collect();
+    let input: Vec<f32> = (0..arch.input_len())
+        .map(|_| rng.random_range(-2.5f32..2.5))
+        .collect();
 
     let mut arena = vec![0u8; arch.arena_bytes_f32()];
     let mut logits = vec![0.0f32; arch.classes()];
@@ -28,11 +30,23 @@ fn check_net(arch: &alexnet_core::Arch<'static>, seed: u64) {
     let expected = contract::forward(&spec, &input);
     assert_eq!(observed.len(), expected.len());
     for (i, (got, want)) in observed.iter().zip(&expected).enumerate() {
-        let same = got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same && got.len() == want.len(), "{}: layer {i} ({:?}) differs", arch.name, arch.layers[i]);
+        let same = got
+            .iter()
+            .zip(want)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same && got.len() == want.len(),
+            "{}: layer {i} ({:?}) differs",
+            arch.name,
+            arch.layers[i]
+        );
     }
     assert_eq!(&logits, expected.last().unwrap());
-    assert!(logits.iter().all(|v| v.is_finite()), "{}: {logits:?}", arch.name);
+    assert!(
+        logits.iter().all(|v| v.is_finite()),
+        "{}: {logits:?}",
+        arch.name
+    );
     // The random net is not degenerate: its logits differ.
     assert!(logits.iter().any(|&v| v != logits[0]), "{}", arch.name);
 }

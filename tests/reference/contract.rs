@@ -18,7 +18,12 @@ pub fn conv(input: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeom) -> Vec<f3
                 for i in 0..cin_g {
                     for ky in 0..g.k {
                         for kx in 0..g.k {
-                            let x = g.at(input, grp * cin_g + i, oy * g.stride + ky, ox * g.stride + kx);
+                            let x = g.at(
+                                input,
+                                grp * cin_g + i,
+                                oy * g.stride + ky,
+                                ox * g.stride + kx,
+                            );
                             let w = weight[((o * cin_g + i) * g.k + ky) * g.k + kx];
                             acc += x.unwrap_or(0.0) * w;
                         }
@@ -51,7 +56,15 @@ pub fn linear(input: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
 }
 
 /// LRN: S from 0.0 over the clipped window ascending, then alpha * S, k +, libm::powf, divide.
-pub fn lrn(input: &[f32], c: usize, plane: usize, n: usize, k: f32, alpha_eff: f32, beta: f32) -> Vec<f32> {
+pub fn lrn(
+    input: &[f32],
+    c: usize,
+    plane: usize,
+    n: usize,
+    k: f32,
+    alpha_eff: f32,
+    beta: f32,
+) -> Vec<f32> {
     let half = n / 2;
     let mut out = vec![0.0; input.len()];
     for ch in 0..c {
@@ -77,7 +90,14 @@ pub fn relu(x: &mut [f32]) {
 }
 
 /// Adaptive average pooling: sum from 0.0 row by row, divided by the count.
-pub fn adaptive_avg_pool(input: &[f32], c: usize, h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {
+pub fn adaptive_avg_pool(
+    input: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+) -> Vec<f32> {
     let mut out = Vec::with_capacity(c * oh * ow);
     for ch in 0..c {
         for oy in 0..oh {

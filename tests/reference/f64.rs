@@ -25,7 +25,12 @@ pub fn conv(input: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeom) -> (Vec<f
                 for i in 0..cin_g {
                     for ky in 0..g.k {
                         for kx in 0..g.k {
-                            let x = g.at(input, grp * cin_g + i, oy * g.stride + ky, ox * g.stride + kx);
+                            let x = g.at(
+                                input,
+                                grp * cin_g + i,
+                                oy * g.stride + ky,
+                                ox * g.stride + kx,
+                            );
                             let wv = weight[((o * cin_g + i) * g.k + ky) * g.k + kx] as f64;
                             let t = x.unwrap_or(0.0) as f64 * wv;
                             v += t;
@@ -57,14 +62,24 @@ pub fn linear(input: &[f32], weight: &[f32], bias: &[f32]) -> (Vec<f64>, Vec<f64
 }
 
 /// LRN over channels of `[c, plane]`; `alpha_eff` already includes any division by n.
-pub fn lrn(input: &[f32], c: usize, plane: usize, n: usize, k: f64, alpha_eff: f64, beta: f64) -> Vec<f64> {
+pub fn lrn(
+    input: &[f32],
+    c: usize,
+    plane: usize,
+    n: usize,
+    k: f64,
+    alpha_eff: f64,
+    beta: f64,
+) -> Vec<f64> {
     let half = n / 2;
     let mut out = vec![0.0; input.len()];
     for ch in 0..c {
         let lo = ch.saturating_sub(half);
         let hi = (ch + half).min(c - 1);
         for p in 0..plane {
-            let s: f64 = (lo..=hi).map(|j| (input[j * plane + p] as f64).powi(2)).sum();
+            let s: f64 = (lo..=hi)
+                .map(|j| (input[j * plane + p] as f64).powi(2))
+                .sum();
             out[ch * plane + p] = input[ch * plane + p] as f64 / (k + alpha_eff * s).powf(beta);
         }
     }
@@ -92,7 +107,14 @@ pub fn max_pool(input: &[f32], c: usize, h: usize, w: usize, win: usize, s: usiz
 }
 
 /// Adaptive average pooling as PyTorch defines its windows.
-pub fn adaptive_avg_pool(input: &[f32], c: usize, h: usize, w: usize, oh: usize, ow: usize) -> Vec<f64> {
+pub fn adaptive_avg_pool(
+    input: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+) -> Vec<f64> {
     let mut out = Vec::with_capacity(c * oh * ow);
     for ch in 0..c {
         for oy in 0..oh {

@@ -3,22 +3,41 @@
 use super::{Arch, ConvSpec, Layer, LrnConvention, LrnSpec, PoolSpec, Shape};
 
 const fn conv(out_channels: u32, kernel: u32, stride: u32, padding: u32, groups: u32) -> Layer {
-    Layer::Conv(ConvSpec { out_channels, kernel, stride, padding, groups })
+    Layer::Conv(ConvSpec {
+        out_channels,
+        kernel,
+        stride,
+        padding,
+        groups,
+    })
 }
 const fn fc(out_features: u32) -> Layer {
     Layer::Linear { out_features }
 }
 /// The paper's overlapping pooling: 3x3 windows, stride 2.
-const POOL: Layer = Layer::MaxPool(PoolSpec { window: 3, stride: 2 });
+const POOL: Layer = Layer::MaxPool(PoolSpec {
+    window: 3,
+    stride: 2,
+});
 const RELU: Layer = Layer::Relu;
 const DROPOUT: Layer = Layer::Dropout { p: 0.5 };
 
 /// Paper §3.3: n = 5, k = 2, alpha = 1e-4 (not divided by n), beta = 0.75.
-pub const PAPER_LRN: LrnSpec =
-    LrnSpec { size: 5, alpha: 1e-4, beta: 0.75, k: 2.0, convention: LrnConvention::Paper };
+pub const PAPER_LRN: LrnSpec = LrnSpec {
+    size: 5,
+    alpha: 1e-4,
+    beta: 0.75,
+    k: 2.0,
+    convention: LrnConvention::Paper,
+};
 /// Caffe's bvlc_alexnet: local_size 5, alpha 1e-4 divided by n, beta 0.75, k = 1.
-pub const CAFFE_LRN: LrnSpec =
-    LrnSpec { size: 5, alpha: 1e-4, beta: 0.75, k: 1.0, convention: LrnConvention::AlphaOverN };
+pub const CAFFE_LRN: LrnSpec = LrnSpec {
+    size: 5,
+    alpha: 1e-4,
+    beta: 0.75,
+    k: 1.0,
+    convention: LrnConvention::AlphaOverN,
+};
 
 /// The layers of the two-tower net shared by the paper and Caffe, differing only in LRN.
 macro_rules! two_tower {
@@ -57,12 +76,18 @@ const CAFFE_LAYERS: [Layer; 24] = two_tower!(CAFFE_LRN);
 
 /// The 2012 paper's net: 227x227x3 input (the size that makes the arithmetic work), the
 /// two-GPU towers as `groups: 2` in conv2, conv4 and conv5, LRN after conv1 and conv2.
-pub const PAPER: Arch<'static> =
-    Arch { name: "paper", input: Shape::new(3, 227, 227), layers: &PAPER_LAYERS };
+pub const PAPER: Arch<'static> = Arch {
+    name: "paper",
+    input: Shape::new(3, 227, 227),
+    layers: &PAPER_LAYERS,
+};
 
 /// Caffe's `bvlc_alexnet`: the paper's shape with Caffe's LRN (alpha / n, k = 1).
-pub const CAFFE: Arch<'static> =
-    Arch { name: "caffe", input: Shape::new(3, 227, 227), layers: &CAFFE_LAYERS };
+pub const CAFFE: Arch<'static> = Arch {
+    name: "caffe",
+    input: Shape::new(3, 227, 227),
+    layers: &CAFFE_LAYERS,
+};
 
 const TORCHVISION_LAYERS: [Layer; 21] = [
     conv(64, 11, 4, 2, 1),
@@ -101,8 +126,11 @@ const TORCHVISION_ALL: [Layer; 22] = {
 
 /// torchvision's `alexnet` ("one weird trick" variant): 224x224x3, no LRN, no groups,
 /// adaptive average pooling to 6x6 before the classifier, dropout before fc6 and fc7.
-pub const TORCHVISION: Arch<'static> =
-    Arch { name: "torchvision", input: Shape::new(3, 224, 224), layers: &TORCHVISION_ALL };
+pub const TORCHVISION: Arch<'static> = Arch {
+    name: "torchvision",
+    input: Shape::new(3, 224, 224),
+    layers: &TORCHVISION_ALL,
+};
 
 const MICRO_LAYERS: [Layer; 24] = [
     conv(32, 3, 1, 1, 1),
@@ -133,8 +161,11 @@ const MICRO_LAYERS: [Layer; 24] = [
 
 /// AlexNet for microcontrollers: 28x28x1 (Fashion-MNIST), the paper's layer pattern scaled
 /// down, keeping LRN, overlapping pooling and the grouped convolutions; 268k parameters.
-pub const MICRO: Arch<'static> =
-    Arch { name: "micro", input: Shape::new(1, 28, 28), layers: &MICRO_LAYERS };
+pub const MICRO: Arch<'static> = Arch {
+    name: "micro",
+    input: Shape::new(1, 28, 28),
+    layers: &MICRO_LAYERS,
+};
 
 /// Every built-in net.
 pub const ALL: [&Arch<'static>; 4] = [&PAPER, &CAFFE, &TORCHVISION, &MICRO];
@@ -177,6 +208,9 @@ mod tests {
             .filter_map(|i| PAPER.param_layer_name(i))
             .map(|n| std::format!("{n}"))
             .collect();
-        assert_eq!(names, ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]);
+        assert_eq!(
+            names,
+            ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+        );
     }
 }

@@ -12,7 +12,7 @@ mod layer;
 mod shape;
 
 pub use layer::{
-    ConvSpec, LayerResult, LrnConvention, LrnSpec, PoolSpec, Layer, MAX_ELEMENTS, MAX_LRN_SIZE,
+    ConvSpec, Layer, LayerResult, LrnConvention, LrnSpec, PoolSpec, MAX_ELEMENTS, MAX_LRN_SIZE,
 };
 pub use shape::Shape;
 
@@ -89,10 +89,16 @@ impl<'a> Arch<'a> {
     pub const fn plan(&self) -> Result<Plan, ArchError> {
         let n = self.layers.len();
         if n == 0 {
-            return Err(ArchError { layer: 0, problem: ArchProblem::NoLayers });
+            return Err(ArchError {
+                layer: 0,
+                problem: ArchProblem::NoLayers,
+            });
         }
         if n > MAX_LAYERS {
-            return Err(ArchError { layer: MAX_LAYERS, problem: ArchProblem::TooManyLayers });
+            return Err(ArchError {
+                layer: MAX_LAYERS,
+                problem: ArchProblem::TooManyLayers,
+            });
         }
         let mut shape = self.input;
         if let Err(problem) = shape.checked_len() {
@@ -114,7 +120,10 @@ impl<'a> Arch<'a> {
                 Err(problem) => return Err(ArchError { layer: i, problem }),
             };
             if matches!(layer, Layer::Softmax) && i + 1 != n {
-                return Err(ArchError { layer: i, problem: ArchProblem::SoftmaxNotLast });
+                return Err(ArchError {
+                    layer: i,
+                    problem: ArchProblem::SoftmaxNotLast,
+                });
             }
             let weights = match layer.weight_len(shape) {
                 Ok(w) => w,
@@ -192,7 +201,11 @@ impl<'a> Arch<'a> {
 
     /// Walks the layers with their input and output shapes; stops at the first invalid layer.
     pub fn walk(&self) -> Walk<'a> {
-        Walk { layers: self.layers, index: 0, shape: self.input }
+        Walk {
+            layers: self.layers,
+            index: 0,
+            shape: self.input,
+        }
     }
 
     /// Conventional parameter-tensor name of a layer: `conv2`, `fc6`... Convolutions are
@@ -213,8 +226,14 @@ impl<'a> Arch<'a> {
             }
         }
         Some(match target {
-            Layer::Conv(_) => ParamName { prefix: "conv", number: convs },
-            _ => ParamName { prefix: "fc", number: params },
+            Layer::Conv(_) => ParamName {
+                prefix: "conv",
+                number: convs,
+            },
+            _ => ParamName {
+                prefix: "fc",
+                number: params,
+            },
         })
     }
 }
@@ -263,14 +282,22 @@ impl Iterator for Walk<'_> {
         let index = self.index;
         match layer.output_shape(self.shape) {
             Ok(output) => {
-                let step = Step { index, layer, input: self.shape, output };
+                let step = Step {
+                    index,
+                    layer,
+                    input: self.shape,
+                    output,
+                };
                 self.shape = output;
                 self.index += 1;
                 Some(Ok(step))
             }
             Err(problem) => {
                 self.index = self.layers.len();
-                Some(Err(ArchError { layer: index, problem }))
+                Some(Err(ArchError {
+                    layer: index,
+                    problem,
+                }))
             }
         }
     }

@@ -21,8 +21,9 @@ pub fn conv2d(
 ) -> Result<Shape, Error> {
     let layer = Layer::Conv(*spec);
     let out_shape = output_shape(&layer, in_shape)?;
-    let weight_len =
-        layer.weight_len(in_shape).map_err(|problem| ArchError { layer: 0, problem })?;
+    let weight_len = layer
+        .weight_len(in_shape)
+        .map_err(|problem| ArchError { layer: 0, problem })?;
     expect_len("conv input", in_shape.len(), input.len())?;
     expect_len("conv weight", weight_len, weight.len())?;
     expect_len("conv bias", spec.out_channels as usize, bias.len())?;
@@ -79,11 +80,19 @@ impl Geometry {
         let padded = 0.0 * w;
         // Outputs whose tap column ix = ox*s + kx - p falls inside [0, in_w).
         let ox_lo = if kx >= p { 0 } else { (p - kx).div_ceil(s) };
-        let ox_hi = if self.in_w + p > kx { ((self.in_w + p - kx - 1) / s + 1).min(out_w) } else { 0 };
+        let ox_hi = if self.in_w + p > kx {
+            ((self.in_w + p - kx - 1) / s + 1).min(out_w)
+        } else {
+            0
+        };
         let ox_hi = ox_hi.max(ox_lo);
         for (oy, out_row) in out_plane.chunks_exact_mut(out_w).enumerate() {
             let iy = (oy * s + ky).wrapping_sub(p);
-            let in_row = if iy < self.in_h { in_plane.chunks_exact(self.in_w).nth(iy) } else { None };
+            let in_row = if iy < self.in_h {
+                in_plane.chunks_exact(self.in_w).nth(iy)
+            } else {
+                None
+            };
             let Some(in_row) = in_row else {
                 out_row.iter_mut().for_each(|o| *o += padded);
                 continue;
@@ -96,7 +105,10 @@ impl Geometry {
             if s == 1 {
                 valid.iter_mut().zip(taps).for_each(|(o, &x)| *o += x * w);
             } else {
-                valid.iter_mut().zip(taps.iter().step_by(s)).for_each(|(o, &x)| *o += x * w);
+                valid
+                    .iter_mut()
+                    .zip(taps.iter().step_by(s))
+                    .for_each(|(o, &x)| *o += x * w);
             }
             right.iter_mut().for_each(|o| *o += padded);
         }
@@ -108,7 +120,13 @@ mod tests {
     use super::*;
 
     fn spec(out_channels: u32, kernel: u32, stride: u32, padding: u32, groups: u32) -> ConvSpec {
-        ConvSpec { out_channels, kernel, stride, padding, groups }
+        ConvSpec {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            groups,
+        }
     }
 
     #[test]
@@ -116,8 +134,15 @@ mod tests {
         // 1x3x3 input, one 3x3 kernel of ones, padding 1: each output sums its neighbourhood.
         let input = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
         let mut out = [0.0; 9];
-        let s = conv2d(&input, Shape::new(1, 3, 3), &spec(1, 3, 1, 1, 1), &[1.0; 9], &[0.5], &mut out)
-            .unwrap();
+        let s = conv2d(
+            &input,
+            Shape::new(1, 3, 3),
+            &spec(1, 3, 1, 1, 1),
+            &[1.0; 9],
+            &[0.5],
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(s, Shape::new(1, 3, 3));
         assert_eq!(out, [12.5, 21.5, 16.5, 27.5, 45.5, 33.5, 24.5, 39.5, 28.5]);
     }
@@ -127,8 +152,15 @@ mod tests {
         // Two groups of one channel: output 0 sees only input 0, output 1 only input 1.
         let input = [1.0, 1.0, 1.0, 1.0, 10.0, 10.0, 10.0, 10.0];
         let mut out = [0.0; 2];
-        conv2d(&input, Shape::new(2, 2, 2), &spec(2, 2, 1, 0, 2), &[1.0; 8], &[0.0, 0.0], &mut out)
-            .unwrap();
+        conv2d(
+            &input,
+            Shape::new(2, 2, 2),
+            &spec(2, 2, 1, 0, 2),
+            &[1.0; 8],
+            &[0.0, 0.0],
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, [4.0, 40.0]);
     }
 
@@ -136,16 +168,51 @@ mod tests {
     fn stride_skips_positions() {
         let input: [f32; 16] = core::array::from_fn(|i| i as f32);
         let mut out = [0.0; 4];
-        conv2d(&input, Shape::new(1, 4, 4), &spec(1, 1, 2, 0, 1), &[1.0], &[0.0], &mut out).unwrap();
+        conv2d(
+            &input,
+            Shape::new(1, 4, 4),
+            &spec(1, 1, 2, 0, 1),
+            &[1.0],
+            &[0.0],
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, [0.0, 2.0, 8.0, 10.0]);
     }
 
     #[test]
     fn wrong_lengths_are_errors() {
         let mut out = [0.0; 4];
-        let e = conv2d(&[0.0; 15], Shape::new(1, 4, 4), &spec(1, 1, 2, 0, 1), &[1.0], &[0.0], &mut out);
-        assert!(matches!(e, Err(Error::WrongLength { what: "conv input", expected: 16, found: 15 })));
-        let e = conv2d(&[0.0; 16], Shape::new(1, 4, 4), &spec(1, 1, 2, 0, 1), &[], &[0.0], &mut out);
-        assert!(matches!(e, Err(Error::WrongLength { what: "conv weight", .. })));
+        let e = conv2d(
+            &[0.0; 15],
+            Shape::new(1, 4, 4),
+            &spec(1, 1, 2, 0, 1),
+            &[1.0],
+            &[0.0],
+            &mut out,
+        );
+        assert!(matches!(
+            e,
+            Err(Error::WrongLength {
+                what: "conv input",
+                expected: 16,
+                found: 15
+            })
+        ));
+        let e = conv2d(
+            &[0.0; 16],
+            Shape::new(1, 4, 4),
+            &spec(1, 1, 2, 0, 1),
+            &[],
+            &[0.0],
+            &mut out,
+        );
+        assert!(matches!(
+            e,
+            Err(Error::WrongLength {
+                what: "conv weight",
+                ..
+            })
+        ));
     }
 }

@@ -14,12 +14,25 @@ pub const LINEAR_LANES: usize = 16;
 /// halves, `p[l] += p[l + 8]`, then `+ 4`, `+ 2`, `+ 1` (for `l` below the width), and the
 /// bias is added last. This order lets a SIMD kernel stream each weight row once while
 /// staying bit-identical to this loop.
-pub fn linear(input: &[f32], weight: &[f32], bias: &[f32], output: &mut [f32]) -> Result<(), Error> {
+pub fn linear(
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+) -> Result<(), Error> {
     let n_in = input.len();
     expect_len("linear bias", output.len(), bias.len())?;
-    expect_len("linear weight", output.len().saturating_mul(n_in), weight.len())?;
+    expect_len(
+        "linear weight",
+        output.len().saturating_mul(n_in),
+        weight.len(),
+    )?;
     if n_in == 0 {
-        return Err(Error::WrongLength { what: "linear input", expected: 1, found: 0 });
+        return Err(Error::WrongLength {
+            what: "linear input",
+            expected: 1,
+            found: 0,
+        });
     }
     for ((out, row), &b) in output.iter_mut().zip(weight.chunks_exact(n_in)).zip(bias) {
         let mut acc = [0.0f32; LINEAR_LANES];
@@ -52,7 +65,13 @@ mod tests {
     #[test]
     fn small_matrix_by_hand() {
         let mut out = [0.0; 2];
-        linear(&[1.0, 2.0, 3.0], &[1.0, 0.0, -1.0, 0.5, 0.5, 0.5], &[10.0, 0.0], &mut out).unwrap();
+        linear(
+            &[1.0, 2.0, 3.0],
+            &[1.0, 0.0, -1.0, 0.5, 0.5, 0.5],
+            &[10.0, 0.0],
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, [8.0, 3.0]);
     }
 
@@ -71,6 +90,10 @@ mod tests {
             }
         }
         assert_eq!(out[0], p[0]);
-        assert_ne!(out[0], input.iter().fold(0.0f32, |a, &x| a + x), "order must differ from a plain loop here");
+        assert_ne!(
+            out[0],
+            input.iter().fold(0.0f32, |a, &x| a + x),
+            "order must differ from a plain loop here"
+        );
     }
 }

@@ -57,7 +57,13 @@ mod tests {
     #[test]
     fn edges_clip_the_window() {
         // Three channels, one pixel, n = 3 (half = 1), alpha = 1, beta = 1, k = 1, paper form.
-        let spec = LrnSpec { size: 3, alpha: 1.0, beta: 1.0, k: 1.0, convention: LrnConvention::Paper };
+        let spec = LrnSpec {
+            size: 3,
+            alpha: 1.0,
+            beta: 1.0,
+            k: 1.0,
+            convention: LrnConvention::Paper,
+        };
         let mut v = [1.0, 2.0, 3.0];
         lrn_in_place(&mut v, Shape::new(3, 1, 1), &spec).unwrap();
         assert_eq!(v, [1.0 / 6.0, 2.0 / 15.0, 3.0 / 14.0]);
@@ -65,8 +71,13 @@ mod tests {
 
     #[test]
     fn alpha_over_n_divides_alpha() {
-        let spec =
-            LrnSpec { size: 3, alpha: 3.0, beta: 1.0, k: 1.0, convention: LrnConvention::AlphaOverN };
+        let spec = LrnSpec {
+            size: 3,
+            alpha: 3.0,
+            beta: 1.0,
+            k: 1.0,
+            convention: LrnConvention::AlphaOverN,
+        };
         let mut v = [1.0, 2.0, 3.0];
         lrn_in_place(&mut v, Shape::new(3, 1, 1), &spec).unwrap();
         assert_eq!(v, [1.0 / 6.0, 2.0 / 15.0, 3.0 / 14.0]);
@@ -74,7 +85,13 @@ mod tests {
 
     #[test]
     fn even_size_is_refused() {
-        let spec = LrnSpec { size: 4, alpha: 1.0, beta: 1.0, k: 1.0, convention: LrnConvention::Paper };
+        let spec = LrnSpec {
+            size: 4,
+            alpha: 1.0,
+            beta: 1.0,
+            k: 1.0,
+            convention: LrnConvention::Paper,
+        };
         assert!(lrn_in_place(&mut [0.0; 4], Shape::new(4, 1, 1), &spec).is_err());
     }
 }

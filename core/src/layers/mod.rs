@@ -26,11 +26,17 @@ pub(crate) fn expect_len(what: &'static str, expected: usize, found: usize) -> R
     if expected == found {
         Ok(())
     } else {
-        Err(Error::WrongLength { what, expected, found })
+        Err(Error::WrongLength {
+            what,
+            expected,
+            found,
+        })
     }
 }
 
 /// The output shape of `layer` for `input`, as a kernel-level error.
 pub(crate) fn output_shape(layer: &Layer, input: Shape) -> Result<Shape, Error> {
-    layer.output_shape(input).map_err(|problem| Error::Arch(ArchError { layer: 0, problem }))
+    layer
+        .output_shape(input)
+        .map_err(|problem| Error::Arch(ArchError { layer: 0, problem }))
 }

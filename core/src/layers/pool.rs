@@ -17,7 +17,9 @@ pub fn max_pool(
     expect_len("maxpool input", in_shape.len(), input.len())?;
     expect_len("maxpool output", out_shape.len(), output.len())?;
     let (win, s) = (spec.window as usize, spec.stride as usize);
-    let planes = input.chunks_exact(in_shape.plane()).zip(output.chunks_exact_mut(out_shape.plane()));
+    let planes = input
+        .chunks_exact(in_shape.plane())
+        .zip(output.chunks_exact_mut(out_shape.plane()));
     for (in_plane, out_plane) in planes {
         for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w).enumerate() {
             let rows = in_plane.chunks_exact(in_shape.w).skip(oy * s).take(win);
@@ -58,7 +60,9 @@ pub fn adaptive_avg_pool(
     let out_shape = output_shape(&Layer::AdaptiveAvgPool { out_h, out_w }, in_shape)?;
     expect_len("avgpool input", in_shape.len(), input.len())?;
     expect_len("avgpool output", out_shape.len(), output.len())?;
-    let planes = input.chunks_exact(in_shape.plane()).zip(output.chunks_exact_mut(out_shape.plane()));
+    let planes = input
+        .chunks_exact(in_shape.plane())
+        .zip(output.chunks_exact_mut(out_shape.plane()));
     for (in_plane, out_plane) in planes {
         for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w).enumerate() {
             let (y0, y1) = adaptive_window(oy, in_shape.h, out_shape.h);
@@ -85,8 +89,16 @@ mod tests {
     fn overlapping_pool_by_hand() {
         let input: [f32; 25] = core::array::from_fn(|i| i as f32);
         let mut out = [0.0; 4];
-        let s = max_pool(&input, Shape::new(1, 5, 5), &PoolSpec { window: 3, stride: 2 }, &mut out)
-            .unwrap();
+        let s = max_pool(
+            &input,
+            Shape::new(1, 5, 5),
+            &PoolSpec {
+                window: 3,
+                stride: 2,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(s, Shape::new(1, 2, 2));
         assert_eq!(out, [12.0, 14.0, 22.0, 24.0]);
     }
@@ -94,8 +106,16 @@ mod tests {
     #[test]
     fn nan_propagates() {
         let mut out = [0.0; 1];
-        max_pool(&[1.0, f32::NAN, 3.0, 2.0], Shape::new(1, 2, 2), &PoolSpec { window: 2, stride: 2 }, &mut out)
-            .unwrap();
+        max_pool(
+            &[1.0, f32::NAN, 3.0, 2.0],
+            Shape::new(1, 2, 2),
+            &PoolSpec {
+                window: 2,
+                stride: 2,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert!(out[0].is_nan());
     }
 

@@ -7,7 +7,9 @@ use crate::error::Error;
 /// in ascending `j` from 0.0, so it is reproducible across targets.
 pub fn softmax(logits: &[f32], probs: &mut [f32]) -> Result<(), Error> {
     expect_len("softmax output", logits.len(), probs.len())?;
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    let max = logits
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
     let mut sum = 0.0f32;
     for (p, &x) in probs.iter_mut().zip(logits) {
         *p = libm::expf(x - max);

@@ -29,37 +29,54 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
     if cfg!(target_endian = "big") {
         return Err(Error::BigEndianTarget);
     }
+    // Magic first, even on a short file: "not a blob" is a better answer than "truncated".
+    let prefix = bytes.len().min(format::MAGIC.len());
+    if bytes.get(..prefix) != format::MAGIC.get(..prefix) {
+        return Err(Error::BadMagic);
+    }
     let header = bytes.get(..format::HEADER_BYTES).ok_or(Error::Truncated {
         what: "header",
         needed: format::HEADER_BYTES,
         available: bytes.len(),
     })?;
-    if header.get(..8) != Some(&format::MAGIC[..]) {
-        return Err(Error::BadMagic);
-    }
     let word = |offset| read_u32(header, offset, "header");
     let version_word = word(8)?;
     let version = (version_word & 0xffff) as u16;
     if version == 0 || version > format::VERSION {
-        return Err(Error::UnsupportedVersion { found: version, newest_supported: format::VERSION });
+        return Err(Error::UnsupportedVersion {
+            found: version,
+            newest_supported: format::VERSION,
+        });
     }
     let header_bytes = version_word >> 16;
     if header_bytes as usize != format::HEADER_BYTES {
-        return Err(Error::BadField { field: "header size", found: header_bytes });
+        return Err(Error::BadField {
+            field: "header size",
+            found: header_bytes,
+        });
     }
     let blob_bytes = word(12)? as usize;
     if blob_bytes != bytes.len() {
-        return Err(Error::LengthMismatch { header: blob_bytes, actual: bytes.len() });
+        return Err(Error::LengthMismatch {
+            header: blob_bytes,
+            actual: bytes.len(),
+        });
     }
     let stored_crc = word(16)?;
     let payload = bytes.get(format::HEADER_BYTES..).unwrap_or(&[]);
     let computed = crc32fast::hash(payload);
     if computed != stored_crc {
-        return Err(Error::Checksum { stored: stored_crc, computed });
+        return Err(Error::Checksum {
+            stored: stored_crc,
+            computed,
+        });
     }
     let section_count = word(20)?;
     if section_count as usize > format::MAX_SECTIONS {
-        return Err(Error::BadField { field: "section count", found: section_count });
+        return Err(Error::BadField {
+            field: "section count",
+            found: section_count,
+        });
     }
     for (offset, field) in [(24, "header flags"), (28, "header reserved word")] {
         let v = word(offset)?;
@@ -69,13 +86,23 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
     }
     let address = bytes.as_ptr() as usize;
     if address % format::BLOB_ALIGN != 0 {
-        return Err(Error::Misaligned { what: "blob start", offset: address, align: format::BLOB_ALIGN });
+        return Err(Error::Misaligned {
+            what: "blob start",
+            offset: address,
+            align: format::BLOB_ALIGN,
+        });
     }
 
     let sections = read_sections(bytes, section_count as usize)?;
-    let arch_bytes = sections.arch.ok_or(Error::MissingSection { tag: tag::ARCH })?;
-    let prep_bytes = sections.prep.ok_or(Error::MissingSection { tag: tag::PREP })?;
-    let tensor_bytes = sections.tensors.ok_or(Error::MissingSection { tag: tag::TENS })?;
+    let arch_bytes = sections
+        .arch
+        .ok_or(Error::MissingSection { tag: tag::ARCH })?;
+    let prep_bytes = sections
+        .prep
+        .ok_or(Error::MissingSection { tag: tag::PREP })?;
+    let tensor_bytes = sections
+        .tensors
+        .ok_or(Error::MissingSection { tag: tag::TENS })?;
 
     let mut model = read_arch(arch_bytes)?;
     let plan = model.arch().plan()?;
@@ -85,7 +112,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
     if let Some(l) = sections.labels {
         let labels = Labels::parse(l)?;
         if labels.len() != plan.output.len() {
-            return Err(Error::LabelCount { classes: plan.output.len(), labels: labels.len() });
+            return Err(Error::LabelCount {
+                classes: plan.output.len(),
+                labels: labels.len(),
+            });
         }
         model.labels = Some(labels);
     }
@@ -96,27 +126,42 @@ fn read_sections(bytes: &[u8], count: usize) -> Result<Sections<'_>, Error> {
     let mut sections = Sections::default();
     for i in 0..count {
         let at = format::HEADER_BYTES + i * format::SECTION_ENTRY_BYTES;
-        let entry = bytes.get(at..at + format::SECTION_ENTRY_BYTES).ok_or(Error::Truncated {
-            what: "section table",
-            needed: at + format::SECTION_ENTRY_BYTES,
-            available: bytes.len(),
-        })?;
+        let entry = bytes
+            .get(at..at + format::SECTION_ENTRY_BYTES)
+            .ok_or(Error::Truncated {
+                what: "section table",
+                needed: at + format::SECTION_ENTRY_BYTES,
+                available: bytes.len(),
+            })?;
         let tag_bytes = match entry.get(..4) {
             Some(&[a, b, c, d]) => [a, b, c, d],
-            _ => return Err(Error::BadField { field: "section tag", found: 0 }),
+            _ => {
+                return Err(Error::BadField {
+                    field: "section tag",
+                    found: 0,
+                })
+            }
         };
         let offset = read_u32(entry, 4, "section table")? as usize;
         let len = read_u32(entry, 8, "section table")? as usize;
         let reserved = read_u32(entry, 12, "section table")?;
         if reserved != 0 {
-            return Err(Error::BadField { field: "section reserved word", found: reserved });
+            return Err(Error::BadField {
+                field: "section reserved word",
+                found: reserved,
+            });
         }
         let table_end = format::HEADER_BYTES + count * format::SECTION_ENTRY_BYTES;
         let data = offset
             .checked_add(len)
             .filter(|_| offset >= table_end)
             .and_then(|end| bytes.get(offset..end))
-            .ok_or(Error::OutOfBounds { what: "section", offset, len, blob_len: bytes.len() })?;
+            .ok_or(Error::OutOfBounds {
+                what: "section",
+                offset,
+                len,
+                blob_len: bytes.len(),
+            })?;
         let slot = match tag_bytes {
             tag::ARCH => &mut sections.arch,
             tag::PREP => &mut sections.prep,
@@ -132,31 +177,52 @@ fn read_sections(bytes: &[u8], count: usize) -> Result<Sections<'_>, Error> {
 }
 
 fn read_arch(arch: &[u8]) -> Result<Model<'_>, Error> {
-    let name_field = arch.get(..format::ARCH_NAME_BYTES).ok_or(Error::Truncated {
-        what: "ARCH section",
-        needed: format::ARCH_HEADER_BYTES,
-        available: arch.len(),
+    let name_field = arch
+        .get(..format::ARCH_NAME_BYTES)
+        .ok_or(Error::Truncated {
+            what: "ARCH section",
+            needed: format::ARCH_HEADER_BYTES,
+            available: arch.len(),
+        })?;
+    let name_len = name_field
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(name_field.len());
+    let name = core::str::from_utf8(name_field.get(..name_len).unwrap_or(&[])).map_err(|_| {
+        Error::BadUtf8 {
+            what: "architecture name",
+        }
     })?;
-    let name_len = name_field.iter().position(|&b| b == 0).unwrap_or(name_field.len());
-    let name = core::str::from_utf8(name_field.get(..name_len).unwrap_or(&[]))
-        .map_err(|_| Error::BadUtf8 { what: "architecture name" })?;
     if name_field.iter().skip(name_len).any(|&b| b != 0) {
-        return Err(Error::BadField { field: "architecture name padding", found: name_len as u32 });
+        return Err(Error::BadField {
+            field: "architecture name padding",
+            found: name_len as u32,
+        });
     }
     let field = |i: usize| read_u32(arch, format::ARCH_NAME_BYTES + 4 * i, "ARCH section");
     let input = Shape::new(field(0)? as usize, field(1)? as usize, field(2)? as usize);
     let count = field(3)? as usize;
     if count > MAX_LAYERS {
-        return Err(ArchError { layer: MAX_LAYERS, problem: ArchProblem::TooManyLayers }.into());
+        return Err(ArchError {
+            layer: MAX_LAYERS,
+            problem: ArchProblem::TooManyLayers,
+        }
+        .into());
     }
     let expected_len = format::ARCH_HEADER_BYTES + count * format::LAYER_RECORD_BYTES;
     if arch.len() != expected_len {
-        return Err(Error::BadField { field: "ARCH section length", found: arch.len() as u32 });
+        return Err(Error::BadField {
+            field: "ARCH section length",
+            found: arch.len() as u32,
+        });
     }
     let mut model = Model::empty(name, input);
     let records = arch.get(format::ARCH_HEADER_BYTES..).unwrap_or(&[]);
-    for (i, (slot, rec)) in
-        model.layers.iter_mut().zip(records.chunks_exact(format::LAYER_RECORD_BYTES)).enumerate()
+    for (i, (slot, rec)) in model
+        .layers
+        .iter_mut()
+        .zip(records.chunks_exact(format::LAYER_RECORD_BYTES))
+        .enumerate()
     {
         let mut record = [0u32; 8];
         for (j, w) in record.iter_mut().enumerate() {
@@ -177,10 +243,16 @@ fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> R
             if entry.role == role::MEAN || entry.role == role::STD {
                 continue; // checked with the PREP section
             }
-            return Err(Error::UnexpectedTensor { layer: usize::MAX, role: entry.role });
+            return Err(Error::UnexpectedTensor {
+                layer: usize::MAX,
+                role: entry.role,
+            });
         }
         let layer = entry.layer as usize;
-        let unexpected = Error::UnexpectedTensor { layer, role: entry.role };
+        let unexpected = Error::UnexpectedTensor {
+            layer,
+            role: entry.role,
+        };
         let l = model.layers().get(layer).ok_or(unexpected)?;
         if !l.has_params() {
             return Err(unexpected);
@@ -205,8 +277,22 @@ fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> R
         if !step.layer.has_params() {
             continue;
         }
-        let weight = weights.get(i).copied().flatten().ok_or(Error::MissingTensor { layer: i, role: TensorRole::Weight })?;
-        let bias = biases.get(i).copied().flatten().ok_or(Error::MissingTensor { layer: i, role: TensorRole::Bias })?;
+        let weight = weights
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or(Error::MissingTensor {
+                layer: i,
+                role: TensorRole::Weight,
+            })?;
+        let bias = biases
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or(Error::MissingTensor {
+                layer: i,
+                role: TensorRole::Bias,
+            })?;
         if let Some(p) = params.get_mut(i) {
             *p = Some(Params { weight, bias });
         }
@@ -235,54 +321,105 @@ fn tensor_entries<'a>(
         Ok(c) if 4 + (c as usize).saturating_mul(format::TENSOR_ENTRY_BYTES) == table.len() => {
             (c as usize, None)
         }
-        Ok(c) => (0, Some(Error::BadField { field: "tensor count", found: c })),
+        Ok(c) => (
+            0,
+            Some(Error::BadField {
+                field: "tensor count",
+                found: c,
+            }),
+        ),
         Err(e) => (0, Some(e)),
     };
-    first_err.map(Err).into_iter().chain((0..count).map(move |i| {
-        let at = 4 + i * format::TENSOR_ENTRY_BYTES;
-        let w = |j: usize| read_u32(table, at + 4 * j, "tensor entry");
-        let (layer, role_code, dtype_code, rank) = (w(0)?, w(1)?, w(2)?, w(3)?);
-        let dims = [w(4)?, w(5)?, w(6)?, w(7)?];
-        let (offset, len) = (w(8)? as usize, w(9)? as usize);
-        let reserved = w(10)? | w(11)?;
-        let layer_ix = if layer == format::MODEL_LEVEL { usize::MAX } else { layer as usize };
-        let role = match role_code {
-            role::WEIGHT => TensorRole::Weight,
-            role::BIAS => TensorRole::Bias,
-            role::MEAN => TensorRole::Mean,
-            role::STD => TensorRole::Std,
-            _ => return Err(Error::UnexpectedTensor { layer: layer_ix, role: role_code }),
-        };
-        if reserved != 0 {
-            return Err(Error::BadField { field: "tensor reserved words", found: reserved });
-        }
-        if dtype_code != dtype::F32 {
-            return Err(Error::TensorDtype { layer: layer_ix, role, found: dtype_code });
-        }
-        if rank == 0 || rank > 4 || dims.iter().skip(rank as usize).any(|&d| d != 0) {
-            return Err(Error::BadField { field: "tensor rank", found: rank });
-        }
-        let elems = dims
-            .iter()
-            .take(rank as usize)
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
-            .filter(|&n| n <= crate::arch::MAX_ELEMENTS)
-            .ok_or(Error::BadField { field: "tensor dims", found: dims[0] })?;
-        if elems * 4 != len {
-            return Err(Error::BadField { field: "tensor byte length", found: len as u32 });
-        }
-        if offset % format::TENSOR_ALIGN != 0 {
-            return Err(Error::Misaligned { what: "tensor data", offset, align: format::TENSOR_ALIGN });
-        }
-        let bytes = offset
-            .checked_add(len)
-            .filter(|_| offset >= format::HEADER_BYTES)
-            .and_then(|end| blob.get(offset..end))
-            .ok_or(Error::OutOfBounds { what: "tensor data", offset, len, blob_len: blob.len() })?;
-        let data: &[f32] = bytemuck::try_cast_slice(bytes)
-            .map_err(|_| Error::Misaligned { what: "tensor data", offset, align: 4 })?;
-        Ok(TensorEntry { layer, role: role_code, dims, data })
-    }))
+    first_err
+        .map(Err)
+        .into_iter()
+        .chain((0..count).map(move |i| {
+            let at = 4 + i * format::TENSOR_ENTRY_BYTES;
+            let w = |j: usize| read_u32(table, at + 4 * j, "tensor entry");
+            let (layer, role_code, dtype_code, rank) = (w(0)?, w(1)?, w(2)?, w(3)?);
+            let dims = [w(4)?, w(5)?, w(6)?, w(7)?];
+            let (offset, len) = (w(8)? as usize, w(9)? as usize);
+            let reserved = w(10)? | w(11)?;
+            let layer_ix = if layer == format::MODEL_LEVEL {
+                usize::MAX
+            } else {
+                layer as usize
+            };
+            let role = match role_code {
+                role::WEIGHT => TensorRole::Weight,
+                role::BIAS => TensorRole::Bias,
+                role::MEAN => TensorRole::Mean,
+                role::STD => TensorRole::Std,
+                _ => {
+                    return Err(Error::UnexpectedTensor {
+                        layer: layer_ix,
+                        role: role_code,
+                    })
+                }
+            };
+            if reserved != 0 {
+                return Err(Error::BadField {
+                    field: "tensor reserved words",
+                    found: reserved,
+                });
+            }
+            if dtype_code != dtype::F32 {
+                return Err(Error::TensorDtype {
+                    layer: layer_ix,
+                    role,
+                    found: dtype_code,
+                });
+            }
+            if rank == 0 || rank > 4 || dims.iter().skip(rank as usize).any(|&d| d != 0) {
+                return Err(Error::BadField {
+                    field: "tensor rank",
+                    found: rank,
+                });
+            }
+            let elems = dims
+                .iter()
+                .take(rank as usize)
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+                .filter(|&n| n <= crate::arch::MAX_ELEMENTS)
+                .ok_or(Error::BadField {
+                    field: "tensor dims",
+                    found: dims[0],
+                })?;
+            if elems * 4 != len {
+                return Err(Error::BadField {
+                    field: "tensor byte length",
+                    found: len as u32,
+                });
+            }
+            if offset % format::TENSOR_ALIGN != 0 {
+                return Err(Error::Misaligned {
+                    what: "tensor data",
+                    offset,
+                    align: format::TENSOR_ALIGN,
+                });
+            }
+            let bytes = offset
+                .checked_add(len)
+                .filter(|_| offset >= format::HEADER_BYTES)
+                .and_then(|end| blob.get(offset..end))
+                .ok_or(Error::OutOfBounds {
+                    what: "tensor data",
+                    offset,
+                    len,
+                    blob_len: blob.len(),
+                })?;
+            let data: &[f32] = bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned {
+                what: "tensor data",
+                offset,
+                align: 4,
+            })?;
+            Ok(TensorEntry {
+                layer,
+                role: role_code,
+                dims,
+                data,
+            })
+        }))
 }
 
 /// Checks a tensor's dims against the architecture.
@@ -291,8 +428,17 @@ fn check_dims(model: &Model<'_>, entry: &TensorEntry<'_>) -> Result<(), Error> {
         return Ok(());
     };
     if entry.dims != expected {
-        let role = if entry.role == role::WEIGHT { TensorRole::Weight } else { TensorRole::Bias };
-        return Err(Error::TensorShape { layer: entry.layer as usize, role, expected, found: entry.dims });
+        let role = if entry.role == role::WEIGHT {
+            TensorRole::Weight
+        } else {
+            TensorRole::Bias
+        };
+        return Err(Error::TensorShape {
+            layer: entry.layer as usize,
+            role,
+            expected,
+            found: entry.dims,
+        });
     }
     Ok(())
 }
@@ -304,26 +450,41 @@ fn read_prep<'a>(
     input: Shape,
 ) -> Result<Preprocess<'a>, Error> {
     if prep.len() != format::PREP_BYTES {
-        return Err(Error::BadField { field: "PREP section length", found: prep.len() as u32 });
+        return Err(Error::BadField {
+            field: "PREP section length",
+            found: prep.len() as u32,
+        });
     }
     let w = |i: usize| read_u32(prep, 4 * i, "PREP section");
     let resize = w(0)?;
     let order_code = w(1)?;
     let channel_order = ChannelOrder::from_code(order_code)
         .filter(|o| o.channels() == input.c)
-        .ok_or(Error::BadField { field: "channel order for the input's channels", found: order_code })?;
+        .ok_or(Error::BadField {
+            field: "channel order for the input's channels",
+            found: order_code,
+        })?;
     let pixel_scale = f32::from_bits(w(2)?);
     if !(pixel_scale.is_finite() && pixel_scale > 0.0) {
-        return Err(Error::BadField { field: "pixel scale", found: w(2)? });
+        return Err(Error::BadField {
+            field: "pixel scale",
+            found: w(2)?,
+        });
     }
     let mean_kind = w(3)?;
     let has_std = w(4)?;
     let reserved = w(5)? | w(6)? | w(7)?;
     if reserved != 0 {
-        return Err(Error::BadField { field: "PREP reserved words", found: reserved });
+        return Err(Error::BadField {
+            field: "PREP reserved words",
+            found: reserved,
+        });
     }
     if resize != 0 && (resize as usize) < input.h.max(input.w) {
-        return Err(Error::BadField { field: "resize (smaller than the input)", found: resize });
+        return Err(Error::BadField {
+            field: "resize (smaller than the input)",
+            found: resize,
+        });
     }
     let mut mean_data = None;
     let mut std_data = None;
@@ -332,9 +493,16 @@ fn read_prep<'a>(
         if entry.layer != format::MODEL_LEVEL {
             continue;
         }
-        let slot = if entry.role == role::MEAN { &mut mean_data } else { &mut std_data };
+        let slot = if entry.role == role::MEAN {
+            &mut mean_data
+        } else {
+            &mut std_data
+        };
         if slot.replace((entry.dims, entry.data)).is_some() {
-            return Err(Error::UnexpectedTensor { layer: usize::MAX, role: entry.role });
+            return Err(Error::UnexpectedTensor {
+                layer: usize::MAX,
+                role: entry.role,
+            });
         }
     }
     let c = input.c as u32;
@@ -344,34 +512,93 @@ fn read_prep<'a>(
         (2, Some((dims, data))) if dims == [c, input.h as u32, input.w as u32, 0] => {
             Mean::PerPixel(data)
         }
-        (0, Some(_)) => return Err(Error::UnexpectedTensor { layer: usize::MAX, role: role::MEAN }),
-        (1 | 2, None) => return Err(Error::MissingTensor { layer: usize::MAX, role: TensorRole::Mean }),
-        (1 | 2, Some((dims, _))) => {
-            let expected = if mean_kind == 1 { [c, 0, 0, 0] } else { [c, input.h as u32, input.w as u32, 0] };
-            return Err(Error::TensorShape { layer: usize::MAX, role: TensorRole::Mean, expected, found: dims });
+        (0, Some(_)) => {
+            return Err(Error::UnexpectedTensor {
+                layer: usize::MAX,
+                role: role::MEAN,
+            })
         }
-        _ => return Err(Error::BadField { field: "mean kind", found: mean_kind }),
+        (1 | 2, None) => {
+            return Err(Error::MissingTensor {
+                layer: usize::MAX,
+                role: TensorRole::Mean,
+            })
+        }
+        (1 | 2, Some((dims, _))) => {
+            let expected = if mean_kind == 1 {
+                [c, 0, 0, 0]
+            } else {
+                [c, input.h as u32, input.w as u32, 0]
+            };
+            return Err(Error::TensorShape {
+                layer: usize::MAX,
+                role: TensorRole::Mean,
+                expected,
+                found: dims,
+            });
+        }
+        _ => {
+            return Err(Error::BadField {
+                field: "mean kind",
+                found: mean_kind,
+            })
+        }
     };
     let std = match (has_std, std_data) {
         (0, None) => None,
         (1, Some((dims, data))) if dims == [c, 0, 0, 0] => Some(data),
-        (0, Some(_)) => return Err(Error::UnexpectedTensor { layer: usize::MAX, role: role::STD }),
-        (1, None) => return Err(Error::MissingTensor { layer: usize::MAX, role: TensorRole::Std }),
-        (1, Some((dims, _))) => {
-            return Err(Error::TensorShape { layer: usize::MAX, role: TensorRole::Std, expected: [c, 0, 0, 0], found: dims })
+        (0, Some(_)) => {
+            return Err(Error::UnexpectedTensor {
+                layer: usize::MAX,
+                role: role::STD,
+            })
         }
-        _ => return Err(Error::BadField { field: "std flag", found: has_std }),
+        (1, None) => {
+            return Err(Error::MissingTensor {
+                layer: usize::MAX,
+                role: TensorRole::Std,
+            })
+        }
+        (1, Some((dims, _))) => {
+            return Err(Error::TensorShape {
+                layer: usize::MAX,
+                role: TensorRole::Std,
+                expected: [c, 0, 0, 0],
+                found: dims,
+            })
+        }
+        _ => {
+            return Err(Error::BadField {
+                field: "std flag",
+                found: has_std,
+            })
+        }
     };
     let mean_values = match mean {
         Mean::None => &[][..],
         Mean::PerChannel(m) | Mean::PerPixel(m) => m,
     };
     if mean_values.iter().any(|v| !v.is_finite()) {
-        return Err(Error::BadField { field: "mean (not finite)", found: 0 });
+        return Err(Error::BadField {
+            field: "mean (not finite)",
+            found: 0,
+        });
     }
-    if std.unwrap_or(&[]).iter().any(|v| !(v.is_finite() && *v > 0.0)) {
-        return Err(Error::BadField { field: "std (must be finite and > 0)", found: 0 });
+    if std
+        .unwrap_or(&[])
+        .iter()
+        .any(|v| !(v.is_finite() && *v > 0.0))
+    {
+        return Err(Error::BadField {
+            field: "std (must be finite and > 0)",
+            found: 0,
+        });
     }
-    Ok(Preprocess { resize, channel_order, pixel_scale, mean, std })
+    Ok(Preprocess {
+        resize,
+        channel_order,
+        pixel_scale,
+        mean,
+        std,
+    })
 }
-

@@ -89,9 +89,16 @@ pub type LayerRecord = [u32; 8];
 /// Encodes a layer as its record.
 pub fn encode_layer(layer: &Layer) -> LayerRecord {
     match *layer {
-        Layer::Conv(c) => {
-            [kind::CONV, c.out_channels, c.kernel, c.stride, c.padding, c.groups, 0, 0]
-        }
+        Layer::Conv(c) => [
+            kind::CONV,
+            c.out_channels,
+            c.kernel,
+            c.stride,
+            c.padding,
+            c.groups,
+            0,
+            0,
+        ],
         Layer::Relu => [kind::RELU, 0, 0, 0, 0, 0, 0, 0],
         Layer::Lrn(l) => {
             let convention = match l.convention {
@@ -115,12 +122,21 @@ pub fn encode_layer(layer: &Layer) -> LayerRecord {
 /// Decodes a layer record; `index` only labels the error. Shapes are checked later, by
 /// [`crate::Arch::plan`].
 pub fn decode_layer(record: &LayerRecord, index: usize) -> Result<Layer, ArchError> {
-    let err = |problem| ArchError { layer: index, problem };
+    let err = |problem| ArchError {
+        layer: index,
+        problem,
+    };
     let [code, a, b, c, d, e, f, g] = *record;
     // Number of meaningful fields per kind; the rest must be zero.
     let (layer, used) = match code {
         kind::CONV => (
-            Layer::Conv(ConvSpec { out_channels: a, kernel: b, stride: c, padding: d, groups: e }),
+            Layer::Conv(ConvSpec {
+                out_channels: a,
+                kernel: b,
+                stride: c,
+                padding: d,
+                groups: e,
+            }),
             5,
         ),
         kind::RELU => (Layer::Relu, 0),
@@ -139,11 +155,22 @@ pub fn decode_layer(record: &LayerRecord, index: usize) -> Result<Layer, ArchErr
             };
             (Layer::Lrn(spec), 5)
         }
-        kind::MAX_POOL => (Layer::MaxPool(PoolSpec { window: a, stride: b }), 2),
+        kind::MAX_POOL => (
+            Layer::MaxPool(PoolSpec {
+                window: a,
+                stride: b,
+            }),
+            2,
+        ),
         kind::ADAPTIVE_AVG_POOL => (Layer::AdaptiveAvgPool { out_h: a, out_w: b }, 2),
         kind::FLATTEN => (Layer::Flatten, 0),
         kind::LINEAR => (Layer::Linear { out_features: a }, 1),
-        kind::DROPOUT => (Layer::Dropout { p: f32::from_bits(a) }, 1),
+        kind::DROPOUT => (
+            Layer::Dropout {
+                p: f32::from_bits(a),
+            },
+            1,
+        ),
         kind::SOFTMAX => (Layer::Softmax, 0),
         _ => return Err(err(ArchProblem::UnknownLayerKind)),
     };
@@ -171,11 +198,17 @@ mod tests {
     fn unknown_kinds_and_stray_fields_are_refused() {
         assert_eq!(
             decode_layer(&[99, 0, 0, 0, 0, 0, 0, 0], 3),
-            Err(ArchError { layer: 3, problem: ArchProblem::UnknownLayerKind })
+            Err(ArchError {
+                layer: 3,
+                problem: ArchProblem::UnknownLayerKind
+            })
         );
         assert_eq!(
             decode_layer(&[kind::RELU, 1, 0, 0, 0, 0, 0, 0], 0),
-            Err(ArchError { layer: 0, problem: ArchProblem::NonZeroReserved })
+            Err(ArchError {
+                layer: 0,
+                problem: ArchProblem::NonZeroReserved
+            })
         );
     }
 }

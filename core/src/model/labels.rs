@@ -14,10 +14,14 @@ impl<'a> Labels<'a> {
     /// Parses and validates a LABL section.
     pub fn parse(section: &'a [u8]) -> Result<Self, Error> {
         let count = read_u32(section, 0, "label count")? as usize;
-        let table_bytes = count
-            .checked_add(1)
-            .and_then(|n| n.checked_mul(4))
-            .ok_or(Error::BadField { field: "label count", found: count as u32 })?;
+        let table_bytes =
+            count
+                .checked_add(1)
+                .and_then(|n| n.checked_mul(4))
+                .ok_or(Error::BadField {
+                    field: "label count",
+                    found: count as u32,
+                })?;
         let offsets = section.get(4..4 + table_bytes).ok_or(Error::Truncated {
             what: "label offsets",
             needed: 4 + table_bytes,
@@ -31,9 +35,16 @@ impl<'a> Labels<'a> {
             let off = read_u32(offsets, i * 4, "label offset")? as usize;
             let first_ok = i != 0 || off == 0;
             let last_ok = i != count || off == text.len();
-            if off < prev || off > text.len() || !text.is_char_boundary(off) || !first_ok || !last_ok
+            if off < prev
+                || off > text.len()
+                || !text.is_char_boundary(off)
+                || !first_ok
+                || !last_ok
             {
-                return Err(Error::BadField { field: "label offset", found: off as u32 });
+                return Err(Error::BadField {
+                    field: "label offset",
+                    found: off as u32,
+                });
             }
             prev = off;
         }
@@ -60,9 +71,17 @@ impl<'a> Labels<'a> {
 
 /// Reads a little-endian u32 at `offset`, or says the section is truncated.
 pub(crate) fn read_u32(bytes: &[u8], offset: usize, what: &'static str) -> Result<u32, Error> {
-    let end = offset.checked_add(4).ok_or(Error::Truncated { what, needed: usize::MAX, available: bytes.len() })?;
+    let end = offset.checked_add(4).ok_or(Error::Truncated {
+        what,
+        needed: usize::MAX,
+        available: bytes.len(),
+    })?;
     match bytes.get(offset..end) {
         Some(&[a, b, c, d]) => Ok(u32::from_le_bytes([a, b, c, d])),
-        _ => Err(Error::Truncated { what, needed: end, available: bytes.len() }),
+        _ => Err(Error::Truncated {
+            what,
+            needed: end,
+            available: bytes.len(),
+        }),
     }
 }

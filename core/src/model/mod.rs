@@ -62,7 +62,13 @@ impl<'a> Model<'a> {
             layers: [Layer::Relu; MAX_LAYERS],
             layer_count: 0,
             params: [None; MAX_LAYERS],
-            plan: Plan { output: input, params: 0, macs: 0, arena_elems: 0, largest_activation: 0 },
+            plan: Plan {
+                output: input,
+                params: 0,
+                macs: 0,
+                arena_elems: 0,
+                largest_activation: 0,
+            },
             preprocess: Preprocess {
                 resize: 0,
                 channel_order: ChannelOrder::Gray,
@@ -81,7 +87,11 @@ impl<'a> Model<'a> {
 
     /// The architecture descriptor carried by the blob.
     pub fn arch(&self) -> Arch<'_> {
-        Arch { name: self.name, input: self.input, layers: self.layers() }
+        Arch {
+            name: self.name,
+            input: self.input,
+            layers: self.layers(),
+        }
     }
 
     /// Shapes, parameter count, MACs and arena size.
@@ -121,7 +131,12 @@ impl<'a> Model<'a> {
 
     /// Runs the network on `input` (`[C, H, W]`, preprocessed), writing the logits (the
     /// values before any softmax). `arena` needs [`Model::arena_bytes`] bytes, any alignment.
-    pub fn forward(&self, input: &[f32], arena: &mut [u8], logits: &mut [f32]) -> Result<(), Error> {
+    pub fn forward(
+        &self,
+        input: &[f32],
+        arena: &mut [u8],
+        logits: &mut [f32],
+    ) -> Result<(), Error> {
         self.forward_observed(input, arena, logits, |_, _, _| {})
     }
 
@@ -141,14 +156,21 @@ impl<'a> Model<'a> {
         layers::expect_len("logits", self.classes(), logits.len())?;
         let needed = self.arena_bytes();
         let arena = aligned_arena(arena, self.plan.arena_elems, needed)?;
-        let too_small = Error::BufferTooSmall { what: "arena", needed, found: arena.len() * 4 };
+        let too_small = Error::BufferTooSmall {
+            what: "arena",
+            needed,
+            found: arena.len() * 4,
+        };
         let mut side = Side::Input;
         let mut shape = self.input;
         for (i, layer) in self.layers().iter().enumerate() {
             let out_shape = layers::output_shape(layer, shape)?;
             if layer.in_place() {
                 if side == Side::Input {
-                    arena.get_mut(..input.len()).ok_or(too_small)?.copy_from_slice(input);
+                    arena
+                        .get_mut(..input.len())
+                        .ok_or(too_small)?
+                        .copy_from_slice(input);
                     side = Side::Low;
                 }
                 let buf = region_mut(arena, side, shape.len()).ok_or(too_small)?;
@@ -185,7 +207,11 @@ impl<'a> Model<'a> {
                 }
                 side = side.opposite();
             }
-            observe(i, out_shape, region_mut(arena, side, out_shape.len()).ok_or(too_small)?);
+            observe(
+                i,
+                out_shape,
+                region_mut(arena, side, out_shape.len()).ok_or(too_small)?,
+            );
             shape = out_shape;
         }
         let out = region_mut(arena, side, shape.len()).ok_or(too_small)?;
@@ -201,7 +227,11 @@ fn aligned_arena(arena: &mut [u8], elems: usize, needed: usize) -> Result<&mut [
     let bytes = skip
         .checked_add(elems.saturating_mul(4))
         .and_then(|end| arena.get_mut(skip..end))
-        .ok_or(Error::BufferTooSmall { what: "arena", needed, found })?;
+        .ok_or(Error::BufferTooSmall {
+            what: "arena",
+            needed,
+            found,
+        })?;
     bytemuck::try_cast_slice_mut(bytes).map_err(|_| Error::Misaligned {
         what: "arena",
         offset: skip,

@@ -7,7 +7,12 @@ use anyhow::{ensure, Result};
 use std::path::Path;
 use std::time::Instant;
 
-pub fn run(model_path: &Path, images: &[std::path::PathBuf], top: usize, logits_out: Option<&Path>) -> Result<()> {
+pub fn run(
+    model_path: &Path,
+    images: &[std::path::PathBuf],
+    top: usize,
+    logits_out: Option<&Path>,
+) -> Result<()> {
     ensure!(top > 0, "--top must be at least 1");
     let file = BlobFile::read(model_path)?;
     let model = file.model()?;
@@ -24,15 +29,27 @@ pub fn run(model_path: &Path, images: &[std::path::PathBuf], top: usize, logits_
     for path in images {
         let input = load_image(path, model.preprocess(), arch.input)?;
         let start = Instant::now();
-        model.forward(&input, &mut arena, &mut logits).map_err(anyhow::Error::msg)?;
+        model
+            .forward(&input, &mut arena, &mut logits)
+            .map_err(anyhow::Error::msg)?;
         let elapsed = start.elapsed();
         all_logits.extend_from_slice(&logits);
         softmax(&logits, &mut probs).map_err(anyhow::Error::msg)?;
         let n = top_k(&probs, &mut best);
-        println!("{}  (forward {:.1} ms)", path.display(), elapsed.as_secs_f64() * 1e3);
+        println!(
+            "{}  (forward {:.1} ms)",
+            path.display(),
+            elapsed.as_secs_f64() * 1e3
+        );
         for (rank, &class) in best.iter().take(n).enumerate() {
             let label = model.labels().and_then(|l| l.get(class)).unwrap_or("");
-            println!("  {:>2}. {:>6.2}%  {:>4}  {}", rank + 1, probs[class] * 100.0, class, label);
+            println!(
+                "  {:>2}. {:>6.2}%  {:>4}  {}",
+                rank + 1,
+                probs[class] * 100.0,
+                class,
+                label
+            );
         }
     }
     if let Some(out) = logits_out {

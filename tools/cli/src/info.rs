@@ -51,7 +51,9 @@ pub fn describe(model: &Model<'_>, blob_len: usize, path: &Path) -> String {
     let _ = writeln!(
         s,
         "labels      {}",
-        model.labels().map_or("none".to_string(), |l| format!("{} classes", l.len()))
+        model
+            .labels()
+            .map_or("none".to_string(), |l| format!("{} classes", l.len()))
     );
     let _ = writeln!(s);
     let _ = writeln!(
@@ -105,7 +107,11 @@ fn details(layer: &Layer) -> String {
             c.kernel,
             c.stride,
             c.padding,
-            if c.groups > 1 { format!(" groups {}", c.groups) } else { String::new() }
+            if c.groups > 1 {
+                format!(" groups {}", c.groups)
+            } else {
+                String::new()
+            }
         ),
         Layer::Lrn(l) => format!(
             "n={} k={} a={} b={} {}",
@@ -133,7 +139,9 @@ pub fn non_finite_warnings(model: &Model<'_>) -> Vec<String> {
     let arch = model.arch();
     let mut out = Vec::new();
     for i in 0..arch.layers.len() {
-        let (Some(p), Some(name)) = (model.params(i), arch.param_layer_name(i)) else { continue };
+        let (Some(p), Some(name)) = (model.params(i), arch.param_layer_name(i)) else {
+            continue;
+        };
         for (role, values) in [("weight", p.weight), ("bias", p.bias)] {
             let bad = values.iter().filter(|v| !v.is_finite()).count();
             if bad > 0 {

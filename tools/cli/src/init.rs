@@ -9,7 +9,10 @@ use std::time::Instant;
 pub fn run(arch_name: &str, seed: u64, output: &Path) -> Result<()> {
     let arch = builtin::by_name(arch_name).with_context(|| {
         let names: Vec<&str> = builtin::ALL.iter().map(|a| a.name).collect();
-        format!("unknown architecture {arch_name:?}; built in: {}", names.join(", "))
+        format!(
+            "unknown architecture {arch_name:?}; built in: {}",
+            names.join(", ")
+        )
     })?;
     let start = Instant::now();
     eprintln!(

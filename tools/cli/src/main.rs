@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "alexnet", version, about = "Make, inspect and run AlexNet model blobs")]
+#[command(
+    name = "alexnet",
+    version,
+    about = "Make, inspect and run AlexNet model blobs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,12 +82,20 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init { arch, seed, output } => init::run(&arch, seed, &output),
         Command::Info { model } => info::run(&model),
-        Command::Infer { model, images, top, logits_out } => {
-            infer::run(&model, &images, top, logits_out.as_deref())
-        }
-        Command::ExtractIdx { images, labels, first, count, scale, out_dir } => {
-            extract::run(&images, labels.as_deref(), first, count, scale, &out_dir)
-        }
+        Command::Infer {
+            model,
+            images,
+            top,
+            logits_out,
+        } => infer::run(&model, &images, top, logits_out.as_deref()),
+        Command::ExtractIdx {
+            images,
+            labels,
+            first,
+            count,
+            scale,
+            out_dir,
+        } => extract::run(&images, labels.as_deref(), first, count, scale, &out_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,8 +16,8 @@ impl BlobFile {
     /// Reads `path`.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read model blob {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read model blob {}", path.display()))?;
         Ok(Self::from_bytes(&bytes, path))
     }
 
@@ -25,7 +25,11 @@ impl BlobFile {
     pub fn from_bytes(bytes: &[u8], origin: impl AsRef<Path>) -> Self {
         let mut words = vec![0u64; bytes.len().div_ceil(8)];
         bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        BlobFile { words, len: bytes.len(), path: origin.as_ref().to_path_buf() }
+        BlobFile {
+            words,
+            len: bytes.len(),
+            path: origin.as_ref().to_path_buf(),
+        }
     }
 
     /// The bytes.
@@ -50,10 +54,18 @@ impl BlobFile {
 /// interrupted write never leaves a half-written blob under the final name.
 pub fn write_blob(path: impl AsRef<Path>, blob: &[u8]) -> Result<()> {
     let path = path.as_ref();
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file_name = path.file_name().context("output path has no file name")?;
-    let tmp = dir.join(format!(".{}.tmp{}", file_name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, blob).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }

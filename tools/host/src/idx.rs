@@ -43,7 +43,11 @@ fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn header(bytes: &[u8], words: usize, path: &Path) -> Result<Vec<usize>> {
-    ensure!(bytes.len() >= 4 * words, "{} is truncated: no IDX header", path.display());
+    ensure!(
+        bytes.len() >= 4 * words,
+        "{} is truncated: no IDX header",
+        path.display()
+    );
     Ok(bytes[..4 * words]
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
@@ -56,7 +60,11 @@ pub fn read_images(path: impl AsRef<Path>) -> Result<IdxImages> {
     let bytes = read_maybe_gzip(path)?;
     let h = header(&bytes, 4, path)?;
     if h[0] != IMAGES_MAGIC as usize {
-        bail!("{} is not an IDX image file (magic {:#010x}, expected {IMAGES_MAGIC:#010x})", path.display(), h[0]);
+        bail!(
+            "{} is not an IDX image file (magic {:#010x}, expected {IMAGES_MAGIC:#010x})",
+            path.display(),
+            h[0]
+        );
     }
     let (count, rows, cols) = (h[1], h[2], h[3]);
     let n = count
@@ -69,7 +77,12 @@ pub fn read_images(path: impl AsRef<Path>) -> Result<IdxImages> {
         path.display(),
         bytes.len() - 16
     );
-    Ok(IdxImages { count, rows, cols, pixels: bytes[16..].to_vec() })
+    Ok(IdxImages {
+        count,
+        rows,
+        cols,
+        pixels: bytes[16..].to_vec(),
+    })
 }
 
 /// Reads an IDX label file (magic 0x801).
@@ -78,7 +91,11 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let bytes = read_maybe_gzip(path)?;
     let h = header(&bytes, 2, path)?;
     if h[0] != LABELS_MAGIC as usize {
-        bail!("{} is not an IDX label file (magic {:#010x}, expected {LABELS_MAGIC:#010x})", path.display(), h[0]);
+        bail!(
+            "{} is not an IDX label file (magic {:#010x}, expected {LABELS_MAGIC:#010x})",
+            path.display(),
+            h[0]
+        );
     }
     ensure!(
         bytes.len() - 8 == h[1],
@@ -92,6 +109,40 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
 
 /// Where Debian's `dataset-fashion-mnist` package puts the data.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Writes image `i` as `<dir>/<i>_<label>.png` (or `<i>.png`), enlarged `scale` times with
+/// nearest-neighbour sampling; returns the path.
+pub fn write_png(
+    set: &IdxImages,
+    i: usize,
+    scale: u32,
+    label: Option<u8>,
+    dir: &Path,
+) -> Result<std::path::PathBuf> {
+    let pixels = set
+        .image(i)
+        .with_context(|| format!("no image {i} (the file has {})", set.count))?;
+    let img = image::GrayImage::from_raw(set.cols as u32, set.rows as u32, pixels.to_vec())
+        .context("IDX image size mismatch")?;
+    let img = if scale > 1 {
+        image::imageops::resize(
+            &img,
+            img.width() * scale,
+            img.height() * scale,
+            image::imageops::FilterType::Nearest,
+        )
+    } else {
+        img
+    };
+    let name = match label {
+        Some(l) => format!("{i:05}_{l}.png"),
+        None => format!("{i:05}.png"),
+    };
+    let path = dir.join(name);
+    img.save(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
 
 #[cfg(test)]
 mod tests {
@@ -115,33 +166,13 @@ mod tests {
             assert_eq!(imgs.image(1), Some(&[3u8, 4][..]));
         }
         std::fs::write(&plain, &raw[..18]).unwrap();
-        assert!(read_images(&plain).unwrap_err().to_string().contains("header announces"));
-        assert!(read_labels(&gz).unwrap_err().to_string().contains("not an IDX label file"));
+        assert!(read_images(&plain)
+            .unwrap_err()
+            .to_string()
+            .contains("header announces"));
+        assert!(read_labels(&gz)
+            .unwrap_err()
+            .to_string()
+            .contains("not an IDX label file"));
     }
-}
-
-/// Writes image `i` as `<dir>/<i>_<label>.png` (or `<i>.png`), enlarged `scale` times with
-/// nearest-neighbour sampling; returns the path.
-pub fn write_png(
-    set: &IdxImages,
-    i: usize,
-    scale: u32,
-    label: Option<u8>,
-    dir: &Path,
-) -> Result<std::path::PathBuf> {
-    let pixels = set.image(i).with_context(|| format!("no image {i} (the file has {})", set.count))?;
-    let img = image::GrayImage::from_raw(set.cols as u32, set.rows as u32, pixels.to_vec())
-        .context("IDX image size mismatch")?;
-    let img = if scale > 1 {
-        image::imageops::resize(&img, img.width() * scale, img.height() * scale, image::imageops::FilterType::Nearest)
-    } else {
-        img
-    };
-    let name = match label {
-        Some(l) => format!("{i:05}_{l}.png"),
-        None => format!("{i:05}.png"),
-    };
-    let path = dir.join(name);
-    img.save(&path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
 }

@@ -16,7 +16,8 @@ pub fn load_image(path: impl AsRef<Path>, prep: &Preprocess<'_>, input: Shape) -
         .with_context(|| format!("cannot read image {}", path.display()))?
         .decode()
         .with_context(|| format!("cannot decode image {}", path.display()))?;
-    prepare_image(&img, prep, input).with_context(|| format!("cannot prepare image {}", path.display()))
+    prepare_image(&img, prep, input)
+        .with_context(|| format!("cannot prepare image {}", path.display()))
 }
 
 /// Resizes the shorter side to `prep.resize` (bilinear), centre-crops to the input size and
@@ -28,8 +29,13 @@ pub fn prepare_image(img: &DynamicImage, prep: &Preprocess<'_>, input: Shape) ->
     }
     let resized = if prep.resize != 0 && w.min(h) != prep.resize {
         let r = prep.resize;
-        let scaled = |long: u32, short: u32| ((long as f64 * r as f64 / short as f64).round() as u32).max(r);
-        let (nw, nh) = if w <= h { (r, scaled(h, w)) } else { (scaled(w, h), r) };
+        let scaled =
+            |long: u32, short: u32| ((long as f64 * r as f64 / short as f64).round() as u32).max(r);
+        let (nw, nh) = if w <= h {
+            (r, scaled(h, w))
+        } else {
+            (scaled(w, h), r)
+        };
         img.resize_exact(nw, nh, FilterType::Triangle)
     } else {
         img.clone()
@@ -52,6 +58,7 @@ pub fn prepare_image(img: &DynamicImage, prep: &Preprocess<'_>, input: Shape) ->
         ChannelOrder::Rgb | ChannelOrder::Bgr => cropped.to_rgb8().into_raw(),
     };
     let mut out = vec![0.0f32; input.len()];
-    prep.apply(&pixels, input, &mut out).map_err(anyhow::Error::msg)?;
+    prep.apply(&pixels, input, &mut out)
+        .map_err(anyhow::Error::msg)?;
     Ok(out)
 }

@@ -15,8 +15,13 @@ pub const WEIGHT_STD: f32 = 0.01;
 /// fc7), "to accelerate the early stages of learning by providing the ReLUs with positive
 /// inputs"; 0 elsewhere.
 pub fn paper_bias(arch: &Arch<'_>, layer: usize) -> f32 {
-    let Some(name) = arch.param_layer_name(layer) else { return 0.0 };
-    let last_linear = arch.layers.iter().rposition(|l| matches!(l, Layer::Linear { .. }));
+    let Some(name) = arch.param_layer_name(layer) else {
+        return 0.0;
+    };
+    let last_linear = arch
+        .layers
+        .iter()
+        .rposition(|l| matches!(l, Layer::Linear { .. }));
     match arch.layers.get(layer) {
         Some(Layer::Conv(_)) => f32::from(u8::from(matches!(name.number, 2 | 4 | 5))),
         Some(Layer::Linear { .. }) => f32::from(u8::from(Some(layer) != last_linear)),
@@ -36,7 +41,10 @@ pub fn paper_init(arch: &Arch<'_>, seed: u64) -> Result<ModelSpec> {
             params.push(None);
             continue;
         }
-        let n = step.layer.weight_len(step.input).map_err(|p| anyhow::anyhow!("{p}"))?;
+        let n = step
+            .layer
+            .weight_len(step.input)
+            .map_err(|p| anyhow::anyhow!("{p}"))?;
         let weight: Vec<f32> = (0..n).map(|_| normal.sample(&mut rng)).collect();
         let bias = vec![paper_bias(arch, step.index); step.layer.bias_len()];
         params.push(Some(LayerParams { weight, bias }));
@@ -72,7 +80,12 @@ mod tests {
         let c = paper_init(&MICRO, 8).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
-        let w: Vec<f32> = a.params.iter().flatten().flat_map(|p| p.weight.iter().copied()).collect();
+        let w: Vec<f32> = a
+            .params
+            .iter()
+            .flatten()
+            .flat_map(|p| p.weight.iter().copied())
+            .collect();
         let mean = w.iter().map(|&x| x as f64).sum::<f64>() / w.len() as f64;
         let var = w.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / w.len() as f64;
         assert!(mean.abs() < 1e-4, "mean {mean}");

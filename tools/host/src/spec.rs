@@ -68,27 +68,42 @@ struct PendingTensor<'a> {
 impl ModelSpec {
     /// The architecture, borrowed.
     pub fn arch(&self) -> Arch<'_> {
-        Arch { name: &self.name, input: self.input, layers: &self.layers }
+        Arch {
+            name: &self.name,
+            input: self.input,
+            layers: &self.layers,
+        }
     }
 
     /// Serializes to a blob; the result parses with [`alexnet_core::Model::parse`].
     pub fn to_blob(&self) -> Result<Vec<u8>> {
         let arch = self.arch();
-        let plan = arch.plan().map_err(|e| anyhow::anyhow!("{}", alexnet_core::Error::Arch(e)))?;
-        ensure!(self.layers.len() <= MAX_LAYERS, "more than {MAX_LAYERS} layers");
+        let plan = arch
+            .plan()
+            .map_err(|e| anyhow::anyhow!("{}", alexnet_core::Error::Arch(e)))?;
+        ensure!(
+            self.layers.len() <= MAX_LAYERS,
+            "more than {MAX_LAYERS} layers"
+        );
         ensure!(
             self.name.len() <= format::ARCH_NAME_BYTES && !self.name.contains('\0'),
             "architecture name {:?} must be at most {} bytes without NUL",
             self.name,
             format::ARCH_NAME_BYTES
         );
-        ensure!(self.params.len() == self.layers.len(), "one parameter slot per layer needed");
+        ensure!(
+            self.params.len() == self.layers.len(),
+            "one parameter slot per layer needed"
+        );
 
         let mut tensors = Vec::new();
         for step in arch.walk() {
             let step = step.map_err(|e| anyhow::anyhow!("{}", alexnet_core::Error::Arch(e)))?;
             let i = step.index;
-            let name = arch.param_layer_name(i).map(|n| n.to_string()).unwrap_or_default();
+            let name = arch
+                .param_layer_name(i)
+                .map(|n| n.to_string())
+                .unwrap_or_default();
             match (&self.params[i], step.layer.has_params()) {
                 (Some(p), true) => {
                     let wlen = step.layer.weight_len(step.input).unwrap_or(0);
@@ -104,13 +119,25 @@ impl ModelSpec {
                         step.layer.bias_len()
                     );
                     let dims = step.layer.weight_dims(step.input);
-                    tensors.push(PendingTensor { layer: i as u32, role: role::WEIGHT, dims, data: &p.weight });
+                    tensors.push(PendingTensor {
+                        layer: i as u32,
+                        role: role::WEIGHT,
+                        dims,
+                        data: &p.weight,
+                    });
                     let bias_dims = [p.bias.len() as u32, 0, 0, 0];
-                    tensors.push(PendingTensor { layer: i as u32, role: role::BIAS, dims: bias_dims, data: &p.bias });
+                    tensors.push(PendingTensor {
+                        layer: i as u32,
+                        role: role::BIAS,
+                        dims: bias_dims,
+                        data: &p.bias,
+                    });
                 }
                 (None, false) => {}
                 (None, true) => bail!("layer {i} ({name}) has no parameters"),
-                (Some(_), false) => bail!("layer {i} ({}) takes no parameters", step.layer.kind_name()),
+                (Some(_), false) => {
+                    bail!("layer {i} ({}) takes no parameters", step.layer.kind_name())
+                }
             }
         }
         let c = self.input.c as u32;
@@ -124,18 +151,41 @@ impl ModelSpec {
         match &prep.mean {
             MeanSpec::None => {}
             MeanSpec::PerChannel(m) => {
-                ensure!(m.len() == self.input.c, "mean needs {} values", self.input.c);
-                tensors.push(PendingTensor { layer: format::MODEL_LEVEL, role: role::MEAN, dims: [c, 0, 0, 0], data: m });
+                ensure!(
+                    m.len() == self.input.c,
+                    "mean needs {} values",
+                    self.input.c
+                );
+                tensors.push(PendingTensor {
+                    layer: format::MODEL_LEVEL,
+                    role: role::MEAN,
+                    dims: [c, 0, 0, 0],
+                    data: m,
+                });
             }
             MeanSpec::PerPixel(m) => {
-                ensure!(m.len() == self.input.len(), "mean image needs {} values", self.input.len());
+                ensure!(
+                    m.len() == self.input.len(),
+                    "mean image needs {} values",
+                    self.input.len()
+                );
                 let dims = [c, self.input.h as u32, self.input.w as u32, 0];
-                tensors.push(PendingTensor { layer: format::MODEL_LEVEL, role: role::MEAN, dims, data: m });
+                tensors.push(PendingTensor {
+                    layer: format::MODEL_LEVEL,
+                    role: role::MEAN,
+                    dims,
+                    data: m,
+                });
             }
         }
         if let Some(s) = &prep.std {
             ensure!(s.len() == self.input.c, "std needs {} values", self.input.c);
-            tensors.push(PendingTensor { layer: format::MODEL_LEVEL, role: role::STD, dims: [c, 0, 0, 0], data: s });
+            tensors.push(PendingTensor {
+                layer: format::MODEL_LEVEL,
+                role: role::STD,
+                dims: [c, 0, 0, 0],
+                data: s,
+            });
         }
         if let Some(labels) = &self.labels {
             ensure!(
@@ -147,15 +197,18 @@ impl ModelSpec {
         }
 
         // Sections, in order: ARCH, PREP, LABL (optional), TENS; then tensor data.
-        let mut sections: Vec<([u8; 4], Vec<u8>)> =
-            vec![(tag::ARCH, self.arch_section()), (tag::PREP, self.prep_section())];
+        let mut sections: Vec<([u8; 4], Vec<u8>)> = vec![
+            (tag::ARCH, self.arch_section()),
+            (tag::PREP, self.prep_section()),
+        ];
         if let Some(labels) = &self.labels {
             sections.push((tag::LABL, labels_section(labels)?));
         }
         let table_len = 4 + tensors.len() * format::TENSOR_ENTRY_BYTES;
         sections.push((tag::TENS, vec![0; table_len])); // filled in once offsets are known
 
-        let mut out = vec![0u8; format::HEADER_BYTES + sections.len() * format::SECTION_ENTRY_BYTES];
+        let mut out =
+            vec![0u8; format::HEADER_BYTES + sections.len() * format::SECTION_ENTRY_BYTES];
         let mut section_table = Vec::new();
         for (t, data) in &sections {
             pad_to(&mut out, 8);
@@ -178,7 +231,12 @@ impl ModelSpec {
                 put(&mut table, d);
             }
             let len = u32::try_from(t.data.len() * 4).context("tensor larger than 4 GiB")?;
-            for w in [u32::try_from(offset).context("blob larger than 4 GiB")?, len, 0, 0] {
+            for w in [
+                u32::try_from(offset).context("blob larger than 4 GiB")?,
+                len,
+                0,
+                0,
+            ] {
                 put(&mut table, w);
             }
         }
@@ -224,7 +282,13 @@ impl ModelSpec {
             MeanSpec::PerPixel(_) => 2,
         };
         let mut s = Vec::with_capacity(format::PREP_BYTES);
-        for w in [p.resize, p.channel_order.code(), p.pixel_scale.to_bits(), mean_kind, p.std.is_some() as u32] {
+        for w in [
+            p.resize,
+            p.channel_order.code(),
+            p.pixel_scale.to_bits(),
+            mean_kind,
+            p.std.is_some() as u32,
+        ] {
             put(&mut s, w);
         }
         s.resize(format::PREP_BYTES, 0);
@@ -241,7 +305,10 @@ impl ModelSpec {
             layers: arch.layers.to_vec(),
             params: (0..arch.layers.len())
                 .map(|i| {
-                    model.params(i).map(|p| LayerParams { weight: p.weight.to_vec(), bias: p.bias.to_vec() })
+                    model.params(i).map(|p| LayerParams {
+                        weight: p.weight.to_vec(),
+                        bias: p.bias.to_vec(),
+                    })
                 })
                 .collect(),
             preprocess: PreprocessSpec {
@@ -255,9 +322,12 @@ impl ModelSpec {
                 },
                 std: p.std.map(|s| s.to_vec()),
             },
-            labels: model
-                .labels()
-                .map(|l| (0..l.len()).filter_map(|i| l.get(i)).map(str::to_string).collect()),
+            labels: model.labels().map(|l| {
+                (0..l.len())
+                    .filter_map(|i| l.get(i))
+                    .map(str::to_string)
+                    .collect()
+            }),
         }
     }
 }

@@ -1,1 +1,39 @@
-fn main(){}
+//! The task runner: `cargo xtask <task>`. Std only: it drives cargo, rustup, apt and the
+//! project's own binaries, and installs what a fresh machine lacks before using it.
+
+mod setup;
+mod tasks;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  demo     the main job end to end: make a paper-net blob, show its layer table,
+           classify real images with it (and with the small net)
+  test     every check: fmt, clippy, all tests of all crates, the no_std build for
+           thumbv7em-none-eabihf
+  setup    install what the other tasks need (rustup target, Debian packages)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => tasks::demo(),
+        Some("test") => tasks::test(),
+        Some("setup") => setup::all(),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

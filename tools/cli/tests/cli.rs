@@ -1,0 +1,242 @@
+//! The `alexnet` command as a user runs it, on real Fashion-MNIST images.
+
+use alexnet_host::idx::FASHION_MNIST_DIR;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn alexnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(args)
+        .output()
+        .expect("run alexnet")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fashion_mnist(file: &str) -> PathBuf {
+    let p = Path::new(FASHION_MNIST_DIR).join(file);
+    assert!(
+        p.exists(),
+        "{} is missing: `cargo xtask test` installs it (apt-get install dataset-fashion-mnist)",
+        p.display()
+    );
+    p
+}
+
+/// Real test images as PNG files, enlarged `scale` times.
+fn real_images(dir: &Path, count: usize, scale: u32) -> Vec<PathBuf> {
+    let images = fashion_mnist("t10k-images-idx3-ubyte.gz");
+    let labels = fashion_mnist("t10k-labels-idx1-ubyte.gz");
+    let out = alexnet(&[
+        "extract-idx",
+        images.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--count",
+        &count.to_string(),
+        "--scale",
+        &scale.to_string(),
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().map(PathBuf::from).collect()
+}
+
+#[test]
+fn init_info_infer_paper_net_on_real_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("paper.blob");
+    let out = alexnet(&[
+        "init",
+        "--arch",
+        "paper",
+        "--seed",
+        "3",
+        "-o",
+        blob.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let info = alexnet(&["info", blob.to_str().unwrap()]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    let text = stdout(&info);
+    for needle in [
+        "arch        paper, input 3x227x227",
+        "60,965,224 parameters, 724,406,816 MACs (724.4 M)",
+        "conv2    256 @ 5x5 /1 pad 2 groups 2           256x27x27      307,456    223,948,800",
+        "lrn      n=5 k=2 a=0.0001 b=0.75 (paper)",
+        "arena f32   1,441,599 bytes",
+        "labels      1000 classes",
+    ] {
+        assert!(text.contains(needle), "info lacks {needle:?}:\n{text}");
+    }
+
+    let images = real_images(&dir.path().join("img"), 3, 9);
+    let npy = dir.path().join("logits.npy");
+    let mut args = vec!["infer", blob.to_str().unwrap()];
+    args.extend(images.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["--top", "3", "--logits-out", npy.to_str().unwrap()]);
+    let out = alexnet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("(forward ")).count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("1."))
+            .count(),
+        3,
+        "{text}"
+    );
+
+    // The .npy holds exactly what the core computes for the same preprocessed images.
+    let (rows, cols, logits) = alexnet_host::npy::read_f32_matrix(&npy).unwrap();
+    assert_eq!((rows, cols), (3, 1000));
+    let file = alexnet_host::BlobFile::read(&blob).unwrap();
+    let model = file.model().unwrap();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut expect = vec![0.0f32; 1000];
+    for (i, img) in images.iter().enumerate() {
+        let input =
+            alexnet_host::image_input::load_image(img, model.preprocess(), model.arch().input)
+                .unwrap();
+        model.forward(&input, &mut arena, &mut expect).unwrap();
+        assert_eq!(&logits[i * 1000..(i + 1) * 1000], &expect[..], "image {i}");
+    }
+}
+
+#[test]
+fn micro_net_reads_28x28_grey_images_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("micro.blob");
+    assert!(
+        alexnet(&["init", "--arch", "micro", "-o", blob.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let images = real_images(&dir.path().join("img"), 2, 1);
+    let out = alexnet(&[
+        "infer",
+        blob.to_str().unwrap(),
+        images[0].to_str().unwrap(),
+        images[1].to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let labels = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ];
+    let text = stdout(&out);
+    let first = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("1."))
+        .unwrap();
+    assert!(labels.iter().any(|l| first.ends_with(l)), "{first}");
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+
+    let out = alexnet(&["init", "--arch", "vgg16", "-o", &d("x.blob")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out)
+        .contains("unknown architecture \"vgg16\"; built in: paper, caffe, torchvision, micro"));
+
+    let out = alexnet(&["info", &d("missing.blob")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read model blob"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(d("text.blob"), "hello, I am not a model").unwrap();
+    let out = alexnet(&["info", &d("text.blob")]);
+    assert!(
+        stderr(&out).contains("not an AlexNet model blob (bad magic bytes)"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert!(alexnet(&["init", "--arch", "micro", "-o", &d("m.blob")])
+        .status
+        .success());
+    let mut bytes = std::fs::read(d("m.blob")).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x10;
+    std::fs::write(d("corrupt.blob"), &bytes).unwrap();
+    let out = alexnet(&["info", &d("corrupt.blob")]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("invalid model blob") && err.contains("blob corrupt: CRC-32"),
+        "{err}"
+    );
+    std::fs::write(d("short.blob"), &bytes[..100]).unwrap();
+    let out = alexnet(&["info", &d("short.blob")]);
+    assert!(
+        stderr(&out).contains("blob length mismatch"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = alexnet(&["infer", &d("m.blob"), &d("nope.png")]);
+    assert!(
+        stderr(&out).contains("cannot open image") && stderr(&out).contains("nope.png"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(d("fake.png"), "not a png").unwrap();
+    let out = alexnet(&["infer", &d("m.blob"), &d("fake.png")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("fake.png"), "{}", stderr(&out));
+
+    // An image smaller than the paper net's crop (after its resize) is refused with sizes.
+    assert!(
+        alexnet(&["init", "--arch", "torchvision", "-o", &d("tv.blob")])
+            .status
+            .success()
+    );
+    image::RgbImage::new(600, 20).save(d("strip.png")).unwrap();
+    let out = alexnet(&["infer", &d("tv.blob"), &d("strip.png")]);
+    assert!(
+        out.status.success(),
+        "a 600x20 strip resizes to 7680x256 and crops: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn info_warns_about_nan_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = alexnet_host::init::paper_init(&alexnet_core::builtin::MICRO, 0).unwrap();
+    spec.params[4].as_mut().unwrap().bias[3] = f32::NAN;
+    let path = dir.path().join("nan.blob");
+    std::fs::write(&path, spec.to_blob().unwrap()).unwrap();
+    let out = alexnet(&["info", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("warning: conv2.bias has 1 NaN or infinite values"),
+        "{}",
+        stderr(&out)
+    );
+}

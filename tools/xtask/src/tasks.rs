@@ -1,0 +1,253 @@
+//! The tasks.
+
+use crate::setup;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+/// The workspace root (the xtask crate lives in `tools/xtask`).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| ".".into())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs a command, failing with its command line if it fails.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed ({status})"))
+    }
+}
+
+/// Runs a titled step and reports its duration.
+pub fn step<T>(title: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    eprintln!("\n==> {title}");
+    let start = Instant::now();
+    let out = f();
+    let secs = start.elapsed().as_secs_f64();
+    match &out {
+        Ok(_) => eprintln!("    done in {secs:.1} s"),
+        Err(_) => eprintln!("    FAILED after {secs:.1} s"),
+    }
+    out
+}
+
+/// `cargo xtask test`: every check a submission must pass.
+pub fn test() -> Result<(), String> {
+    let start = Instant::now();
+    setup::all()?;
+    let mut timings = Vec::new();
+    let mut timed = |title: &str, cmd: &mut Command| -> Result<(), String> {
+        let t = Instant::now();
+        step(title, || run(cmd))?;
+        timings.push((title.to_string(), t.elapsed().as_secs_f64()));
+        Ok(())
+    };
+    timed("format", cargo().args(["fmt", "--all", "--check"]))?;
+    timed(
+        "clippy, warnings as errors",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    timed(
+        "tests of every crate",
+        cargo().args(["test", "--workspace"]),
+    )?;
+    timed(
+        "alexnet-core builds for a Cortex-M4F with no std and no alloc",
+        cargo().args([
+            "build",
+            "-p",
+            "alexnet-core",
+            "--target",
+            setup::EMBEDDED_TARGET,
+        ]),
+    )?;
+    timed(
+        "... and with its defmt feature",
+        cargo().args([
+            "build",
+            "-p",
+            "alexnet-core",
+            "--features",
+            "defmt",
+            "--target",
+            setup::EMBEDDED_TARGET,
+        ]),
+    )?;
+    timed(
+        "benchmarks compile",
+        cargo().args(["bench", "--workspace", "--no-run"]),
+    )?;
+    eprintln!(
+        "\nall checks passed in {:.0} s:",
+        start.elapsed().as_secs_f64()
+    );
+    for (title, secs) in timings {
+        eprintln!("  {secs:>7.1} s  {title}");
+    }
+    Ok(())
+}
+
+/// `cargo xtask demo`: the main job, end to end.
+pub fn demo() -> Result<(), String> {
+    let start = Instant::now();
+    setup::all()?;
+    step("building the alexnet CLI (release)", || {
+        run(cargo().args(["build", "--release", "--quiet", "-p", "alexnet-cli"]))
+    })?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let bin = target.join("release/alexnet");
+    let dir = root().join("runs").join(timestamp());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let alexnet = |args: &[&str]| run(Command::new(&bin).args(args));
+    let fm = |f: &str| format!("{}/{f}", setup::FASHION_MNIST_DIR);
+
+    step(
+        "alexnet init --arch paper: the 2012 net with the paper's random initialization",
+        || {
+            alexnet(&[
+                "init",
+                "--arch",
+                "paper",
+                "--seed",
+                "0",
+                "-o",
+                &path("paper.blob"),
+            ])
+        },
+    )?;
+    step("alexnet info paper.blob", || {
+        alexnet(&["info", &path("paper.blob")])
+    })?;
+    step(
+        "real test images: the first 5 of Fashion-MNIST's test set, as PNG",
+        || {
+            let args = ["--labels", &fm("t10k-labels-idx1-ubyte.gz"), "--count", "5"];
+            alexnet(
+                &[
+                    &["extract-idx", &fm("t10k-images-idx3-ubyte.gz")][..],
+                    &args,
+                    &["-o", &path("images-28")],
+                ]
+                .concat(),
+            )?;
+            alexnet(
+                &[
+                    &["extract-idx", &fm("t10k-images-idx3-ubyte.gz")][..],
+                    &args,
+                    &["--scale", "9", "-o", &path("images-252")],
+                ]
+                .concat(),
+            )
+        },
+    )?;
+    let images = |sub: &str| -> Result<Vec<String>, String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join(sub))
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path().to_string_lossy().into_owned()))
+            .collect();
+        v.sort();
+        Ok(v)
+    };
+    let big = images("images-252")?;
+    step(
+        "alexnet infer paper.blob (untrained weights: the classes are noise until trained)",
+        || {
+            let mut args = vec![
+                "infer".to_string(),
+                path("paper.blob"),
+                "--top".into(),
+                "3".into(),
+            ];
+            args.extend(big.iter().take(2).cloned());
+            args.extend(["--logits-out".to_string(), path("paper-logits.npy")]);
+            run(Command::new(&bin).args(&args))
+        },
+    )?;
+    step(
+        "the small net for microcontrollers: init, info, infer on the 28x28 originals",
+        || {
+            alexnet(&[
+                "init",
+                "--arch",
+                "micro",
+                "--seed",
+                "0",
+                "-o",
+                &path("micro.blob"),
+            ])?;
+            alexnet(&["info", &path("micro.blob")])?;
+            let mut args = vec![
+                "infer".to_string(),
+                path("micro.blob"),
+                "--top".into(),
+                "3".into(),
+            ];
+            args.extend(images("images-28")?);
+            run(Command::new(&bin).args(&args))
+        },
+    )?;
+    eprintln!(
+        "\ndemo finished in {:.0} s; everything it made is in {}",
+        start.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC, for run folders.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamp_has_the_documented_shape() {
+        let t = super::timestamp();
+        assert_eq!(t.len(), 15, "{t}");
+        assert!(t.starts_with("20") && t.as_bytes()[8] == b'-', "{t}");
+    }
+}
