@@ -50,7 +50,7 @@ fn conv_case() -> impl Strategy<Value = (ConvGeom, Vec<f32>, Vec<f32>, Vec<f32>)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn conv_matches_contract_and_exact((g, input, weight, bias) in conv_case()) {

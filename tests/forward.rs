@@ -89,3 +89,92 @@ fn forward_is_deterministic_and_reentrant() {
     model.forward(&input, &mut b, &mut lb).unwrap();
     assert_eq!(la.map(f32::to_bits), lb.map(f32::to_bits));
 }
+
+mod random_architectures {
+    use super::*;
+    use alexnet_core::arch::{ConvSpec, Layer, LrnConvention, LrnSpec, PoolSpec, Shape};
+    use alexnet_host::{LayerParams, ModelSpec};
+    use proptest::prelude::{
+        any, prop_assert, prop_assert_eq, prop_oneof, proptest, Just, ProptestConfig, Strategy,
+    };
+
+    fn layer() -> impl Strategy<Value = Layer> {
+        prop_oneof![
+            (1u32..=6, 1u32..=4, 1u32..=3, 0u32..=2, 1u32..=2).prop_map(|(o, k, s, p, g)| {
+                Layer::Conv(ConvSpec {
+                    out_channels: o * g,
+                    kernel: k,
+                    stride: s,
+                    padding: p.min(k - 1),
+                    groups: g,
+                })
+            }),
+            Just(Layer::Relu),
+            (0u32..=3, any::<bool>()).prop_map(|(half, avg)| Layer::Lrn(LrnSpec {
+                size: 2 * half + 1,
+                alpha: 1e-2,
+                beta: 0.75,
+                k: 1.5,
+                convention: if avg {
+                    LrnConvention::AlphaOverN
+                } else {
+                    LrnConvention::Paper
+                },
+            })),
+            (1u32..=3, 1u32..=2)
+                .prop_map(|(window, stride)| Layer::MaxPool(PoolSpec { window, stride })),
+            (1u32..=3, 1u32..=3).prop_map(|(out_h, out_w)| Layer::AdaptiveAvgPool { out_h, out_w }),
+            Just(Layer::Dropout { p: 0.5 }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        /// Random layer stacks ending in a classifier: every valid one runs through the
+        /// core bit-exactly like the contract reference; every invalid one is refused.
+        #[test]
+        fn random_nets_match_the_contract(
+            c in prop_oneof![Just(1usize), Just(3usize)], h in 1usize..=12, w in 1usize..=12,
+            body in proptest::collection::vec(layer(), 0..6),
+            classes in 1u32..=5, seed in any::<u64>(),
+        ) {
+            let mut layers = body;
+            layers.extend([Layer::Flatten, Layer::Linear { out_features: classes }, Layer::Softmax]);
+            let arch = alexnet_core::Arch { name: "random", input: Shape::new(c, h, w), layers: &layers };
+            let Ok(plan) = arch.plan() else {
+                // The writer refuses what the parser would refuse.
+                let spec = ModelSpec { name: "random".into(), input: arch.input, layers: layers.clone(), params: vec![None; layers.len()],
+                    preprocess: alexnet_host::defaults::preprocess_for(&alexnet_core::builtin::MICRO), labels: None };
+                prop_assert!(spec.to_blob().is_err());
+                return Ok(());
+            };
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let params = arch.walk().map(|s| {
+                let s = s.unwrap();
+                s.layer.has_params().then(|| LayerParams {
+                    weight: (0..s.layer.weight_len(s.input).unwrap()).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
+                    bias: (0..s.layer.bias_len()).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
+                })
+            }).collect();
+            let mut preprocess = alexnet_host::defaults::preprocess_for(&alexnet_core::builtin::MICRO);
+            preprocess.channel_order = if c == 3 { alexnet_core::model::ChannelOrder::Rgb } else { alexnet_core::model::ChannelOrder::Gray };
+            preprocess.resize = 0;
+            preprocess.mean = alexnet_host::MeanSpec::None;
+            preprocess.std = None;
+            let spec = ModelSpec { name: "random".into(), input: arch.input, layers: layers.clone(), params, preprocess, labels: None };
+            let blob = spec.to_blob().unwrap();
+            let file = BlobFile::from_bytes(&blob, "random");
+            let model = file.model().unwrap();
+            prop_assert_eq!(model.arena_bytes(), arch.arena_bytes_f32());
+            let input: Vec<f32> = (0..arch.input_len()).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+            let mut arena = vec![0u8; model.arena_bytes()];
+            let mut logits = vec![0.0f32; plan.output.len()];
+            model.forward(&input, &mut arena, &mut logits).unwrap();
+            let expected = contract::forward(&spec, &input);
+            let want: Vec<u32> = expected.last().unwrap().iter().map(|v| v.to_bits()).collect();
+            let got: Vec<u32> = logits.iter().map(|v| v.to_bits()).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

@@ -79,13 +79,13 @@ impl Geometry {
         let (s, p) = (self.stride, self.padding);
         let padded = 0.0 * w;
         // Outputs whose tap column ix = ox*s + kx - p falls inside [0, in_w).
-        let ox_lo = if kx >= p { 0 } else { (p - kx).div_ceil(s) };
+        let ox_lo = if kx >= p { 0 } else { (p - kx).div_ceil(s) }.min(out_w);
         let ox_hi = if self.in_w + p > kx {
             ((self.in_w + p - kx - 1) / s + 1).min(out_w)
         } else {
             0
         };
-        let ox_hi = ox_hi.max(ox_lo);
+        let ox_hi = ox_hi.clamp(ox_lo, out_w);
         for (oy, out_row) in out_plane.chunks_exact_mut(out_w).enumerate() {
             let iy = (oy * s + ky).wrapping_sub(p);
             let in_row = if iy < self.in_h {
@@ -97,8 +97,13 @@ impl Geometry {
                 out_row.iter_mut().for_each(|o| *o += padded);
                 continue;
             };
-            let (left, rest) = out_row.split_at_mut(ox_lo);
-            let (valid, right) = rest.split_at_mut(ox_hi - ox_lo);
+            // ox_lo <= ox_hi <= out_w: the splits always succeed.
+            let Some((left, rest)) = out_row.split_at_mut_checked(ox_lo) else {
+                continue;
+            };
+            let Some((valid, right)) = rest.split_at_mut_checked(ox_hi - ox_lo) else {
+                continue;
+            };
             left.iter_mut().for_each(|o| *o += padded);
             let start = (ox_lo * s + kx).wrapping_sub(p);
             let taps = in_row.get(start..).unwrap_or(&[]);
