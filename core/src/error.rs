@@ -14,6 +14,12 @@ pub enum TensorRole {
     Mean,
     /// Preprocessing standard deviation, per channel `[C]`.
     Std,
+    /// int8 requantization multipliers.
+    Multiplier,
+    /// int8 requantization shifts.
+    Shift,
+    /// int8 LRN table.
+    LrnTable,
 }
 
 impl TensorRole {
@@ -24,6 +30,23 @@ impl TensorRole {
             TensorRole::Bias => "bias",
             TensorRole::Mean => "mean",
             TensorRole::Std => "std",
+            TensorRole::Multiplier => "multiplier",
+            TensorRole::Shift => "shift",
+            TensorRole::LrnTable => "lrn_table",
+        }
+    }
+
+    /// The role for a blob role code.
+    pub const fn from_code(code: u32) -> Option<Self> {
+        match code {
+            0 => Some(TensorRole::Weight),
+            1 => Some(TensorRole::Bias),
+            2 => Some(TensorRole::Mean),
+            3 => Some(TensorRole::Std),
+            4 => Some(TensorRole::Multiplier),
+            5 => Some(TensorRole::Shift),
+            6 => Some(TensorRole::LrnTable),
+            _ => None,
         }
     }
 }
@@ -211,6 +234,30 @@ pub enum Error {
     },
     /// Zero-copy views need a little-endian target.
     BigEndianTarget,
+    /// The model is f32 and int8 was asked for, or the reverse.
+    WrongPrecision {
+        /// What the model holds.
+        model: Precision,
+        /// What the call needs.
+        called: Precision,
+    },
+    /// A quantization parameter breaks the int8 contract (`docs/int8-spec.md`).
+    BadQuantization {
+        /// Layer index (`usize::MAX` for the input).
+        layer: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
+}
+
+/// The arithmetic a model's weights are stored for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Precision {
+    /// IEEE-754 single precision.
+    F32,
+    /// int8 fixed point (`docs/int8-spec.md`).
+    Int8,
 }
 
 impl From<ArchError> for Error {
@@ -338,7 +385,7 @@ impl fmt::Display for Error {
             ),
             Error::TensorDtype { layer, role, found } => write!(
                 f,
-                "{} {} tensor has data type code {found}, this path needs f32 (code 0)",
+                "{} {} tensor has data type code {found}, which this model's precision does not allow there",
                 LayerRef(layer),
                 role.name()
             ),
@@ -354,6 +401,21 @@ impl fmt::Display for Error {
             ),
             Error::BigEndianTarget => {
                 f.write_str("model blobs are little-endian; this target is big-endian")
+            }
+            Error::WrongPrecision { model, called } => write!(
+                f,
+                "this is a{} model; use {}",
+                match model {
+                    Precision::F32 => "n f32",
+                    Precision::Int8 => "n int8",
+                },
+                match called {
+                    Precision::F32 => "forward_int8 for int8 models",
+                    Precision::Int8 => "forward for f32 models",
+                }
+            ),
+            Error::BadQuantization { layer, what } => {
+                write!(f, "invalid quantization of {}: {what}", LayerRef(layer))
             }
         }
     }

@@ -14,11 +14,12 @@
 
 pub mod arch;
 mod error;
+pub mod int8;
 pub mod layers;
 pub mod model;
 
 pub use arch::{builtin, Arch, Layer, Shape};
-pub use error::{ArchError, ArchProblem, Error, TensorRole};
+pub use error::{ArchError, ArchProblem, Error, Precision, TensorRole};
 pub use model::{Aligned, Model, Preprocess};
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub use shape::Shape;
 use crate::error::{ArchError, ArchProblem};
 
 /// Most layers a descriptor may have (blobs are parsed into a fixed-size table).
-pub const MAX_LAYERS: usize = 40;
+pub const MAX_LAYERS: usize = 32;
 /// Alignment the forward pass gives its arena views; arena sizes include this much slack
 /// (minus one byte) so that any `[u8]` buffer works, aligned or not.
 pub const ARENA_ALIGN: usize = 64;
@@ -166,6 +166,15 @@ impl<'a> Arch<'a> {
     pub const fn arena_bytes_f32(&self) -> usize {
         match self.plan() {
             Ok(p) => p.arena_elems * 4 + (ARENA_ALIGN - 1),
+            Err(_) => 0,
+        }
+    }
+
+    /// Bytes of activation arena the int8 forward pass needs (0 for an invalid descriptor),
+    /// including slack for aligning an arbitrary `[u8]` buffer.
+    pub const fn arena_bytes_int8(&self) -> usize {
+        match self.plan() {
+            Ok(p) => p.arena_elems + (ARENA_ALIGN - 1),
             Err(_) => 0,
         }
     }

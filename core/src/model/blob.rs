@@ -5,6 +5,9 @@ use super::format::{self, dtype, role, tag};
 use super::labels::{read_u32, Labels};
 use super::preprocess::{ChannelOrder, Mean, Preprocess};
 use super::{Model, Params};
+use crate::arch::{Layer, Step};
+use crate::error::Precision;
+use crate::int8::QKernel;
 use crate::arch::{Shape, MAX_LAYERS};
 use crate::error::{ArchError, ArchProblem, Error, TensorRole};
 
@@ -15,14 +18,18 @@ struct Sections<'a> {
     prep: Option<&'a [u8]>,
     labels: Option<&'a [u8]>,
     tensors: Option<&'a [u8]>,
+    quant: Option<&'a [u8]>,
 }
 
 /// One validated tensor-table entry.
+#[derive(Clone, Copy)]
 struct TensorEntry<'a> {
     layer: u32,
     role: u32,
+    dtype: u32,
     dims: [u32; 4],
-    data: &'a [f32],
+    bytes: &'a [u8],
+    offset: usize,
 }
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
@@ -42,7 +49,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
     let word = |offset| read_u32(header, offset, "header");
     let version_word = word(8)?;
     let version = (version_word & 0xffff) as u16;
-    if version == 0 || version > format::VERSION {
+    if version < format::OLDEST_VERSION || version > format::VERSION {
         return Err(Error::UnsupportedVersion {
             found: version,
             newest_supported: format::VERSION,
@@ -93,7 +100,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
         });
     }
 
-    let sections = read_sections(bytes, section_count as usize)?;
+    let sections = read_sections(bytes, section_count as usize, version)?;
     let arch_bytes = sections
         .arch
         .ok_or(Error::MissingSection { tag: tag::ARCH })?;
@@ -107,6 +114,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
     let mut model = read_arch(arch_bytes)?;
     let plan = model.arch().plan()?;
     model.plan = plan;
+    if let Some(q) = sections.quant {
+        super::quant::read_quant(q, &mut model)?;
+    }
     read_tensors(bytes, tensor_bytes, &mut model)?;
     model.preprocess = read_prep(prep_bytes, bytes, tensor_bytes, model.input)?;
     if let Some(l) = sections.labels {
@@ -122,7 +132,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
     Ok(model)
 }
 
-fn read_sections(bytes: &[u8], count: usize) -> Result<Sections<'_>, Error> {
+fn read_sections(bytes: &[u8], count: usize, version: u16) -> Result<Sections<'_>, Error> {
     let mut sections = Sections::default();
     for i in 0..count {
         let at = format::HEADER_BYTES + i * format::SECTION_ENTRY_BYTES;
@@ -167,6 +177,7 @@ fn read_sections(bytes: &[u8], count: usize) -> Result<Sections<'_>, Error> {
             tag::PREP => &mut sections.prep,
             tag::LABL => &mut sections.labels,
             tag::TENS => &mut sections.tensors,
+            tag::QUNT if version >= 2 => &mut sections.quant,
             _ => return Err(Error::UnexpectedSection { tag: tag_bytes }),
         };
         if slot.replace(data).is_some() {
@@ -234,84 +245,127 @@ fn read_arch(arch: &[u8]) -> Result<Model<'_>, Error> {
     Ok(model)
 }
 
+/// No tensor in this slot.
+const EMPTY: u16 = u16::MAX;
+
 fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> Result<(), Error> {
-    let mut weights: [Option<&'a [f32]>; MAX_LAYERS] = [None; MAX_LAYERS];
-    let mut biases: [Option<&'a [f32]>; MAX_LAYERS] = [None; MAX_LAYERS];
-    for entry in tensor_entries(blob, table) {
+    // Table index of each (layer, role), so that each tensor is validated once.
+    let mut slots = [[EMPTY; role::COUNT]; MAX_LAYERS];
+    for (index, entry) in tensor_entries(blob, table).enumerate() {
         let entry = entry?;
         if entry.layer == format::MODEL_LEVEL {
             if entry.role == role::MEAN || entry.role == role::STD {
                 continue; // checked with the PREP section
             }
-            return Err(Error::UnexpectedTensor {
-                layer: usize::MAX,
-                role: entry.role,
-            });
+            return Err(Error::UnexpectedTensor { layer: usize::MAX, role: entry.role });
         }
         let layer = entry.layer as usize;
-        let unexpected = Error::UnexpectedTensor {
-            layer,
-            role: entry.role,
-        };
+        let unexpected = Error::UnexpectedTensor { layer, role: entry.role };
         let l = model.layers().get(layer).ok_or(unexpected)?;
-        if !l.has_params() {
+        if !role_allowed(l, entry.role, model.precision) {
             return Err(unexpected);
         }
-        check_dims(model, &entry)?;
-        let slot = match entry.role {
-            role::WEIGHT => weights.get_mut(layer),
-            role::BIAS => biases.get_mut(layer),
-            _ => None,
-        }
-        .ok_or(unexpected)?;
-        if slot.replace(entry.data).is_some() {
+        let slot = slots.get_mut(layer).and_then(|s| s.get_mut(entry.role as usize)).ok_or(unexpected)?;
+        if *slot != EMPTY {
             return Err(unexpected);
         }
+        *slot = index as u16;
     }
-    // Every parameterized layer needs both tensors with exactly the architecture's shapes.
-    let arch = model.arch();
+    // A copy of the layer table, so the model can be filled in while walking it.
+    let layers = model.layers;
+    let arch = crate::Arch { name: "", input: model.input, layers: layers.get(..model.layer_count).unwrap_or(&[]) };
     let mut params = [None; MAX_LAYERS];
     for step in arch.walk() {
         let step = step?;
         let i = step.index;
-        if !step.layer.has_params() {
-            continue;
-        }
-        let weight = weights
-            .get(i)
-            .copied()
-            .flatten()
-            .ok_or(Error::MissingTensor {
-                layer: i,
-                role: TensorRole::Weight,
-            })?;
-        let bias = biases
-            .get(i)
-            .copied()
-            .flatten()
-            .ok_or(Error::MissingTensor {
-                layer: i,
-                role: TensorRole::Bias,
-            })?;
-        if let Some(p) = params.get_mut(i) {
-            *p = Some(Params { weight, bias });
+        let slot = slots.get(i).copied().unwrap_or([EMPTY; role::COUNT]);
+        let get = |role_code: u32| -> Result<TensorEntry<'a>, Error> {
+            let role = TensorRole::from_code(role_code).unwrap_or(TensorRole::Weight);
+            let at = slot.get(role_code as usize).copied().unwrap_or(EMPTY);
+            if at == EMPTY {
+                return Err(Error::MissingTensor { layer: i, role });
+            }
+            let entry = tensor_entries(blob, table).nth(at as usize).ok_or(Error::MissingTensor { layer: i, role })??;
+            let expected = expected_dims(&step, role_code);
+            if entry.dims != expected {
+                return Err(Error::TensorShape { layer: i, role, expected, found: entry.dims });
+            }
+            let dtype_ok = match (model.precision, role_code) {
+                (Precision::F32, _) => entry.dtype == dtype::F32,
+                (Precision::Int8, role::WEIGHT) => entry.dtype == dtype::I8,
+                (Precision::Int8, _) => entry.dtype == dtype::I32,
+            };
+            if !dtype_ok {
+                return Err(Error::TensorDtype { layer: i, role, found: entry.dtype });
+            }
+            Ok(entry)
+        };
+        match (model.precision, step.layer.has_params(), step.layer) {
+            (Precision::F32, true, _) => {
+                let weight = f32s(get(role::WEIGHT)?)?;
+                let bias = f32s(get(role::BIAS)?)?;
+                if let Some(p) = params.get_mut(i) {
+                    *p = Some(Params { weight, bias });
+                }
+            }
+            (Precision::Int8, true, _) => {
+                let kernel = QKernel {
+                    weight: bytemuck::cast_slice(get(role::WEIGHT)?.bytes),
+                    bias: i32s(get(role::BIAS)?)?,
+                    multiplier: i32s(get(role::MULTIPLIER)?)?,
+                    shift: i32s(get(role::SHIFT)?)?,
+                };
+                super::quant::check_kernel(i, &step, &kernel)?;
+                if let Some(q) = model.quant.layers.get_mut(i) {
+                    q.kernel = Some(kernel);
+                }
+            }
+            (Precision::Int8, false, Layer::Lrn(spec)) => {
+                let table = i32s(get(role::LRN_TABLE)?)?;
+                super::quant::check_lrn_table(i, &spec, table)?;
+                if let Some(q) = model.quant.layers.get_mut(i) {
+                    q.lrn_table = table;
+                }
+            }
+            _ => {}
         }
     }
     model.params = params;
     Ok(())
 }
 
-/// Expected dims of a layer's tensor, for shape checks.
-fn expected_dims(model: &Model<'_>, layer: usize, role_code: u32) -> Option<[u32; 4]> {
-    let step = model.arch().walk().nth(layer)?.ok()?;
-    match role_code {
-        role::WEIGHT => Some(step.layer.weight_dims(step.input)),
-        role::BIAS => Some([step.layer.bias_len() as u32, 0, 0, 0]),
-        _ => None,
+/// Whether a layer may carry a tensor of this role in a model of this precision.
+fn role_allowed(layer: &Layer, role_code: u32, precision: Precision) -> bool {
+    match (precision, layer) {
+        (_, Layer::Conv(_) | Layer::Linear { .. }) => match precision {
+            Precision::F32 => role_code == role::WEIGHT || role_code == role::BIAS,
+            Precision::Int8 => matches!(role_code, role::WEIGHT | role::BIAS | role::MULTIPLIER | role::SHIFT),
+        },
+        (Precision::Int8, Layer::Lrn(_)) => role_code == role::LRN_TABLE,
+        _ => false,
     }
 }
 
-/// Iterates the tensor table, validating each entry's bounds, alignment and dtype.
+/// Expected dims of a layer's tensor.
+fn expected_dims(step: &Step, role_code: u32) -> [u32; 4] {
+    match (role_code, step.layer) {
+        (role::WEIGHT, _) => step.layer.weight_dims(step.input),
+        (role::LRN_TABLE, Layer::Lrn(spec)) => {
+            [crate::int8::lrn_table_len(crate::int8::lrn_max_sum(spec.size)) as u32, 0, 0, 0]
+        }
+        _ => [step.layer.bias_len() as u32, 0, 0, 0],
+    }
+}
+
+fn f32s(entry: TensorEntry<'_>) -> Result<&[f32], Error> {
+    bytemuck::try_cast_slice(entry.bytes).map_err(|_| Error::Misaligned { what: "tensor data", offset: entry.offset, align: 4 })
+}
+
+fn i32s(entry: TensorEntry<'_>) -> Result<&[i32], Error> {
+    bytemuck::try_cast_slice(entry.bytes).map_err(|_| Error::Misaligned { what: "tensor data", offset: entry.offset, align: 4 })
+}
+
+/// Iterates the tensor table, validating each entry's codes, bounds and alignment.
 fn tensor_entries<'a>(
     blob: &'a [u8],
     table: &'a [u8],
@@ -321,126 +375,45 @@ fn tensor_entries<'a>(
         Ok(c) if 4 + (c as usize).saturating_mul(format::TENSOR_ENTRY_BYTES) == table.len() => {
             (c as usize, None)
         }
-        Ok(c) => (
-            0,
-            Some(Error::BadField {
-                field: "tensor count",
-                found: c,
-            }),
-        ),
+        Ok(c) => (0, Some(Error::BadField { field: "tensor count", found: c })),
         Err(e) => (0, Some(e)),
     };
-    first_err
-        .map(Err)
-        .into_iter()
-        .chain((0..count).map(move |i| {
-            let at = 4 + i * format::TENSOR_ENTRY_BYTES;
-            let w = |j: usize| read_u32(table, at + 4 * j, "tensor entry");
-            let (layer, role_code, dtype_code, rank) = (w(0)?, w(1)?, w(2)?, w(3)?);
-            let dims = [w(4)?, w(5)?, w(6)?, w(7)?];
-            let (offset, len) = (w(8)? as usize, w(9)? as usize);
-            let reserved = w(10)? | w(11)?;
-            let layer_ix = if layer == format::MODEL_LEVEL {
-                usize::MAX
-            } else {
-                layer as usize
-            };
-            let role = match role_code {
-                role::WEIGHT => TensorRole::Weight,
-                role::BIAS => TensorRole::Bias,
-                role::MEAN => TensorRole::Mean,
-                role::STD => TensorRole::Std,
-                _ => {
-                    return Err(Error::UnexpectedTensor {
-                        layer: layer_ix,
-                        role: role_code,
-                    })
-                }
-            };
-            if reserved != 0 {
-                return Err(Error::BadField {
-                    field: "tensor reserved words",
-                    found: reserved,
-                });
-            }
-            if dtype_code != dtype::F32 {
-                return Err(Error::TensorDtype {
-                    layer: layer_ix,
-                    role,
-                    found: dtype_code,
-                });
-            }
-            if rank == 0 || rank > 4 || dims.iter().skip(rank as usize).any(|&d| d != 0) {
-                return Err(Error::BadField {
-                    field: "tensor rank",
-                    found: rank,
-                });
-            }
-            let elems = dims
-                .iter()
-                .take(rank as usize)
-                .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
-                .filter(|&n| n <= crate::arch::MAX_ELEMENTS)
-                .ok_or(Error::BadField {
-                    field: "tensor dims",
-                    found: dims[0],
-                })?;
-            if elems * 4 != len {
-                return Err(Error::BadField {
-                    field: "tensor byte length",
-                    found: len as u32,
-                });
-            }
-            if offset % format::TENSOR_ALIGN != 0 {
-                return Err(Error::Misaligned {
-                    what: "tensor data",
-                    offset,
-                    align: format::TENSOR_ALIGN,
-                });
-            }
-            let bytes = offset
-                .checked_add(len)
-                .filter(|_| offset >= format::HEADER_BYTES)
-                .and_then(|end| blob.get(offset..end))
-                .ok_or(Error::OutOfBounds {
-                    what: "tensor data",
-                    offset,
-                    len,
-                    blob_len: blob.len(),
-                })?;
-            let data: &[f32] = bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned {
-                what: "tensor data",
-                offset,
-                align: 4,
-            })?;
-            Ok(TensorEntry {
-                layer,
-                role: role_code,
-                dims,
-                data,
-            })
-        }))
-}
-
-/// Checks a tensor's dims against the architecture.
-fn check_dims(model: &Model<'_>, entry: &TensorEntry<'_>) -> Result<(), Error> {
-    let Some(expected) = expected_dims(model, entry.layer as usize, entry.role) else {
-        return Ok(());
-    };
-    if entry.dims != expected {
-        let role = if entry.role == role::WEIGHT {
-            TensorRole::Weight
-        } else {
-            TensorRole::Bias
-        };
-        return Err(Error::TensorShape {
-            layer: entry.layer as usize,
-            role,
-            expected,
-            found: entry.dims,
-        });
-    }
-    Ok(())
+    first_err.map(Err).into_iter().chain((0..count).map(move |i| {
+        let at = 4 + i * format::TENSOR_ENTRY_BYTES;
+        let w = |j: usize| read_u32(table, at + 4 * j, "tensor entry");
+        let (layer, role_code, dtype_code, rank) = (w(0)?, w(1)?, w(2)?, w(3)?);
+        let dims = [w(4)?, w(5)?, w(6)?, w(7)?];
+        let (offset, len) = (w(8)? as usize, w(9)? as usize);
+        let reserved = w(10)? | w(11)?;
+        let layer_ix = if layer == format::MODEL_LEVEL { usize::MAX } else { layer as usize };
+        let role = TensorRole::from_code(role_code)
+            .ok_or(Error::UnexpectedTensor { layer: layer_ix, role: role_code })?;
+        if reserved != 0 {
+            return Err(Error::BadField { field: "tensor reserved words", found: reserved });
+        }
+        let size = dtype::size(dtype_code).ok_or(Error::TensorDtype { layer: layer_ix, role, found: dtype_code })?;
+        if rank == 0 || rank > 4 || dims.iter().skip(rank as usize).any(|&d| d != 0) {
+            return Err(Error::BadField { field: "tensor rank", found: rank });
+        }
+        let elems = dims
+            .iter()
+            .take(rank as usize)
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+            .filter(|&n| n <= crate::arch::MAX_ELEMENTS)
+            .ok_or(Error::BadField { field: "tensor dims", found: dims[0] })?;
+        if elems * size != len {
+            return Err(Error::BadField { field: "tensor byte length", found: len as u32 });
+        }
+        if offset % format::TENSOR_ALIGN != 0 {
+            return Err(Error::Misaligned { what: "tensor data", offset, align: format::TENSOR_ALIGN });
+        }
+        let bytes = offset
+            .checked_add(len)
+            .filter(|_| offset >= format::HEADER_BYTES)
+            .and_then(|end| blob.get(offset..end))
+            .ok_or(Error::OutOfBounds { what: "tensor data", offset, len, blob_len: blob.len() })?;
+        Ok(TensorEntry { layer, role: role_code, dtype: dtype_code, dims, bytes, offset })
+    }))
 }
 
 fn read_prep<'a>(
@@ -493,12 +466,13 @@ fn read_prep<'a>(
         if entry.layer != format::MODEL_LEVEL {
             continue;
         }
-        let slot = if entry.role == role::MEAN {
-            &mut mean_data
-        } else {
-            &mut std_data
-        };
-        if slot.replace((entry.dims, entry.data)).is_some() {
+        if entry.dtype != dtype::F32 {
+            let role = if entry.role == role::MEAN { TensorRole::Mean } else { TensorRole::Std };
+            return Err(Error::TensorDtype { layer: usize::MAX, role, found: entry.dtype });
+        }
+        let data = f32s(entry)?;
+        let slot = if entry.role == role::MEAN { &mut mean_data } else { &mut std_data };
+        if slot.replace((entry.dims, data)).is_some() {
             return Err(Error::UnexpectedTensor {
                 layer: usize::MAX,
                 role: entry.role,

@@ -6,12 +6,19 @@ use crate::error::{ArchError, ArchProblem};
 
 /// First eight bytes of every blob.
 pub const MAGIC: [u8; 8] = *b"ALXNBLOB";
-/// The newest format version this build reads and writes.
-pub const VERSION: u16 = 1;
+/// The newest format version this build reads and writes (2 added int8 models; version 1
+/// blobs, f32 only, are still read).
+pub const VERSION: u16 = 2;
+/// The oldest version this build reads.
+pub const OLDEST_VERSION: u16 = 1;
 /// Size of the fixed header.
 pub const HEADER_BYTES: usize = 32;
 /// Size of one section-table entry.
 pub const SECTION_ENTRY_BYTES: usize = 16;
+/// Size of the QUNT section's fixed part (input scale, input zero point, layer count, 0).
+pub const QUNT_HEADER_BYTES: usize = 16;
+/// Size of one QUNT layer record (output scale, output zero point, aux, 0).
+pub const QUNT_RECORD_BYTES: usize = 16;
 /// Most sections a blob may have.
 pub const MAX_SECTIONS: usize = 16;
 /// Size of the ARCH section's fixed part (name, input shape, layer count).
@@ -41,12 +48,27 @@ pub mod tag {
     pub const LABL: [u8; 4] = *b"LABL";
     /// Tensor table (required).
     pub const TENS: [u8; 4] = *b"TENS";
+    /// Quantization parameters (version 2; present exactly in int8 models).
+    pub const QUNT: [u8; 4] = *b"QUNT";
 }
 
 /// Tensor data types.
 pub mod dtype {
     /// IEEE-754 binary32, little-endian.
     pub const F32: u32 = 0;
+    /// Signed 8-bit integer.
+    pub const I8: u32 = 1;
+    /// Signed 32-bit integer, little-endian.
+    pub const I32: u32 = 2;
+
+    /// Bytes per element of a dtype code.
+    pub const fn size(code: u32) -> Option<usize> {
+        match code {
+            F32 | I32 => Some(4),
+            I8 => Some(1),
+            _ => None,
+        }
+    }
 }
 
 /// Tensor role codes.
@@ -59,6 +81,14 @@ pub mod role {
     pub const MEAN: u32 = 2;
     /// Preprocessing std.
     pub const STD: u32 = 3;
+    /// int8: Q31 requantization multipliers, one per output channel (i32).
+    pub const MULTIPLIER: u32 = 4;
+    /// int8: requantization right shifts, one per output channel (i32).
+    pub const SHIFT: u32 = 5;
+    /// int8: an LRN layer's table (i32).
+    pub const LRN_TABLE: u32 = 6;
+    /// Number of role codes.
+    pub const COUNT: usize = 7;
 }
 
 /// Layer kind codes of the layer records.

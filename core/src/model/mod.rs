@@ -16,12 +16,15 @@ mod blob;
 pub mod format;
 mod labels;
 mod preprocess;
+mod quant;
 
 pub use labels::Labels;
 pub use preprocess::{ChannelOrder, Mean, Preprocess};
+pub use quant::{QLayer, QParams, Quantization};
 
 use crate::arch::{Arch, Layer, Plan, Shape, Side, ARENA_ALIGN, MAX_LAYERS};
-use crate::error::Error;
+use crate::error::{Error, Precision};
+use crate::int8::{self, ZeroPoints};
 use crate::layers;
 
 /// The weight and bias of a convolution or linear layer, borrowed from the blob.
@@ -42,6 +45,8 @@ pub struct Model<'a> {
     layers: [Layer; MAX_LAYERS],
     layer_count: usize,
     params: [Option<Params<'a>>; MAX_LAYERS],
+    precision: Precision,
+    quant: Quantization<'a>,
     plan: Plan,
     preprocess: Preprocess<'a>,
     labels: Option<Labels<'a>>,
@@ -62,6 +67,8 @@ impl<'a> Model<'a> {
             layers: [Layer::Relu; MAX_LAYERS],
             layer_count: 0,
             params: [None; MAX_LAYERS],
+            precision: Precision::F32,
+            quant: Quantization::EMPTY,
             plan: Plan {
                 output: input,
                 params: 0,
@@ -99,9 +106,23 @@ impl<'a> Model<'a> {
         &self.plan
     }
 
-    /// Bytes of arena [`Model::forward`] needs (including alignment slack).
+    /// Bytes of arena the model's forward pass needs ([`Model::forward`] for f32 models,
+    /// [`Model::forward_int8`] for int8 ones), including alignment slack.
     pub fn arena_bytes(&self) -> usize {
-        self.plan.arena_elems * 4 + (ARENA_ALIGN - 1)
+        match self.precision {
+            Precision::F32 => self.plan.arena_elems * 4 + (ARENA_ALIGN - 1),
+            Precision::Int8 => self.plan.arena_elems + (ARENA_ALIGN - 1),
+        }
+    }
+
+    /// f32 or int8.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The int8 parameters (meaningful for int8 models only).
+    pub fn quantization(&self) -> &Quantization<'a> {
+        &self.quant
     }
 
     /// Input elements (`C * H * W`).
@@ -152,6 +173,9 @@ impl<'a> Model<'a> {
     where
         F: FnMut(usize, Shape, &[f32]),
     {
+        if self.precision != Precision::F32 {
+            return Err(Error::WrongPrecision { model: self.precision, called: Precision::F32 });
+        }
         layers::expect_len("input", self.input.len(), input.len())?;
         layers::expect_len("logits", self.classes(), logits.len())?;
         let needed = self.arena_bytes();
@@ -220,6 +244,114 @@ impl<'a> Model<'a> {
     }
 }
 
+impl<'a> Model<'a> {
+    /// Runs an int8 model on quantized input codes (see [`Model::quantize_input`]), writing
+    /// the int8 logits. Integer arithmetic only (`docs/int8-spec.md`).
+    pub fn forward_int8(&self, input: &[i8], arena: &mut [u8], logits: &mut [i8]) -> Result<(), Error> {
+        self.forward_int8_observed(input, arena, logits, |_, _, _| {})
+    }
+
+    /// [`Model::forward_int8`], calling `observe(layer, shape, codes)` after every layer.
+    pub fn forward_int8_observed<F>(
+        &self,
+        input: &[i8],
+        arena: &mut [u8],
+        logits: &mut [i8],
+        mut observe: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(usize, Shape, &[i8]),
+    {
+        if self.precision != Precision::Int8 {
+            return Err(Error::WrongPrecision { model: self.precision, called: Precision::Int8 });
+        }
+        layers::expect_len("input", self.input.len(), input.len())?;
+        layers::expect_len("logits", self.classes(), logits.len())?;
+        let needed = self.arena_bytes();
+        let found = arena.len();
+        let skip = arena.as_ptr().align_offset(ARENA_ALIGN);
+        let arena: &mut [i8] = skip
+            .checked_add(self.plan.arena_elems)
+            .and_then(|end| arena.get_mut(skip..end))
+            .map(bytemuck::cast_slice_mut)
+            .ok_or(Error::BufferTooSmall { what: "arena", needed, found })?;
+        let too_small = Error::BufferTooSmall { what: "arena", needed, found };
+        let mut side = Side::Input;
+        let mut shape = self.input;
+        let mut zp_in = self.quant.input.zero_point;
+        for (i, layer) in self.layers().iter().enumerate() {
+            let out_shape = layers::output_shape(layer, shape)?;
+            let q = self.quant.layers.get(i).copied().unwrap_or(Quantization::EMPTY.layers[0]);
+            let zero_points = ZeroPoints { input: zp_in, output: q.output.zero_point };
+            if layer.in_place() {
+                if side == Side::Input {
+                    arena.get_mut(..input.len()).ok_or(too_small)?.copy_from_slice(input);
+                    side = Side::Low;
+                }
+                let buf = region_mut(arena, side, shape.len()).ok_or(too_small)?;
+                match layer {
+                    Layer::Relu => int8::relu_in_place(buf, q.output.zero_point),
+                    Layer::Lrn(spec) => {
+                        int8::lrn_in_place(buf, shape, spec, q.lrn_table, q.lrn_shift, zero_points)?
+                    }
+                    _ => {}
+                }
+            } else {
+                let (src, dst) =
+                    split(arena, input, side, shape.len(), out_shape.len()).ok_or(too_small)?;
+                let missing = Error::MissingTensor { layer: i, role: crate::TensorRole::Weight };
+                match layer {
+                    Layer::Conv(spec) => {
+                        let k = q.kernel.ok_or(missing)?;
+                        int8::conv2d(src, shape, spec, &k, zero_points, dst)?;
+                    }
+                    Layer::Linear { .. } => {
+                        let k = q.kernel.ok_or(missing)?;
+                        int8::linear(src, &k, zero_points, dst)?;
+                    }
+                    Layer::MaxPool(spec) => {
+                        int8::max_pool(src, shape, spec, dst)?;
+                    }
+                    Layer::AdaptiveAvgPool { out_h, out_w } => {
+                        int8::adaptive_avg_pool(src, shape, *out_h, *out_w, dst)?;
+                    }
+                    _ => {}
+                }
+                side = side.opposite();
+            }
+            observe(i, out_shape, region_mut(arena, side, out_shape.len()).ok_or(too_small)?);
+            shape = out_shape;
+            zp_in = q.output.zero_point;
+        }
+        let out = region_mut(arena, side, shape.len()).ok_or(too_small)?;
+        logits.copy_from_slice(out);
+        Ok(())
+    }
+
+    /// Quantizes a preprocessed f32 input with the model's input scale and zero point:
+    /// `clamp(roundf(x / scale) + zp)`. Floating point, outside the integer path.
+    pub fn quantize_input(&self, input: &[f32], codes: &mut [i8]) -> Result<(), Error> {
+        layers::expect_len("input", self.input.len(), input.len())?;
+        layers::expect_len("codes", self.input.len(), codes.len())?;
+        let QParams { scale, zero_point } = self.quant.input;
+        for (q, &x) in codes.iter_mut().zip(input) {
+            *q = int8::requant::saturate(libm::roundf(x / scale) as i64 + zero_point as i64);
+        }
+        Ok(())
+    }
+
+    /// Real values of int8 logits, `(q - zp) * scale`, for softmax.
+    pub fn dequantize_logits(&self, codes: &[i8], logits: &mut [f32]) -> Result<(), Error> {
+        layers::expect_len("logits", codes.len(), logits.len())?;
+        let last = self.layers().len().saturating_sub(1);
+        let out = self.quant.layers.get(last).map_or(self.quant.input, |q| q.output);
+        for (x, &q) in logits.iter_mut().zip(codes) {
+            *x = (q as i32 - out.zero_point) as f32 * out.scale;
+        }
+        Ok(())
+    }
+}
+
 /// The part of `arena` aligned to [`ARENA_ALIGN`], as `elems` f32s.
 fn aligned_arena(arena: &mut [u8], elems: usize, needed: usize) -> Result<&mut [f32], Error> {
     let found = arena.len();
@@ -240,7 +372,7 @@ fn aligned_arena(arena: &mut [u8], elems: usize, needed: usize) -> Result<&mut [
 }
 
 /// The activation of length `len` at `side` of the arena.
-fn region_mut(arena: &mut [f32], side: Side, len: usize) -> Option<&mut [f32]> {
+fn region_mut<T>(arena: &mut [T], side: Side, len: usize) -> Option<&mut [T]> {
     match side {
         Side::Input | Side::Low => arena.get_mut(..len),
         Side::High => {
@@ -252,13 +384,13 @@ fn region_mut(arena: &mut [f32], side: Side, len: usize) -> Option<&mut [f32]> {
 
 /// The source activation (length `in_len`, at `side`) and the destination (length
 /// `out_len`, at the opposite side) of an out-of-place layer.
-fn split<'b>(
-    arena: &'b mut [f32],
-    input: &'b [f32],
+fn split<'b, T>(
+    arena: &'b mut [T],
+    input: &'b [T],
     side: Side,
     in_len: usize,
     out_len: usize,
-) -> Option<(&'b [f32], &'b mut [f32])> {
+) -> Option<(&'b [T], &'b mut [T])> {
     let total = arena.len();
     match side {
         Side::Input => Some((input, arena.get_mut(..out_len)?)),

@@ -1,0 +1,76 @@
+//! int8 convolution.
+
+use super::requant::output_code;
+use super::{QKernel, ZeroPoints};
+use crate::arch::{ConvSpec, Layer, Shape};
+use crate::error::{ArchError, Error};
+use crate::layers::{expect_len, output_shape};
+
+/// Outputs accumulated at once per row segment (an i32 scratch on the stack).
+const SEGMENT: usize = 64;
+
+/// `q_out = clamp(zp_out + requantize(bias + sum (q_in - zp_in) * w), -128, 127)` for every
+/// output; padding contributes nothing (its code is `zp_in`).
+pub fn conv2d(
+    input: &[i8],
+    in_shape: Shape,
+    spec: &ConvSpec,
+    kernel: &QKernel<'_>,
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) -> Result<Shape, Error> {
+    let layer = Layer::Conv(*spec);
+    let out_shape = output_shape(&layer, in_shape)?;
+    let weight_len =
+        layer.weight_len(in_shape).map_err(|problem| ArchError { layer: 0, problem })?;
+    let oc = spec.out_channels as usize;
+    expect_len("conv input", in_shape.len(), input.len())?;
+    expect_len("conv weight", weight_len, kernel.weight.len())?;
+    expect_len("conv bias", oc, kernel.bias.len())?;
+    expect_len("conv multiplier", oc, kernel.multiplier.len())?;
+    expect_len("conv shift", oc, kernel.shift.len())?;
+    expect_len("conv output", out_shape.len(), output.len())?;
+
+    let k = spec.kernel as usize;
+    let (s, p) = (spec.stride as usize, spec.padding as usize);
+    let groups = spec.groups as usize;
+    let cin_group = in_shape.c / groups;
+    let cout_group = oc / groups;
+    let (in_h, in_w) = (in_shape.h, in_shape.w);
+    let zp_in = zero_points.input;
+
+    let out_planes = output.chunks_exact_mut(out_shape.plane());
+    let kernels = kernel.weight.chunks_exact(cin_group * k * k);
+    let per_channel = kernel.bias.iter().zip(kernel.multiplier).zip(kernel.shift);
+    for (o, ((plane, taps), ((&bias, &m), &r))) in out_planes.zip(kernels).zip(per_channel).enumerate() {
+        let group = o / cout_group;
+        for (oy, out_row) in plane.chunks_exact_mut(out_shape.w).enumerate() {
+            for (seg, out_seg) in out_row.chunks_mut(SEGMENT).enumerate() {
+                let x0 = seg * SEGMENT;
+                let mut acc = [bias; SEGMENT];
+                let in_planes = input.chunks_exact(in_shape.plane()).skip(group * cin_group);
+                for (in_plane, w_ic) in in_planes.zip(taps.chunks_exact(k * k)) {
+                    for (ky, w_row) in w_ic.chunks_exact(k).enumerate() {
+                        let iy = (oy * s + ky).wrapping_sub(p);
+                        let Some(in_row) = in_plane.chunks_exact(in_w).nth(iy).filter(|_| iy < in_h) else {
+                            continue;
+                        };
+                        for (kx, &w) in w_row.iter().enumerate() {
+                            let w = w as i32;
+                            for (j, a) in acc.iter_mut().take(out_seg.len()).enumerate() {
+                                let ix = ((x0 + j) * s + kx).wrapping_sub(p);
+                                if let Some(&x) = in_row.get(ix) {
+                                    *a += (x as i32 - zp_in) * w;
+                                }
+                            }
+                        }
+                    }
+                }
+                for (q, &a) in out_seg.iter_mut().zip(&acc) {
+                    *q = output_code(a, m, r, zero_points.output);
+                }
+            }
+        }
+    }
+    Ok(out_shape)
+}

@@ -1,0 +1,53 @@
+//! The int8 kernels: integer-only, as `docs/int8-spec.md` defines them. No floating point
+//! is used here, so this path runs on FPU-less cores.
+
+mod conv;
+mod linear;
+mod lrn;
+mod pool;
+pub mod requant;
+
+pub use conv::conv2d;
+pub use linear::linear;
+pub use lrn::{lrn_grid, lrn_in_place, lrn_max_sum, lrn_table_index, lrn_table_len, LRN_DIRECT, LRN_STEPS};
+pub use pool::{adaptive_avg_pool, max_pool};
+
+/// A quantized convolution or linear layer's tensors, borrowed from the blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QKernel<'a> {
+    /// Weights, symmetric per output channel, in [-127, 127]; PyTorch layout.
+    pub weight: &'a [i8],
+    /// Biases in units of `s_in * s_w[o]`.
+    pub bias: &'a [i32],
+    /// Q31 requantization multiplier per output channel.
+    pub multiplier: &'a [i32],
+    /// Right shift per output channel, in [1, 62].
+    pub shift: &'a [i32],
+}
+
+/// Zero points of a layer's input and output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZeroPoints {
+    /// Input zero point.
+    pub input: i32,
+    /// Output zero point.
+    pub output: i32,
+}
+
+/// `max(q, zp)` in place: ReLU on int8 codes.
+pub fn relu_in_place(values: &mut [i8], zero_point: i32) {
+    let zp = requant::saturate(zero_point as i64);
+    for v in values {
+        if *v < zp {
+            *v = zp;
+        }
+    }
+}
+
+/// The largest magnitude of one product `(q - zp) * w`: 255 * 127.
+pub const MAX_PRODUCT: i64 = 255 * 127;
+
+/// Whether a layer with `taps` products per output and this bias can overflow i32.
+pub const fn accumulator_fits(taps: usize, max_abs_bias: i64) -> bool {
+    (taps as i64).saturating_mul(MAX_PRODUCT).saturating_add(max_abs_bias) <= i32::MAX as i64
+}
