@@ -151,20 +151,15 @@ fn header_errors_say_what_is_wrong() {
     assert_eq!(parse(&b), Err(Error::BadMagic));
 
     let mut b = blob.clone();
-    set_u32(&mut b, 8, 2 | (32 << 16));
-    assert_eq!(
-        parse(&b),
-        Err(Error::UnsupportedVersion {
-            found: 2,
-            newest_supported: 1
-        })
-    );
-    assert!(Error::UnsupportedVersion {
-        found: 2,
-        newest_supported: 1
-    }
-    .to_string()
-    .contains("upgrade"));
+    set_u32(&mut b, 8, 3 | (32 << 16));
+    let newer = Error::UnsupportedVersion { found: 3, newest_supported: 2 };
+    assert_eq!(parse(&b), Err(newer));
+    assert!(newer.to_string().contains("upgrade"));
+
+    // Version 1 (f32 only) blobs are still read.
+    let mut b = blob.clone();
+    set_u32(&mut b, 8, 1 | (32 << 16));
+    assert_eq!(parse(&b), Ok(()));
 
     let mut b = blob.clone();
     b.push(0);
