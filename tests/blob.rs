@@ -152,7 +152,10 @@ fn header_errors_say_what_is_wrong() {
 
     let mut b = blob.clone();
     set_u32(&mut b, 8, 3 | (32 << 16));
-    let newer = Error::UnsupportedVersion { found: 3, newest_supported: 2 };
+    let newer = Error::UnsupportedVersion {
+        found: 3,
+        newest_supported: 2,
+    };
     assert_eq!(parse(&b), Err(newer));
     assert!(newer.to_string().contains("upgrade"));
 

@@ -145,7 +145,7 @@ mod random_architectures {
             let Ok(plan) = arch.plan() else {
                 // The writer refuses what the parser would refuse.
                 let spec = ModelSpec { name: "random".into(), input: arch.input, layers: layers.clone(), params: vec![None; layers.len()],
-                    preprocess: alexnet_host::defaults::preprocess_for(&alexnet_core::builtin::MICRO), labels: None };
+                    preprocess: alexnet_host::defaults::preprocess_for(&alexnet_core::builtin::MICRO), labels: None, quant: None };
                 prop_assert!(spec.to_blob().is_err());
                 return Ok(());
             };
@@ -162,7 +162,7 @@ mod random_architectures {
             preprocess.resize = 0;
             preprocess.mean = alexnet_host::MeanSpec::None;
             preprocess.std = None;
-            let spec = ModelSpec { name: "random".into(), input: arch.input, layers: layers.clone(), params, preprocess, labels: None };
+            let spec = ModelSpec { name: "random".into(), input: arch.input, layers: layers.clone(), params, preprocess, labels: None, quant: None };
             let blob = spec.to_blob().unwrap();
             let file = BlobFile::from_bytes(&blob, "random");
             let model = file.model().unwrap();

@@ -21,8 +21,9 @@ pub fn conv2d(
 ) -> Result<Shape, Error> {
     let layer = Layer::Conv(*spec);
     let out_shape = output_shape(&layer, in_shape)?;
-    let weight_len =
-        layer.weight_len(in_shape).map_err(|problem| ArchError { layer: 0, problem })?;
+    let weight_len = layer
+        .weight_len(in_shape)
+        .map_err(|problem| ArchError { layer: 0, problem })?;
     let oc = spec.out_channels as usize;
     expect_len("conv input", in_shape.len(), input.len())?;
     expect_len("conv weight", weight_len, kernel.weight.len())?;
@@ -42,7 +43,9 @@ pub fn conv2d(
     let out_planes = output.chunks_exact_mut(out_shape.plane());
     let kernels = kernel.weight.chunks_exact(cin_group * k * k);
     let per_channel = kernel.bias.iter().zip(kernel.multiplier).zip(kernel.shift);
-    for (o, ((plane, taps), ((&bias, &m), &r))) in out_planes.zip(kernels).zip(per_channel).enumerate() {
+    for (o, ((plane, taps), ((&bias, &m), &r))) in
+        out_planes.zip(kernels).zip(per_channel).enumerate()
+    {
         let group = o / cout_group;
         for (oy, out_row) in plane.chunks_exact_mut(out_shape.w).enumerate() {
             for (seg, out_seg) in out_row.chunks_mut(SEGMENT).enumerate() {
@@ -52,7 +55,9 @@ pub fn conv2d(
                 for (in_plane, w_ic) in in_planes.zip(taps.chunks_exact(k * k)) {
                     for (ky, w_row) in w_ic.chunks_exact(k).enumerate() {
                         let iy = (oy * s + ky).wrapping_sub(p);
-                        let Some(in_row) = in_plane.chunks_exact(in_w).nth(iy).filter(|_| iy < in_h) else {
+                        let Some(in_row) =
+                            in_plane.chunks_exact(in_w).nth(iy).filter(|_| iy < in_h)
+                        else {
                             continue;
                         };
                         for (kx, &w) in w_row.iter().enumerate() {

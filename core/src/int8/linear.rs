@@ -6,7 +6,12 @@ use crate::error::Error;
 use crate::layers::expect_len;
 
 /// `q_out[o] = clamp(zp_out + requantize(bias[o] + sum_i (q_in[i] - zp_in) * w[o][i]))`.
-pub fn linear(input: &[i8], kernel: &QKernel<'_>, zero_points: ZeroPoints, output: &mut [i8]) -> Result<(), Error> {
+pub fn linear(
+    input: &[i8],
+    kernel: &QKernel<'_>,
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) -> Result<(), Error> {
     let n = input.len();
     let o = output.len();
     expect_len("linear bias", o, kernel.bias.len())?;
@@ -14,11 +19,19 @@ pub fn linear(input: &[i8], kernel: &QKernel<'_>, zero_points: ZeroPoints, outpu
     expect_len("linear shift", o, kernel.shift.len())?;
     expect_len("linear weight", o.saturating_mul(n), kernel.weight.len())?;
     if n == 0 {
-        return Err(Error::WrongLength { what: "linear input", expected: 1, found: 0 });
+        return Err(Error::WrongLength {
+            what: "linear input",
+            expected: 1,
+            found: 0,
+        });
     }
     let zp_in = zero_points.input;
     let per_channel = kernel.bias.iter().zip(kernel.multiplier).zip(kernel.shift);
-    for ((q, row), ((&bias, &m), &r)) in output.iter_mut().zip(kernel.weight.chunks_exact(n)).zip(per_channel) {
+    for ((q, row), ((&bias, &m), &r)) in output
+        .iter_mut()
+        .zip(kernel.weight.chunks_exact(n))
+        .zip(per_channel)
+    {
         let mut acc = bias;
         for (&x, &w) in input.iter().zip(row) {
             acc += (x as i32 - zp_in) * w as i32;

@@ -71,10 +71,17 @@ pub fn lrn_in_place(
     expect_len("lrn input", shape.len(), values.len())?;
     let needed = lrn_table_len(lrn_max_sum(spec.size));
     if table.len() < needed {
-        return Err(Error::BufferTooSmall { what: "LRN table", needed, found: table.len() });
+        return Err(Error::BufferTooSmall {
+            what: "LRN table",
+            needed,
+            found: table.len(),
+        });
     }
     if q > 62 {
-        return Err(Error::BadField { field: "LRN table shift", found: q });
+        return Err(Error::BadField {
+            field: "LRN table shift",
+            found: q,
+        });
     }
     let n = spec.size as usize;
     let half = n / 2;

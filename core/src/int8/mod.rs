@@ -9,7 +9,9 @@ pub mod requant;
 
 pub use conv::conv2d;
 pub use linear::linear;
-pub use lrn::{lrn_grid, lrn_in_place, lrn_max_sum, lrn_table_index, lrn_table_len, LRN_DIRECT, LRN_STEPS};
+pub use lrn::{
+    lrn_grid, lrn_in_place, lrn_max_sum, lrn_table_index, lrn_table_len, LRN_DIRECT, LRN_STEPS,
+};
 pub use pool::{adaptive_avg_pool, max_pool};
 
 /// A quantized convolution or linear layer's tensors, borrowed from the blob.
@@ -49,5 +51,8 @@ pub const MAX_PRODUCT: i64 = 255 * 127;
 
 /// Whether a layer with `taps` products per output and this bias can overflow i32.
 pub const fn accumulator_fits(taps: usize, max_abs_bias: i64) -> bool {
-    (taps as i64).saturating_mul(MAX_PRODUCT).saturating_add(max_abs_bias) <= i32::MAX as i64
+    (taps as i64)
+        .saturating_mul(MAX_PRODUCT)
+        .saturating_add(max_abs_bias)
+        <= i32::MAX as i64
 }

@@ -6,12 +6,19 @@ use crate::error::Error;
 use crate::layers::{adaptive_window, expect_len, output_shape};
 
 /// The largest code in each window.
-pub fn max_pool(input: &[i8], in_shape: Shape, spec: &PoolSpec, output: &mut [i8]) -> Result<Shape, Error> {
+pub fn max_pool(
+    input: &[i8],
+    in_shape: Shape,
+    spec: &PoolSpec,
+    output: &mut [i8],
+) -> Result<Shape, Error> {
     let out_shape = output_shape(&Layer::MaxPool(*spec), in_shape)?;
     expect_len("maxpool input", in_shape.len(), input.len())?;
     expect_len("maxpool output", out_shape.len(), output.len())?;
     let (win, s) = (spec.window as usize, spec.stride as usize);
-    let planes = input.chunks_exact(in_shape.plane()).zip(output.chunks_exact_mut(out_shape.plane()));
+    let planes = input
+        .chunks_exact(in_shape.plane())
+        .zip(output.chunks_exact_mut(out_shape.plane()));
     for (in_plane, out_plane) in planes {
         for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w).enumerate() {
             let rows = in_plane.chunks_exact(in_shape.w).skip(oy * s).take(win);
@@ -30,11 +37,19 @@ pub fn max_pool(input: &[i8], in_shape: Shape, spec: &PoolSpec, output: &mut [i8
 }
 
 /// `floor((2 * sum + n) / (2 * n))` of each adaptive window (round half up).
-pub fn adaptive_avg_pool(input: &[i8], in_shape: Shape, out_h: u32, out_w: u32, output: &mut [i8]) -> Result<Shape, Error> {
+pub fn adaptive_avg_pool(
+    input: &[i8],
+    in_shape: Shape,
+    out_h: u32,
+    out_w: u32,
+    output: &mut [i8],
+) -> Result<Shape, Error> {
     let out_shape = output_shape(&Layer::AdaptiveAvgPool { out_h, out_w }, in_shape)?;
     expect_len("avgpool input", in_shape.len(), input.len())?;
     expect_len("avgpool output", out_shape.len(), output.len())?;
-    let planes = input.chunks_exact(in_shape.plane()).zip(output.chunks_exact_mut(out_shape.plane()));
+    let planes = input
+        .chunks_exact(in_shape.plane())
+        .zip(output.chunks_exact_mut(out_shape.plane()));
     for (in_plane, out_plane) in planes {
         for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w).enumerate() {
             let (y0, y1) = adaptive_window(oy, in_shape.h, out_shape.h);

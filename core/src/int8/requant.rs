@@ -40,7 +40,10 @@ mod tests {
         assert_eq!(requantize(-3, half, 31), -1); // -1.5 -> -1 (half up, not away from zero)
         assert_eq!(requantize(5, half, 31), 3); // 2.5 -> 3
         assert_eq!(requantize(i32::MAX, i32::MAX, 62), 1); // no overflow at the extremes
-        assert_eq!(requantize(i32::MIN, i32::MAX, 1), (i32::MIN as i64 * i32::MAX as i64 + 1) >> 1);
+        assert_eq!(
+            requantize(i32::MIN, i32::MAX, 1),
+            (i32::MIN as i64 * i32::MAX as i64 + 1) >> 1
+        );
     }
 
     #[test]

@@ -6,10 +6,10 @@ use super::labels::{read_u32, Labels};
 use super::preprocess::{ChannelOrder, Mean, Preprocess};
 use super::{Model, Params};
 use crate::arch::{Layer, Step};
-use crate::error::Precision;
-use crate::int8::QKernel;
 use crate::arch::{Shape, MAX_LAYERS};
+use crate::error::Precision;
 use crate::error::{ArchError, ArchProblem, Error, TensorRole};
+use crate::int8::QKernel;
 
 /// Where the sections of a blob lie.
 #[derive(Default)]
@@ -257,15 +257,24 @@ fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> R
             if entry.role == role::MEAN || entry.role == role::STD {
                 continue; // checked with the PREP section
             }
-            return Err(Error::UnexpectedTensor { layer: usize::MAX, role: entry.role });
+            return Err(Error::UnexpectedTensor {
+                layer: usize::MAX,
+                role: entry.role,
+            });
         }
         let layer = entry.layer as usize;
-        let unexpected = Error::UnexpectedTensor { layer, role: entry.role };
+        let unexpected = Error::UnexpectedTensor {
+            layer,
+            role: entry.role,
+        };
         let l = model.layers().get(layer).ok_or(unexpected)?;
         if !role_allowed(l, entry.role, model.precision) {
             return Err(unexpected);
         }
-        let slot = slots.get_mut(layer).and_then(|s| s.get_mut(entry.role as usize)).ok_or(unexpected)?;
+        let slot = slots
+            .get_mut(layer)
+            .and_then(|s| s.get_mut(entry.role as usize))
+            .ok_or(unexpected)?;
         if *slot != EMPTY {
             return Err(unexpected);
         }
@@ -273,7 +282,11 @@ fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> R
     }
     // A copy of the layer table, so the model can be filled in while walking it.
     let layers = model.layers;
-    let arch = crate::Arch { name: "", input: model.input, layers: layers.get(..model.layer_count).unwrap_or(&[]) };
+    let arch = crate::Arch {
+        name: "",
+        input: model.input,
+        layers: layers.get(..model.layer_count).unwrap_or(&[]),
+    };
     let mut params = [None; MAX_LAYERS];
     for step in arch.walk() {
         let step = step?;
@@ -285,10 +298,17 @@ fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> R
             if at == EMPTY {
                 return Err(Error::MissingTensor { layer: i, role });
             }
-            let entry = tensor_entries(blob, table).nth(at as usize).ok_or(Error::MissingTensor { layer: i, role })??;
+            let entry = tensor_entries(blob, table)
+                .nth(at as usize)
+                .ok_or(Error::MissingTensor { layer: i, role })??;
             let expected = expected_dims(&step, role_code);
             if entry.dims != expected {
-                return Err(Error::TensorShape { layer: i, role, expected, found: entry.dims });
+                return Err(Error::TensorShape {
+                    layer: i,
+                    role,
+                    expected,
+                    found: entry.dims,
+                });
             }
             let dtype_ok = match (model.precision, role_code) {
                 (Precision::F32, _) => entry.dtype == dtype::F32,
@@ -296,7 +316,11 @@ fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> R
                 (Precision::Int8, _) => entry.dtype == dtype::I32,
             };
             if !dtype_ok {
-                return Err(Error::TensorDtype { layer: i, role, found: entry.dtype });
+                return Err(Error::TensorDtype {
+                    layer: i,
+                    role,
+                    found: entry.dtype,
+                });
             }
             Ok(entry)
         };
@@ -339,7 +363,10 @@ fn role_allowed(layer: &Layer, role_code: u32, precision: Precision) -> bool {
     match (precision, layer) {
         (_, Layer::Conv(_) | Layer::Linear { .. }) => match precision {
             Precision::F32 => role_code == role::WEIGHT || role_code == role::BIAS,
-            Precision::Int8 => matches!(role_code, role::WEIGHT | role::BIAS | role::MULTIPLIER | role::SHIFT),
+            Precision::Int8 => matches!(
+                role_code,
+                role::WEIGHT | role::BIAS | role::MULTIPLIER | role::SHIFT
+            ),
         },
         (Precision::Int8, Layer::Lrn(_)) => role_code == role::LRN_TABLE,
         _ => false,
@@ -350,19 +377,30 @@ fn role_allowed(layer: &Layer, role_code: u32, precision: Precision) -> bool {
 fn expected_dims(step: &Step, role_code: u32) -> [u32; 4] {
     match (role_code, step.layer) {
         (role::WEIGHT, _) => step.layer.weight_dims(step.input),
-        (role::LRN_TABLE, Layer::Lrn(spec)) => {
-            [crate::int8::lrn_table_len(crate::int8::lrn_max_sum(spec.size)) as u32, 0, 0, 0]
-        }
+        (role::LRN_TABLE, Layer::Lrn(spec)) => [
+            crate::int8::lrn_table_len(crate::int8::lrn_max_sum(spec.size)) as u32,
+            0,
+            0,
+            0,
+        ],
         _ => [step.layer.bias_len() as u32, 0, 0, 0],
     }
 }
 
 fn f32s(entry: TensorEntry<'_>) -> Result<&[f32], Error> {
-    bytemuck::try_cast_slice(entry.bytes).map_err(|_| Error::Misaligned { what: "tensor data", offset: entry.offset, align: 4 })
+    bytemuck::try_cast_slice(entry.bytes).map_err(|_| Error::Misaligned {
+        what: "tensor data",
+        offset: entry.offset,
+        align: 4,
+    })
 }
 
 fn i32s(entry: TensorEntry<'_>) -> Result<&[i32], Error> {
-    bytemuck::try_cast_slice(entry.bytes).map_err(|_| Error::Misaligned { what: "tensor data", offset: entry.offset, align: 4 })
+    bytemuck::try_cast_slice(entry.bytes).map_err(|_| Error::Misaligned {
+        what: "tensor data",
+        offset: entry.offset,
+        align: 4,
+    })
 }
 
 /// Iterates the tensor table, validating each entry's codes, bounds and alignment.
@@ -375,45 +413,92 @@ fn tensor_entries<'a>(
         Ok(c) if 4 + (c as usize).saturating_mul(format::TENSOR_ENTRY_BYTES) == table.len() => {
             (c as usize, None)
         }
-        Ok(c) => (0, Some(Error::BadField { field: "tensor count", found: c })),
+        Ok(c) => (
+            0,
+            Some(Error::BadField {
+                field: "tensor count",
+                found: c,
+            }),
+        ),
         Err(e) => (0, Some(e)),
     };
-    first_err.map(Err).into_iter().chain((0..count).map(move |i| {
-        let at = 4 + i * format::TENSOR_ENTRY_BYTES;
-        let w = |j: usize| read_u32(table, at + 4 * j, "tensor entry");
-        let (layer, role_code, dtype_code, rank) = (w(0)?, w(1)?, w(2)?, w(3)?);
-        let dims = [w(4)?, w(5)?, w(6)?, w(7)?];
-        let (offset, len) = (w(8)? as usize, w(9)? as usize);
-        let reserved = w(10)? | w(11)?;
-        let layer_ix = if layer == format::MODEL_LEVEL { usize::MAX } else { layer as usize };
-        let role = TensorRole::from_code(role_code)
-            .ok_or(Error::UnexpectedTensor { layer: layer_ix, role: role_code })?;
-        if reserved != 0 {
-            return Err(Error::BadField { field: "tensor reserved words", found: reserved });
-        }
-        let size = dtype::size(dtype_code).ok_or(Error::TensorDtype { layer: layer_ix, role, found: dtype_code })?;
-        if rank == 0 || rank > 4 || dims.iter().skip(rank as usize).any(|&d| d != 0) {
-            return Err(Error::BadField { field: "tensor rank", found: rank });
-        }
-        let elems = dims
-            .iter()
-            .take(rank as usize)
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
-            .filter(|&n| n <= crate::arch::MAX_ELEMENTS)
-            .ok_or(Error::BadField { field: "tensor dims", found: dims[0] })?;
-        if elems * size != len {
-            return Err(Error::BadField { field: "tensor byte length", found: len as u32 });
-        }
-        if offset % format::TENSOR_ALIGN != 0 {
-            return Err(Error::Misaligned { what: "tensor data", offset, align: format::TENSOR_ALIGN });
-        }
-        let bytes = offset
-            .checked_add(len)
-            .filter(|_| offset >= format::HEADER_BYTES)
-            .and_then(|end| blob.get(offset..end))
-            .ok_or(Error::OutOfBounds { what: "tensor data", offset, len, blob_len: blob.len() })?;
-        Ok(TensorEntry { layer, role: role_code, dtype: dtype_code, dims, bytes, offset })
-    }))
+    first_err
+        .map(Err)
+        .into_iter()
+        .chain((0..count).map(move |i| {
+            let at = 4 + i * format::TENSOR_ENTRY_BYTES;
+            let w = |j: usize| read_u32(table, at + 4 * j, "tensor entry");
+            let (layer, role_code, dtype_code, rank) = (w(0)?, w(1)?, w(2)?, w(3)?);
+            let dims = [w(4)?, w(5)?, w(6)?, w(7)?];
+            let (offset, len) = (w(8)? as usize, w(9)? as usize);
+            let reserved = w(10)? | w(11)?;
+            let layer_ix = if layer == format::MODEL_LEVEL {
+                usize::MAX
+            } else {
+                layer as usize
+            };
+            let role = TensorRole::from_code(role_code).ok_or(Error::UnexpectedTensor {
+                layer: layer_ix,
+                role: role_code,
+            })?;
+            if reserved != 0 {
+                return Err(Error::BadField {
+                    field: "tensor reserved words",
+                    found: reserved,
+                });
+            }
+            let size = dtype::size(dtype_code).ok_or(Error::TensorDtype {
+                layer: layer_ix,
+                role,
+                found: dtype_code,
+            })?;
+            if rank == 0 || rank > 4 || dims.iter().skip(rank as usize).any(|&d| d != 0) {
+                return Err(Error::BadField {
+                    field: "tensor rank",
+                    found: rank,
+                });
+            }
+            let elems = dims
+                .iter()
+                .take(rank as usize)
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+                .filter(|&n| n <= crate::arch::MAX_ELEMENTS)
+                .ok_or(Error::BadField {
+                    field: "tensor dims",
+                    found: dims[0],
+                })?;
+            if elems * size != len {
+                return Err(Error::BadField {
+                    field: "tensor byte length",
+                    found: len as u32,
+                });
+            }
+            if offset % format::TENSOR_ALIGN != 0 {
+                return Err(Error::Misaligned {
+                    what: "tensor data",
+                    offset,
+                    align: format::TENSOR_ALIGN,
+                });
+            }
+            let bytes = offset
+                .checked_add(len)
+                .filter(|_| offset >= format::HEADER_BYTES)
+                .and_then(|end| blob.get(offset..end))
+                .ok_or(Error::OutOfBounds {
+                    what: "tensor data",
+                    offset,
+                    len,
+                    blob_len: blob.len(),
+                })?;
+            Ok(TensorEntry {
+                layer,
+                role: role_code,
+                dtype: dtype_code,
+                dims,
+                bytes,
+                offset,
+            })
+        }))
 }
 
 fn read_prep<'a>(
@@ -467,11 +552,23 @@ fn read_prep<'a>(
             continue;
         }
         if entry.dtype != dtype::F32 {
-            let role = if entry.role == role::MEAN { TensorRole::Mean } else { TensorRole::Std };
-            return Err(Error::TensorDtype { layer: usize::MAX, role, found: entry.dtype });
+            let role = if entry.role == role::MEAN {
+                TensorRole::Mean
+            } else {
+                TensorRole::Std
+            };
+            return Err(Error::TensorDtype {
+                layer: usize::MAX,
+                role,
+                found: entry.dtype,
+            });
         }
         let data = f32s(entry)?;
-        let slot = if entry.role == role::MEAN { &mut mean_data } else { &mut std_data };
+        let slot = if entry.role == role::MEAN {
+            &mut mean_data
+        } else {
+            &mut std_data
+        };
         if slot.replace((entry.dims, data)).is_some() {
             return Err(Error::UnexpectedTensor {
                 layer: usize::MAX,

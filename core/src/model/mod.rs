@@ -174,7 +174,10 @@ impl<'a> Model<'a> {
         F: FnMut(usize, Shape, &[f32]),
     {
         if self.precision != Precision::F32 {
-            return Err(Error::WrongPrecision { model: self.precision, called: Precision::F32 });
+            return Err(Error::WrongPrecision {
+                model: self.precision,
+                called: Precision::F32,
+            });
         }
         layers::expect_len("input", self.input.len(), input.len())?;
         layers::expect_len("logits", self.classes(), logits.len())?;
@@ -247,7 +250,12 @@ impl<'a> Model<'a> {
 impl<'a> Model<'a> {
     /// Runs an int8 model on quantized input codes (see [`Model::quantize_input`]), writing
     /// the int8 logits. Integer arithmetic only (`docs/int8-spec.md`).
-    pub fn forward_int8(&self, input: &[i8], arena: &mut [u8], logits: &mut [i8]) -> Result<(), Error> {
+    pub fn forward_int8(
+        &self,
+        input: &[i8],
+        arena: &mut [u8],
+        logits: &mut [i8],
+    ) -> Result<(), Error> {
         self.forward_int8_observed(input, arena, logits, |_, _, _| {})
     }
 
@@ -263,7 +271,10 @@ impl<'a> Model<'a> {
         F: FnMut(usize, Shape, &[i8]),
     {
         if self.precision != Precision::Int8 {
-            return Err(Error::WrongPrecision { model: self.precision, called: Precision::Int8 });
+            return Err(Error::WrongPrecision {
+                model: self.precision,
+                called: Precision::Int8,
+            });
         }
         layers::expect_len("input", self.input.len(), input.len())?;
         layers::expect_len("logits", self.classes(), logits.len())?;
@@ -274,18 +285,37 @@ impl<'a> Model<'a> {
             .checked_add(self.plan.arena_elems)
             .and_then(|end| arena.get_mut(skip..end))
             .map(bytemuck::cast_slice_mut)
-            .ok_or(Error::BufferTooSmall { what: "arena", needed, found })?;
-        let too_small = Error::BufferTooSmall { what: "arena", needed, found };
+            .ok_or(Error::BufferTooSmall {
+                what: "arena",
+                needed,
+                found,
+            })?;
+        let too_small = Error::BufferTooSmall {
+            what: "arena",
+            needed,
+            found,
+        };
         let mut side = Side::Input;
         let mut shape = self.input;
         let mut zp_in = self.quant.input.zero_point;
         for (i, layer) in self.layers().iter().enumerate() {
             let out_shape = layers::output_shape(layer, shape)?;
-            let q = self.quant.layers.get(i).copied().unwrap_or(Quantization::EMPTY.layers[0]);
-            let zero_points = ZeroPoints { input: zp_in, output: q.output.zero_point };
+            let q = self
+                .quant
+                .layers
+                .get(i)
+                .copied()
+                .unwrap_or(Quantization::EMPTY.layers[0]);
+            let zero_points = ZeroPoints {
+                input: zp_in,
+                output: q.output.zero_point,
+            };
             if layer.in_place() {
                 if side == Side::Input {
-                    arena.get_mut(..input.len()).ok_or(too_small)?.copy_from_slice(input);
+                    arena
+                        .get_mut(..input.len())
+                        .ok_or(too_small)?
+                        .copy_from_slice(input);
                     side = Side::Low;
                 }
                 let buf = region_mut(arena, side, shape.len()).ok_or(too_small)?;
@@ -299,7 +329,10 @@ impl<'a> Model<'a> {
             } else {
                 let (src, dst) =
                     split(arena, input, side, shape.len(), out_shape.len()).ok_or(too_small)?;
-                let missing = Error::MissingTensor { layer: i, role: crate::TensorRole::Weight };
+                let missing = Error::MissingTensor {
+                    layer: i,
+                    role: crate::TensorRole::Weight,
+                };
                 match layer {
                     Layer::Conv(spec) => {
                         let k = q.kernel.ok_or(missing)?;
@@ -319,7 +352,11 @@ impl<'a> Model<'a> {
                 }
                 side = side.opposite();
             }
-            observe(i, out_shape, region_mut(arena, side, out_shape.len()).ok_or(too_small)?);
+            observe(
+                i,
+                out_shape,
+                region_mut(arena, side, out_shape.len()).ok_or(too_small)?,
+            );
             shape = out_shape;
             zp_in = q.output.zero_point;
         }
@@ -344,7 +381,11 @@ impl<'a> Model<'a> {
     pub fn dequantize_logits(&self, codes: &[i8], logits: &mut [f32]) -> Result<(), Error> {
         layers::expect_len("logits", codes.len(), logits.len())?;
         let last = self.layers().len().saturating_sub(1);
-        let out = self.quant.layers.get(last).map_or(self.quant.input, |q| q.output);
+        let out = self
+            .quant
+            .layers
+            .get(last)
+            .map_or(self.quant.input, |q| q.output);
         for (x, &q) in logits.iter_mut().zip(codes) {
             *x = (q as i32 - out.zero_point) as f32 * out.scale;
         }

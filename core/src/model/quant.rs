@@ -43,9 +43,15 @@ pub struct Quantization<'a> {
 
 impl Quantization<'_> {
     pub(crate) const EMPTY: Quantization<'static> = Quantization {
-        input: QParams { scale: 1.0, zero_point: 0 },
+        input: QParams {
+            scale: 1.0,
+            zero_point: 0,
+        },
         layers: [QLayer {
-            output: QParams { scale: 1.0, zero_point: 0 },
+            output: QParams {
+                scale: 1.0,
+                zero_point: 0,
+            },
             kernel: None,
             lrn_table: &[],
             lrn_shift: 0,
@@ -56,11 +62,17 @@ impl Quantization<'_> {
 fn qparams(scale_bits: u32, zp_word: u32, layer: usize) -> Result<QParams, Error> {
     let scale = f32::from_bits(scale_bits);
     if !(scale.is_finite() && scale > 0.0) {
-        return Err(Error::BadQuantization { layer, what: "scale must be finite and > 0" });
+        return Err(Error::BadQuantization {
+            layer,
+            what: "scale must be finite and > 0",
+        });
     }
     let zero_point = zp_word as i32;
     if !(-128..=127).contains(&zero_point) {
-        return Err(Error::BadQuantization { layer, what: "zero point outside [-128, 127]" });
+        return Err(Error::BadQuantization {
+            layer,
+            what: "zero point outside [-128, 127]",
+        });
     }
     Ok(QParams { scale, zero_point })
 }
@@ -71,10 +83,16 @@ pub(crate) fn read_quant(section: &[u8], model: &mut Model<'_>) -> Result<(), Er
     let count = w(2)? as usize;
     let layers = model.layers().len();
     if count != layers || w(3)? != 0 {
-        return Err(Error::BadField { field: "QUNT layer count", found: count as u32 });
+        return Err(Error::BadField {
+            field: "QUNT layer count",
+            found: count as u32,
+        });
     }
     if section.len() != format::QUNT_HEADER_BYTES + count * format::QUNT_RECORD_BYTES {
-        return Err(Error::BadField { field: "QUNT section length", found: section.len() as u32 });
+        return Err(Error::BadField {
+            field: "QUNT section length",
+            found: section.len() as u32,
+        });
     }
     let mut quant = Quantization::EMPTY;
     quant.input = qparams(w(0)?, w(1)?, usize::MAX)?;
@@ -84,25 +102,44 @@ pub(crate) fn read_quant(section: &[u8], model: &mut Model<'_>) -> Result<(), Er
         let output = qparams(w(base)?, w(base + 1)?, i)?;
         let aux = w(base + 2)?;
         if w(base + 3)? != 0 {
-            return Err(Error::BadField { field: "QUNT reserved word", found: w(base + 3)? });
+            return Err(Error::BadField {
+                field: "QUNT reserved word",
+                found: w(base + 3)?,
+            });
         }
         let layer = model.layers().get(i).copied().unwrap_or(Layer::Relu);
         // Layers that only move or select codes keep their input's scale and zero point.
         let keeps_params = matches!(
             layer,
-            Layer::Relu | Layer::Dropout { .. } | Layer::Flatten | Layer::Softmax | Layer::MaxPool(_)
+            Layer::Relu
+                | Layer::Dropout { .. }
+                | Layer::Flatten
+                | Layer::Softmax
+                | Layer::MaxPool(_)
                 | Layer::AdaptiveAvgPool { .. }
         );
-        let same = output.scale.to_bits() == previous.scale.to_bits() && output.zero_point == previous.zero_point;
+        let same = output.scale.to_bits() == previous.scale.to_bits()
+            && output.zero_point == previous.zero_point;
         if keeps_params && !same {
-            return Err(Error::BadQuantization { layer: i, what: "this layer must keep its input's scale and zero point" });
+            return Err(Error::BadQuantization {
+                layer: i,
+                what: "this layer must keep its input's scale and zero point",
+            });
         }
         match layer {
             Layer::Lrn(_) if aux > 62 => {
-                return Err(Error::BadQuantization { layer: i, what: "LRN table shift above 62" })
+                return Err(Error::BadQuantization {
+                    layer: i,
+                    what: "LRN table shift above 62",
+                })
             }
             Layer::Lrn(_) => {}
-            _ if aux != 0 => return Err(Error::BadField { field: "QUNT aux word", found: aux }),
+            _ if aux != 0 => {
+                return Err(Error::BadField {
+                    field: "QUNT aux word",
+                    found: aux,
+                })
+            }
             _ => {}
         }
         if let Some(q) = quant.layers.get_mut(i) {
@@ -129,7 +166,12 @@ pub(crate) fn check_kernel(layer: usize, step: &Step, kernel: &QKernel<'_>) -> R
         return bad("negative requantization multiplier");
     }
     let taps = step.layer.weight_len(step.input).unwrap_or(0) / step.layer.bias_len().max(1);
-    let max_bias = kernel.bias.iter().map(|&b| (b as i64).abs()).max().unwrap_or(0);
+    let max_bias = kernel
+        .bias
+        .iter()
+        .map(|&b| (b as i64).abs())
+        .max()
+        .unwrap_or(0);
     if !accumulator_fits(taps, max_bias) {
         return bad("bias too large: the i32 accumulator could overflow");
     }
@@ -139,10 +181,16 @@ pub(crate) fn check_kernel(layer: usize, step: &Step, kernel: &QKernel<'_>) -> R
 /// An LRN table must cover every sum and hold non-negative factors.
 pub(crate) fn check_lrn_table(layer: usize, spec: &LrnSpec, table: &[i32]) -> Result<(), Error> {
     if table.len() != lrn_table_len(lrn_max_sum(spec.size)) {
-        return Err(Error::BadQuantization { layer, what: "LRN table length" });
+        return Err(Error::BadQuantization {
+            layer,
+            what: "LRN table length",
+        });
     }
     if table.iter().any(|&g| g < 0) {
-        return Err(Error::BadQuantization { layer, what: "negative LRN table entry" });
+        return Err(Error::BadQuantization {
+            layer,
+            what: "negative LRN table entry",
+        });
     }
     Ok(())
 }

@@ -56,6 +56,7 @@ pub fn paper_init(arch: &Arch<'_>, seed: u64) -> Result<ModelSpec> {
         params,
         preprocess: defaults::preprocess_for(arch),
         labels: defaults::labels_for(arch.classes()),
+        quant: None,
     })
 }
 

@@ -10,12 +10,17 @@
 //! * [`npy`]: writing NumPy `.npy` arrays.
 
 pub mod blob_file;
+pub mod dataset;
 pub mod defaults;
 pub mod idx;
 pub mod image_input;
 pub mod init;
 pub mod npy;
+pub mod quantize;
+pub mod safetensors_io;
 pub mod spec;
 
 pub use blob_file::BlobFile;
-pub use spec::{LayerParams, MeanSpec, ModelSpec, PreprocessSpec};
+pub use spec::{
+    LayerParams, MeanSpec, ModelSpec, PreprocessSpec, QKernelSpec, QLayerSpec, QuantSpec,
+};

@@ -2,7 +2,7 @@
 
 use alexnet_core::arch::{Arch, Layer, Shape, MAX_LAYERS};
 use alexnet_core::model::format::{self, dtype, role, tag};
-use alexnet_core::model::ChannelOrder;
+use alexnet_core::model::{ChannelOrder, QParams};
 use anyhow::{bail, ensure, Context, Result};
 
 /// The weight and bias of one convolution or linear layer, in PyTorch layouts.
@@ -40,6 +40,39 @@ pub struct PreprocessSpec {
     pub std: Option<Vec<f32>>,
 }
 
+/// The int8 tensors of a convolution or linear layer (`docs/int8-spec.md`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QKernelSpec {
+    /// Weights in [-127, 127], PyTorch layout.
+    pub weight: Vec<i8>,
+    /// Biases in units of `s_in * s_w[o]`.
+    pub bias: Vec<i32>,
+    /// Q31 multipliers.
+    pub multiplier: Vec<i32>,
+    /// Right shifts in [1, 62].
+    pub shift: Vec<i32>,
+}
+
+/// A layer's int8 parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QLayerSpec {
+    /// Output scale and zero point.
+    pub output: QParams,
+    /// Weights and requantization (convolution and linear layers).
+    pub kernel: Option<QKernelSpec>,
+    /// LRN table and its shift `Q` (LRN layers).
+    pub lrn: Option<(Vec<i32>, u32)>,
+}
+
+/// All int8 parameters of a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantSpec {
+    /// Input scale and zero point.
+    pub input: QParams,
+    /// One per layer.
+    pub layers: Vec<QLayerSpec>,
+}
+
 /// Everything a blob holds, owned and editable.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
@@ -55,14 +88,38 @@ pub struct ModelSpec {
     pub preprocess: PreprocessSpec,
     /// Class labels, one per output.
     pub labels: Option<Vec<String>>,
+    /// int8 parameters: present for int8 models, whose `params` are then all `None`.
+    pub quant: Option<QuantSpec>,
 }
 
 /// One tensor to place in the blob.
 struct PendingTensor<'a> {
     layer: u32,
     role: u32,
+    dtype: u32,
     dims: [u32; 4],
-    data: &'a [f32],
+    data: &'a [u8],
+}
+
+impl<'a> PendingTensor<'a> {
+    fn f32(layer: u32, role: u32, dims: [u32; 4], data: &'a [f32]) -> Self {
+        PendingTensor {
+            layer,
+            role,
+            dtype: dtype::F32,
+            dims,
+            data: bytemuck::cast_slice(data),
+        }
+    }
+    fn i32(layer: u32, role: u32, dims: [u32; 4], data: &'a [i32]) -> Self {
+        PendingTensor {
+            layer,
+            role,
+            dtype: dtype::I32,
+            dims,
+            data: bytemuck::cast_slice(data),
+        }
+    }
 }
 
 impl ModelSpec {
@@ -97,6 +154,16 @@ impl ModelSpec {
         );
 
         let mut tensors = Vec::new();
+        if let Some(q) = &self.quant {
+            ensure!(
+                q.layers.len() == self.layers.len(),
+                "one int8 record per layer needed"
+            );
+            ensure!(
+                self.params.iter().all(Option::is_none),
+                "an int8 model carries no f32 weights"
+            );
+        }
         for step in arch.walk() {
             let step = step.map_err(|e| anyhow::anyhow!("{}", alexnet_core::Error::Arch(e)))?;
             let i = step.index;
@@ -104,34 +171,80 @@ impl ModelSpec {
                 .param_layer_name(i)
                 .map(|n| n.to_string())
                 .unwrap_or_default();
+            let wlen = step.layer.weight_len(step.input).unwrap_or(0);
+            let out = step.layer.bias_len();
+            let dims = step.layer.weight_dims(step.input);
+            let vec_dims = [out as u32, 0, 0, 0];
+            let li = i as u32;
+            if let Some(q) = &self.quant {
+                let ql = &q.layers[i];
+                match (&ql.kernel, step.layer.has_params()) {
+                    (Some(k), true) => {
+                        ensure!(
+                            k.weight.len() == wlen,
+                            "{name}: {} int8 weights, need {wlen}",
+                            k.weight.len()
+                        );
+                        for (what, len) in [
+                            ("bias", k.bias.len()),
+                            ("multiplier", k.multiplier.len()),
+                            ("shift", k.shift.len()),
+                        ] {
+                            ensure!(len == out, "{name}: {len} int8 {what} values, need {out}");
+                        }
+                        tensors.push(PendingTensor {
+                            layer: li,
+                            role: role::WEIGHT,
+                            dtype: dtype::I8,
+                            dims,
+                            data: bytemuck::cast_slice(&k.weight),
+                        });
+                        tensors.push(PendingTensor::i32(li, role::BIAS, vec_dims, &k.bias));
+                        tensors.push(PendingTensor::i32(
+                            li,
+                            role::MULTIPLIER,
+                            vec_dims,
+                            &k.multiplier,
+                        ));
+                        tensors.push(PendingTensor::i32(li, role::SHIFT, vec_dims, &k.shift));
+                    }
+                    (None, false) => {}
+                    (None, true) => bail!("layer {i} ({name}) has no int8 parameters"),
+                    (Some(_), false) => {
+                        bail!("layer {i} ({}) takes no parameters", step.layer.kind_name())
+                    }
+                }
+                match (&ql.lrn, step.layer) {
+                    (Some((table, _)), Layer::Lrn(_)) => {
+                        tensors.push(PendingTensor::i32(
+                            li,
+                            role::LRN_TABLE,
+                            [table.len() as u32, 0, 0, 0],
+                            table,
+                        ));
+                    }
+                    (None, Layer::Lrn(_)) => bail!("LRN layer {i} has no int8 table"),
+                    (Some(_), _) => {
+                        bail!("layer {i} ({}) takes no LRN table", step.layer.kind_name())
+                    }
+                    (None, _) => {}
+                }
+                continue;
+            }
             match (&self.params[i], step.layer.has_params()) {
                 (Some(p), true) => {
-                    let wlen = step.layer.weight_len(step.input).unwrap_or(0);
                     ensure!(
                         p.weight.len() == wlen,
                         "{name}.weight has {} values, the architecture needs {wlen}",
                         p.weight.len()
                     );
                     ensure!(
-                        p.bias.len() == step.layer.bias_len(),
-                        "{name}.bias has {} values, the architecture needs {}",
-                        p.bias.len(),
-                        step.layer.bias_len()
+                        p.bias.len() == out,
+                        "{name}.bias has {} values, the architecture needs {out}",
+                        p.bias.len()
                     );
-                    let dims = step.layer.weight_dims(step.input);
-                    tensors.push(PendingTensor {
-                        layer: i as u32,
-                        role: role::WEIGHT,
-                        dims,
-                        data: &p.weight,
-                    });
-                    let bias_dims = [p.bias.len() as u32, 0, 0, 0];
-                    tensors.push(PendingTensor {
-                        layer: i as u32,
-                        role: role::BIAS,
-                        dims: bias_dims,
-                        data: &p.bias,
-                    });
+                    tensors.push(PendingTensor::f32(li, role::WEIGHT, dims, &p.weight));
+                    tensors.push(PendingTensor::f32(li, role::BIAS, vec_dims, &p.bias));
                 }
                 (None, false) => {}
                 (None, true) => bail!("layer {i} ({name}) has no parameters"),
@@ -156,12 +269,12 @@ impl ModelSpec {
                     "mean needs {} values",
                     self.input.c
                 );
-                tensors.push(PendingTensor {
-                    layer: format::MODEL_LEVEL,
-                    role: role::MEAN,
-                    dims: [c, 0, 0, 0],
-                    data: m,
-                });
+                tensors.push(PendingTensor::f32(
+                    format::MODEL_LEVEL,
+                    role::MEAN,
+                    [c, 0, 0, 0],
+                    m,
+                ));
             }
             MeanSpec::PerPixel(m) => {
                 ensure!(
@@ -170,22 +283,17 @@ impl ModelSpec {
                     self.input.len()
                 );
                 let dims = [c, self.input.h as u32, self.input.w as u32, 0];
-                tensors.push(PendingTensor {
-                    layer: format::MODEL_LEVEL,
-                    role: role::MEAN,
-                    dims,
-                    data: m,
-                });
+                tensors.push(PendingTensor::f32(format::MODEL_LEVEL, role::MEAN, dims, m));
             }
         }
         if let Some(s) = &prep.std {
             ensure!(s.len() == self.input.c, "std needs {} values", self.input.c);
-            tensors.push(PendingTensor {
-                layer: format::MODEL_LEVEL,
-                role: role::STD,
-                dims: [c, 0, 0, 0],
-                data: s,
-            });
+            tensors.push(PendingTensor::f32(
+                format::MODEL_LEVEL,
+                role::STD,
+                [c, 0, 0, 0],
+                s,
+            ));
         }
         if let Some(labels) = &self.labels {
             ensure!(
@@ -203,6 +311,9 @@ impl ModelSpec {
         ];
         if let Some(labels) = &self.labels {
             sections.push((tag::LABL, labels_section(labels)?));
+        }
+        if let Some(q) = &self.quant {
+            sections.push((tag::QUNT, quant_section(q)));
         }
         let table_len = 4 + tensors.len() * format::TENSOR_ENTRY_BYTES;
         sections.push((tag::TENS, vec![0; table_len])); // filled in once offsets are known
@@ -222,15 +333,15 @@ impl ModelSpec {
         for t in &tensors {
             pad_to(&mut out, format::TENSOR_ALIGN);
             let offset = out.len();
-            out.extend_from_slice(bytemuck::cast_slice(t.data));
+            out.extend_from_slice(t.data);
             let rank = t.dims.iter().rposition(|&d| d != 0).map_or(0, |r| r + 1) as u32;
-            for w in [t.layer, t.role, dtype::F32, rank] {
+            for w in [t.layer, t.role, t.dtype, rank] {
                 put(&mut table, w);
             }
             for d in t.dims {
                 put(&mut table, d);
             }
-            let len = u32::try_from(t.data.len() * 4).context("tensor larger than 4 GiB")?;
+            let len = u32::try_from(t.data.len()).context("tensor larger than 4 GiB")?;
             for w in [
                 u32::try_from(offset).context("blob larger than 4 GiB")?,
                 len,
@@ -328,8 +439,48 @@ impl ModelSpec {
                     .map(str::to_string)
                     .collect()
             }),
+            quant: (model.precision() == alexnet_core::Precision::Int8).then(|| {
+                let q = model.quantization();
+                QuantSpec {
+                    input: q.input,
+                    layers: q.layers[..arch.layers.len()]
+                        .iter()
+                        .zip(arch.layers)
+                        .map(|(l, layer)| QLayerSpec {
+                            output: l.output,
+                            kernel: l.kernel.map(|k| QKernelSpec {
+                                weight: k.weight.to_vec(),
+                                bias: k.bias.to_vec(),
+                                multiplier: k.multiplier.to_vec(),
+                                shift: k.shift.to_vec(),
+                            }),
+                            lrn: matches!(layer, Layer::Lrn(_))
+                                .then(|| (l.lrn_table.to_vec(), l.lrn_shift)),
+                        })
+                        .collect(),
+                }
+            }),
         }
     }
+}
+
+fn quant_section(q: &QuantSpec) -> Vec<u8> {
+    let mut s = Vec::new();
+    for w in [
+        q.input.scale.to_bits(),
+        q.input.zero_point as u32,
+        q.layers.len() as u32,
+        0,
+    ] {
+        put(&mut s, w);
+    }
+    for l in &q.layers {
+        let aux = l.lrn.as_ref().map_or(0, |(_, shift)| *shift);
+        for w in [l.output.scale.to_bits(), l.output.zero_point as u32, aux, 0] {
+            put(&mut s, w);
+        }
+    }
+    s
 }
 
 fn labels_section(labels: &[String]) -> Result<Vec<u8>> {

@@ -1,0 +1,139 @@
+//! Post-training int8 quantization (`docs/int8-spec.md`): calibrate the f32 model, derive
+//! every scale, zero point, multiplier and LRN table, and measure what was lost.
+
+pub mod calibrate;
+pub mod params;
+pub mod report;
+
+pub use calibrate::{calibrate, Calibration, Method};
+pub use report::{evaluate, LayerReport, Report};
+
+use crate::spec::{ModelSpec, QKernelSpec, QLayerSpec, QuantSpec};
+use alexnet_core::model::QParams;
+use alexnet_core::Layer;
+use anyhow::{bail, ensure, Context, Result};
+
+/// What the quantizer had to clamp, per layer, for the report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Adjustments {
+    /// Biases clamped to the accumulator bound.
+    pub clamped_biases: usize,
+    /// Output channels whose multiplier vanished (every output is the zero point).
+    pub vanishing_channels: usize,
+}
+
+/// The int8 model for `f32`, with activation ranges from `cal` chosen by `method`.
+pub fn quantize(
+    f32: &ModelSpec,
+    cal: &Calibration,
+    method: Method,
+) -> Result<(ModelSpec, Vec<Adjustments>)> {
+    ensure!(f32.quant.is_none(), "the model is already int8");
+    let arch = f32.arch();
+    check_finite(f32)?;
+    let (lo, hi) = cal.input.range(method);
+    let input = params::activation_params(lo, hi);
+    let mut prev = input;
+    let mut layers = Vec::with_capacity(f32.layers.len());
+    let mut adjustments = Vec::with_capacity(f32.layers.len());
+    for step in arch.walk() {
+        let step = step.map_err(|e| anyhow::anyhow!("{}", alexnet_core::Error::Arch(e)))?;
+        let i = step.index;
+        let name = arch
+            .param_layer_name(i)
+            .map_or_else(|| format!("layer {i}"), |n| n.to_string());
+        let mut adj = Adjustments::default();
+        let range_of = |j: usize| cal.layers[j].range(method);
+        let (output, kernel, lrn) = match step.layer {
+            Layer::Conv(_) | Layer::Linear { .. } => {
+                // A following ReLU is fused: this layer gets the ReLU's output range.
+                let j = if matches!(f32.layers.get(i + 1), Some(Layer::Relu)) {
+                    i + 1
+                } else {
+                    i
+                };
+                let (lo, hi) = range_of(j);
+                let out = params::activation_params(lo, hi);
+                let p = f32.params[i]
+                    .as_ref()
+                    .with_context(|| format!("{name} has no weights"))?;
+                let oc = step.layer.bias_len();
+                let (weight, w_scales) = params::quantize_weights(&p.weight, oc);
+                let taps = p.weight.len() / oc;
+                let limit = params::bias_limit(taps);
+                let mut bias = Vec::with_capacity(oc);
+                let mut multiplier = Vec::with_capacity(oc);
+                let mut shift = Vec::with_capacity(oc);
+                for (c, (&b, &sw)) in p.bias.iter().zip(&w_scales).enumerate() {
+                    let s_acc = prev.scale as f64 * sw as f64;
+                    let q = (b as f64 / s_acc).round();
+                    if q.abs() > limit as f64 {
+                        adj.clamped_biases += 1;
+                    }
+                    bias.push(q.clamp(-(limit as f64), limit as f64) as i32);
+                    let m = s_acc / out.scale as f64;
+                    let (mq, r) = params::multiplier_and_shift(m).with_context(|| {
+                        format!("{name} channel {c}: requantization multiplier {m:e} overflows (output scale {} too small)", out.scale)
+                    })?;
+                    if mq == 0 {
+                        adj.vanishing_channels += 1;
+                    }
+                    multiplier.push(mq);
+                    shift.push(r);
+                }
+                (
+                    out,
+                    Some(QKernelSpec {
+                        weight,
+                        bias,
+                        multiplier,
+                        shift,
+                    }),
+                    None,
+                )
+            }
+            Layer::Lrn(spec) => {
+                let (lo, hi) = range_of(i);
+                let out = params::activation_params(lo, hi);
+                let table = params::lrn_table(&spec, prev, out)
+                    .with_context(|| format!("layer {i} (lrn)"))?;
+                (out, None, Some(table))
+            }
+            _ => (prev, None, None),
+        };
+        layers.push(QLayerSpec {
+            output,
+            kernel,
+            lrn,
+        });
+        adjustments.push(adj);
+        prev = output;
+    }
+    let mut spec = f32.clone();
+    spec.params = vec![None; f32.layers.len()];
+    spec.quant = Some(QuantSpec { input, layers });
+    Ok((spec, adjustments))
+}
+
+/// NaN or infinite weights are refused, naming the tensor.
+pub fn check_finite(spec: &ModelSpec) -> Result<()> {
+    let arch = spec.arch();
+    for (i, p) in spec.params.iter().enumerate() {
+        let Some(p) = p else { continue };
+        let name = arch
+            .param_layer_name(i)
+            .map_or_else(|| format!("layer {i}"), |n| n.to_string());
+        for (role, values) in [("weight", &p.weight), ("bias", &p.bias)] {
+            let bad = values.iter().filter(|v| !v.is_finite()).count();
+            if bad > 0 {
+                bail!("{name}.{role} holds {bad} NaN or infinite values: refusing to quantize");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Input scale and zero point of a quantized spec.
+pub fn input_params(spec: &ModelSpec) -> Option<QParams> {
+    spec.quant.as_ref().map(|q| q.input)
+}

@@ -1,0 +1,199 @@
+//! Weights as safetensors: torchvision's state_dict names for the torchvision net, the
+//! conventional `conv1.weight` ... `fc8.bias` for the others (`docs/architectures.md`).
+
+use crate::defaults;
+use crate::spec::{LayerParams, ModelSpec};
+use alexnet_core::{Arch, Layer};
+use anyhow::{bail, ensure, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::path::Path;
+
+/// The safetensors name stem of parameterized layer `i`: `features.3` for torchvision's
+/// conv2, `conv2` otherwise.
+pub fn tensor_stem(arch: &Arch<'_>, i: usize) -> Option<String> {
+    let name = arch.param_layer_name(i)?;
+    if arch.name == "torchvision" {
+        // torchvision: `features` is our layers 0..13, `classifier` our layers 15.. (after
+        // the adaptive pool and flatten, which torchvision does outside its Sequentials).
+        let flatten = arch
+            .layers
+            .iter()
+            .position(|l| matches!(l, Layer::Flatten))?;
+        return Some(if i < flatten {
+            format!("features.{i}")
+        } else {
+            format!("classifier.{}", i - flatten - 1)
+        });
+    }
+    Some(name.to_string())
+}
+
+/// Reads f32 weights for `arch` from a safetensors file; preprocessing and labels are the
+/// architecture's defaults. Every error names the tensor.
+pub fn load(path: impl AsRef<Path>, arch: &Arch<'_>) -> Result<ModelSpec> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let tensors = SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{} is not a safetensors file", path.display()))?;
+    let mut params = Vec::with_capacity(arch.layers.len());
+    for step in arch.walk() {
+        let step = step.map_err(|e| anyhow::anyhow!("{}", alexnet_core::Error::Arch(e)))?;
+        let Some(stem) = tensor_stem(arch, step.index) else {
+            params.push(None);
+            continue;
+        };
+        let read = |suffix: &str, dims: &[usize]| -> Result<Vec<f32>> {
+            let name = format!("{stem}.{suffix}");
+            let t = tensors.tensor(&name).map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: tensor {name} is missing (expected shape {dims:?})",
+                    path.display()
+                )
+            })?;
+            ensure!(
+                t.shape() == dims,
+                "{}: tensor {name} has shape {:?}, expected {dims:?}",
+                path.display(),
+                t.shape()
+            );
+            if t.dtype() != Dtype::F32 {
+                bail!(
+                    "{}: tensor {name} is {:?}; f32 is needed",
+                    path.display(),
+                    t.dtype()
+                );
+            }
+            let values: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let bad = values.iter().filter(|v| !v.is_finite()).count();
+            ensure!(
+                bad == 0,
+                "{}: tensor {name} holds {bad} NaN or infinite values",
+                path.display()
+            );
+            Ok(values)
+        };
+        let wd: Vec<usize> = step
+            .layer
+            .weight_dims(step.input)
+            .iter()
+            .filter(|&&d| d != 0)
+            .map(|&d| d as usize)
+            .collect();
+        let weight = read("weight", &wd)?;
+        let bias = read("bias", &[step.layer.bias_len()])?;
+        params.push(Some(LayerParams { weight, bias }));
+    }
+    Ok(ModelSpec {
+        name: arch.name.to_string(),
+        input: arch.input,
+        layers: arch.layers.to_vec(),
+        params,
+        preprocess: defaults::preprocess_for(arch),
+        labels: defaults::labels_for(arch.classes()),
+        quant: None,
+    })
+}
+
+/// Writes an f32 spec's weights as safetensors with the names [`load`] reads.
+pub fn save(spec: &ModelSpec, path: impl AsRef<Path>) -> Result<()> {
+    let arch = spec.arch();
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for step in arch.walk() {
+        let step = step.map_err(|e| anyhow::anyhow!("{}", alexnet_core::Error::Arch(e)))?;
+        let (Some(stem), Some(p)) = (
+            tensor_stem(&arch, step.index),
+            spec.params[step.index].as_ref(),
+        ) else {
+            continue;
+        };
+        let wd: Vec<usize> = step
+            .layer
+            .weight_dims(step.input)
+            .iter()
+            .filter(|&&d| d != 0)
+            .map(|&d| d as usize)
+            .collect();
+        owned.push((
+            format!("{stem}.weight"),
+            wd,
+            bytemuck::cast_slice(&p.weight).to_vec(),
+        ));
+        owned.push((
+            format!("{stem}.bias"),
+            vec![p.bias.len()],
+            bytemuck::cast_slice(&p.bias).to_vec(),
+        ));
+    }
+    let views = owned
+        .iter()
+        .map(|(n, shape, data)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    let bytes = safetensors::serialize(views, None)?;
+    std::fs::write(path.as_ref(), bytes)
+        .with_context(|| format!("cannot write {}", path.as_ref().display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alexnet_core::builtin::{MICRO, TORCHVISION};
+
+    #[test]
+    fn torchvision_names_match_its_state_dict() {
+        let stems: Vec<String> = (0..TORCHVISION.layers.len())
+            .filter_map(|i| tensor_stem(&TORCHVISION, i))
+            .collect();
+        assert_eq!(
+            stems,
+            [
+                "features.0",
+                "features.3",
+                "features.6",
+                "features.8",
+                "features.10",
+                "classifier.1",
+                "classifier.4",
+                "classifier.6"
+            ]
+        );
+    }
+
+    #[test]
+    fn round_trip_and_errors_name_the_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = crate::init::paper_init(&MICRO, 2).unwrap();
+        let path = dir.path().join("w.safetensors");
+        save(&spec, &path).unwrap();
+        assert_eq!(load(&path, &MICRO).unwrap(), spec);
+
+        // Wrong shape: a micro file read as the paper net.
+        let e = load(&path, &alexnet_core::builtin::PAPER)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tensor conv1.weight has shape [32, 1, 3, 3], expected [96, 3, 11, 11]"),
+            "{e}"
+        );
+
+        // Missing tensor and NaN.
+        let mut broken = spec.clone();
+        broken.params[22] = None;
+        save(&broken, &path).unwrap();
+        let e = load(&path, &MICRO).unwrap_err().to_string();
+        assert!(e.contains("tensor fc8.weight is missing"), "{e}");
+        let mut nan = spec.clone();
+        nan.params[4].as_mut().unwrap().weight[5] = f32::NAN;
+        save(&nan, &path).unwrap();
+        let e = load(&path, &MICRO).unwrap_err().to_string();
+        assert!(e.contains("tensor conv2.weight holds 1 NaN"), "{e}");
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(load(&path, &MICRO)
+            .unwrap_err()
+            .to_string()
+            .contains("not a safetensors file"));
+    }
+}

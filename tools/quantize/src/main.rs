@@ -1,0 +1,154 @@
+//! `quantize`: turns f32 weights (a core blob or a safetensors file) into an int8 blob,
+//! calibrating activation ranges on real images, and reports what it cost per layer.
+
+use alexnet_core::builtin;
+use alexnet_host::blob_file::write_blob;
+use alexnet_host::quantize::{self, Method};
+use alexnet_host::{dataset, BlobFile, ModelSpec};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    /// The smallest and largest value seen.
+    Minmax,
+    /// A percentile of the values (see --percentile): clips outliers.
+    Percentile,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "quantize",
+    version,
+    about = "Quantize f32 AlexNet weights to an int8 model blob"
+)]
+struct Args {
+    /// f32 weights: a core blob (`alexnet init`, `host-train`) or a safetensors file.
+    weights: PathBuf,
+    /// Architecture of a safetensors file (paper, caffe, torchvision, micro); blobs carry their own.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Calibration images: a folder of JPEG/PNG files (searched recursively) or an IDX file.
+    #[arg(long)]
+    calibration: PathBuf,
+    /// Number of calibration images (spread evenly over a folder).
+    #[arg(long, default_value_t = 100)]
+    samples: usize,
+    /// How activation ranges are chosen.
+    #[arg(long, value_enum, default_value = "percentile")]
+    method: MethodArg,
+    /// Percentile for --method percentile.
+    #[arg(long, default_value_t = 99.99)]
+    percentile: f64,
+    /// Output int8 blob.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    report_json: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let start = Instant::now();
+    let method = match args.method {
+        MethodArg::Minmax => Method::MinMax,
+        MethodArg::Percentile => {
+            if !(50.0..=100.0).contains(&args.percentile) {
+                bail!("--percentile must be in [50, 100], got {}", args.percentile);
+            }
+            Method::Percentile(args.percentile)
+        }
+    };
+    let spec = load_weights(&args)?;
+    quantize::check_finite(&spec)?;
+    let blob = spec.to_blob()?;
+    let file = BlobFile::from_bytes(&blob, &args.weights);
+    let model = file.model()?;
+    let arch = model.arch();
+    eprintln!(
+        "loading up to {} calibration images from {}...",
+        args.samples,
+        args.calibration.display()
+    );
+    let samples = dataset::load(
+        &args.calibration,
+        args.samples,
+        model.preprocess(),
+        arch.input,
+    )?;
+    for (path, why) in &samples.skipped {
+        eprintln!("warning: skipped {}: {why}", path.display());
+    }
+    let n = samples.inputs.len();
+    eprintln!("calibrating {} on {n} images ({:?})...", arch.name, method);
+    let cal = quantize::calibrate(&model, &samples.inputs, |k| {
+        if k % 10 == 0 || k == n {
+            eprint!("\r  {k}/{n}");
+        }
+    })?;
+    eprintln!();
+    let (int8, adjustments) = quantize::quantize(&spec, &cal, method)?;
+    let int8_blob = int8.to_blob()?;
+    let int8_file = BlobFile::from_bytes(&int8_blob, &args.output);
+    let int8_model = int8_file
+        .model()
+        .context("the quantized blob does not validate (a bug)")?;
+    eprintln!("measuring int8 against f32 on the calibration images...");
+    let report = quantize::evaluate(
+        &spec,
+        &model,
+        &int8_model,
+        &adjustments,
+        &format!("{method:?}"),
+        n,
+        &samples.inputs,
+    )?;
+    print!("{}", report.to_table());
+    write_blob(&args.output, &int8_blob)?;
+    println!(
+        "wrote {} ({:.2} MB int8, f32 was {:.2} MB) in {:.1} s",
+        args.output.display(),
+        int8_blob.len() as f64 / 1e6,
+        blob.len() as f64 / 1e6,
+        start.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.report_json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn load_weights(args: &Args) -> Result<ModelSpec> {
+    let is_blob = std::fs::read(&args.weights)
+        .map(|b| b.starts_with(&alexnet_core::model::format::MAGIC))
+        .with_context(|| format!("cannot read {}", args.weights.display()))?;
+    if is_blob {
+        let file = BlobFile::read(&args.weights)?;
+        let model = file.model()?;
+        if model.precision() != alexnet_core::Precision::F32 {
+            bail!("{} is already an int8 model", args.weights.display());
+        }
+        return Ok(ModelSpec::from_model(&model));
+    }
+    let name = args
+        .arch
+        .as_deref()
+        .context("a safetensors file needs --arch (paper, caffe, torchvision or micro)")?;
+    let arch = builtin::by_name(name).with_context(|| format!("unknown architecture {name:?}"))?;
+    alexnet_host::safetensors_io::load(&args.weights, arch)
+}
