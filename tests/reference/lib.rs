@@ -8,6 +8,7 @@
 
 pub mod contract;
 pub mod f64;
+pub mod int8;
 
 /// Unit roundoff of f32, 2^-24.
 pub const U32: f64 = 1.0 / 16_777_216.0;

@@ -26,19 +26,35 @@ pub fn run(
     let mut logits = vec![0.0f32; classes];
     let mut probs = vec![0.0f32; classes];
     let mut best = vec![0usize; top.min(classes)];
+    let int8 = model.precision() == alexnet_core::Precision::Int8;
+    let mut codes = vec![0i8; if int8 { model.input_len() } else { 0 }];
+    let mut qlogits = vec![0i8; if int8 { classes } else { 0 }];
     for path in images {
         let input = load_image(path, model.preprocess(), arch.input)?;
         let start = Instant::now();
-        model
-            .forward(&input, &mut arena, &mut logits)
-            .map_err(anyhow::Error::msg)?;
+        if int8 {
+            model
+                .quantize_input(&input, &mut codes)
+                .map_err(anyhow::Error::msg)?;
+            model
+                .forward_int8(&codes, &mut arena, &mut qlogits)
+                .map_err(anyhow::Error::msg)?;
+            model
+                .dequantize_logits(&qlogits, &mut logits)
+                .map_err(anyhow::Error::msg)?;
+        } else {
+            model
+                .forward(&input, &mut arena, &mut logits)
+                .map_err(anyhow::Error::msg)?;
+        }
         let elapsed = start.elapsed();
         all_logits.extend_from_slice(&logits);
         softmax(&logits, &mut probs).map_err(anyhow::Error::msg)?;
         let n = top_k(&probs, &mut best);
         println!(
-            "{}  (forward {:.1} ms)",
+            "{}  ({} forward {:.1} ms)",
             path.display(),
+            if int8 { "int8" } else { "f32" },
             elapsed.as_secs_f64() * 1e3
         );
         for (rank, &class) in best.iter().take(n).enumerate() {

@@ -31,6 +31,17 @@ pub fn describe(model: &Model<'_>, blob_len: usize, path: &Path) -> String {
         format::VERSION
     );
     let _ = writeln!(s, "arch        {}, input {}", arch.name, arch.input);
+    let precision = match model.precision() {
+        alexnet_core::Precision::F32 => "f32".to_string(),
+        alexnet_core::Precision::Int8 => {
+            let q = model.quantization().input;
+            format!(
+                "int8 (input scale {}, zero point {})",
+                q.scale, q.zero_point
+            )
+        }
+    };
+    let _ = writeln!(s, "precision   {precision}");
     let p = model.preprocess();
     let resize = if p.resize == 0 {
         "no resize".to_string()
@@ -89,7 +100,7 @@ pub fn describe(model: &Model<'_>, blob_len: usize, path: &Path) -> String {
     );
     let _ = writeln!(
         s,
-        "arena f32   {} bytes (largest activation {} values, {} classes out)",
+        "arena       {} bytes (largest activation {} values, {} classes out)",
         thousands(model.arena_bytes() as u64),
         thousands(plan.largest_activation as u64),
         model.classes()

@@ -1,5 +1,6 @@
 //! `alexnet`: make, inspect and run AlexNet model blobs with `alexnet-core`.
 
+mod diff;
 mod extract;
 mod infer;
 mod info;
@@ -39,7 +40,7 @@ enum Command {
         /// Model blob.
         model: PathBuf,
     },
-    /// Classify images (JPEG or PNG) and print the top classes.
+    /// Classify images (JPEG or PNG) with an f32 or int8 blob and print the top classes.
     Infer {
         /// Model blob.
         model: PathBuf,
@@ -52,6 +53,16 @@ enum Command {
         /// Write the logits of all images as a NumPy array `[images, classes]`.
         #[arg(long)]
         logits_out: Option<PathBuf>,
+    },
+    /// Compare an f32 blob and its int8 quantization layer by layer on one image: largest
+    /// error, SQNR and error in output steps (LSB) per layer, and both top-5.
+    Diff {
+        /// The f32 model.
+        f32_model: PathBuf,
+        /// The int8 model made from it by `quantize`.
+        int8_model: PathBuf,
+        /// Image (JPEG or PNG).
+        image: PathBuf,
     },
     /// Write images of an IDX file (MNIST, Fashion-MNIST; gzip or plain) as PNG files named
     /// `<index>_<label>.png`, to make real test images for `infer`.
@@ -88,6 +99,11 @@ fn main() -> ExitCode {
             top,
             logits_out,
         } => infer::run(&model, &images, top, logits_out.as_deref()),
+        Command::Diff {
+            f32_model,
+            int8_model,
+            image,
+        } => diff::run(&f32_model, &int8_model, &image),
         Command::ExtractIdx {
             images,
             labels,

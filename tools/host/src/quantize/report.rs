@@ -48,6 +48,30 @@ pub struct Report {
     pub top1_agreement: f64,
 }
 
+/// Which f32 activation int8 layer `i`'s output corresponds to: a convolution or linear
+/// layer followed by ReLU outputs the ReLU's result (the ReLU is fused into its clamp).
+pub fn reference_index(layers: &[Layer], i: usize) -> usize {
+    let fused = matches!(layers.get(i), Some(Layer::Conv(_) | Layer::Linear { .. }))
+        && matches!(layers.get(i + 1), Some(Layer::Relu));
+    if fused {
+        i + 1
+    } else {
+        i
+    }
+}
+
+/// Whether a layer computes a new tensor (the rows worth reporting).
+pub fn computes(layer: &Layer) -> bool {
+    matches!(
+        layer,
+        Layer::Conv(_)
+            | Layer::Linear { .. }
+            | Layer::Lrn(_)
+            | Layer::MaxPool(_)
+            | Layer::AdaptiveAvgPool { .. }
+    )
+}
+
 /// Runs both models over `inputs` and builds the report.
 pub fn evaluate(
     f32_spec: &ModelSpec,
@@ -60,18 +84,7 @@ pub fn evaluate(
 ) -> Result<Report> {
     let layers = f32_model.layers();
     let n = layers.len();
-    // Which f32 activation an int8 layer output is compared with.
-    let reference: Vec<usize> = (0..n)
-        .map(|i| {
-            let fused = matches!(layers[i], Layer::Conv(_) | Layer::Linear { .. })
-                && matches!(layers.get(i + 1), Some(Layer::Relu));
-            if fused {
-                i + 1
-            } else {
-                i
-            }
-        })
-        .collect();
+    let reference: Vec<usize> = (0..n).map(|i| reference_index(layers, i)).collect();
     let q = int8_model.quantization();
     let mut signal = vec![0.0f64; n];
     let mut noise = vec![0.0f64; n];
@@ -111,15 +124,7 @@ pub fn evaluate(
     let arch = f32_spec.arch();
     let mut rows = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
-        let computes = matches!(
-            layer,
-            Layer::Conv(_)
-                | Layer::Linear { .. }
-                | Layer::Lrn(_)
-                | Layer::MaxPool(_)
-                | Layer::AdaptiveAvgPool { .. }
-        );
-        if !computes {
+        if !computes(layer) {
             continue;
         }
         let p = q.layers[i].output;
