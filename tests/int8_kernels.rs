@@ -17,12 +17,39 @@ fn requant_params(n: usize) -> impl Strategy<Value = (Vec<i32>, Vec<i32>, Vec<i3
     )
 }
 
-fn conv_case() -> impl Strategy<Value = (ConvGeom, Vec<i8>, Vec<i8>, (Vec<i32>, Vec<i32>, Vec<i32>), i32, i32)> {
-    (1usize..=3, 1usize..=3, 1usize..=3, 1usize..=5, 1usize..=4, 0usize..5, 0usize..9, 0usize..9)
+fn conv_case() -> impl Strategy<
+    Value = (
+        ConvGeom,
+        Vec<i8>,
+        Vec<i8>,
+        (Vec<i32>, Vec<i32>, Vec<i32>),
+        i32,
+        i32,
+    ),
+> {
+    (
+        1usize..=3,
+        1usize..=3,
+        1usize..=3,
+        1usize..=5,
+        1usize..=4,
+        0usize..5,
+        0usize..9,
+        0usize..9,
+    )
         .prop_flat_map(|(groups, cin_g, cout_g, k, stride, pad, dh, dw)| {
             let pad = pad % k;
             let side = |d: usize| (k + d).saturating_sub(2 * pad).max(1);
-            let g = ConvGeom { c: groups * cin_g, h: side(dh), w: side(dw), out_c: groups * cout_g, k, stride, pad, groups };
+            let g = ConvGeom {
+                c: groups * cin_g,
+                h: side(dh),
+                w: side(dw),
+                out_c: groups * cout_g,
+                k,
+                stride,
+                pad,
+                groups,
+            };
             (
                 Just(g),
                 vec(any::<i8>(), g.c * g.h * g.w),
@@ -138,7 +165,11 @@ proptest! {
 #[test]
 fn lrn_table_layout_matches_the_spec() {
     for i in 0..700u32 {
-        assert_eq!(int8::lrn_grid(i), reference::lrn_grid(i as usize), "entry {i}");
+        assert_eq!(
+            int8::lrn_grid(i),
+            reference::lrn_grid(i as usize),
+            "entry {i}"
+        );
     }
     assert_eq!(int8::lrn_table_len(int8::lrn_max_sum(5)), 457);
 }

@@ -46,8 +46,13 @@ pub fn conv(input: &[i8], weight: &[i8], g: &ConvGeom, q: &Requant) -> Vec<i8> {
                         }
                     }
                 }
-                assert!(acc >= i32::MIN as i64 && acc <= i32::MAX as i64, "accumulator overflow");
-                out.push(clamp8(q.zp_out as i64 + requantize(acc, q.multiplier[o], q.shift[o])));
+                assert!(
+                    acc >= i32::MIN as i64 && acc <= i32::MAX as i64,
+                    "accumulator overflow"
+                );
+                out.push(clamp8(
+                    q.zp_out as i64 + requantize(acc, q.multiplier[o], q.shift[o]),
+                ));
             }
         }
     }
@@ -60,7 +65,9 @@ pub fn linear(input: &[i8], weight: &[i8], q: &Requant) -> Vec<i8> {
     (0..q.bias.len())
         .map(|o| {
             let acc: i64 = q.bias[o] as i64
-                + (0..n).map(|i| (input[i] as i64 - q.zp_in as i64) * weight[o * n + i] as i64).sum::<i64>();
+                + (0..n)
+                    .map(|i| (input[i] as i64 - q.zp_in as i64) * weight[o * n + i] as i64)
+                    .sum::<i64>();
             clamp8(q.zp_out as i64 + requantize(acc, q.multiplier[o], q.shift[o]))
         })
         .collect()
@@ -92,7 +99,14 @@ pub fn max_pool(input: &[i8], c: usize, h: usize, w: usize, win: usize, s: usize
 }
 
 /// Adaptive average pooling on codes: floor((2 sum + n) / (2 n)).
-pub fn adaptive_avg_pool(input: &[i8], c: usize, h: usize, w: usize, oh: usize, ow: usize) -> Vec<i8> {
+pub fn adaptive_avg_pool(
+    input: &[i8],
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+) -> Vec<i8> {
     let mut out = Vec::new();
     for ch in 0..c {
         for oy in 0..oh {
@@ -141,13 +155,24 @@ pub fn lrn_grid(i: usize) -> u64 {
 
 /// Integer LRN over `[c, plane]` codes.
 #[allow(clippy::too_many_arguments)]
-pub fn lrn(input: &[i8], c: usize, plane: usize, n: usize, table: &[i32], q: u32, zp_in: i32, zp_out: i32) -> Vec<i8> {
+pub fn lrn(
+    input: &[i8],
+    c: usize,
+    plane: usize,
+    n: usize,
+    table: &[i32],
+    q: u32,
+    zp_in: i32,
+    zp_out: i32,
+) -> Vec<i8> {
     let half = n / 2;
     let mut out = vec![0i8; input.len()];
     for ch in 0..c {
         for p in 0..plane {
             let d = |j: usize| input[j * plane + p] as i64 - zp_in as i64;
-            let s: i64 = (ch.saturating_sub(half)..=(ch + half).min(c - 1)).map(|j| d(j) * d(j)).sum();
+            let s: i64 = (ch.saturating_sub(half)..=(ch + half).min(c - 1))
+                .map(|j| d(j) * d(j))
+                .sum();
             let g = lrn_factor(table, s as u64);
             let round = if q == 0 { 0 } else { 1i64 << (q - 1) };
             out[ch * plane + p] = clamp8(zp_out as i64 + ((d(ch) * g + round) >> q));
@@ -180,14 +205,26 @@ pub fn forward(spec: &alexnet_host::ModelSpec, input: &[i8]) -> Vec<Vec<i8>> {
                     groups: cs.groups as usize,
                 };
                 let k = ql.kernel.as_ref().unwrap();
-                let rq = Requant { bias: &k.bias, multiplier: &k.multiplier, shift: &k.shift, zp_in: zp, zp_out };
+                let rq = Requant {
+                    bias: &k.bias,
+                    multiplier: &k.multiplier,
+                    shift: &k.shift,
+                    zp_in: zp,
+                    zp_out,
+                };
                 let y = conv(&x, &k.weight, &g, &rq);
                 (c, h, w) = (g.out_c, g.out_h(), g.out_w());
                 y
             }
             Layer::Linear { out_features } => {
                 let k = ql.kernel.as_ref().unwrap();
-                let rq = Requant { bias: &k.bias, multiplier: &k.multiplier, shift: &k.shift, zp_in: zp, zp_out };
+                let rq = Requant {
+                    bias: &k.bias,
+                    multiplier: &k.multiplier,
+                    shift: &k.shift,
+                    zp_in: zp,
+                    zp_out,
+                };
                 c = *out_features as usize;
                 (h, w) = (1, 1);
                 linear(&x, &k.weight, &rq)

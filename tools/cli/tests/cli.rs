@@ -87,7 +87,7 @@ fn init_info_infer_paper_net_on_real_images() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(
-        text.lines().filter(|l| l.contains("(forward ")).count(),
+        text.lines().filter(|l| l.contains("(f32 forward ")).count(),
         3,
         "{text}"
     );
@@ -238,5 +238,100 @@ fn info_warns_about_nan_weights() {
         stderr(&out).contains("warning: conv2.bias has 1 NaN or infinite values"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn int8_blobs_infer_and_diff() {
+    use alexnet_host::quantize::{self, Method};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = alexnet_host::init::paper_init(&alexnet_core::builtin::MICRO, 4).unwrap();
+    let f32_path = dir.path().join("micro.blob");
+    std::fs::write(&f32_path, spec.to_blob().unwrap()).unwrap();
+    let f32_file = alexnet_host::BlobFile::read(&f32_path).unwrap();
+    let f32_model = f32_file.model().unwrap();
+    let samples = alexnet_host::dataset::from_idx(
+        &fashion_mnist("t10k-images-idx3-ubyte.gz"),
+        32,
+        f32_model.preprocess(),
+        f32_model.arch().input,
+    )
+    .unwrap();
+    let cal = quantize::calibrate(&f32_model, &samples.inputs, |_| {}).unwrap();
+    let (int8, _) = quantize::quantize(&spec, &cal, Method::MinMax).unwrap();
+    let int8_path = dir.path().join("micro-int8.blob");
+    std::fs::write(&int8_path, int8.to_blob().unwrap()).unwrap();
+    let images = real_images(&dir.path().join("img"), 2, 1);
+    let img = images[0].to_str().unwrap();
+
+    let npy = dir.path().join("l.npy");
+    let out = alexnet(&[
+        "infer",
+        int8_path.to_str().unwrap(),
+        img,
+        "--logits-out",
+        npy.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(int8 forward "), "{}", stdout(&out));
+    // The logits written are the dequantized int8 logits of the core.
+    let (_, _, logits) = alexnet_host::npy::read_f32_matrix(&npy).unwrap();
+    let file = alexnet_host::BlobFile::read(&int8_path).unwrap();
+    let model = file.model().unwrap();
+    let input =
+        alexnet_host::image_input::load_image(&images[0], model.preprocess(), model.arch().input)
+            .unwrap();
+    let mut codes = vec![0i8; 784];
+    model.quantize_input(&input, &mut codes).unwrap();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut q = [0i8; 10];
+    model.forward_int8(&codes, &mut arena, &mut q).unwrap();
+    let mut expect = [0.0f32; 10];
+    model.dequantize_logits(&q, &mut expect).unwrap();
+    assert_eq!(logits, expect);
+
+    let out = alexnet(&[
+        "diff",
+        f32_path.to_str().unwrap(),
+        int8_path.to_str().unwrap(),
+        img,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows = text
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.parse::<usize>().is_ok())
+        })
+        .count();
+    assert_eq!(rows, 13, "{text}");
+    assert!(
+        text.contains("conv1+relu") && text.contains("top-5 int8:") && text.contains("top-1 "),
+        "{text}"
+    );
+
+    let out = alexnet(&[
+        "diff",
+        int8_path.to_str().unwrap(),
+        f32_path.to_str().unwrap(),
+        img,
+    ]);
+    assert!(
+        stderr(&out).contains("is not an f32 model"),
+        "{}",
+        stderr(&out)
+    );
+    let info = alexnet(&["info", int8_path.to_str().unwrap()]);
+    assert!(
+        stdout(&info).contains("precision   int8 (input scale"),
+        "{}",
+        stdout(&info)
+    );
+    assert!(
+        stdout(&info).contains("arena       30,559 bytes"),
+        "{}",
+        stdout(&info)
     );
 }

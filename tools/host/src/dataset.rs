@@ -65,11 +65,13 @@ pub fn from_folder(
             Err(e) => samples.skipped.push((path.clone(), format!("{e:#}"))),
         }
     }
-    ensure!(
-        !samples.inputs.is_empty(),
-        "none of the {take} images under {} could be used",
-        dir.display()
-    );
+    if let (true, Some((path, why))) = (samples.inputs.is_empty(), samples.skipped.first()) {
+        anyhow::bail!(
+            "none of the {take} images under {} could be used; {}: {why}",
+            dir.display(),
+            path.display()
+        );
+    }
     Ok(samples)
 }
 
