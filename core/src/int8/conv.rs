@@ -61,12 +61,33 @@ pub fn conv2d(
                             continue;
                         };
                         for (kx, &w) in w_row.iter().enumerate() {
+                            // Outputs x0..x0 + len whose column x*s + kx - p is inside the row.
+                            let lo = if kx >= p { 0 } else { (p - kx).div_ceil(s) };
+                            let hi = if in_w + p > kx {
+                                (in_w + p - kx - 1) / s + 1
+                            } else {
+                                0
+                            };
+                            let end = x0 + out_seg.len();
+                            let (lo, hi) = (lo.clamp(x0, end), hi.clamp(x0, end));
+                            if lo >= hi {
+                                continue;
+                            }
+                            let start = (lo * s + kx).wrapping_sub(p);
+                            let (Some(accs), Some(xs)) =
+                                (acc.get_mut(lo - x0..hi - x0), in_row.get(start..))
+                            else {
+                                continue;
+                            };
                             let w = w as i32;
-                            for (j, a) in acc.iter_mut().take(out_seg.len()).enumerate() {
-                                let ix = ((x0 + j) * s + kx).wrapping_sub(p);
-                                if let Some(&x) = in_row.get(ix) {
-                                    *a += (x as i32 - zp_in) * w;
-                                }
+                            if s == 1 {
+                                accs.iter_mut()
+                                    .zip(xs)
+                                    .for_each(|(a, &x)| *a += (x as i32 - zp_in) * w);
+                            } else {
+                                accs.iter_mut()
+                                    .zip(xs.iter().step_by(s))
+                                    .for_each(|(a, &x)| *a += (x as i32 - zp_in) * w);
                             }
                         }
                     }

@@ -1,5 +1,5 @@
-//! f32 forward pass of the core: whole nets and the paper net's heaviest layers, batch 1,
-//! one thread. Run: `cargo bench -p alexnet-benches --bench forward_f32`.
+//! Forward pass of the core: whole nets in f32 and int8, and the paper net's layers in f32,
+//! batch 1, one thread. Run: `cargo bench -p alexnet-benches --bench forward`.
 
 use alexnet_core::builtin::{MICRO, PAPER, TORCHVISION};
 use alexnet_core::{layers, Arch, Layer};
@@ -28,6 +28,44 @@ fn whole_nets(c: &mut Criterion) {
             b.iter(|| {
                 model
                     .forward(black_box(&input), &mut arena, &mut logits)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The int8 path of the same nets, quantized on two synthetic inputs (timing does not
+/// depend on the calibration).
+fn whole_nets_int8(c: &mut Criterion) {
+    use alexnet_host::quantize::{self, Method};
+    let mut group = c.benchmark_group("forward_int8");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    for arch in [&MICRO, &PAPER, &TORCHVISION] {
+        let spec = paper_init(arch, 0).unwrap();
+        let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), arch.name);
+        let model = file.model().unwrap();
+        let images = std::path::Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
+            .join("t10k-images-idx3-ubyte.gz");
+        let inputs = alexnet_host::dataset::from_idx(&images, 2, model.preprocess(), arch.input)
+            .unwrap()
+            .inputs;
+
+        let cal = quantize::calibrate(&model, &inputs, |_| {}).unwrap();
+        let (int8, _) = quantize::quantize(&spec, &cal, Method::MinMax).unwrap();
+        let qfile = BlobFile::from_bytes(&int8.to_blob().unwrap(), arch.name);
+        let qmodel = qfile.model().unwrap();
+        let mut codes = vec![0i8; arch.input_len()];
+        qmodel.quantize_input(&inputs[0], &mut codes).unwrap();
+        let mut arena = vec![0u8; qmodel.arena_bytes()];
+        let mut logits = vec![0i8; qmodel.classes()];
+        group.throughput(Throughput::Elements(arch.macs()));
+        group.bench_function(BenchmarkId::from_parameter(arch.name), |b| {
+            b.iter(|| {
+                qmodel
+                    .forward_int8(black_box(&codes), &mut arena, &mut logits)
                     .unwrap()
             })
         });
@@ -89,5 +127,5 @@ fn paper_layers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, whole_nets, paper_layers);
+criterion_group!(benches, whole_nets, whole_nets_int8, paper_layers);
 criterion_main!(benches);
