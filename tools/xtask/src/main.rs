@@ -11,7 +11,8 @@ usage: cargo xtask <task>
 
 tasks:
   demo     the main job end to end: make a paper-net blob, show its layer table,
-           classify real images with it (and with the small net)
+           classify real images with it, quantize it to int8 and compare the two
+           paths; the same for the small net
   test     every check: fmt, clippy, all tests of all crates, the no_std build for
            thumbv7em-none-eabihf
   setup    install what the other tasks need (rustup target, Debian packages)

@@ -111,13 +111,22 @@ pub fn test() -> Result<(), String> {
 pub fn demo() -> Result<(), String> {
     let start = Instant::now();
     setup::all()?;
-    step("building the alexnet CLI (release)", || {
-        run(cargo().args(["build", "--release", "--quiet", "-p", "alexnet-cli"]))
+    step("building the alexnet CLI and quantize (release)", || {
+        run(cargo().args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "alexnet-cli",
+            "-p",
+            "alexnet-quantize",
+        ]))
     })?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
     let bin = target.join("release/alexnet");
+    let quantize_bin = target.join("release/quantize");
     let dir = root().join("runs").join(timestamp());
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
@@ -142,9 +151,14 @@ pub fn demo() -> Result<(), String> {
         alexnet(&["info", &path("paper.blob")])
     })?;
     step(
-        "real test images: the first 5 of Fashion-MNIST's test set, as PNG",
+        "real test images: the first 10 of Fashion-MNIST's test set, as PNG",
         || {
-            let args = ["--labels", &fm("t10k-labels-idx1-ubyte.gz"), "--count", "5"];
+            let args = [
+                "--labels",
+                &fm("t10k-labels-idx1-ubyte.gz"),
+                "--count",
+                "10",
+            ];
             alexnet(
                 &[
                     &["extract-idx", &fm("t10k-images-idx3-ubyte.gz")][..],
@@ -186,8 +200,36 @@ pub fn demo() -> Result<(), String> {
             run(Command::new(&bin).args(&args))
         },
     )?;
+    let quantize = |args: &[&str]| run(Command::new(&quantize_bin).args(args));
     step(
-        "the small net for microcontrollers: init, info, infer on the 28x28 originals",
+        "quantize paper.blob to int8, calibrated on 10 real images (integer-only LRN)",
+        || {
+            quantize(&[
+                &path("paper.blob"),
+                "--calibration",
+                &path("images-252"),
+                "--samples",
+                "10",
+                "-o",
+                &path("paper-int8.blob"),
+                "--report-json",
+                &path("paper-int8-report.json"),
+            ])
+        },
+    )?;
+    step(
+        "alexnet diff: f32 against int8, layer by layer, on one image",
+        || {
+            alexnet(&[
+                "diff",
+                &path("paper.blob"),
+                &path("paper-int8.blob"),
+                &big[0],
+            ])
+        },
+    )?;
+    step(
+        "the small net for microcontrollers: init, quantize on 500 images, infer in int8",
         || {
             alexnet(&[
                 "init",
@@ -198,10 +240,21 @@ pub fn demo() -> Result<(), String> {
                 "-o",
                 &path("micro.blob"),
             ])?;
-            alexnet(&["info", &path("micro.blob")])?;
+            quantize(&[
+                &path("micro.blob"),
+                "--calibration",
+                &fm("t10k-images-idx3-ubyte.gz"),
+                "--samples",
+                "500",
+                "-o",
+                &path("micro-int8.blob"),
+                "--report-json",
+                &path("micro-int8-report.json"),
+            ])?;
+            alexnet(&["info", &path("micro-int8.blob")])?;
             let mut args = vec![
                 "infer".to_string(),
-                path("micro.blob"),
+                path("micro-int8.blob"),
                 "--top".into(),
                 "3".into(),
             ];
