@@ -153,6 +153,12 @@ fn published_rounded_figures() {
 #[test]
 fn const_fns_work_in_const_context() {
     assert_eq!(PAPER_ARENA, (290_400 + 69_984) * 4 + 63);
+    const PAPER_INT8: usize = PAPER.arena_bytes_int8();
+    assert_eq!(PAPER_INT8, 290_400 + 69_984 + 63);
+    for f in TABLE {
+        assert_eq!(f.arch.arena_bytes_int8(), f.arena_elems + 63, "{}", f.arch.name);
+        assert_eq!(f.arch.arena_bytes_f32(), f.arena_elems * 4 + 63, "{}", f.arch.name);
+    }
     assert_eq!(MICRO_ARENA.len(), MICRO.arena_bytes_f32());
 }
 
