@@ -156,8 +156,18 @@ fn const_fns_work_in_const_context() {
     const PAPER_INT8: usize = PAPER.arena_bytes_int8();
     assert_eq!(PAPER_INT8, 290_400 + 69_984 + 63);
     for f in TABLE {
-        assert_eq!(f.arch.arena_bytes_int8(), f.arena_elems + 63, "{}", f.arch.name);
-        assert_eq!(f.arch.arena_bytes_f32(), f.arena_elems * 4 + 63, "{}", f.arch.name);
+        assert_eq!(
+            f.arch.arena_bytes_int8(),
+            f.arena_elems + 63,
+            "{}",
+            f.arch.name
+        );
+        assert_eq!(
+            f.arch.arena_bytes_f32(),
+            f.arena_elems * 4 + 63,
+            "{}",
+            f.arch.name
+        );
     }
     assert_eq!(MICRO_ARENA.len(), MICRO.arena_bytes_f32());
 }

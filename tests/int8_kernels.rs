@@ -9,7 +9,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 /// Per-channel requantization parameters within the contract's ranges.
-fn requant_params(n: usize) -> impl Strategy<Value = (Vec<i32>, Vec<i32>, Vec<i32>)> {
+fn requant_params(n: usize) -> impl Strategy<Value = Requant> {
     (
         vec(-(1i32 << 20)..(1 << 20), n),
         vec((1i32 << 30)..=i32::MAX, n),
@@ -17,16 +17,12 @@ fn requant_params(n: usize) -> impl Strategy<Value = (Vec<i32>, Vec<i32>, Vec<i3
     )
 }
 
-fn conv_case() -> impl Strategy<
-    Value = (
-        ConvGeom,
-        Vec<i8>,
-        Vec<i8>,
-        (Vec<i32>, Vec<i32>, Vec<i32>),
-        i32,
-        i32,
-    ),
-> {
+/// Bias, multiplier and shift per output channel.
+type Requant = (Vec<i32>, Vec<i32>, Vec<i32>);
+/// Geometry, input codes, weights, requantization, input and output zero points.
+type ConvCase = (ConvGeom, Vec<i8>, Vec<i8>, Requant, i32, i32);
+
+fn conv_case() -> impl Strategy<Value = ConvCase> {
     (
         1usize..=3,
         1usize..=3,

@@ -49,7 +49,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
     let word = |offset| read_u32(header, offset, "header");
     let version_word = word(8)?;
     let version = (version_word & 0xffff) as u16;
-    if version < format::OLDEST_VERSION || version > format::VERSION {
+    if !(format::OLDEST_VERSION..=format::VERSION).contains(&version) {
         return Err(Error::UnsupportedVersion {
             found: version,
             newest_supported: format::VERSION,
