@@ -23,7 +23,7 @@ pub use preprocess::{ChannelOrder, Mean, Preprocess};
 pub use quant::{QLayer, QParams, Quantization};
 
 use crate::arch::{Arch, Layer, Plan, Shape, Side, ARENA_ALIGN, MAX_LAYERS};
-use crate::error::{Error, Precision};
+use crate::error::{Error, Precision, TensorRole};
 use crate::int8::{self, ZeroPoints};
 use crate::layers;
 
@@ -182,12 +182,63 @@ impl<'a> Model<'a> {
         layers::expect_len("input", self.input.len(), input.len())?;
         layers::expect_len("logits", self.classes(), logits.len())?;
         let needed = self.arena_bytes();
-        let arena = aligned_arena(arena, self.plan.arena_elems, needed)?;
         let too_small = Error::BufferTooSmall {
             what: "arena",
             needed,
-            found: arena.len() * 4,
+            found: arena.len(),
         };
+        let arena = aligned_arena::<f32>(arena, self.plan.arena_elems, needed)?;
+        self.walk(
+            input,
+            arena,
+            logits,
+            too_small,
+            &mut observe,
+            |i, layer, shape, buffers| {
+                match (buffers, layer) {
+                    (Buffers::InPlace(buf), Layer::Relu) => layers::relu_in_place(buf),
+                    (Buffers::InPlace(buf), Layer::Lrn(spec)) => {
+                        layers::lrn_in_place(buf, shape, spec)?
+                    }
+                    (Buffers::Apart(src, dst), Layer::Conv(spec)) => {
+                        let p = self.params(i).ok_or(Error::MissingTensor {
+                            layer: i,
+                            role: TensorRole::Weight,
+                        })?;
+                        layers::conv2d(src, shape, spec, p.weight, p.bias, dst)?;
+                    }
+                    (Buffers::Apart(src, dst), Layer::Linear { .. }) => {
+                        let p = self.params(i).ok_or(Error::MissingTensor {
+                            layer: i,
+                            role: TensorRole::Weight,
+                        })?;
+                        layers::linear(src, p.weight, p.bias, dst)?;
+                    }
+                    (Buffers::Apart(src, dst), Layer::MaxPool(spec)) => {
+                        layers::max_pool(src, shape, spec, dst)?;
+                    }
+                    (Buffers::Apart(src, dst), Layer::AdaptiveAvgPool { out_h, out_w }) => {
+                        layers::adaptive_avg_pool(src, shape, *out_h, *out_w, dst)?;
+                    }
+                    _ => {} // Dropout, Flatten, Softmax: nothing to compute at inference.
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Walks the layers over the two-ended arena (see [`Side`]): each layer gets its input
+    /// in place, or its input and a separate output, then `observe` sees the result, and the
+    /// last activation is copied to `logits`. Shared by the f32 and int8 paths.
+    fn walk<T: Copy>(
+        &self,
+        input: &[T],
+        arena: &mut [T],
+        logits: &mut [T],
+        too_small: Error,
+        observe: &mut impl FnMut(usize, Shape, &[T]),
+        mut compute: impl FnMut(usize, &Layer, Shape, Buffers<'_, T>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let mut side = Side::Input;
         let mut shape = self.input;
         for (i, layer) in self.layers().iter().enumerate() {
@@ -201,37 +252,11 @@ impl<'a> Model<'a> {
                     side = Side::Low;
                 }
                 let buf = region_mut(arena, side, shape.len()).ok_or(too_small)?;
-                match layer {
-                    Layer::Relu => layers::relu_in_place(buf),
-                    Layer::Lrn(spec) => layers::lrn_in_place(buf, shape, spec)?,
-                    _ => {} // Dropout, Flatten, Softmax: nothing to compute at inference.
-                }
+                compute(i, layer, shape, Buffers::InPlace(buf))?;
             } else {
                 let (src, dst) =
                     split(arena, input, side, shape.len(), out_shape.len()).ok_or(too_small)?;
-                match layer {
-                    Layer::Conv(spec) => {
-                        let p = self.params(i).ok_or(Error::MissingTensor {
-                            layer: i,
-                            role: crate::TensorRole::Weight,
-                        })?;
-                        layers::conv2d(src, shape, spec, p.weight, p.bias, dst)?;
-                    }
-                    Layer::Linear { .. } => {
-                        let p = self.params(i).ok_or(Error::MissingTensor {
-                            layer: i,
-                            role: crate::TensorRole::Weight,
-                        })?;
-                        layers::linear(src, p.weight, p.bias, dst)?;
-                    }
-                    Layer::MaxPool(spec) => {
-                        layers::max_pool(src, shape, spec, dst)?;
-                    }
-                    Layer::AdaptiveAvgPool { out_h, out_w } => {
-                        layers::adaptive_avg_pool(src, shape, *out_h, *out_w, dst)?;
-                    }
-                    _ => {}
-                }
+                compute(i, layer, shape, Buffers::Apart(src, dst))?;
                 side = side.opposite();
             }
             observe(
@@ -279,90 +304,61 @@ impl<'a> Model<'a> {
         layers::expect_len("input", self.input.len(), input.len())?;
         layers::expect_len("logits", self.classes(), logits.len())?;
         let needed = self.arena_bytes();
-        let found = arena.len();
-        let skip = arena.as_ptr().align_offset(ARENA_ALIGN);
-        let arena: &mut [i8] = skip
-            .checked_add(self.plan.arena_elems)
-            .and_then(|end| arena.get_mut(skip..end))
-            .map(bytemuck::cast_slice_mut)
-            .ok_or(Error::BufferTooSmall {
-                what: "arena",
-                needed,
-                found,
-            })?;
         let too_small = Error::BufferTooSmall {
             what: "arena",
             needed,
-            found,
+            found: arena.len(),
         };
-        let mut side = Side::Input;
-        let mut shape = self.input;
-        let mut zp_in = self.quant.input.zero_point;
-        for (i, layer) in self.layers().iter().enumerate() {
-            let out_shape = layers::output_shape(layer, shape)?;
-            let q = self
-                .quant
-                .layers
-                .get(i)
-                .copied()
-                .unwrap_or(Quantization::EMPTY.layers[0]);
-            let zero_points = ZeroPoints {
-                input: zp_in,
-                output: q.output.zero_point,
-            };
-            if layer.in_place() {
-                if side == Side::Input {
-                    arena
-                        .get_mut(..input.len())
-                        .ok_or(too_small)?
-                        .copy_from_slice(input);
-                    side = Side::Low;
-                }
-                let buf = region_mut(arena, side, shape.len()).ok_or(too_small)?;
-                match layer {
-                    Layer::Relu => int8::relu_in_place(buf, q.output.zero_point),
-                    Layer::Lrn(spec) => {
+        let arena = aligned_arena::<i8>(arena, self.plan.arena_elems, needed)?;
+        let quant = &self.quant;
+        let mut zp_in = quant.input.zero_point;
+        self.walk(
+            input,
+            arena,
+            logits,
+            too_small,
+            &mut observe,
+            |i, layer, shape, buffers| {
+                let q = quant
+                    .layers
+                    .get(i)
+                    .copied()
+                    .unwrap_or(Quantization::EMPTY.layers[0]);
+                let zero_points = ZeroPoints {
+                    input: zp_in,
+                    output: q.output.zero_point,
+                };
+                zp_in = q.output.zero_point;
+                let kernel = || {
+                    q.kernel.ok_or(Error::MissingTensor {
+                        layer: i,
+                        role: TensorRole::Weight,
+                    })
+                };
+                match (buffers, layer) {
+                    (Buffers::InPlace(buf), Layer::Relu) => {
+                        int8::relu_in_place(buf, q.output.zero_point)
+                    }
+                    (Buffers::InPlace(buf), Layer::Lrn(spec)) => {
                         int8::lrn_in_place(buf, shape, spec, q.lrn_table, q.lrn_shift, zero_points)?
                     }
-                    _ => {}
-                }
-            } else {
-                let (src, dst) =
-                    split(arena, input, side, shape.len(), out_shape.len()).ok_or(too_small)?;
-                let missing = Error::MissingTensor {
-                    layer: i,
-                    role: crate::TensorRole::Weight,
-                };
-                match layer {
-                    Layer::Conv(spec) => {
-                        let k = q.kernel.ok_or(missing)?;
-                        int8::conv2d(src, shape, spec, &k, zero_points, dst)?;
+                    (Buffers::Apart(src, dst), Layer::Conv(spec)) => {
+                        int8::conv2d(src, shape, spec, &kernel()?, zero_points, dst)?;
                     }
-                    Layer::Linear { .. } => {
-                        let k = q.kernel.ok_or(missing)?;
-                        int8::linear(src, &k, zero_points, dst)?;
+                    (Buffers::Apart(src, dst), Layer::Linear { .. }) => {
+                        int8::linear(src, &kernel()?, zero_points, dst)?;
                     }
-                    Layer::MaxPool(spec) => {
+                    (Buffers::Apart(src, dst), Layer::MaxPool(spec)) => {
                         int8::max_pool(src, shape, spec, dst)?;
                     }
-                    Layer::AdaptiveAvgPool { out_h, out_w } => {
+                    (Buffers::Apart(src, dst), Layer::AdaptiveAvgPool { out_h, out_w }) => {
                         int8::adaptive_avg_pool(src, shape, *out_h, *out_w, dst)?;
                     }
                     _ => {}
                 }
-                side = side.opposite();
-            }
-            observe(
-                i,
-                out_shape,
-                region_mut(arena, side, out_shape.len()).ok_or(too_small)?,
-            );
-            shape = out_shape;
-            zp_in = q.output.zero_point;
-        }
-        let out = region_mut(arena, side, shape.len()).ok_or(too_small)?;
-        logits.copy_from_slice(out);
-        Ok(())
+                Ok(())
+            },
+        )
     }
 
     /// Quantizes a preprocessed f32 input with the model's input scale and zero point:
@@ -393,12 +389,22 @@ impl<'a> Model<'a> {
     }
 }
 
-/// The part of `arena` aligned to [`ARENA_ALIGN`], as `elems` f32s.
-fn aligned_arena(arena: &mut [u8], elems: usize, needed: usize) -> Result<&mut [f32], Error> {
+/// What a layer works on: its activation in place, or its input and a separate output.
+enum Buffers<'b, T> {
+    InPlace(&'b mut [T]),
+    Apart(&'b [T], &'b mut [T]),
+}
+
+/// The part of `arena` aligned to [`ARENA_ALIGN`], as `elems` values of `T`.
+fn aligned_arena<T: bytemuck::Pod>(
+    arena: &mut [u8],
+    elems: usize,
+    needed: usize,
+) -> Result<&mut [T], Error> {
     let found = arena.len();
     let skip = arena.as_ptr().align_offset(ARENA_ALIGN);
     let bytes = skip
-        .checked_add(elems.saturating_mul(4))
+        .checked_add(elems.saturating_mul(core::mem::size_of::<T>()))
         .and_then(|end| arena.get_mut(skip..end))
         .ok_or(Error::BufferTooSmall {
             what: "arena",
