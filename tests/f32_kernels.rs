@@ -15,38 +15,15 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 /// A valid convolution with groups, stride and padding, and its data.
 fn conv_case() -> impl Strategy<Value = (ConvGeom, Vec<f32>, Vec<f32>, Vec<f32>)> {
-    (
-        1usize..=3,
-        1usize..=3,
-        1usize..=3,
-        1usize..=5,
-        1usize..=4,
-        0usize..5,
-        0usize..9,
-        0usize..9,
-    )
-        .prop_flat_map(|(groups, cin_g, cout_g, k, stride, pad, dh, dw)| {
-            let pad = pad % k;
-            let side = |d: usize| (k + d).saturating_sub(2 * pad).max(1);
-            let g = ConvGeom {
-                c: groups * cin_g,
-                h: side(dh),
-                w: side(dw),
-                out_c: groups * cout_g,
-                k,
-                stride,
-                pad,
-                groups,
-            };
-            let n_in = g.c * g.h * g.w;
-            let n_w = g.out_c * cin_g * k * k;
-            (
-                Just(g),
-                vec(-2.0f32..2.0, n_in),
-                vec(-1.0f32..1.0, n_w),
-                vec(-1.0f32..1.0, g.out_c),
-            )
-        })
+    alexnet_tests::conv_geometry().prop_flat_map(|g| {
+        let n_w = g.out_c * g.c / g.groups * g.k * g.k;
+        (
+            Just(g),
+            vec(-2.0f32..2.0, g.c * g.h * g.w),
+            vec(-1.0f32..1.0, n_w),
+            vec(-1.0f32..1.0, g.out_c),
+        )
+    })
 }
 
 proptest! {

@@ -23,38 +23,16 @@ type Requant = (Vec<i32>, Vec<i32>, Vec<i32>);
 type ConvCase = (ConvGeom, Vec<i8>, Vec<i8>, Requant, i32, i32);
 
 fn conv_case() -> impl Strategy<Value = ConvCase> {
-    (
-        1usize..=3,
-        1usize..=3,
-        1usize..=3,
-        1usize..=5,
-        1usize..=4,
-        0usize..5,
-        0usize..9,
-        0usize..9,
-    )
-        .prop_flat_map(|(groups, cin_g, cout_g, k, stride, pad, dh, dw)| {
-            let pad = pad % k;
-            let side = |d: usize| (k + d).saturating_sub(2 * pad).max(1);
-            let g = ConvGeom {
-                c: groups * cin_g,
-                h: side(dh),
-                w: side(dw),
-                out_c: groups * cout_g,
-                k,
-                stride,
-                pad,
-                groups,
-            };
-            (
-                Just(g),
-                vec(any::<i8>(), g.c * g.h * g.w),
-                vec(-127i8..=127, g.out_c * cin_g * k * k),
-                requant_params(g.out_c),
-                -128i32..=127,
-                -128i32..=127,
-            )
-        })
+    alexnet_tests::conv_geometry().prop_flat_map(|g| {
+        (
+            Just(g),
+            vec(any::<i8>(), g.c * g.h * g.w),
+            vec(-127i8..=127, g.out_c * g.c / g.groups * g.k * g.k),
+            requant_params(g.out_c),
+            -128i32..=127,
+            -128i32..=127,
+        )
+    })
 }
 
 /// In the "exact" regime every unit of the accumulator shows in the output: tiny weights and

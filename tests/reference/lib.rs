@@ -39,3 +39,33 @@ impl ConvGeom {
         (y < self.h && x < self.w).then(|| input[(ch * self.h + y) * self.w + x])
     }
 }
+
+/// A valid convolution geometry with groups, stride and padding; inputs may be smaller than
+/// the kernel where padding makes up for it.
+pub fn conv_geometry() -> impl proptest::strategy::Strategy<Value = ConvGeom> {
+    use proptest::strategy::Strategy;
+    (
+        1usize..=3,
+        1usize..=3,
+        1usize..=3,
+        1usize..=5,
+        1usize..=4,
+        0usize..5,
+        0usize..9,
+        0usize..9,
+    )
+        .prop_map(|(groups, cin_g, cout_g, k, stride, pad, dh, dw)| {
+            let pad = pad % k;
+            let side = |d: usize| (k + d).saturating_sub(2 * pad).max(1);
+            ConvGeom {
+                c: groups * cin_g,
+                h: side(dh),
+                w: side(dw),
+                out_c: groups * cout_g,
+                k,
+                stride,
+                pad,
+                groups,
+            }
+        })
+}

@@ -12,28 +12,7 @@ pub fn max_pool(
     spec: &PoolSpec,
     output: &mut [i8],
 ) -> Result<Shape, Error> {
-    let out_shape = output_shape(&Layer::MaxPool(*spec), in_shape)?;
-    expect_len("maxpool input", in_shape.len(), input.len())?;
-    expect_len("maxpool output", out_shape.len(), output.len())?;
-    let (win, s) = (spec.window as usize, spec.stride as usize);
-    let planes = input
-        .chunks_exact(in_shape.plane())
-        .zip(output.chunks_exact_mut(out_shape.plane()));
-    for (in_plane, out_plane) in planes {
-        for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w).enumerate() {
-            let rows = in_plane.chunks_exact(in_shape.w).skip(oy * s).take(win);
-            for (ox, out) in out_row.iter_mut().enumerate() {
-                let mut m = i8::MIN;
-                for row in rows.clone() {
-                    for &v in row.iter().skip(ox * s).take(win) {
-                        m = m.max(v);
-                    }
-                }
-                *out = m;
-            }
-        }
-    }
-    Ok(out_shape)
+    crate::layers::max_pool_by(input, in_shape, spec, output, |v, m| v > m)
 }
 
 /// `floor((2 * sum + n) / (2 * n))` of each adaptive window (round half up).

@@ -13,6 +13,18 @@ pub fn max_pool(
     spec: &PoolSpec,
     output: &mut [f32],
 ) -> Result<Shape, Error> {
+    max_pool_by(input, in_shape, spec, output, |v, m| v > m || v.is_nan())
+}
+
+/// Max pooling for any element type: `replaces(v, m)` says whether a later value `v`
+/// replaces the running maximum `m` (the window's top-left value to start with).
+pub(crate) fn max_pool_by<T: Copy>(
+    input: &[T],
+    in_shape: Shape,
+    spec: &PoolSpec,
+    output: &mut [T],
+    replaces: impl Fn(T, T) -> bool,
+) -> Result<Shape, Error> {
     let out_shape = output_shape(&Layer::MaxPool(*spec), in_shape)?;
     expect_len("maxpool input", in_shape.len(), input.len())?;
     expect_len("maxpool output", out_shape.len(), output.len())?;
@@ -24,17 +36,12 @@ pub fn max_pool(
         for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w).enumerate() {
             let rows = in_plane.chunks_exact(in_shape.w).skip(oy * s).take(win);
             for (ox, out) in out_row.iter_mut().enumerate() {
-                let mut m = f32::NEG_INFINITY;
-                let mut first = true;
-                for row in rows.clone() {
-                    for &v in row.iter().skip(ox * s).take(win) {
-                        if first || v > m || v.is_nan() {
-                            m = v;
-                            first = false;
-                        }
-                    }
+                let mut window = rows
+                    .clone()
+                    .flat_map(|row| row.iter().skip(ox * s).take(win));
+                if let Some(&first) = window.next() {
+                    *out = window.fold(first, |m, &v| if replaces(v, m) { v } else { m });
                 }
-                *out = m;
             }
         }
     }

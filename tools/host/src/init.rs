@@ -1,6 +1,5 @@
 //! The paper's random initialization (§5).
 
-use crate::defaults;
 use crate::spec::{LayerParams, ModelSpec};
 use alexnet_core::{Arch, Layer};
 use anyhow::Result;
@@ -49,15 +48,7 @@ pub fn paper_init(arch: &Arch<'_>, seed: u64) -> Result<ModelSpec> {
         let bias = vec![paper_bias(arch, step.index); step.layer.bias_len()];
         params.push(Some(LayerParams { weight, bias }));
     }
-    Ok(ModelSpec {
-        name: arch.name.to_string(),
-        input: arch.input,
-        layers: arch.layers.to_vec(),
-        params,
-        preprocess: defaults::preprocess_for(arch),
-        labels: defaults::labels_for(arch.classes()),
-        quant: None,
-    })
+    Ok(ModelSpec::with_defaults(arch, params))
 }
 
 #[cfg(test)]

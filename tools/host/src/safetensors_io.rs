@@ -1,7 +1,6 @@
 //! Weights as safetensors: torchvision's state_dict names for the torchvision net, the
 //! conventional `conv1.weight` ... `fc8.bias` for the others (`docs/architectures.md`).
 
-use crate::defaults;
 use crate::spec::{LayerParams, ModelSpec};
 use alexnet_core::{Arch, Layer};
 use anyhow::{bail, ensure, Context, Result};
@@ -26,6 +25,15 @@ pub fn tensor_stem(arch: &Arch<'_>, i: usize) -> Option<String> {
         });
     }
     Some(name.to_string())
+}
+
+/// The weight tensor's shape, as safetensors stores it (no trailing zeros).
+fn weight_shape(step: &alexnet_core::arch::Step) -> Vec<usize> {
+    let dims = step.layer.weight_dims(step.input);
+    dims.iter()
+        .filter(|&&d| d != 0)
+        .map(|&d| d as usize)
+        .collect()
 }
 
 /// Reads f32 weights for `arch` from a safetensors file; preprocessing and labels are the
@@ -76,26 +84,12 @@ pub fn load(path: impl AsRef<Path>, arch: &Arch<'_>) -> Result<ModelSpec> {
             );
             Ok(values)
         };
-        let wd: Vec<usize> = step
-            .layer
-            .weight_dims(step.input)
-            .iter()
-            .filter(|&&d| d != 0)
-            .map(|&d| d as usize)
-            .collect();
+        let wd = weight_shape(&step);
         let weight = read("weight", &wd)?;
         let bias = read("bias", &[step.layer.bias_len()])?;
         params.push(Some(LayerParams { weight, bias }));
     }
-    Ok(ModelSpec {
-        name: arch.name.to_string(),
-        input: arch.input,
-        layers: arch.layers.to_vec(),
-        params,
-        preprocess: defaults::preprocess_for(arch),
-        labels: defaults::labels_for(arch.classes()),
-        quant: None,
-    })
+    Ok(ModelSpec::with_defaults(arch, params))
 }
 
 /// Writes an f32 spec's weights as safetensors with the names [`load`] reads.
@@ -110,13 +104,7 @@ pub fn save(spec: &ModelSpec, path: impl AsRef<Path>) -> Result<()> {
         ) else {
             continue;
         };
-        let wd: Vec<usize> = step
-            .layer
-            .weight_dims(step.input)
-            .iter()
-            .filter(|&&d| d != 0)
-            .map(|&d| d as usize)
-            .collect();
+        let wd = weight_shape(&step);
         owned.push((
             format!("{stem}.weight"),
             wd,
