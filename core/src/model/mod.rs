@@ -173,21 +173,8 @@ impl<'a> Model<'a> {
     where
         F: FnMut(usize, Shape, &[f32]),
     {
-        if self.precision != Precision::F32 {
-            return Err(Error::WrongPrecision {
-                model: self.precision,
-                called: Precision::F32,
-            });
-        }
-        layers::expect_len("input", self.input.len(), input.len())?;
-        layers::expect_len("logits", self.classes(), logits.len())?;
-        let needed = self.arena_bytes();
-        let too_small = Error::BufferTooSmall {
-            what: "arena",
-            needed,
-            found: arena.len(),
-        };
-        let arena = aligned_arena::<f32>(arena, self.plan.arena_elems, needed)?;
+        let (arena, too_small) =
+            self.prepare::<f32>(Precision::F32, input.len(), logits.len(), arena)?;
         self.walk(
             input,
             arena,
@@ -225,6 +212,35 @@ impl<'a> Model<'a> {
                 Ok(())
             },
         )
+    }
+
+    /// Checks a forward call's precision and buffer lengths; returns the aligned arena and
+    /// the error to give if it proves too small.
+    fn prepare<'b, T: bytemuck::Pod>(
+        &self,
+        precision: Precision,
+        input_len: usize,
+        logits_len: usize,
+        arena: &'b mut [u8],
+    ) -> Result<(&'b mut [T], Error), Error> {
+        if self.precision != precision {
+            return Err(Error::WrongPrecision {
+                model: self.precision,
+                called: precision,
+            });
+        }
+        layers::expect_len("input", self.input.len(), input_len)?;
+        layers::expect_len("logits", self.classes(), logits_len)?;
+        let needed = self.arena_bytes();
+        let too_small = Error::BufferTooSmall {
+            what: "arena",
+            needed,
+            found: arena.len(),
+        };
+        Ok((
+            aligned_arena::<T>(arena, self.plan.arena_elems, needed)?,
+            too_small,
+        ))
     }
 
     /// Walks the layers over the two-ended arena (see [`Side`]): each layer gets its input
@@ -295,21 +311,8 @@ impl<'a> Model<'a> {
     where
         F: FnMut(usize, Shape, &[i8]),
     {
-        if self.precision != Precision::Int8 {
-            return Err(Error::WrongPrecision {
-                model: self.precision,
-                called: Precision::Int8,
-            });
-        }
-        layers::expect_len("input", self.input.len(), input.len())?;
-        layers::expect_len("logits", self.classes(), logits.len())?;
-        let needed = self.arena_bytes();
-        let too_small = Error::BufferTooSmall {
-            what: "arena",
-            needed,
-            found: arena.len(),
-        };
-        let arena = aligned_arena::<i8>(arena, self.plan.arena_elems, needed)?;
+        let (arena, too_small) =
+            self.prepare::<i8>(Precision::Int8, input.len(), logits.len(), arena)?;
         let quant = &self.quant;
         let mut zp_in = quant.input.zero_point;
         self.walk(
