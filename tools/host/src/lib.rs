@@ -12,6 +12,7 @@
 pub mod blob_file;
 pub mod dataset;
 pub mod defaults;
+pub mod firmware;
 pub mod idx;
 pub mod image_input;
 pub mod init;

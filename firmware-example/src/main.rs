@@ -1,0 +1,213 @@
+//! AlexNet (the `micro` net) on a Cortex-M4F, as a user would put it in their own firmware:
+//! the model blobs in flash through `include_model!`, one static arena sized by the core's
+//! `const fn`s, test images in flash. For each image it runs the int8 and the f32 path, and
+//! logs the classes, the full logits, a digest and the instructions each inference took.
+//! The host (`cargo xtask firmware`, `tests/firmware.rs`) decodes the log and checks every
+//! logit against the same core compiled for x86-64.
+#![no_std]
+#![no_main]
+
+mod images;
+mod measure;
+
+use alexnet_core::builtin::MICRO;
+use alexnet_core::{include_model, Error, Model, Precision};
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_semihosting::debug;
+use defmt_semihosting as _;
+
+/// One arena serves both paths: the larger of the two sizes, known at compile time.
+const ARENA_BYTES: usize = {
+    let (a, b) = (MICRO.arena_bytes_f32(), MICRO.arena_bytes_int8());
+    if a > b {
+        a
+    } else {
+        b
+    }
+};
+
+#[cfg(not(feature = "wrong-model"))]
+fn int8_blob() -> &'static [u8] {
+    include_model!("../assets/micro-int8.blob")
+}
+
+/// For the bad-input test: a valid blob of another architecture where the int8 model goes.
+#[cfg(feature = "wrong-model")]
+fn int8_blob() -> &'static [u8] {
+    include_model!("../assets/wrong-arch.blob")
+}
+
+fn f32_blob() -> &'static [u8] {
+    include_model!("../assets/micro-f32.blob")
+}
+
+#[entry]
+fn main() -> ! {
+    measure::paint_stack();
+    let outcome = run();
+    let code = match outcome {
+        Ok(()) => debug::EXIT_SUCCESS,
+        Err(e) => {
+            defmt::error!("FAIL {}", e);
+            debug::EXIT_FAILURE
+        }
+    };
+    debug::exit(code);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Parses a blob and checks it against what this firmware was compiled for.
+fn load(blob: &'static [u8], precision: Precision, what: &str) -> Result<Model<'static>, Error> {
+    let model = Model::parse(blob)?;
+    if model.arch() != MICRO {
+        defmt::error!(
+            "the {} blob holds architecture {=str}, this firmware is built for {=str}",
+            what,
+            model.arch().name,
+            MICRO.name
+        );
+        return Err(Error::WrongLength {
+            what: "architecture (layers)",
+            expected: MICRO.layers.len(),
+            found: model.layers().len(),
+        });
+    }
+    if model.precision() != precision {
+        return Err(Error::WrongPrecision {
+            model: model.precision(),
+            called: precision,
+        });
+    }
+    if model.arena_bytes() > ARENA_BYTES {
+        return Err(Error::BufferTooSmall {
+            what: "static arena",
+            needed: model.arena_bytes(),
+            found: ARENA_BYTES,
+        });
+    }
+    Ok(model)
+}
+
+fn run() -> Result<(), Error> {
+    let mut clock = measure::InstructionClock::start();
+    let cal_ticks = clock.calibrate();
+    let int8 = load(int8_blob(), Precision::Int8, "int8")?;
+    let f32m = load(f32_blob(), Precision::F32, "f32")?;
+    let mem = measure::memory();
+    defmt::println!(
+        "FW arena={=usize} arena_f32={=usize} arena_int8={=usize} flash={=u32} ram_static={=u32} cal_instructions={=u32} cal_ticks={=u64} int8_blob={=usize} f32_blob={=usize} macs={=u64}",
+        ARENA_BYTES,
+        MICRO.arena_bytes_f32(),
+        MICRO.arena_bytes_int8(),
+        mem.flash,
+        mem.ram_static,
+        2 * measure::CALIBRATION_TURNS,
+        cal_ticks,
+        int8_blob().len(),
+        f32_blob().len(),
+        MICRO.macs()
+    );
+
+    let arena = cortex_m::singleton!(: [u8; ARENA_BYTES] = [0; ARENA_BYTES]).ok_or(
+        Error::BufferTooSmall {
+            what: "arena (taken twice)",
+            needed: ARENA_BYTES,
+            found: 0,
+        },
+    )?;
+    let set = images::Images::parse().ok_or(Error::BadField {
+        field: "images.bin",
+        found: 0,
+    })?;
+    let (mut input, mut codes) = ([0.0f32; 28 * 28], [0i8; 28 * 28]);
+    let (mut logits, mut q_logits) = ([0.0f32; 10], [0i8; 10]);
+    let (mut right8, mut right32) = (0u32, 0u32);
+    for i in 0..set.count {
+        let (label, pixels) = set.image(i).ok_or(Error::BadField {
+            field: "image index",
+            found: i as u32,
+        })?;
+        // int8: the pixels go through the blob's preprocessing, then the input quantization.
+        int8.preprocess().apply(pixels, MICRO.input, &mut input)?;
+        int8.quantize_input(&input, &mut codes)?;
+        let t0 = clock.now();
+        int8.forward_int8(&codes, arena, &mut q_logits)?;
+        let int8_ticks = clock.since(t0);
+        let class8 = argmax_i8(&q_logits);
+
+        f32m.preprocess().apply(pixels, MICRO.input, &mut input)?;
+        let t0 = clock.now();
+        f32m.forward(&input, arena, &mut logits)?;
+        let f32_ticks = clock.since(t0);
+        let mut best = [0usize];
+        alexnet_core::layers::top_k(&logits, &mut best);
+        let bits = logits.map(f32::to_bits);
+
+        right8 += u32::from(class8 == label as usize);
+        right32 += u32::from(best[0] == label as usize);
+        defmt::println!(
+            "IMG {=usize} label={=u8} int8_class={=usize} f32_class={=usize} int8_ticks={=u64} f32_ticks={=u64} digest={=u32:08x} int8={=[?]} f32={=[?]}",
+            i,
+            label,
+            class8,
+            best[0],
+            int8_ticks,
+            f32_ticks,
+            digest(&q_logits, &bits),
+            q_logits,
+            bits
+        );
+    }
+    defmt::println!(
+        "DONE images={=usize} int8_correct={=u32} f32_correct={=u32} stack_peak={=u32}",
+        set.count,
+        right8,
+        right32,
+        measure::stack_peak()
+    );
+    Ok(())
+}
+
+/// The class with the largest int8 logit, lowest index on ties (as `top_k`).
+fn argmax_i8(q: &[i8]) -> usize {
+    let mut best = 0;
+    for (i, &v) in q.iter().enumerate() {
+        if q.get(best).is_some_and(|&b| v > b) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// FNV-1a over the int8 logits and the f32 logits' bits: one number to eyeball.
+fn digest(q: &[i8], bits: &[u32]) -> u32 {
+    let mut h = 0x811c_9dc5u32;
+    let bytes = q
+        .iter()
+        .map(|&b| b as u8)
+        .chain(bits.iter().flat_map(|w| w.to_le_bytes()));
+    for b in bytes {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    defmt::error!("PANIC {}", defmt::Display2Format(info));
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    defmt::error!("HARDFAULT at pc={=u32:#010x}", frame.pc());
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}

@@ -1,0 +1,245 @@
+//! The firmware, end to end: the host pipeline makes the micro net's blobs (f32 weights the
+//! host produced, quantized on real training images) and exports real test images; the
+//! firmware is built for thumbv7em-none-eabihf, run under QEMU's mps2-an386 (Cortex-M4F), its
+//! defmt log decoded, and every logit compared with the core on this machine, int8 and f32.
+//! `cargo xtask firmware` runs this test and prints its report.
+
+use alexnet_core::builtin::MICRO;
+use alexnet_host::firmware::{compare, parse_log, write_images_bin};
+use alexnet_host::idx::{self, FASHION_MNIST_DIR};
+use alexnet_host::quantize::{self, Method};
+use alexnet_host::{dataset, BlobFile};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Test images embedded in the firmware.
+const IMAGES: usize = 32;
+
+fn firmware_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware-example")
+}
+
+fn tool(name: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(home.map(|h| h.join("bin")));
+    for dir in candidates {
+        let p = dir.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: `cargo xtask setup` installs it");
+}
+
+/// The host pipeline: f32 blob, int8 blob calibrated on training images, test images.
+fn make_assets(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let fm = Path::new(FASHION_MNIST_DIR);
+    let spec = alexnet_host::init::paper_init(&MICRO, 0).unwrap();
+    let f32_blob = spec.to_blob().unwrap();
+    let file = BlobFile::from_bytes(&f32_blob, "micro-f32");
+    let model = file.model().unwrap();
+    let cal = dataset::from_idx(
+        &fm.join("train-images-idx3-ubyte.gz"),
+        500,
+        model.preprocess(),
+        MICRO.input,
+    )
+    .unwrap();
+    let stats = quantize::calibrate(&model, &cal.inputs, |_| {}).unwrap();
+    let (int8, _) = quantize::quantize(&spec, &stats, Method::Percentile(99.99)).unwrap();
+    std::fs::write(dir.join("micro-f32.blob"), &f32_blob).unwrap();
+    std::fs::write(dir.join("micro-int8.blob"), int8.to_blob().unwrap()).unwrap();
+    let set = idx::read_images(fm.join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let labels = idx::read_labels(fm.join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    write_images_bin(&dir.join("images.bin"), &set, &labels, 0, IMAGES).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tiny.blob"),
+        dir.join("wrong-arch.blob"),
+    )
+    .unwrap();
+}
+
+/// Builds the firmware; each feature set has its own target folder, so the two builds never
+/// overwrite each other's ELF.
+fn build(features: &[&str]) -> PathBuf {
+    let target = if features.is_empty() {
+        "target".to_string()
+    } else {
+        format!("target/{}", features.join("-"))
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(firmware_dir()).args([
+        "build",
+        "--release",
+        "--quiet",
+        "--target-dir",
+        &target,
+    ]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    // The outer `cargo test` exports variables meant for the host build; the firmware has its own.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("run cargo for the firmware");
+    assert!(status.success(), "the firmware does not build");
+    firmware_dir()
+        .join(target)
+        .join("thumbv7em-none-eabihf/release/firmware-example")
+}
+
+/// Runs the ELF under QEMU; returns (exit code, decoded log).
+fn run(elf: &Path) -> (Option<i32>, String) {
+    let mut qemu = Command::new(tool("qemu-system-arm"))
+        .args([
+            "-machine",
+            "mps2-an386",
+            "-cpu",
+            "cortex-m4",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+        ])
+        .args([
+            "-icount",
+            "shift=0",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ])
+        .arg(elf)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start qemu-system-arm");
+    let mut frames = Vec::new();
+    let mut out = qemu.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        std::io::Read::read_to_end(&mut out, &mut frames).unwrap();
+        frames
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = qemu.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            qemu.kill().unwrap();
+            panic!("the firmware ran for more than 10 minutes under QEMU");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let frames = reader.join().unwrap();
+    let mut decode = Command::new(tool("defmt-print"))
+        .arg("-e")
+        .arg(elf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start defmt-print");
+    std::io::Write::write_all(&mut decode.stdin.take().unwrap(), &frames).unwrap();
+    let text = decode.wait_with_output().unwrap();
+    (
+        status.code(),
+        String::from_utf8_lossy(&text.stdout).into_owned(),
+    )
+}
+
+/// One test, so that the asset files and the builds are never raced by a parallel test.
+#[test]
+fn firmware_under_qemu() {
+    let assets = firmware_dir().join("assets");
+    make_assets(&assets);
+    is_bit_exact_with_the_host(&assets);
+    a_blob_of_the_wrong_architecture_fails_cleanly();
+}
+
+fn is_bit_exact_with_the_host(assets: &Path) {
+    let elf = build(&[]);
+    let t = Instant::now();
+    let (code, text) = run(&elf);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(code, Some(0), "the firmware failed:\n{text}");
+    let log = parse_log(&text).unwrap();
+    let int8_file = BlobFile::read(assets.join("micro-int8.blob")).unwrap();
+    let f32_file = BlobFile::read(assets.join("micro-f32.blob")).unwrap();
+    let c = compare(
+        &log,
+        &int8_file.model().unwrap(),
+        &f32_file.model().unwrap(),
+        &assets.join("images.bin"),
+    )
+    .unwrap();
+    let h = &log.header;
+    let macs = MICRO.macs() as f64;
+    eprintln!("firmware report ({secs:.1} s under QEMU):");
+    eprintln!(
+        "  flash {} bytes, static RAM {} bytes, stack peak {} bytes",
+        h["flash"], h["ram_static"], log.done["stack_peak"]
+    );
+    eprintln!(
+        "  arena {} bytes (f32 {} / int8 {}), blobs int8 {} / f32 {} bytes",
+        h["arena"], h["arena_f32"], h["arena_int8"], h["int8_blob"], h["f32_blob"]
+    );
+    eprintln!(
+        "  instructions per inference: int8 {:.0} ({:.2} per MAC), f32 {:.0} ({:.2} per MAC); SysTick: {} instructions per tick",
+        c.int8_instructions,
+        c.int8_instructions / macs,
+        c.f32_instructions,
+        c.f32_instructions / macs,
+        c.instructions_per_tick
+    );
+    eprintln!(
+        "  bit-identical logits: int8 {}/{}, f32 {}/{}",
+        c.int8_identical, c.images, c.f32_identical, c.images
+    );
+    eprintln!(
+        "  accuracy on the {} embedded test images: int8 {}/{}, f32 {}/{}",
+        c.images, c.int8_correct, c.images, c.f32_correct, c.images
+    );
+    assert_eq!(c.images, IMAGES);
+    assert_eq!(
+        c.int8_identical, IMAGES,
+        "int8 logits differ between the device and the host"
+    );
+    assert_eq!(
+        c.f32_identical, IMAGES,
+        "f32 logits differ between the device and the host"
+    );
+    // -icount 0: 1 ns per instruction; SysTick runs at the board's 25 MHz: 40 per tick.
+    assert_eq!(
+        c.instructions_per_tick, 40.0,
+        "SysTick calibration: QEMU's clock is not what -icount 0 promises"
+    );
+}
+
+fn a_blob_of_the_wrong_architecture_fails_cleanly() {
+    let elf = build(&["wrong-model"]);
+    let (code, text) = run(&elf);
+    assert_eq!(code, Some(1), "expected a failing exit code:\n{text}");
+    assert!(
+        text.contains("FAIL") && text.contains("architecture"),
+        "expected a logged error:\n{text}"
+    );
+    assert!(
+        !text.contains("HARDFAULT") && !text.contains("PANIC"),
+        "{text}"
+    );
+}

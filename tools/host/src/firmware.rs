@@ -1,0 +1,236 @@
+//! The host's half of the firmware check: the image file the firmware embeds, the parser of
+//! its decoded defmt log, and the comparison of every logit with the core on this machine.
+
+use crate::idx::IdxImages;
+use alexnet_core::Model;
+use anyhow::{bail, ensure, Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Magic of the firmware's image file.
+pub const IMAGES_MAGIC: &[u8; 8] = b"ALXIMG01";
+
+/// Writes images `first..first + count` (with labels) in the firmware's format: the magic,
+/// u32 count, rows, cols (little-endian), the labels, then the pixels.
+pub fn write_images_bin(
+    path: &Path,
+    set: &IdxImages,
+    labels: &[u8],
+    first: usize,
+    count: usize,
+) -> Result<()> {
+    ensure!(
+        first + count <= set.count && labels.len() == set.count,
+        "not enough images or labels"
+    );
+    let mut out = IMAGES_MAGIC.to_vec();
+    for w in [count, set.rows, set.cols] {
+        out.extend_from_slice(&(w as u32).to_le_bytes());
+    }
+    out.extend_from_slice(&labels[first..first + count]);
+    for i in first..first + count {
+        out.extend_from_slice(set.image(i).context("image index")?);
+    }
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads the firmware's image file back: `(labels, pixels of each image)`.
+pub fn read_images_bin(path: &Path) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    let b = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ensure!(
+        b.len() >= 20 && &b[..8] == IMAGES_MAGIC,
+        "{} is not an image file for the firmware",
+        path.display()
+    );
+    let word = |i: usize| u32::from_le_bytes(b[8 + 4 * i..12 + 4 * i].try_into().unwrap()) as usize;
+    let (count, size) = (word(0), word(1) * word(2));
+    ensure!(
+        b.len() == 20 + count * (1 + size),
+        "{} is truncated",
+        path.display()
+    );
+    let labels = b[20..20 + count].to_vec();
+    let pixels = (0..count)
+        .map(|i| b[20 + count + i * size..20 + count + (i + 1) * size].to_vec())
+        .collect();
+    Ok((labels, pixels))
+}
+
+/// One `IMG` line of the log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageRecord {
+    /// Fields by name (`label`, `int8_class`, `int8_instr`, ...).
+    pub fields: BTreeMap<String, String>,
+    /// The int8 logits.
+    pub int8: Vec<i8>,
+    /// The f32 logits' bits.
+    pub f32_bits: Vec<u32>,
+}
+
+impl ImageRecord {
+    /// A numeric field.
+    pub fn num(&self, name: &str) -> Result<u64> {
+        let v = self
+            .fields
+            .get(name)
+            .with_context(|| format!("IMG line lacks {name}"))?;
+        v.parse()
+            .with_context(|| format!("{name}={v} is not a number"))
+    }
+}
+
+/// The decoded log of a firmware run.
+#[derive(Clone, Debug, Default)]
+pub struct FirmwareLog {
+    /// Fields of the `FW` line (sizes, calibration).
+    pub header: BTreeMap<String, String>,
+    /// One record per image.
+    pub images: Vec<ImageRecord>,
+    /// Fields of the `DONE` line.
+    pub done: BTreeMap<String, String>,
+    /// Lines with `FAIL`, `PANIC` or `HARDFAULT`.
+    pub errors: Vec<String>,
+}
+
+fn fields(s: &str) -> BTreeMap<String, String> {
+    s.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>> {
+    let inner = s
+        .trim()
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .context("expected [..]")?;
+    inner
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<T>()
+                .map_err(|_| anyhow::anyhow!("bad list value {v:?}"))
+        })
+        .collect()
+}
+
+/// Parses defmt-print's output (one message per line, possibly with a level prefix).
+pub fn parse_log(text: &str) -> Result<FirmwareLog> {
+    let mut log = FirmwareLog::default();
+    for line in text.lines() {
+        if let Some(at) = line.find("FW ") {
+            log.header = fields(&line[at + 3..]);
+        } else if let Some(at) = line.find("IMG ") {
+            let rest = &line[at + 4..];
+            let (head, lists) = rest.split_once(" int8=").context("IMG line lacks int8=")?;
+            let (int8, f32) = lists.split_once(" f32=").context("IMG line lacks f32=")?;
+            log.images.push(ImageRecord {
+                fields: fields(head),
+                int8: list(int8)?,
+                f32_bits: list(f32)?,
+            });
+        } else if let Some(at) = line.find("DONE ") {
+            log.done = fields(&line[at + 5..]);
+        } else if ["FAIL", "PANIC", "HARDFAULT"]
+            .iter()
+            .any(|m| line.contains(m))
+        {
+            log.errors.push(line.to_string());
+        }
+    }
+    Ok(log)
+}
+
+/// The comparison of a firmware run with the host.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    /// Images compared.
+    pub images: usize,
+    /// Images whose int8 logits are identical.
+    pub int8_identical: usize,
+    /// Images whose f32 logits are bit-identical.
+    pub f32_identical: usize,
+    /// Images the int8 path classified correctly (device).
+    pub int8_correct: usize,
+    /// Images the f32 path classified correctly (device).
+    pub f32_correct: usize,
+    /// Mean instructions of one int8 inference.
+    pub int8_instructions: f64,
+    /// Mean instructions of one f32 inference.
+    pub f32_instructions: f64,
+    /// Instructions per SysTick tick, as the firmware calibrated it.
+    pub instructions_per_tick: f64,
+}
+
+/// Recomputes every image on this machine with the same blobs and compares logit by logit.
+pub fn compare(
+    log: &FirmwareLog,
+    int8: &Model<'_>,
+    f32m: &Model<'_>,
+    images: &Path,
+) -> Result<Comparison> {
+    if !log.errors.is_empty() {
+        bail!("the firmware reported errors:\n{}", log.errors.join("\n"));
+    }
+    let (labels, pixels) = read_images_bin(images)?;
+    ensure!(
+        log.images.len() == labels.len(),
+        "the log has {} images, the file {}",
+        log.images.len(),
+        labels.len()
+    );
+    ensure!(
+        !log.done.is_empty(),
+        "the log has no DONE line: the run did not finish"
+    );
+    let header = |k: &str| -> Result<f64> {
+        log.header
+            .get(k)
+            .with_context(|| format!("FW line lacks {k}"))?
+            .parse::<f64>()
+            .with_context(|| format!("{k} is not a number"))
+    };
+    // QEMU's clock under -icount: the firmware timed a loop of known length.
+    let per_tick = header("cal_instructions")? / header("cal_ticks")?.max(1.0);
+    let shape = f32m.arch().input;
+    let mut input = vec![0.0f32; shape.len()];
+    let mut codes = vec![0i8; shape.len()];
+    let mut arena8 = vec![0u8; int8.arena_bytes()];
+    let mut arena32 = vec![0u8; f32m.arena_bytes()];
+    let (mut q, mut l) = (vec![0i8; int8.classes()], vec![0.0f32; f32m.classes()]);
+    let mut c = Comparison {
+        images: labels.len(),
+        int8_identical: 0,
+        f32_identical: 0,
+        int8_correct: 0,
+        f32_correct: 0,
+        int8_instructions: 0.0,
+        f32_instructions: 0.0,
+        instructions_per_tick: per_tick,
+    };
+    for (i, rec) in log.images.iter().enumerate() {
+        int8.preprocess()
+            .apply(&pixels[i], shape, &mut input)
+            .map_err(anyhow::Error::msg)?;
+        int8.quantize_input(&input, &mut codes)
+            .map_err(anyhow::Error::msg)?;
+        int8.forward_int8(&codes, &mut arena8, &mut q)
+            .map_err(anyhow::Error::msg)?;
+        f32m.preprocess()
+            .apply(&pixels[i], shape, &mut input)
+            .map_err(anyhow::Error::msg)?;
+        f32m.forward(&input, &mut arena32, &mut l)
+            .map_err(anyhow::Error::msg)?;
+        let bits: Vec<u32> = l.iter().map(|v| v.to_bits()).collect();
+        c.int8_identical += usize::from(rec.int8 == q);
+        c.f32_identical += usize::from(rec.f32_bits == bits);
+        c.int8_correct += usize::from(rec.num("int8_class")? == labels[i] as u64);
+        c.f32_correct += usize::from(rec.num("f32_class")? == labels[i] as u64);
+        c.int8_instructions += rec.num("int8_ticks")? as f64 * per_tick;
+        c.f32_instructions += rec.num("f32_ticks")? as f64 * per_tick;
+    }
+    c.int8_instructions /= c.images.max(1) as f64;
+    c.f32_instructions /= c.images.max(1) as f64;
+    Ok(c)
+}
