@@ -13,9 +13,12 @@ tasks:
   demo     the main job end to end: make a paper-net blob, show its layer table,
            classify real images with it, quantize it to int8 and compare the two
            paths; the same for the small net
-  test     every check: fmt, clippy, all tests of all crates, the no_std build for
-           thumbv7em-none-eabihf
-  setup    install what the other tasks need (rustup target, Debian packages)
+  test     every check: fmt, clippy, all tests of all crates (the firmware under QEMU
+           among them), the no_std build for thumbv7em-none-eabihf
+  firmware build the Cortex-M4F firmware, run it under QEMU, check it bit for bit
+           against the host and report flash, RAM and instructions per inference
+  setup    install what the other tasks need (rustup target, Debian packages,
+           defmt-print)
 ";
 
 fn main() -> ExitCode {
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => tasks::demo(),
         Some("test") => tasks::test(),
+        Some("firmware") => tasks::firmware(),
         Some("setup") => setup::all(),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");

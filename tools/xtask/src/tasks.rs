@@ -107,6 +107,27 @@ pub fn test() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask firmware`: builds the firmware, runs it under QEMU and checks it against the
+/// host (the test `tests/firmware.rs`, with its report shown).
+pub fn firmware() -> Result<(), String> {
+    setup::all()?;
+    step(
+        "firmware on a Cortex-M4F under QEMU, checked against the host",
+        || {
+            run(cargo().args([
+                "test",
+                "--release",
+                "-p",
+                "alexnet-tests",
+                "--test",
+                "firmware",
+                "--",
+                "--nocapture",
+            ]))
+        },
+    )
+}
+
 /// `cargo xtask demo`: the main job, end to end.
 pub fn demo() -> Result<(), String> {
     let start = Instant::now();
