@@ -167,12 +167,18 @@ fn run(elf: &Path) -> (Option<i32>, String) {
 fn firmware_under_qemu() {
     let assets = firmware_dir().join("assets");
     make_assets(&assets);
-    is_bit_exact_with_the_host(&assets);
+    let generic = is_bit_exact_with_the_host(&assets, &[]);
+    let dsp = is_bit_exact_with_the_host(&assets, &["dsp"]);
+    eprintln!(
+        "int8 instructions per inference: generic kernels {generic:.0}, DSP kernels {dsp:.0} ({:.2}x fewer)",
+        generic / dsp
+    );
     a_blob_of_the_wrong_architecture_fails_cleanly();
 }
 
-fn is_bit_exact_with_the_host(assets: &Path) {
-    let elf = build(&[]);
+/// Runs one build of the firmware and checks it; returns the int8 instructions per inference.
+fn is_bit_exact_with_the_host(assets: &Path, features: &[&str]) -> f64 {
+    let elf = build(features);
     let t = Instant::now();
     let (code, text) = run(&elf);
     let secs = t.elapsed().as_secs_f64();
@@ -189,7 +195,7 @@ fn is_bit_exact_with_the_host(assets: &Path) {
     .unwrap();
     let h = &log.header;
     let macs = MICRO.macs() as f64;
-    eprintln!("firmware report ({secs:.1} s under QEMU):");
+    eprintln!("firmware report, features {features:?} ({secs:.1} s under QEMU):");
     eprintln!(
         "  flash {} bytes, static RAM {} bytes, stack peak {} bytes",
         h["flash"], h["ram_static"], log.done["stack_peak"]
@@ -214,6 +220,43 @@ fn is_bit_exact_with_the_host(assets: &Path) {
         "  accuracy on the {} embedded test images: int8 {}/{}, f32 {}/{}",
         c.images, c.int8_correct, c.images, c.f32_correct, c.images
     );
+    if let Some((t8, t32)) = &log.layer_ticks {
+        let is_conv = |l: &alexnet_core::Layer| matches!(l, alexnet_core::Layer::Conv(_));
+        let conv_macs: u64 = MICRO
+            .walk()
+            .flatten()
+            .filter(|s| is_conv(&s.layer))
+            .map(|s| s.layer.macs(s.input, s.output))
+            .sum();
+        let conv = |t: &[u64]| -> f64 {
+            let ticks: u64 = MICRO
+                .layers
+                .iter()
+                .zip(t)
+                .filter(|(l, _)| is_conv(l))
+                .map(|(_, &x)| x)
+                .sum();
+            ticks as f64 * c.instructions_per_tick / conv_macs as f64
+        };
+        eprintln!(
+            "  convolutions alone: int8 {:.2} instructions per MAC, f32 {:.2}",
+            conv(t8),
+            conv(t32)
+        );
+        let per_layer: Vec<String> = MICRO
+            .layers
+            .iter()
+            .zip(t8.iter().zip(t32))
+            .map(|(l, (a, b))| {
+                let m = |t: u64| t as f64 * c.instructions_per_tick / 1e6;
+                format!("{} {:.2}/{:.2}", l.kind_name(), m(*a), m(*b))
+            })
+            .collect();
+        eprintln!(
+            "  per layer, million instructions int8/f32: {}",
+            per_layer.join(", ")
+        );
+    }
     assert_eq!(c.images, IMAGES);
     assert_eq!(
         c.int8_identical, IMAGES,
@@ -228,6 +271,7 @@ fn is_bit_exact_with_the_host(assets: &Path) {
         c.instructions_per_tick, 40.0,
         "SysTick calibration: QEMU's clock is not what -icount 0 promises"
     );
+    c.int8_instructions
 }
 
 fn a_blob_of_the_wrong_architecture_fails_cleanly() {

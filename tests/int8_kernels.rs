@@ -81,6 +81,33 @@ proptest! {
         prop_assert_eq!(out, reference::conv(&input, &weight, &g, &rq));
     }
 
+    /// The DSP kernel (here with the portable definitions of its instructions) equals the
+    /// reference, and therefore the generic kernel.
+    #[test]
+    fn dsp_conv_matches((g, input, weight, (bias, multiplier, shift), zp_in, zp_out) in conv_case(), exact in any::<bool>()) {
+        let (input, weight, bias, multiplier, shift, zp_in) = sensitive(exact, input, weight, bias, multiplier, shift, zp_in);
+        let spec = ConvSpec { out_channels: g.out_c as u32, kernel: g.k as u32, stride: g.stride as u32, padding: g.pad as u32, groups: g.groups as u32 };
+        let kernel = QKernel { weight: &weight, bias: &bias, multiplier: &multiplier, shift: &shift };
+        let zps = ZeroPoints { input: zp_in, output: zp_out };
+        let mut dsp = vec![0i8; g.out_c * g.out_h() * g.out_w()];
+        int8::dsp::conv2d(&input, Shape::new(g.c, g.h, g.w), &spec, &kernel, zps, &mut dsp).unwrap();
+        let mut generic = vec![0i8; dsp.len()];
+        int8::conv2d_generic(&input, Shape::new(g.c, g.h, g.w), &spec, &kernel, zps, &mut generic).unwrap();
+        prop_assert_eq!(&dsp, &generic);
+        let rq = reference::Requant { bias: &bias, multiplier: &multiplier, shift: &shift, zp_in, zp_out };
+        prop_assert_eq!(dsp, reference::conv(&input, &weight, &g, &rq));
+    }
+
+    #[test]
+    fn dsp_instructions_match_their_definitions(a in any::<u32>(), b in any::<u32>(), acc in any::<i32>()) {
+        use int8::dsp::{smlad, sxtb16, sxtb16_ror8};
+        let lanes = |x: u32| (x as u16 as i16 as i32, (x >> 16) as u16 as i16 as i32);
+        prop_assert_eq!(lanes(sxtb16(a)), ((a as u8 as i8) as i32, ((a >> 16) as u8 as i8) as i32));
+        prop_assert_eq!(lanes(sxtb16_ror8(a)), (((a >> 8) as u8 as i8) as i32, ((a >> 24) as u8 as i8) as i32));
+        let ((a0, a1), (b0, b1)) = (lanes(a), lanes(b));
+        prop_assert_eq!(smlad(a, b, acc), (acc as i64 + (a0 * b0) as i64 + (a1 * b1) as i64) as i32);
+    }
+
     #[test]
     fn linear_matches(
         (input, weight, (bias, multiplier, shift), zp_in, zp_out) in (1usize..=300, 1usize..=6).prop_flat_map(|(n, o)| {

@@ -160,6 +160,31 @@ fn run() -> Result<(), Error> {
             bits
         );
     }
+    // Per-layer instruction counts, on the first image: where an inference spends its time.
+    if let Some((_, pixels)) = set.image(0) {
+        let mut ticks8 = [0u64; MICRO.layers.len()];
+        let mut ticks32 = [0u64; MICRO.layers.len()];
+        int8.preprocess().apply(pixels, MICRO.input, &mut input)?;
+        int8.quantize_input(&input, &mut codes)?;
+        let mut last = clock.now();
+        int8.forward_int8_observed(&codes, arena, &mut q_logits, |i, _, _| {
+            let now = clock.now();
+            if let Some(t) = ticks8.get_mut(i) {
+                *t = now - last;
+            }
+            last = clock.now();
+        })?;
+        f32m.preprocess().apply(pixels, MICRO.input, &mut input)?;
+        let mut last = clock.now();
+        f32m.forward_observed(&input, arena, &mut logits, |i, _, _| {
+            let now = clock.now();
+            if let Some(t) = ticks32.get_mut(i) {
+                *t = now - last;
+            }
+            last = clock.now();
+        })?;
+        defmt::println!("LAYERS int8={=[?]} f32={=[?]}", ticks8, ticks32);
+    }
     defmt::println!(
         "DONE images={=usize} int8_correct={=u32} f32_correct={=u32} stack_peak={=u32}",
         set.count,

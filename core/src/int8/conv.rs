@@ -10,8 +10,28 @@ use crate::layers::{expect_len, output_shape};
 const SEGMENT: usize = 64;
 
 /// `q_out = clamp(zp_out + requantize(bias + sum (q_in - zp_in) * w), -128, 127)` for every
-/// output; padding contributes nothing (its code is `zp_in`).
+/// output; padding contributes nothing (its code is `zp_in`). With the `dsp` feature on a
+/// core with the DSP extension, this is [`super::dsp::conv2d`].
 pub fn conv2d(
+    input: &[i8],
+    in_shape: Shape,
+    spec: &ConvSpec,
+    kernel: &QKernel<'_>,
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) -> Result<Shape, Error> {
+    #[cfg(feature = "dsp")]
+    {
+        super::dsp::conv2d(input, in_shape, spec, kernel, zero_points, output)
+    }
+    #[cfg(not(feature = "dsp"))]
+    {
+        conv2d_generic(input, in_shape, spec, kernel, zero_points, output)
+    }
+}
+
+/// The portable kernel: tap by tap over row segments of i32 accumulators.
+pub fn conv2d_generic(
     input: &[i8],
     in_shape: Shape,
     spec: &ConvSpec,

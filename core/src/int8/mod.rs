@@ -2,12 +2,13 @@
 //! is used here, so this path runs on FPU-less cores.
 
 mod conv;
+pub mod dsp;
 mod linear;
 mod lrn;
 mod pool;
 pub mod requant;
 
-pub use conv::conv2d;
+pub use conv::{conv2d, conv2d_generic};
 pub use linear::linear;
 pub use lrn::{
     lrn_grid, lrn_in_place, lrn_max_sum, lrn_table_index, lrn_table_len, LRN_DIRECT, LRN_STEPS,

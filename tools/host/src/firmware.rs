@@ -90,6 +90,8 @@ pub struct FirmwareLog {
     pub done: BTreeMap<String, String>,
     /// Lines with `FAIL`, `PANIC` or `HARDFAULT`.
     pub errors: Vec<String>,
+    /// SysTick ticks of each layer on the first image: `(int8, f32)`.
+    pub layer_ticks: Option<(Vec<u64>, Vec<u64>)>,
 }
 
 fn fields(s: &str) -> BTreeMap<String, String> {
@@ -130,6 +132,11 @@ pub fn parse_log(text: &str) -> Result<FirmwareLog> {
                 int8: list(int8)?,
                 f32_bits: list(f32)?,
             });
+        } else if let Some(at) = line.find("LAYERS int8=") {
+            let (int8, f32) = line[at + 12..]
+                .split_once(" f32=")
+                .context("LAYERS line lacks f32=")?;
+            log.layer_ticks = Some((list(int8)?, list(f32)?));
         } else if let Some(at) = line.find("DONE ") {
             log.done = fields(&line[at + 5..]);
         } else if ["FAIL", "PANIC", "HARDFAULT"]

@@ -1,0 +1,233 @@
+//! Cortex-M4 DSP kernels: the int8 convolution and linear layer as dot products of packed
+//! 16-bit pairs, two multiply-accumulates per `SMLAD` instruction.
+//!
+//! Bit-exact with the generic kernels by construction: they compute the same integer sums
+//! (integer addition is associative, and the contract's overflow bound holds for any order).
+//! The instructions are reached through [`sxtb16`], [`sxtb16_ror8`] and [`smlad`]: inline
+//! assembly on a core with the DSP extension, and exact portable definitions elsewhere, so
+//! the host tests run this very code against the generic kernels, and the QEMU test runs it
+//! with the real instructions.
+
+use super::requant::output_code;
+use super::{QKernel, ZeroPoints};
+use crate::arch::{ConvSpec, Layer, Shape};
+use crate::error::{ArchError, Error};
+use crate::layers::{expect_len, output_shape};
+
+/// Largest patch (input channels per group x kernel area) the stack buffer holds; larger
+/// convolutions use the generic kernel. 2304 covers the paper net's conv3 (256 x 3 x 3).
+pub const MAX_PATCH: usize = 2304;
+
+/// Sign-extends bytes 0 and 2 of `x` into two 16-bit lanes.
+#[inline(always)]
+pub fn sxtb16(x: u32) -> u32 {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    {
+        let out: u32;
+        // SAFETY: a register-only instruction of the DSP extension.
+        unsafe {
+            core::arch::asm!("sxtb16 {0}, {1}", out(reg) out, in(reg) x, options(pure, nomem, nostack))
+        };
+        out
+    }
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    {
+        let lo = (x as u8 as i8 as i16) as u16 as u32;
+        let hi = ((x >> 16) as u8 as i8 as i16) as u16 as u32;
+        lo | (hi << 16)
+    }
+}
+
+/// Sign-extends bytes 1 and 3 of `x` into two 16-bit lanes (`SXTB16` with `ROR #8`).
+#[inline(always)]
+pub fn sxtb16_ror8(x: u32) -> u32 {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    {
+        let out: u32;
+        // SAFETY: a register-only instruction of the DSP extension.
+        unsafe {
+            core::arch::asm!("sxtb16 {0}, {1}, ror #8", out(reg) out, in(reg) x, options(pure, nomem, nostack))
+        };
+        out
+    }
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    {
+        sxtb16(x.rotate_right(8))
+    }
+}
+
+/// `acc + lo(a) * lo(b) + hi(a) * hi(b)` on signed 16-bit lanes (wrapping, as `SMLAD`).
+#[inline(always)]
+pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    {
+        let out: i32;
+        // SAFETY: a register-only instruction of the DSP extension.
+        unsafe {
+            core::arch::asm!("smlad {0}, {1}, {2}, {3}", out(reg) out, in(reg) a, in(reg) b, in(reg) acc, options(pure, nomem, nostack))
+        };
+        out
+    }
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    {
+        let (a0, a1) = (a as u16 as i16 as i32, (a >> 16) as u16 as i16 as i32);
+        let (b0, b1) = (b as u16 as i16 as i32, (b >> 16) as u16 as i16 as i32);
+        acc.wrapping_add(a0 * b0).wrapping_add(a1 * b1)
+    }
+}
+
+/// Packs two 16-bit values into one word (`lo` in the low lane).
+#[inline(always)]
+fn pack(lo: i32, hi: i32) -> u32 {
+    (lo as u16 as u32) | ((hi as u16 as u32) << 16)
+}
+
+/// A patch of `(q - zp)` values laid out for [`dot2`]: for taps `4q..4q + 4`, word `2q` holds
+/// taps `4q` and `4q + 2`, word `2q + 1` taps `4q + 1` and `4q + 3` (the lanes `SXTB16`
+/// makes of four weight bytes); the last `len % 4` taps are kept apart in `tail`.
+struct Patch {
+    words: [u32; MAX_PATCH / 2],
+    tail: [i32; 3],
+    len: usize,
+}
+
+impl Patch {
+    fn set(&mut self, tap: usize, d: i32, staged: &mut [i32; 4]) {
+        let quads = self.len / 4;
+        if tap >= quads * 4 {
+            if let Some(t) = self.tail.get_mut(tap - quads * 4) {
+                *t = d;
+            }
+            return;
+        }
+        let r = tap % 4;
+        if let Some(s) = staged.get_mut(r) {
+            *s = d;
+        }
+        if r == 3 {
+            let q = tap / 4;
+            if let Some(w) = self.words.get_mut(2 * q..2 * q + 2) {
+                w[0] = pack(staged[0], staged[2]);
+                w[1] = pack(staged[1], staged[3]);
+            }
+        }
+    }
+}
+
+/// Two output channels' dot products with one patch: the patch words are loaded once.
+#[inline(always)]
+fn dot2(patch: &Patch, w0: &[i8], w1: &[i8]) -> (i32, i32) {
+    let (mut a0, mut a1) = (0i32, 0i32);
+    let quads = patch.len / 4;
+    let words = patch.words.get(..2 * quads).unwrap_or(&[]);
+    let mut q0 = w0.chunks_exact(4);
+    let mut q1 = w1.chunks_exact(4);
+    for ((p, x0), x1) in words.chunks_exact(2).zip(&mut q0).zip(&mut q1) {
+        let b0 = u32::from_le_bytes([x0[0] as u8, x0[1] as u8, x0[2] as u8, x0[3] as u8]);
+        let b1 = u32::from_le_bytes([x1[0] as u8, x1[1] as u8, x1[2] as u8, x1[3] as u8]);
+        a0 = smlad(p[0], sxtb16(b0), a0);
+        a0 = smlad(p[1], sxtb16_ror8(b0), a0);
+        a1 = smlad(p[0], sxtb16(b1), a1);
+        a1 = smlad(p[1], sxtb16_ror8(b1), a1);
+    }
+    for ((&d, &x0), &x1) in patch.tail.iter().zip(q0.remainder()).zip(q1.remainder()) {
+        a0 += d * x0 as i32;
+        a1 += d * x1 as i32;
+    }
+    (a0, a1)
+}
+
+/// The int8 convolution of [`super::conv2d`], as im2col patches and `SMLAD` dot products,
+/// two output channels at a time. Falls back to the generic kernel for patches larger than
+/// [`MAX_PATCH`].
+pub fn conv2d(
+    input: &[i8],
+    in_shape: Shape,
+    spec: &ConvSpec,
+    kernel: &QKernel<'_>,
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) -> Result<Shape, Error> {
+    let layer = Layer::Conv(*spec);
+    let out_shape = output_shape(&layer, in_shape)?;
+    let weight_len = layer
+        .weight_len(in_shape)
+        .map_err(|problem| ArchError { layer: 0, problem })?;
+    let oc = spec.out_channels as usize;
+    expect_len("conv input", in_shape.len(), input.len())?;
+    expect_len("conv weight", weight_len, kernel.weight.len())?;
+    expect_len("conv bias", oc, kernel.bias.len())?;
+    expect_len("conv multiplier", oc, kernel.multiplier.len())?;
+    expect_len("conv shift", oc, kernel.shift.len())?;
+    expect_len("conv output", out_shape.len(), output.len())?;
+    let k = spec.kernel as usize;
+    let groups = spec.groups as usize;
+    let cin_group = in_shape.c / groups;
+    let cout_group = oc / groups;
+    let taps = cin_group * k * k;
+    if taps > MAX_PATCH {
+        return super::conv::conv2d_generic(input, in_shape, spec, kernel, zero_points, output);
+    }
+    let (s, p) = (spec.stride as usize, spec.padding as usize);
+    let (in_h, in_w, plane) = (in_shape.h, in_shape.w, out_shape.plane());
+    let mut patch = Patch {
+        words: [0; MAX_PATCH / 2],
+        tail: [0; 3],
+        len: taps,
+    };
+    for g in 0..groups {
+        for oy in 0..out_shape.h {
+            for ox in 0..out_shape.w {
+                // im2col: this output's taps, in the weights' (channel, row, column) order.
+                let mut staged = [0i32; 4];
+                let mut tap = 0;
+                for ic in 0..cin_group {
+                    let in_plane = input
+                        .get((g * cin_group + ic) * in_h * in_w..)
+                        .unwrap_or(&[]);
+                    for ky in 0..k {
+                        let iy = (oy * s + ky).wrapping_sub(p);
+                        for kx in 0..k {
+                            let ix = (ox * s + kx).wrapping_sub(p);
+                            let d = if iy < in_h && ix < in_w {
+                                in_plane
+                                    .get(iy * in_w + ix)
+                                    .map_or(0, |&x| x as i32 - zero_points.input)
+                            } else {
+                                0
+                            };
+                            patch.set(tap, d, &mut staged);
+                            tap += 1;
+                        }
+                    }
+                }
+                let at = oy * out_shape.w + ox;
+                let mut o = g * cout_group;
+                while o < (g + 1) * cout_group {
+                    let o1 = if o + 1 < (g + 1) * cout_group {
+                        o + 1
+                    } else {
+                        o
+                    };
+                    let w0 = kernel.weight.get(o * taps..(o + 1) * taps).unwrap_or(&[]);
+                    let w1 = kernel.weight.get(o1 * taps..(o1 + 1) * taps).unwrap_or(&[]);
+                    let (d0, d1) = dot2(&patch, w0, w1);
+                    for (ch, d) in [(o, d0), (o1, d1)] {
+                        let (Some(&b), Some(&m), Some(&r)) = (
+                            kernel.bias.get(ch),
+                            kernel.multiplier.get(ch),
+                            kernel.shift.get(ch),
+                        ) else {
+                            continue;
+                        };
+                        if let Some(q) = output.get_mut(ch * plane + at) {
+                            *q = output_code(b + d, m, r, zero_points.output);
+                        }
+                    }
+                    o += 2;
+                }
+            }
+        }
+    }
+    Ok(out_shape)
+}
