@@ -4,9 +4,10 @@
 //! Bit-exact with the generic kernels by construction: they compute the same integer sums
 //! (integer addition is associative, and the contract's overflow bound holds for any order).
 //! The instructions are reached through [`sxtb16`], [`sxtb16_ror8`] and [`smlad`]: inline
-//! assembly on a core with the DSP extension, and exact portable definitions elsewhere, so
-//! the host tests run this very code against the generic kernels, and the QEMU test runs it
-//! with the real instructions.
+//! assembly when building for ARM with the `dsp` feature (enable it only for cores with the
+//! DSP extension: Cortex-M4, M7, M33...), exact portable definitions elsewhere, so the host
+//! tests run this very code against the generic kernels, and the QEMU test runs it with the
+//! real instructions.
 
 use super::requant::output_code;
 use super::{QKernel, ZeroPoints};
@@ -21,7 +22,8 @@ pub const MAX_PATCH: usize = 2304;
 /// Sign-extends bytes 0 and 2 of `x` into two 16-bit lanes.
 #[inline(always)]
 pub fn sxtb16(x: u32) -> u32 {
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[cfg(all(target_arch = "arm", feature = "dsp"))]
+    #[allow(unsafe_code)]
     {
         let out: u32;
         // SAFETY: a register-only instruction of the DSP extension.
@@ -30,7 +32,7 @@ pub fn sxtb16(x: u32) -> u32 {
         };
         out
     }
-    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
     {
         let lo = (x as u8 as i8 as i16) as u16 as u32;
         let hi = ((x >> 16) as u8 as i8 as i16) as u16 as u32;
@@ -41,7 +43,8 @@ pub fn sxtb16(x: u32) -> u32 {
 /// Sign-extends bytes 1 and 3 of `x` into two 16-bit lanes (`SXTB16` with `ROR #8`).
 #[inline(always)]
 pub fn sxtb16_ror8(x: u32) -> u32 {
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[cfg(all(target_arch = "arm", feature = "dsp"))]
+    #[allow(unsafe_code)]
     {
         let out: u32;
         // SAFETY: a register-only instruction of the DSP extension.
@@ -50,7 +53,7 @@ pub fn sxtb16_ror8(x: u32) -> u32 {
         };
         out
     }
-    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
     {
         sxtb16(x.rotate_right(8))
     }
@@ -59,7 +62,8 @@ pub fn sxtb16_ror8(x: u32) -> u32 {
 /// `acc + lo(a) * lo(b) + hi(a) * hi(b)` on signed 16-bit lanes (wrapping, as `SMLAD`).
 #[inline(always)]
 pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[cfg(all(target_arch = "arm", feature = "dsp"))]
+    #[allow(unsafe_code)]
     {
         let out: i32;
         // SAFETY: a register-only instruction of the DSP extension.
@@ -68,7 +72,7 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
         };
         out
     }
-    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
     {
         let (a0, a1) = (a as u16 as i16 as i32, (a >> 16) as u16 as i16 as i32);
         let (b0, b1) = (b as u16 as i16 as i32, (b >> 16) as u16 as i16 as i32);
