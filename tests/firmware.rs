@@ -67,14 +67,11 @@ fn make_assets(dir: &Path) {
     .unwrap();
 }
 
-/// Builds the firmware; each feature set has its own target folder, so the two builds never
-/// overwrite each other's ELF.
+/// Builds the firmware with `features`. The builds share one target folder (dependencies are
+/// compiled once); the ELF is overwritten by the next build, so run each one before building
+/// the next.
 fn build(features: &[&str]) -> PathBuf {
-    let target = if features.is_empty() {
-        "target".to_string()
-    } else {
-        format!("target/{}", features.join("-"))
-    };
+    let target = "target";
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(firmware_dir()).args([

@@ -68,8 +68,37 @@ pub fn test() -> Result<(), String> {
         ]),
     )?;
     timed(
-        "tests of every crate",
+        "tests of every crate (the firmware under QEMU among them)",
         cargo().args(["test", "--workspace"]),
+    )?;
+    let firmware = root().join("firmware-example");
+    timed(
+        "firmware: format",
+        cargo().current_dir(&firmware).args(["fmt", "--check"]),
+    )?;
+    timed(
+        "firmware: clippy, warnings as errors",
+        cargo().current_dir(&firmware).args([
+            "clippy",
+            "--release",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    timed(
+        "firmware: clippy with the dsp feature",
+        cargo().current_dir(&firmware).args([
+            "clippy",
+            "--release",
+            "--quiet",
+            "--features",
+            "dsp",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     timed(
         "alexnet-core builds for a Cortex-M4F with no std and no alloc",
