@@ -79,7 +79,7 @@ fn build(features: &[&str]) -> PathBuf {
         "--release",
         "--quiet",
         "--target-dir",
-        &target,
+        target,
     ]);
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
