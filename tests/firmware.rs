@@ -74,13 +74,8 @@ fn build(features: &[&str]) -> PathBuf {
     let target = "target";
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(firmware_dir()).args([
-        "build",
-        "--release",
-        "--quiet",
-        "--target-dir",
-        target,
-    ]);
+    cmd.current_dir(firmware_dir())
+        .args(["build", "--release", "--quiet", "--target-dir", target]);
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
     }
