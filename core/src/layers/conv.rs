@@ -135,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn three_by_three_with_padding_by_hand() {
+    fn three_by_three_with_padding_by_hand() -> Result<(), crate::Error> {
         // 1x3x3 input, one 3x3 kernel of ones, padding 1: each output sums its neighbourhood.
         let input = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
         let mut out = [0.0; 9];
@@ -146,14 +146,14 @@ mod tests {
             &[1.0; 9],
             &[0.5],
             &mut out,
-        )
-        .unwrap();
+        )?;
         assert_eq!(s, Shape::new(1, 3, 3));
         assert_eq!(out, [12.5, 21.5, 16.5, 27.5, 45.5, 33.5, 24.5, 39.5, 28.5]);
+        Ok(())
     }
 
     #[test]
-    fn groups_keep_channels_apart() {
+    fn groups_keep_channels_apart() -> Result<(), crate::Error> {
         // Two groups of one channel: output 0 sees only input 0, output 1 only input 1.
         let input = [1.0, 1.0, 1.0, 1.0, 10.0, 10.0, 10.0, 10.0];
         let mut out = [0.0; 2];
@@ -164,13 +164,13 @@ mod tests {
             &[1.0; 8],
             &[0.0, 0.0],
             &mut out,
-        )
-        .unwrap();
+        )?;
         assert_eq!(out, [4.0, 40.0]);
+        Ok(())
     }
 
     #[test]
-    fn stride_skips_positions() {
+    fn stride_skips_positions() -> Result<(), crate::Error> {
         let input: [f32; 16] = core::array::from_fn(|i| i as f32);
         let mut out = [0.0; 4];
         conv2d(
@@ -180,9 +180,9 @@ mod tests {
             &[1.0],
             &[0.0],
             &mut out,
-        )
-        .unwrap();
+        )?;
         assert_eq!(out, [0.0, 2.0, 8.0, 10.0]);
+        Ok(())
     }
 
     #[test]

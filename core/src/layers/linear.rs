@@ -63,26 +63,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_matrix_by_hand() {
+    fn small_matrix_by_hand() -> Result<(), crate::Error> {
         let mut out = [0.0; 2];
         linear(
             &[1.0, 2.0, 3.0],
             &[1.0, 0.0, -1.0, 0.5, 0.5, 0.5],
             &[10.0, 0.0],
             &mut out,
-        )
-        .unwrap();
+        )?;
         assert_eq!(out, [8.0, 3.0]);
+        Ok(())
     }
 
     #[test]
-    fn lanes_fold_in_the_documented_order() {
+    fn lanes_fold_in_the_documented_order() -> Result<(), crate::Error> {
         // With 1e8 in lane 0 and 1.0 in lanes 1..16, the order decides what survives rounding:
         // lane folding adds the ones together first (exactly 15), then to 1e8.
         let mut input = [1.0f32; 16];
         input[0] = 1e8;
         let mut out = [0.0];
-        linear(&input, &[1.0; 16], &[0.0], &mut out).unwrap();
+        linear(&input, &[1.0; 16], &[0.0], &mut out)?;
         let mut p = input;
         for width in [8, 4, 2, 1] {
             for l in 0..width {
@@ -95,5 +95,6 @@ mod tests {
             input.iter().fold(0.0f32, |a, &x| a + x),
             "order must differ from a plain loop here"
         );
+        Ok(())
     }
 }

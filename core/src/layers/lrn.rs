@@ -55,7 +55,7 @@ mod tests {
     use crate::arch::LrnConvention;
 
     #[test]
-    fn edges_clip_the_window() {
+    fn edges_clip_the_window() -> Result<(), crate::Error> {
         // Three channels, one pixel, n = 3 (half = 1), alpha = 1, beta = 1, k = 1, paper form.
         let spec = LrnSpec {
             size: 3,
@@ -65,12 +65,13 @@ mod tests {
             convention: LrnConvention::Paper,
         };
         let mut v = [1.0, 2.0, 3.0];
-        lrn_in_place(&mut v, Shape::new(3, 1, 1), &spec).unwrap();
+        lrn_in_place(&mut v, Shape::new(3, 1, 1), &spec)?;
         assert_eq!(v, [1.0 / 6.0, 2.0 / 15.0, 3.0 / 14.0]);
+        Ok(())
     }
 
     #[test]
-    fn alpha_over_n_divides_alpha() {
+    fn alpha_over_n_divides_alpha() -> Result<(), crate::Error> {
         let spec = LrnSpec {
             size: 3,
             alpha: 3.0,
@@ -79,8 +80,9 @@ mod tests {
             convention: LrnConvention::AlphaOverN,
         };
         let mut v = [1.0, 2.0, 3.0];
-        lrn_in_place(&mut v, Shape::new(3, 1, 1), &spec).unwrap();
+        lrn_in_place(&mut v, Shape::new(3, 1, 1), &spec)?;
         assert_eq!(v, [1.0 / 6.0, 2.0 / 15.0, 3.0 / 14.0]);
+        Ok(())
     }
 
     #[test]

@@ -93,7 +93,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn overlapping_pool_by_hand() {
+    fn overlapping_pool_by_hand() -> Result<(), crate::Error> {
         let input: [f32; 25] = core::array::from_fn(|i| i as f32);
         let mut out = [0.0; 4];
         let s = max_pool(
@@ -104,14 +104,14 @@ mod tests {
                 stride: 2,
             },
             &mut out,
-        )
-        .unwrap();
+        )?;
         assert_eq!(s, Shape::new(1, 2, 2));
         assert_eq!(out, [12.0, 14.0, 22.0, 24.0]);
+        Ok(())
     }
 
     #[test]
-    fn nan_propagates() {
+    fn nan_propagates() -> Result<(), crate::Error> {
         let mut out = [0.0; 1];
         max_pool(
             &[1.0, f32::NAN, 3.0, 2.0],
@@ -121,20 +121,21 @@ mod tests {
                 stride: 2,
             },
             &mut out,
-        )
-        .unwrap();
+        )?;
         assert!(out[0].is_nan());
+        Ok(())
     }
 
     #[test]
-    fn adaptive_windows_match_pytorch() {
+    fn adaptive_windows_match_pytorch() -> Result<(), crate::Error> {
         // 5 -> 3: [0,2), [1,4), [3,5)
         assert_eq!(adaptive_window(0, 5, 3), (0, 2));
         assert_eq!(adaptive_window(1, 5, 3), (1, 4));
         assert_eq!(adaptive_window(2, 5, 3), (3, 5));
         let input = [1.0, 2.0, 3.0, 4.0, 5.0];
         let mut out = [0.0; 3];
-        adaptive_avg_pool(&input, Shape::new(1, 1, 5), 1, 3, &mut out).unwrap();
+        adaptive_avg_pool(&input, Shape::new(1, 1, 5), 1, 3, &mut out)?;
         assert_eq!(out, [1.5, 3.0, 4.5]);
+        Ok(())
     }
 }
