@@ -21,6 +21,3 @@ pub mod model;
 pub use arch::{builtin, Arch, Layer, Shape};
 pub use error::{ArchError, ArchProblem, Error, Precision, TensorRole};
 pub use model::{Aligned, Model, Preprocess};
-
-#[cfg(test)] // unit tests only: the library itself is no_std and alloc-free
-extern crate std;

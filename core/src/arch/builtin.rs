@@ -204,13 +204,17 @@ mod tests {
 
     #[test]
     fn param_layer_names_follow_the_paper() {
-        let names: std::vec::Vec<std::string::String> = (0..PAPER.layers.len())
-            .filter_map(|i| PAPER.param_layer_name(i))
-            .map(|n| std::format!("{n}"))
-            .collect();
-        assert_eq!(
-            names,
-            ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
-        );
+        let names = (0..PAPER.layers.len()).filter_map(|i| PAPER.param_layer_name(i));
+        let expected = [
+            ("conv", 1),
+            ("conv", 2),
+            ("conv", 3),
+            ("conv", 4),
+            ("conv", 5),
+            ("fc", 6),
+            ("fc", 7),
+            ("fc", 8),
+        ];
+        assert!(names.map(|n| (n.prefix, n.number)).eq(expected));
     }
 }
