@@ -30,14 +30,13 @@ pub fn conv2d(
     }
 }
 
-/// The portable kernel: tap by tap over row segments of i32 accumulators.
-pub fn conv2d_generic(
+/// Checks every slice of an int8 convolution against its shapes; the output shape.
+pub(crate) fn check(
     input: &[i8],
     in_shape: Shape,
     spec: &ConvSpec,
     kernel: &QKernel<'_>,
-    zero_points: ZeroPoints,
-    output: &mut [i8],
+    output: &[i8],
 ) -> Result<Shape, Error> {
     let layer = Layer::Conv(*spec);
     let out_shape = output_shape(&layer, in_shape)?;
@@ -51,6 +50,20 @@ pub fn conv2d_generic(
     expect_len("conv multiplier", oc, kernel.multiplier.len())?;
     expect_len("conv shift", oc, kernel.shift.len())?;
     expect_len("conv output", out_shape.len(), output.len())?;
+    Ok(out_shape)
+}
+
+/// The portable kernel: tap by tap over row segments of i32 accumulators.
+pub fn conv2d_generic(
+    input: &[i8],
+    in_shape: Shape,
+    spec: &ConvSpec,
+    kernel: &QKernel<'_>,
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) -> Result<Shape, Error> {
+    let out_shape = check(input, in_shape, spec, kernel, output)?;
+    let oc = spec.out_channels as usize;
 
     let k = spec.kernel as usize;
     let (s, p) = (spec.stride as usize, spec.padding as usize);

@@ -11,9 +11,8 @@
 
 use super::requant::output_code;
 use super::{QKernel, ZeroPoints};
-use crate::arch::{ConvSpec, Layer, Shape};
-use crate::error::{ArchError, Error};
-use crate::layers::{expect_len, output_shape};
+use crate::arch::{ConvSpec, Shape};
+use crate::error::Error;
 
 /// Largest patch (input channels per group x kernel area) the stack buffer holds; larger
 /// convolutions use the generic kernel. 2304 covers the paper net's conv3 (256 x 3 x 3).
@@ -219,18 +218,8 @@ pub fn conv2d(
     zero_points: ZeroPoints,
     output: &mut [i8],
 ) -> Result<Shape, Error> {
-    let layer = Layer::Conv(*spec);
-    let out_shape = output_shape(&layer, in_shape)?;
-    let weight_len = layer
-        .weight_len(in_shape)
-        .map_err(|problem| ArchError { layer: 0, problem })?;
+    let out_shape = super::conv::check(input, in_shape, spec, kernel, output)?;
     let oc = spec.out_channels as usize;
-    expect_len("conv input", in_shape.len(), input.len())?;
-    expect_len("conv weight", weight_len, kernel.weight.len())?;
-    expect_len("conv bias", oc, kernel.bias.len())?;
-    expect_len("conv multiplier", oc, kernel.multiplier.len())?;
-    expect_len("conv shift", oc, kernel.shift.len())?;
-    expect_len("conv output", out_shape.len(), output.len())?;
     let k = spec.kernel as usize;
     let groups = spec.groups as usize;
     let cin_group = in_shape.c / groups;
