@@ -79,41 +79,39 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     }
 }
 
-/// Packs two 16-bit values into one word (`lo` in the low lane).
-#[inline(always)]
-fn pack(lo: i32, hi: i32) -> u32 {
-    (lo as u16 as u32) | ((hi as u16 as u32) << 16)
-}
-
 /// A patch of `(q - zp)` values laid out for [`dot2`]: for taps `4q..4q + 4`, word `2q` holds
 /// taps `4q` and `4q + 2`, word `2q + 1` taps `4q + 1` and `4q + 3` (the lanes `SXTB16`
 /// makes of four weight bytes); the last `len % 4` taps are kept apart in `tail`.
 struct Patch {
-    words: [u32; MAX_PATCH / 2],
+    halves: Halves,
     tail: [i32; 3],
     len: usize,
 }
 
+/// The patch's 16-bit values, word-aligned so that pairs load as one word.
+#[repr(C, align(4))]
+struct Halves([u16; MAX_PATCH]);
+
+/// Where tap `r` of a group of four goes among the group's halfwords: words `[0, 2]`, `[1, 3]`.
+const LANE: [usize; 4] = [0, 2, 1, 3];
+
 impl Patch {
-    fn set(&mut self, tap: usize, d: i32, staged: &mut [i32; 4]) {
-        let quads = self.len / 4;
-        if tap >= quads * 4 {
-            if let Some(t) = self.tail.get_mut(tap - quads * 4) {
-                *t = d;
+    #[inline(always)]
+    fn set(&mut self, tap: usize, d: i32) {
+        let body = self.len & !3;
+        if tap < body {
+            if let Some(h) = self.halves.0.get_mut((tap & !3) | LANE[tap & 3]) {
+                *h = d as u16;
             }
-            return;
+        } else if let Some(t) = self.tail.get_mut(tap - body) {
+            *t = d;
         }
-        let r = tap % 4;
-        if let Some(s) = staged.get_mut(r) {
-            *s = d;
-        }
-        if r == 3 {
-            let q = tap / 4;
-            if let Some(w) = self.words.get_mut(2 * q..2 * q + 2) {
-                w[0] = pack(staged[0], staged[2]);
-                w[1] = pack(staged[1], staged[3]);
-            }
-        }
+    }
+
+    /// The packed words of the first `quads` groups.
+    fn words(&self, quads: usize) -> &[u32] {
+        let halves = self.halves.0.get(..4 * quads).unwrap_or(&[]);
+        bytemuck::try_cast_slice(halves).unwrap_or(&[])
     }
 }
 
@@ -121,7 +119,7 @@ impl Patch {
 #[inline(always)]
 fn dot2(patch: &Patch, w0: &[i8], w1: &[i8]) -> (i32, i32) {
     let quads = (patch.len / 4).min(w0.len() / 4).min(w1.len() / 4);
-    let words = patch.words.get(..2 * quads).unwrap_or(&[]);
+    let words = patch.words(quads);
     let (mut a0, mut a1) = dot2_quads(words, w0, w1, quads);
     let done = 4 * quads;
     for ((&d, &x0), &x1) in patch
@@ -231,7 +229,7 @@ pub fn conv2d(
     let (s, p) = (spec.stride as usize, spec.padding as usize);
     let (in_h, in_w, plane) = (in_shape.h, in_shape.w, out_shape.plane());
     let mut patch = Patch {
-        words: [0; MAX_PATCH / 2],
+        halves: Halves([0; MAX_PATCH]),
         tail: [0; 3],
         len: taps,
     };
@@ -239,7 +237,6 @@ pub fn conv2d(
         for oy in 0..out_shape.h {
             for ox in 0..out_shape.w {
                 // im2col: this output's taps, in the weights' (channel, row, column) order.
-                let mut staged = [0i32; 4];
                 let mut tap = 0;
                 for ic in 0..cin_group {
                     let in_plane = input
@@ -256,7 +253,7 @@ pub fn conv2d(
                             } else {
                                 0
                             };
-                            patch.set(tap, d, &mut staged);
+                            patch.set(tap, d);
                             tap += 1;
                         }
                     }
