@@ -10,13 +10,94 @@ pub const EMBEDDED_TARGET: &str = "thumbv7em-none-eabihf";
 const DATASET_PACKAGE: &str = "dataset-fashion-mnist";
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
+/// defmt-print decodes the firmware's log; its version matches the firmware's defmt.
+const DEFMT_PRINT: (&str, &str) = ("defmt-print", "1.2.0");
+/// The torch wheel whose libtorch `tch` 0.26 links.
+const TORCH: &str = "torch==2.13.0";
+
 /// Everything the tasks need.
 pub fn all() -> Result<(), String> {
     rust_target()?;
-    debian_packages(&[(
-        DATASET_PACKAGE,
-        Path::new(FASHION_MNIST_DIR).join("t10k-images-idx3-ubyte.gz"),
-    )])
+    debian_packages(&[
+        (
+            DATASET_PACKAGE,
+            Path::new(FASHION_MNIST_DIR).join("t10k-images-idx3-ubyte.gz"),
+        ),
+        (
+            "qemu-system-arm",
+            Path::new("/usr/bin/qemu-system-arm").to_path_buf(),
+        ),
+    ])?;
+    cargo_tool(DEFMT_PRINT.0, DEFMT_PRINT.1)?;
+    libtorch()
+}
+
+/// `cargo install`s a tool unless `<tool> --version` already reports this version.
+pub fn cargo_tool(name: &str, version: &str) -> Result<(), String> {
+    let installed = Command::new(name).arg("--version").output();
+    if installed.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version)) {
+        return Ok(());
+    }
+    step(
+        &format!("installing {name} {version} (cargo install, once)"),
+        || {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            run(Command::new(cargo).args([
+                "install",
+                "--locked",
+                "--quiet",
+                name,
+                "--version",
+                version,
+            ]))
+        },
+    )
+}
+
+/// A project-local Python venv with the torch wheel, and `.venv/libtorch` pointing at the
+/// wheel's torch folder (include/ and lib/), which .cargo/config.toml hands to torch-sys.
+pub fn libtorch() -> Result<(), String> {
+    let venv = crate::tasks::root().join(".venv");
+    let link = venv.join("libtorch");
+    if link.join("lib").join("libtorch_cpu.so").exists() {
+        return Ok(());
+    }
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        step("creating the project's Python venv (.venv)", || {
+            run(Command::new("python3").arg("-m").arg("venv").arg(&venv))
+        })?;
+    }
+    step(
+        &format!("installing {TORCH} into .venv for libtorch (about 4.7 GB, once)"),
+        || {
+            run(Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                TORCH,
+            ]))
+        },
+    )?;
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import os, torch; print(os.path.dirname(torch.__file__))",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "torch does not import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let torch_dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&torch_dir, &link)
+        .map_err(|e| format!("cannot link {} to {torch_dir}: {e}", link.display()))
 }
 
 /// `rustup target add` unless the target is installed.
