@@ -124,7 +124,7 @@ pub fn test() -> Result<(), String> {
     )?;
     timed(
         "benchmarks compile",
-        cargo().args(["bench", "--workspace", "--no-run"]),
+        cargo().args(["bench", "-p", "alexnet-benches", "--no-run"]),
     )?;
     eprintln!(
         "\nall checks passed in {:.0} s:",
