@@ -14,8 +14,8 @@ mod softmax;
 pub use conv::conv2d;
 pub use linear::{linear, LINEAR_LANES};
 pub use lrn::lrn_in_place;
-pub(crate) use pool::max_pool_by;
 pub use pool::{adaptive_avg_pool, adaptive_window, max_pool};
+pub(crate) use pool::{adaptive_pool_by, max_pool_by};
 pub use relu::relu_in_place;
 pub use softmax::{softmax, top_k};
 

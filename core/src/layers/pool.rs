@@ -64,6 +64,21 @@ pub fn adaptive_avg_pool(
     out_w: u32,
     output: &mut [f32],
 ) -> Result<Shape, Error> {
+    adaptive_pool_by(input, in_shape, out_h, out_w, output, |window, n| {
+        window.fold(0.0f32, |sum, v| sum + v) / n as f32
+    })
+}
+
+/// Adaptive pooling for any element type: `reduce(values, count)` turns each window's values,
+/// row by row, into one output.
+pub(crate) fn adaptive_pool_by<T: Copy>(
+    input: &[T],
+    in_shape: Shape,
+    out_h: u32,
+    out_w: u32,
+    output: &mut [T],
+    reduce: impl Fn(&mut dyn Iterator<Item = T>, usize) -> T,
+) -> Result<Shape, Error> {
     let out_shape = output_shape(&Layer::AdaptiveAvgPool { out_h, out_w }, in_shape)?;
     expect_len("avgpool input", in_shape.len(), input.len())?;
     expect_len("avgpool output", out_shape.len(), output.len())?;
@@ -75,13 +90,9 @@ pub fn adaptive_avg_pool(
             let (y0, y1) = adaptive_window(oy, in_shape.h, out_shape.h);
             for (ox, out) in out_row.iter_mut().enumerate() {
                 let (x0, x1) = adaptive_window(ox, in_shape.w, out_shape.w);
-                let mut sum = 0.0f32;
-                for row in in_plane.chunks_exact(in_shape.w).skip(y0).take(y1 - y0) {
-                    for &v in row.iter().skip(x0).take(x1 - x0) {
-                        sum += v;
-                    }
-                }
-                *out = sum / ((y1 - y0) * (x1 - x0)) as f32;
+                let rows = in_plane.chunks_exact(in_shape.w).skip(y0).take(y1 - y0);
+                let mut window = rows.flat_map(|row| row.iter().skip(x0).take(x1 - x0).copied());
+                *out = reduce(&mut window, (y1 - y0) * (x1 - x0));
             }
         }
     }
