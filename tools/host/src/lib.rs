@@ -8,6 +8,9 @@
 //! * [`image_input`]: decoding, resizing, cropping and normalizing images for a model.
 //! * [`idx`]: Fashion-MNIST / MNIST IDX files (optionally gzip-compressed).
 //! * [`npy`]: writing NumPy `.npy` arrays.
+//! * [`safetensors_io`]: f32 weights as safetensors, with torchvision's names.
+//! * [`pth`]: PyTorch checkpoints (`torch.save`d state_dicts, zip and legacy formats), read
+//!   natively: torchvision's AlexNet weights without Python.
 
 pub mod blob_file;
 pub mod dataset;
@@ -17,6 +20,7 @@ pub mod idx;
 pub mod image_input;
 pub mod init;
 pub mod npy;
+pub mod pth;
 pub mod quantize;
 pub mod safetensors_io;
 pub mod spec;

@@ -3,7 +3,7 @@
 
 use crate::spec::{LayerParams, ModelSpec};
 use alexnet_core::{Arch, Layer};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::path::Path;
 
@@ -43,6 +43,35 @@ pub fn load(path: impl AsRef<Path>, arch: &Arch<'_>) -> Result<ModelSpec> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let tensors = SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{} is not a safetensors file", path.display()))?;
+    spec_from_tensors(path, arch, |name| {
+        let t = tensors.tensor(name).ok()?;
+        let values = if t.dtype() == Dtype::F32 {
+            Ok(t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        } else {
+            Err(anyhow::anyhow!(
+                "{}: tensor {name} is {:?}; f32 is needed",
+                path.display(),
+                t.dtype()
+            ))
+        };
+        Some((t.shape().to_vec(), values))
+    })
+}
+
+/// Builds an f32 [`ModelSpec`] for `arch` from named tensors, whatever file they came from
+/// (safetensors here, PyTorch checkpoints in [`crate::pth`]): `lookup(name)` gives a tensor's
+/// shape and its values (or why they cannot be read), `None` when the file lacks it. Names are
+/// [`tensor_stem`]`.weight` and `.bias`; every shape is checked against the architecture
+/// before the values are used, and NaN or infinite values are refused. Errors start with
+/// `path` and name the tensor. Preprocessing and labels are the architecture's defaults.
+pub(crate) fn spec_from_tensors(
+    path: &Path,
+    arch: &Arch<'_>,
+    mut lookup: impl FnMut(&str) -> Option<(Vec<usize>, Result<Vec<f32>>)>,
+) -> Result<ModelSpec> {
     let mut params = Vec::with_capacity(arch.layers.len());
     for step in arch.walk() {
         let step = step.map_err(|e| anyhow::anyhow!("{}", alexnet_core::Error::Arch(e)))?;
@@ -50,32 +79,27 @@ pub fn load(path: impl AsRef<Path>, arch: &Arch<'_>) -> Result<ModelSpec> {
             params.push(None);
             continue;
         };
-        let read = |suffix: &str, dims: &[usize]| -> Result<Vec<f32>> {
+        let mut read = |suffix: &str, dims: &[usize]| -> Result<Vec<f32>> {
             let name = format!("{stem}.{suffix}");
-            let t = tensors.tensor(&name).map_err(|_| {
+            let (shape, values) = lookup(&name).ok_or_else(|| {
                 anyhow::anyhow!(
                     "{}: tensor {name} is missing (expected shape {dims:?})",
                     path.display()
                 )
             })?;
             ensure!(
-                t.shape() == dims,
-                "{}: tensor {name} has shape {:?}, expected {dims:?}",
+                shape == dims,
+                "{}: tensor {name} has shape {shape:?}, expected {dims:?}",
                 path.display(),
-                t.shape()
             );
-            if t.dtype() != Dtype::F32 {
-                bail!(
-                    "{}: tensor {name} is {:?}; f32 is needed",
-                    path.display(),
-                    t.dtype()
-                );
-            }
-            let values: Vec<f32> = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let values = values?;
+            let expected: usize = dims.iter().product();
+            ensure!(
+                values.len() == expected,
+                "{}: tensor {name} holds {} values, expected {expected}",
+                path.display(),
+                values.len()
+            );
             let bad = values.iter().filter(|v| !v.is_finite()).count();
             ensure!(
                 bad == 0,

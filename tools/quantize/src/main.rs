@@ -1,4 +1,5 @@
-//! `quantize`: turns f32 weights (a core blob or a safetensors file) into an int8 blob,
+//! `quantize`: turns f32 weights (a core blob, a safetensors file or a PyTorch checkpoint)
+//! into an int8 blob,
 //! calibrating activation ranges on real images, and reports what it cost per layer.
 
 use alexnet_core::builtin;
@@ -26,9 +27,12 @@ enum MethodArg {
     about = "Quantize f32 AlexNet weights to an int8 model blob"
 )]
 struct Args {
-    /// f32 weights: a core blob (`alexnet init`, `host-train`) or a safetensors file.
+    /// f32 weights: a core blob (`alexnet init`, `host-train`), a safetensors file, or a
+    /// PyTorch checkpoint (`.pth`/`.pt`, a torch.save'd state_dict such as torchvision's
+    /// alexnet-owt-7be5be79.pth).
     weights: PathBuf,
-    /// Architecture of a safetensors file (paper, caffe, torchvision, micro); blobs carry their own.
+    /// Architecture of a safetensors file or PyTorch checkpoint (paper, caffe, torchvision,
+    /// micro); blobs carry their own.
     #[arg(long)]
     arch: Option<String>,
     /// Calibration images: a folder of JPEG/PNG files (searched recursively) or an IDX file.
@@ -145,10 +149,24 @@ fn load_weights(args: &Args) -> Result<ModelSpec> {
         }
         return Ok(ModelSpec::from_model(&model));
     }
+    let pytorch = args
+        .weights
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("pth") || e.eq_ignore_ascii_case("pt"));
+    let kind = if pytorch {
+        "a PyTorch checkpoint"
+    } else {
+        "a safetensors file"
+    };
     let name = args
         .arch
         .as_deref()
-        .context("a safetensors file needs --arch (paper, caffe, torchvision or micro)")?;
+        .with_context(|| format!("{kind} needs --arch (paper, caffe, torchvision or micro)"))?;
     let arch = builtin::by_name(name).with_context(|| format!("unknown architecture {name:?}"))?;
-    alexnet_host::safetensors_io::load(&args.weights, arch)
+    if pytorch {
+        alexnet_host::pth::load(&args.weights, arch)
+    } else {
+        alexnet_host::safetensors_io::load(&args.weights, arch)
+    }
 }

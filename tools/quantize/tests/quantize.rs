@@ -112,6 +112,50 @@ fn safetensors_in_with_arch() {
 }
 
 #[test]
+fn pytorch_checkpoint_in_with_arch() {
+    // A real torch.save'd micro state_dict (tools/host/tests/data/make_pth_fixtures.py).
+    let pth = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/tests/data/micro.pth");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.blob");
+    let cal = test_images();
+    let args = [
+        pth.to_str().unwrap(),
+        "--calibration",
+        cal.to_str().unwrap(),
+        "--samples",
+        "16",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let o = quantize(&args);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("a PyTorch checkpoint needs --arch"),
+        "{}",
+        text(&o).1
+    );
+    let o = quantize(&[&args[..], &["--arch", "micro"]].concat());
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("fc8"), "{stdout}");
+    let file = alexnet_host::BlobFile::read(&out).unwrap();
+    let model = file.model().unwrap();
+    assert_eq!(model.precision(), alexnet_core::Precision::Int8);
+    assert_eq!(model.arch().name, "micro");
+
+    // The wrong net is refused with the tensor's name.
+    let o = quantize(&[&args[..], &["--arch", "paper"]].concat());
+    assert!(!o.status.success());
+    assert!(
+        text(&o)
+            .1
+            .contains("tensor conv1.weight has shape [32, 1, 3, 3]"),
+        "{}",
+        text(&o).1
+    );
+}
+
+#[test]
 fn bad_input_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let (spec, f32_blob) = micro_f32(dir.path());
