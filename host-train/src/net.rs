@@ -1,149 +1,469 @@
-//! The tch network of an architecture descriptor.
+//! The tch network of an architecture descriptor, on one device or split into towers.
+//!
+//! With one tower this is the descriptor's net, layer for layer. With two towers (the
+//! paper's two GPUs) every convolution and fully connected layer is cut in half along its
+//! output channels: tower `t` holds half `t` of the kernels on its own device. A grouped
+//! convolution whose groups divide among the towers (conv2, conv4, conv5) reads only its
+//! own tower's maps; conv3 and the fully connected layers read both towers' maps, so those
+//! are where activations cross, exactly as in the paper. The descriptor's LRN normalizes
+//! across all maps, so each tower also borrows the `n/2` maps next to its edge from its
+//! neighbour (2 of conv1's 96 maps: without them the towers would compute a different net
+//! than the device runs).
 
 use crate::lrn::lrn;
 use alexnet_core::{Arch, Layer};
 use alexnet_host::{LayerParams, ModelSpec};
-use anyhow::{bail, Context, Result};
-use tch::{nn, Device, Kind, Tensor};
+use anyhow::{bail, ensure, Context, Result};
+use tch::{Device, Kind, Tensor};
 
-/// One layer's parameters in the var store.
-enum Params {
-    Conv(nn::Conv2D),
-    Linear(nn::Linear),
-    None,
+/// One parameterized layer's share in one tower.
+struct Part {
+    weight: Tensor,
+    bias: Tensor,
 }
 
-/// AlexNet in tch, layer for layer as the descriptor says.
+/// AlexNet in tch, layer for layer as the descriptor says, split across `devices`.
 pub struct Net {
-    /// The variables (named `conv1.weight`, ..., `fc8.bias`).
-    pub vs: nn::VarStore,
     layers: Vec<Layer>,
-    params: Vec<Params>,
+    /// Per layer: one part per tower (empty for layers without parameters).
+    parts: Vec<Vec<Part>>,
+    devices: Vec<Device>,
     spec: ModelSpec,
 }
 
+/// Mixes a seed with a counter (SplitMix64's finalizer): independent streams per step, layer
+/// or sample from one user seed.
+pub fn mix(seed: u64, counter: u64) -> u64 {
+    let mut z = seed ^ counter.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Inverted dropout over feature shards `[N, F_t]`, one mask for the whole `[N, sum F_t]`
+/// drawn on the host from `seed`.
+/// (`whole`: every shard holds all features, so all take the same mask.)
+fn dropout(shards: &[Tensor], p: f32, seed: u64, whole: bool) -> Result<Vec<Tensor>> {
+    use rand::{Rng, SeedableRng};
+    if p <= 0.0 {
+        return Ok(shards.iter().map(|s| s.shallow_clone()).collect());
+    }
+    let n = shards[0].size()[0];
+    let widths: Vec<i64> = shards.iter().map(|s| s.size()[1]).collect();
+    let total: i64 = if whole {
+        widths[0]
+    } else {
+        widths.iter().sum()
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let keep = 1.0 / (1.0 - p);
+    let mask: Vec<f32> = (0..n * total)
+        .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
+        .collect();
+    let mask = Tensor::from_slice(&mask).f_reshape([n, total])?;
+    let mut start = 0;
+    let mut out = Vec::with_capacity(shards.len());
+    for (s, &w) in shards.iter().zip(&widths) {
+        let m = mask.narrow(1, start, w).to_device(s.device());
+        out.push(s * m);
+        if !whole {
+            start += w;
+        }
+    }
+    Ok(out)
+}
+
+/// A tensor as f32 values on the host.
+pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(Vec::<f32>::try_from(
+        t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1),
+    )?)
+}
+
 impl Net {
-    /// A network for `spec`'s architecture holding `spec`'s f32 weights, on `device`.
+    /// The network of `spec`'s architecture holding `spec`'s f32 weights, on `device`.
     pub fn from_spec(spec: &ModelSpec, device: Device) -> Result<Self> {
+        Self::with_towers(spec, &[device])
+    }
+
+    /// The network split into one tower per entry of `devices` (a device may repeat: two
+    /// towers on one GPU, or on the CPU, run the same code as two GPUs).
+    pub fn with_towers(spec: &ModelSpec, devices: &[Device]) -> Result<Self> {
+        ensure!(!devices.is_empty(), "no device to put the network on");
         let arch = spec.arch();
-        let vs = nn::VarStore::new(device);
-        let root = vs.root();
-        let mut params = Vec::with_capacity(arch.layers.len());
+        let towers = devices.len();
+        let mut parts = Vec::with_capacity(arch.layers.len());
         for step in arch.walk() {
             let step = step.map_err(|e| anyhow::anyhow!("{}", alexnet_core::Error::Arch(e)))?;
-            let name = arch.param_layer_name(step.index).map(|n| n.to_string());
-            let p = match (step.layer, name) {
-                (Layer::Conv(c), Some(name)) => {
-                    let config = nn::ConvConfig {
-                        stride: c.stride as i64,
-                        padding: c.padding as i64,
-                        groups: c.groups as i64,
-                        ..Default::default()
-                    };
-                    Params::Conv(nn::conv2d(
-                        &root / name,
-                        step.input.c as i64,
-                        c.out_channels as i64,
-                        c.kernel as i64,
-                        config,
-                    ))
+            let out = match step.layer {
+                Layer::Conv(c) => c.out_channels as usize,
+                Layer::Linear { out_features } => out_features as usize,
+                _ => {
+                    parts.push(Vec::new());
+                    continue;
                 }
-                (Layer::Linear { out_features }, Some(name)) => Params::Linear(nn::linear(
-                    &root / name,
-                    step.input.len() as i64,
-                    out_features as i64,
-                    Default::default(),
-                )),
-                _ => Params::None,
             };
-            params.push(p);
+            if let Layer::Conv(c) = step.layer {
+                ensure!(
+                    c.groups == 1 || c.groups as usize % towers == 0,
+                    "layer {} has {} groups, which {towers} towers cannot split",
+                    step.index,
+                    c.groups
+                );
+            }
+            ensure!(
+                out % towers == 0,
+                "layer {} has {out} outputs, which {towers} towers cannot share equally",
+                step.index
+            );
+            let dims: Vec<i64> = step
+                .layer
+                .weight_dims(step.input)
+                .iter()
+                .filter(|&&d| d != 0)
+                .map(|&d| d as i64)
+                .collect();
+            let mut part_dims = dims.clone();
+            part_dims[0] /= towers as i64;
+            let layer_parts = devices
+                .iter()
+                .map(|&d| Part {
+                    weight: Tensor::zeros(part_dims.as_slice(), (Kind::Float, d))
+                        .set_requires_grad(true),
+                    bias: Tensor::zeros([part_dims[0]], (Kind::Float, d)).set_requires_grad(true),
+                })
+                .collect();
+            parts.push(layer_parts);
         }
         let mut net = Net {
-            vs,
             layers: arch.layers.to_vec(),
-            params,
+            parts,
+            devices: devices.to_vec(),
             spec: spec.clone(),
         };
         net.load(spec)?;
         Ok(net)
     }
 
-    /// Copies `spec`'s weights into the var store.
+    /// The devices, one per tower.
+    pub fn devices(&self) -> &[Device] {
+        &self.devices
+    }
+
+    /// Copies `spec`'s weights into the towers.
     pub fn load(&mut self, spec: &ModelSpec) -> Result<()> {
+        ensure!(
+            spec.layers == self.layers && spec.input == self.spec.input,
+            "the weights are for another architecture"
+        );
+        let towers = self.devices.len() as i64;
         tch::no_grad(|| -> Result<()> {
-            for (i, p) in self.params.iter_mut().enumerate() {
-                let (ws, bs) = match p {
-                    Params::Conv(c) => (&mut c.ws, c.bs.as_mut()),
-                    Params::Linear(l) => (&mut l.ws, l.bs.as_mut()),
-                    Params::None => continue,
-                };
+            for (i, parts) in self.parts.iter_mut().enumerate() {
+                if parts.is_empty() {
+                    continue;
+                }
                 let src = spec
                     .params
                     .get(i)
                     .and_then(|p| p.as_ref())
                     .with_context(|| format!("layer {i} has no weights"))?;
-                let shape = ws.size();
-                ws.copy_(&Tensor::from_slice(&src.weight).reshape(&shape));
-                let Some(bs) = bs else {
-                    bail!("layer {i} has no bias")
-                };
-                bs.copy_(&Tensor::from_slice(&src.bias));
+                let mut shape = parts[0].weight.size();
+                shape[0] *= towers;
+                let weight = Tensor::from_slice(&src.weight).f_reshape(&shape)?;
+                let bias = Tensor::from_slice(&src.bias);
+                ensure!(
+                    bias.size()[0] == shape[0],
+                    "layer {i}: {} biases for {} outputs",
+                    bias.size()[0],
+                    shape[0]
+                );
+                for (t, (w, b)) in weight
+                    .chunk(towers, 0)
+                    .iter()
+                    .zip(bias.chunk(towers, 0))
+                    .enumerate()
+                {
+                    parts[t].weight.copy_(w);
+                    parts[t].bias.copy_(&b);
+                }
             }
             Ok(())
         })
+    }
+
+    /// Every trainable tensor with its canonical name (`conv1.weight`, ...) and tower.
+    pub fn parameters(&self) -> Vec<(String, usize, &Tensor)> {
+        let arch = self.spec.arch();
+        let mut out = Vec::new();
+        for (i, parts) in self.parts.iter().enumerate() {
+            let Some(name) = arch.param_layer_name(i) else {
+                continue;
+            };
+            for (t, p) in parts.iter().enumerate() {
+                out.push((format!("{name}.weight"), t, &p.weight));
+                out.push((format!("{name}.bias"), t, &p.bias));
+            }
+        }
+        out
+    }
+
+    /// Number of towers.
+    pub fn towers(&self) -> usize {
+        self.devices.len()
     }
 
     /// The weights as a host spec (preprocessing and labels kept from the spec it was made
     /// from): ready for a core blob, safetensors or `quantize`.
     pub fn to_spec(&self) -> Result<ModelSpec> {
         let mut spec = self.spec.clone();
-        for (i, p) in self.params.iter().enumerate() {
-            let (ws, bs) = match p {
-                Params::Conv(c) => (&c.ws, c.bs.as_ref()),
-                Params::Linear(l) => (&l.ws, l.bs.as_ref()),
-                Params::None => continue,
-            };
-            let to_vec = |t: &Tensor| -> Result<Vec<f32>> {
-                Ok(Vec::<f32>::try_from(
-                    t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1),
-                )?)
-            };
-            let bias = bs.map(to_vec).transpose()?.context("no bias")?;
-            spec.params[i] = Some(LayerParams {
-                weight: to_vec(ws)?,
-                bias,
-            });
+        for (i, parts) in self.parts.iter().enumerate() {
+            if parts.is_empty() {
+                continue;
+            }
+            let mut weight = Vec::new();
+            let mut bias = Vec::new();
+            for p in parts {
+                weight.extend(to_vec(&p.weight)?);
+                bias.extend(to_vec(&p.bias)?);
+            }
+            spec.params[i] = Some(LayerParams { weight, bias });
         }
         Ok(spec)
     }
 
-    /// The logits for a batch `[N, C, H, W]`; dropout only when `train`.
+    /// Replaces the preprocessing and labels that exports carry.
+    pub fn set_metadata(
+        &mut self,
+        preprocess: alexnet_host::PreprocessSpec,
+        labels: Option<Vec<String>>,
+    ) {
+        self.spec.preprocess = preprocess;
+        self.spec.labels = labels;
+    }
+
+    /// The logits for a batch `[N, C, H, W]` (on the first tower's device), in inference
+    /// mode (dropout is the identity).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut x = x.shallow_clone();
-        for (layer, p) in self.layers.iter().zip(&self.params) {
-            x = match (layer, p) {
-                (Layer::Conv(_), Params::Conv(c)) => x.apply(c),
-                (Layer::Linear { .. }, Params::Linear(l)) => x.apply(l),
-                (Layer::Relu, _) => x.relu(),
-                (Layer::Lrn(spec), _) => lrn(&x, spec),
-                (Layer::MaxPool(pool), _) => {
+        let seed = train.then_some(0x5eed);
+        self.forward(x, seed)
+            .unwrap_or_else(|e| panic!("forward pass: {e:#}"))
+    }
+
+    /// The logits for a batch `[N, C, H, W]` (on the first tower's device). With
+    /// `dropout_seed`, dropout is on and its masks are drawn from that seed alone (not from
+    /// libtorch's global generator), so a step is the same whatever the towers, threads or
+    /// restarts.
+    pub fn forward(&self, x: &Tensor, dropout_seed: Option<u64>) -> Result<Tensor> {
+        let towers = self.devices.len() as i64;
+        // One shard per tower; the input is whole, so every tower starts with all of it.
+        let mut shards: Vec<Tensor> = self.devices.iter().map(|&d| x.to_device(d)).collect();
+        let mut whole = true;
+        for (index, (layer, parts)) in self.layers.iter().zip(&self.parts).enumerate() {
+            shards = match layer {
+                Layer::Conv(c) => {
+                    // Groups that divide among the towers stay within a tower; otherwise
+                    // every tower reads every map (the crossing).
+                    let split = c.groups as i64 % towers == 0;
+                    let (inputs, groups) = if split {
+                        let inputs = if whole && towers > 1 {
+                            let per = x.size()[1] / towers;
+                            shards
+                                .iter()
+                                .enumerate()
+                                .map(|(t, s)| s.narrow(1, t as i64 * per, per))
+                                .collect()
+                        } else {
+                            shards
+                        };
+                        (inputs, c.groups as i64 / towers)
+                    } else {
+                        (self.gather_each(&shards, whole), c.groups as i64)
+                    };
+                    let (s, p) = (c.stride as i64, c.padding as i64);
+                    inputs
+                        .iter()
+                        .zip(parts)
+                        .map(|(x, part)| {
+                            x.f_conv2d(
+                                &part.weight,
+                                Some(&part.bias),
+                                [s, s],
+                                [p, p],
+                                [1, 1],
+                                groups,
+                            )
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                Layer::Linear { .. } => {
+                    let inputs = self.gather_each(&shards, whole);
+                    inputs
+                        .iter()
+                        .zip(parts)
+                        .map(|(x, part)| x.f_linear(&part.weight, Some(&part.bias)))
+                        .collect::<Result<_, _>>()?
+                }
+                Layer::Lrn(spec) if !whole && towers > 1 => self.lrn_with_halo(&shards, spec)?,
+                Layer::Lrn(spec) => shards.iter().map(|x| lrn(x, spec)).collect(),
+                Layer::Relu => shards.iter().map(|x| x.relu()).collect(),
+                Layer::MaxPool(pool) => {
                     let (w, s) = (pool.window as i64, pool.stride as i64);
-                    x.max_pool2d([w, w], [s, s], [0, 0], [1, 1], false)
+                    shards
+                        .iter()
+                        .map(|x| x.f_max_pool2d([w, w], [s, s], [0, 0], [1, 1], false))
+                        .collect::<Result<_, _>>()?
                 }
-                (Layer::AdaptiveAvgPool { out_h, out_w }, _) => {
-                    x.adaptive_avg_pool2d([*out_h as i64, *out_w as i64])
-                }
-                (Layer::Flatten, _) => x.flatten(1, -1),
-                (Layer::Dropout { p }, _) => x.dropout(*p as f64, train),
+                Layer::AdaptiveAvgPool { out_h, out_w } => shards
+                    .iter()
+                    .map(|x| x.adaptive_avg_pool2d([*out_h as i64, *out_w as i64]))
+                    .collect(),
+                Layer::Flatten => shards.iter().map(|x| x.flatten(1, -1)).collect(),
+                Layer::Dropout { p } => match dropout_seed {
+                    Some(seed) => dropout(&shards, *p, mix(seed, index as u64), whole)?,
+                    None => shards,
+                },
                 // The logits are the output; softmax belongs to the loss.
-                _ => x,
+                _ => shards,
             };
+            whole = whole && !matches!(layer, Layer::Conv(_) | Layer::Linear { .. });
         }
-        x
+        if whole {
+            bail!("the architecture has no layer with parameters");
+        }
+        let first = self.devices[0];
+        let outs: Vec<Tensor> = shards.iter().map(|s| s.to_device(first)).collect();
+        Ok(Tensor::cat(&outs, 1))
+    }
+
+    /// Every tower's view of the whole activation: its own shard and the others' copied to
+    /// its device (the crossing). `whole`: every shard already holds everything.
+    fn gather_each(&self, shards: &[Tensor], whole: bool) -> Vec<Tensor> {
+        if whole || shards.len() == 1 {
+            return shards.iter().map(|s| s.shallow_clone()).collect();
+        }
+        self.devices
+            .iter()
+            .map(|&d| {
+                let parts: Vec<Tensor> = shards.iter().map(|s| s.to_device(d)).collect();
+                Tensor::cat(&parts, 1)
+            })
+            .collect()
+    }
+
+    /// LRN on channel shards: each tower borrows the `n/2` maps beyond each of its edges.
+    fn lrn_with_halo(
+        &self,
+        shards: &[Tensor],
+        spec: &alexnet_core::arch::LrnSpec,
+    ) -> Result<Vec<Tensor>> {
+        let half = (spec.size / 2) as i64;
+        let mut out = Vec::with_capacity(shards.len());
+        for (t, x) in shards.iter().enumerate() {
+            let d = self.devices[t];
+            let c = x.size()[1];
+            let mut pieces = Vec::with_capacity(3);
+            let mut before = 0;
+            if t > 0 {
+                let prev = &shards[t - 1];
+                let pc = prev.size()[1];
+                before = half.min(pc);
+                pieces.push(prev.narrow(1, pc - before, before).to_device(d));
+            }
+            pieces.push(x.shallow_clone());
+            if let Some(next) = shards.get(t + 1) {
+                let take = half.min(next.size()[1]);
+                pieces.push(next.narrow(1, 0, take).to_device(d));
+            }
+            let extended = Tensor::cat(&pieces, 1);
+            out.push(lrn(&extended, spec).narrow(1, before, c));
+        }
+        Ok(out)
     }
 
     /// The architecture.
     pub fn arch(&self) -> Arch<'_> {
         self.spec.arch()
+    }
+
+    /// The spec this net was built from (metadata and architecture).
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alexnet_core::builtin::{MICRO, PAPER};
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+        let diff = (a - b).abs().max().double_value(&[]);
+        diff / b.abs().max().double_value(&[]).max(1e-30)
+    }
+
+    /// Two towers compute the descriptor's net: same logits as one tower, same gradients.
+    #[test]
+    fn two_towers_on_one_device_equal_one_tower() -> Result<()> {
+        for arch in [&MICRO, &PAPER] {
+            let spec = alexnet_host::init::paper_init(arch, 3)?;
+            let one = Net::from_spec(&spec, Device::Cpu)?;
+            let two = Net::with_towers(&spec, &[Device::Cpu, Device::Cpu])?;
+            let s = arch.input;
+            let _guard = tch::no_grad_guard();
+            let x = Tensor::randn(
+                [2, s.c as i64, s.h as i64, s.w as i64],
+                tch::kind::FLOAT_CPU,
+            ) * 50.0;
+            let (a, b) = (one.forward_t(&x, false), two.forward_t(&x, false));
+            assert_eq!(a.size(), b.size());
+            let rel = max_rel(&b, &a);
+            assert!(rel < 1e-5, "{}: relative difference {rel}", arch.name);
+            assert_eq!(
+                two.to_spec()?.params,
+                spec.params,
+                "weights survive the split"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_match_between_one_and_two_towers() -> Result<()> {
+        let spec = alexnet_host::init::paper_init(&MICRO, 4)?;
+        let one = Net::from_spec(&spec, Device::Cpu)?;
+        let two = Net::with_towers(&spec, &[Device::Cpu, Device::Cpu])?;
+        let x = Tensor::randn([4, 1, 28, 28], tch::kind::FLOAT_CPU);
+        let y = Tensor::from_slice(&[1i64, 3, 5, 7]);
+        for net in [&one, &two] {
+            net.forward_t(&x, false)
+                .cross_entropy_for_logits(&y)
+                .backward();
+        }
+        let grads = |net: &Net| -> Vec<(String, Tensor)> {
+            let mut by_name: Vec<(String, Vec<Tensor>)> = Vec::new();
+            for (name, _, t) in net.parameters() {
+                match by_name.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, v)) => v.push(t.grad()),
+                    None => by_name.push((name, vec![t.grad()])),
+                }
+            }
+            by_name
+                .into_iter()
+                .map(|(n, v)| (n, Tensor::cat(&v, 0)))
+                .collect()
+        };
+        for ((name, a), (_, b)) in grads(&one).iter().zip(grads(&two).iter()) {
+            let rel = max_rel(b, a);
+            assert!(rel < 1e-4, "{name}: gradient differs by {rel}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn towers_must_share_outputs_equally() {
+        let spec = alexnet_host::init::paper_init(&MICRO, 0).unwrap();
+        let three = [Device::Cpu; 3];
+        let err = Net::with_towers(&spec, &three).err().unwrap();
+        assert!(format!("{err}").contains("cannot share"), "{err}");
     }
 }

@@ -123,6 +123,20 @@ pub fn test() -> Result<(), String> {
         ]),
     )?;
     timed(
+        "host-train with the nccl feature: clippy (NCCL loads at run time, so no CUDA needed)",
+        cargo().args([
+            "clippy",
+            "-p",
+            "host-train",
+            "--features",
+            "nccl",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    timed(
         "benchmarks compile",
         cargo().args(["bench", "-p", "alexnet-benches", "--no-run"]),
     )?;
@@ -157,8 +171,8 @@ pub fn firmware() -> Result<(), String> {
     )
 }
 
-/// `cargo xtask demo`: the main job, end to end.
-pub fn demo() -> Result<(), String> {
+/// `cargo xtask demo`: the main job, end to end. `epochs`: training epochs of the small net.
+pub fn demo(epochs: u32) -> Result<(), String> {
     let start = Instant::now();
     setup::all()?;
     step("building the alexnet CLI and quantize (release)", || {
@@ -170,6 +184,8 @@ pub fn demo() -> Result<(), String> {
             "alexnet-cli",
             "-p",
             "alexnet-quantize",
+            "-p",
+            "host-train",
         ]))
     })?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -177,6 +193,7 @@ pub fn demo() -> Result<(), String> {
         .unwrap_or_else(|| root().join("target"));
     let bin = target.join("release/alexnet");
     let quantize_bin = target.join("release/quantize");
+    let train_bin = target.join("release/host-train");
     let dir = root().join("runs").join(timestamp());
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
@@ -278,18 +295,29 @@ pub fn demo() -> Result<(), String> {
             ])
         },
     )?;
+    let epochs_arg = epochs.to_string();
     step(
-        "the small net for microcontrollers: init, quantize on 500 images, infer in int8",
+        &format!(
+            "host-train: the small net trained on Fashion-MNIST on the CPU ({epochs} epochs), \
+             evaluated, exported"
+        ),
         || {
-            alexnet(&[
-                "init",
+            run(Command::new(&train_bin).args([
+                "train",
                 "--arch",
                 "micro",
-                "--seed",
-                "0",
-                "-o",
-                &path("micro.blob"),
-            ])?;
+                "--epochs",
+                &epochs_arg,
+                "--out",
+                &path("micro-train"),
+            ]))
+        },
+    )?;
+    step(
+        "the trained small net: quantize on 500 real images, infer in int8",
+        || {
+            std::fs::copy(dir.join("micro-train/model.blob"), dir.join("micro.blob"))
+                .map_err(|e| format!("cannot copy the trained model: {e}"))?;
             quantize(&[
                 &path("micro.blob"),
                 "--calibration",

@@ -1,0 +1,203 @@
+//! Checkpoints: the weights (safetensors, the names `quantize` reads), the optimizer's
+//! velocity, and the training state (epoch, step, rate, plateau tracker, metrics). Every
+//! random draw of a run is a function of the seed and the step or epoch, so this is all an
+//! exact resume needs.
+//!
+//! Crash safety: a checkpoint is written into a temporary folder, each file fsynced, the
+//! folder renamed into place and its parent fsynced; only then is `latest` (itself written
+//! to a temporary file, fsynced and renamed) pointed at it. A crash at any moment leaves
+//! `latest` naming a complete checkpoint.
+
+use crate::metrics::EpochMetrics;
+use crate::net::Net;
+use crate::sgd::Sgd;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// Where a run is in its schedule.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: u64,
+    /// Steps taken in all.
+    pub step: u64,
+    /// Batches of the current epoch already taken.
+    pub batch_in_epoch: u64,
+    /// The current epoch's running training figures (so a mid-epoch resume reports the
+    /// whole epoch): summed loss, correct predictions, images.
+    pub epoch_loss_sum: f64,
+    /// See `epoch_loss_sum`.
+    pub epoch_correct: u64,
+    /// See `epoch_loss_sum`.
+    pub epoch_seen: u64,
+    /// Current learning rate.
+    pub lr: f64,
+    /// Best validation top-1 error so far (the plateau tracker).
+    pub best_val_error: Option<f64>,
+    /// Epochs since it last improved.
+    pub epochs_without_improvement: usize,
+    /// One row per completed epoch.
+    pub history: Vec<EpochMetrics>,
+}
+
+const WEIGHTS: &str = "weights.safetensors";
+const OPTIMIZER: &str = "optimizer.safetensors";
+const STATE: &str = "state.toml";
+const LATEST: &str = "latest";
+
+/// Writes `bytes` to `path` through a temporary file, fsynced and renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    let mut f =
+        fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(f);
+    fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
+    sync_dir(dir)
+}
+
+fn sync_file(path: &Path) -> Result<()> {
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot fsync {}", path.display()))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    // Directories can be fsynced on Unix; elsewhere this is best effort.
+    match fs::File::open(dir) {
+        Ok(f) => {
+            let _ = f.sync_all();
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot open {}", dir.display())),
+    }
+}
+
+/// The checkpoint folder of a run.
+pub fn dir(out: &Path) -> PathBuf {
+    out.join("checkpoints")
+}
+
+/// Saves a checkpoint of `net`, `sgd` and `state` under `<out>/checkpoints/step-<N>`, then
+/// deletes all but the newest `keep`.
+pub fn save(out: &Path, net: &Net, sgd: &Sgd, state: &TrainState, keep: usize) -> Result<PathBuf> {
+    let root = dir(out);
+    fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let name = format!("step-{:09}", state.step);
+    let tmp = root.join(format!(".{name}.tmp"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let weights = tmp.join(WEIGHTS);
+    alexnet_host::safetensors_io::save(&net.to_spec()?, &weights)?;
+    sync_file(&weights)?;
+    let optimizer = tmp.join(OPTIMIZER);
+    let velocity = sgd.state(net);
+    Tensor::write_safetensors(&velocity, &optimizer)
+        .with_context(|| format!("cannot write {}", optimizer.display()))?;
+    sync_file(&optimizer)?;
+    let state_path = tmp.join(STATE);
+    fs::write(&state_path, toml::to_string(state)?)
+        .with_context(|| format!("cannot write {}", state_path.display()))?;
+    sync_file(&state_path)?;
+    sync_dir(&tmp)?;
+    let final_dir = root.join(&name);
+    if final_dir.exists() {
+        fs::remove_dir_all(&final_dir)?;
+    }
+    fs::rename(&tmp, &final_dir)
+        .with_context(|| format!("cannot move {} into place", final_dir.display()))?;
+    sync_dir(&root)?;
+    write_atomic(&root.join(LATEST), name.as_bytes())?;
+    prune(&root, &name, keep)?;
+    Ok(final_dir)
+}
+
+/// Deletes complete checkpoints beyond the newest `keep` (never `current`) and stale
+/// temporary folders.
+fn prune(root: &Path, current: &str, keep: usize) -> Result<()> {
+    let mut names: Vec<String> = fs::read_dir(root)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    for n in names
+        .iter()
+        .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+    {
+        let p = root.join(n);
+        if p.is_dir() {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+    let complete: Vec<&String> = names.iter().filter(|n| n.starts_with("step-")).collect();
+    let excess = complete.len().saturating_sub(keep.max(1));
+    for n in complete.into_iter().take(excess) {
+        if n != current {
+            fs::remove_dir_all(root.join(n))
+                .with_context(|| format!("cannot delete old checkpoint {n}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    /// Its folder.
+    pub path: PathBuf,
+    /// The weights file (safetensors, canonical names).
+    pub weights: PathBuf,
+    /// The velocity by canonical name.
+    pub velocity: Vec<(String, Tensor)>,
+    /// The state.
+    pub state: TrainState,
+}
+
+/// The checkpoint `latest` names, if the run has one.
+pub fn latest(out: &Path) -> Result<Option<Checkpoint>> {
+    let root = dir(out);
+    let pointer = root.join(LATEST);
+    if !pointer.exists() {
+        return Ok(None);
+    }
+    let name = fs::read_to_string(&pointer)
+        .with_context(|| format!("cannot read {}", pointer.display()))?;
+    let name = name.trim();
+    if !name.starts_with("step-") || name.contains('/') {
+        bail!("{} names {name:?}, not a checkpoint", pointer.display());
+    }
+    load(&root.join(name)).map(Some)
+}
+
+/// Loads the checkpoint in `path`.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let weights = path.join(WEIGHTS);
+    if !weights.exists() {
+        bail!("{} is not a checkpoint (no {WEIGHTS})", path.display());
+    }
+    let velocity = Tensor::read_safetensors(path.join(OPTIMIZER))
+        .with_context(|| format!("cannot read the optimizer state in {}", path.display()))?;
+    let state_path = path.join(STATE);
+    let text = fs::read_to_string(&state_path)
+        .with_context(|| format!("cannot read {}", state_path.display()))?;
+    let state: TrainState =
+        toml::from_str(&text).with_context(|| format!("{} is malformed", state_path.display()))?;
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        weights,
+        velocity,
+        state,
+    })
+}

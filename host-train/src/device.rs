@@ -1,0 +1,105 @@
+//! Device names (`cpu`, `cuda`, `cuda:N`), checked against what the machine has before any
+//! work starts.
+
+use anyhow::{bail, Context, Result};
+use tch::{Cuda, Device};
+
+/// Parses one device name.
+pub fn parse(name: &str) -> Result<Device> {
+    let name = name.trim();
+    match name {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" | "gpu" => return Ok(Device::Cuda(0)),
+        _ => {}
+    }
+    let index = name
+        .strip_prefix("cuda:")
+        .or_else(|| name.strip_prefix("gpu:"))
+        .with_context(|| format!("unknown device {name:?} (cpu, cuda or cuda:N)"))?;
+    let index: usize = index
+        .parse()
+        .with_context(|| format!("device {name:?}: {index:?} is not a GPU index"))?;
+    Ok(Device::Cuda(index))
+}
+
+/// Parses and checks a device list: a GPU must exist when one is asked for.
+pub fn parse_all(names: &[String]) -> Result<Vec<Device>> {
+    let devices = names
+        .iter()
+        .flat_map(|n| n.split(','))
+        .filter(|n| !n.trim().is_empty())
+        .map(parse)
+        .collect::<Result<Vec<_>>>()?;
+    check(&devices)?;
+    Ok(devices)
+}
+
+/// Fails clearly if a device is not there.
+pub fn check(devices: &[Device]) -> Result<()> {
+    let gpus = if devices.iter().any(|d| d.is_cuda()) {
+        if !Cuda::is_available() {
+            bail!(
+                "{} asked for a CUDA GPU, but libtorch sees none (no GPU, no driver, or a CPU-only \
+                 libtorch); use --devices cpu",
+                describe(devices)
+            );
+        }
+        Cuda::device_count().max(0) as usize
+    } else {
+        0
+    };
+    for d in devices {
+        if let Device::Cuda(i) = d {
+            if *i >= gpus {
+                bail!(
+                    "cuda:{i} does not exist: this machine has {gpus} GPU(s) (cuda:0 .. cuda:{})",
+                    gpus.saturating_sub(1)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cpu, cuda:1` for messages.
+pub fn describe(devices: &[Device]) -> String {
+    devices
+        .iter()
+        .map(|d| match d {
+            Device::Cpu => "cpu".to_string(),
+            Device::Cuda(i) => format!("cuda:{i}"),
+            other => format!("{other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse() {
+        assert_eq!(parse("cpu").unwrap(), Device::Cpu);
+        assert_eq!(parse("cuda:1").unwrap(), Device::Cuda(1));
+        assert_eq!(parse("cuda").unwrap(), Device::Cuda(0));
+        assert!(parse("tpu").is_err());
+        assert!(parse("cuda:x").is_err());
+        assert_eq!(
+            parse_all(&["cpu,cpu".into()]).unwrap(),
+            vec![Device::Cpu, Device::Cpu]
+        );
+    }
+
+    #[test]
+    fn a_missing_gpu_is_a_clear_error() {
+        if Cuda::is_available() {
+            let n = Cuda::device_count();
+            let err = parse_all(&[format!("cuda:{n}")]).unwrap_err();
+            assert!(format!("{err}").contains("does not exist"), "{err}");
+        } else {
+            let err = parse_all(&["cuda:0".into()]).unwrap_err();
+            assert!(format!("{err}").contains("sees none"), "{err}");
+        }
+    }
+}

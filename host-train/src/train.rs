@@ -1,0 +1,669 @@
+//! The training run: data, model, the SGD loop with its schedule, evaluation, checkpoints,
+//! metrics and the export of what the device needs.
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::{Config, Init, MeanKind, Parallel, Source};
+use crate::data::{self, Augment, ImageSet, Loader, Normalize, Pca, View};
+use crate::eval::{self, Eval, LoaderSettings};
+use crate::metrics::{self, EpochMetrics};
+use crate::net::{mix, Net};
+use crate::sgd::Sgd;
+use alexnet_core::Arch;
+use alexnet_host::spec::MeanSpec;
+use alexnet_host::{ModelSpec, PreprocessSpec};
+use anyhow::{bail, ensure, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// Images held out of Fashion-MNIST's training split to drive the learning-rate schedule
+/// (its test split stays unseen until the end).
+pub const FASHION_HOLDOUT: usize = 5000;
+
+/// Everything the loop reads.
+pub struct Data {
+    /// Training images.
+    pub train: Arc<ImageSet>,
+    /// Validation images (the schedule's signal).
+    pub val: Arc<ImageSet>,
+    /// Test images, when the source has a split distinct from validation.
+    pub test: Option<Arc<ImageSet>>,
+    /// Pixel normalization.
+    pub norm: Arc<Normalize>,
+    /// Training augmentation.
+    pub augment: Arc<Augment>,
+    /// The preprocessing the exported model carries (the centre view's).
+    pub preprocess: PreprocessSpec,
+    /// Class names.
+    pub classes: Vec<String>,
+}
+
+/// Up to `limit` images spread evenly over the set (0: all).
+fn limited(set: ImageSet, limit: usize) -> ImageSet {
+    if limit == 0 || limit >= set.len() {
+        return set;
+    }
+    let idx: Vec<usize> = (0..limit).map(|k| k * set.len() / limit).collect();
+    set.subset(&idx)
+}
+
+/// Loads (or preprocesses and caches) the data a config names and derives the
+/// normalization and augmentation from the training set.
+pub fn prepare_data(cfg: &Config, out: &Path, progress: bool) -> Result<Data> {
+    let arch = cfg.arch()?;
+    let d = &cfg.data;
+    let (train, val, test) = match d.source {
+        Source::FashionMnist => {
+            let all = data::fashion::load(&d.dir, data::fashion::Split::Train)?;
+            ensure!(
+                all.len() > FASHION_HOLDOUT,
+                "Fashion-MNIST's training split has only {} images",
+                all.len()
+            );
+            // A fixed split: the last 5000 of a seeded shuffle validate.
+            let order = data::loader::shuffled(all.len(), 0x00f4_5410, 0);
+            let (fit, hold) = order.split_at(all.len() - FASHION_HOLDOUT);
+            let train = all.subset(fit);
+            let val = all.subset(hold);
+            let test = data::fashion::load(&d.dir, data::fashion::Split::Test)?;
+            (train, val, Some(limited(test, d.val_limit)))
+        }
+        Source::Folder => {
+            let cache = d
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| out.join("..").join("cache"));
+            std::fs::create_dir_all(&cache)
+                .with_context(|| format!("cannot create the cache folder {}", cache.display()))?;
+            let train_dir = d.dir.join("train");
+            let val_dir = d.dir.join("val");
+            ensure!(
+                train_dir.is_dir(),
+                "{} has no train/ folder (expected train/<class>/*.jpg)",
+                d.dir.display()
+            );
+            ensure!(
+                val_dir.is_dir(),
+                "{} has no val/ folder (expected val/<class>/*.jpg)",
+                d.dir.display()
+            );
+            let tag = |split: &str| cache.join(format!("{split}-{}.cache", d.stored_size));
+            // Scan both before decoding anything, so a bad val folder fails at once.
+            let scan = data::folder::scan(&train_dir)?;
+            data::folder::scan_val(&val_dir, &scan.classes)?;
+            let (train, report) = data::folder::load_or_build(
+                &train_dir,
+                &tag("train"),
+                d.stored_size,
+                None,
+                progress,
+            )?;
+            if let Some(r) = report {
+                eprintln!("train images: {r}");
+            }
+            let (val, report) = data::folder::load_or_build(
+                &val_dir,
+                &tag("val"),
+                d.stored_size,
+                Some(&train.classes),
+                progress,
+            )?;
+            if let Some(r) = report {
+                eprintln!("val images: {r}");
+            }
+            (train, val, None)
+        }
+    };
+    let train = limited(train, d.train_limit);
+    let val = limited(val, d.val_limit);
+    ensure!(
+        train.classes.len() <= arch.classes(),
+        "the data has {} classes, the {} net only {} outputs",
+        train.classes.len(),
+        arch.name,
+        arch.classes()
+    );
+    ensure!(!train.is_empty(), "no training images");
+    ensure!(!val.is_empty(), "no validation images");
+    let pad = cfg.pad();
+    let crop = arch.input.h;
+    ensure!(
+        arch.input.h == arch.input.w,
+        "square inputs only ({}x{})",
+        arch.input.h,
+        arch.input.w
+    );
+    ensure!(
+        train.channels == arch.input.c,
+        "the images have {} channel(s), the {} net takes {}",
+        train.channels,
+        arch.name,
+        arch.input.c
+    );
+    let defaults = alexnet_host::defaults::preprocess_for(arch);
+    let (norm, preprocess) = match cfg.mean() {
+        MeanKind::Arch => {
+            let mean = match &defaults.mean {
+                MeanSpec::PerChannel(m) => m.clone(),
+                MeanSpec::None => vec![0.0; train.channels],
+                MeanSpec::PerPixel(_) => bail!("the architecture's default mean is per pixel"),
+            };
+            let norm = Normalize {
+                pixel_scale: defaults.pixel_scale,
+                mean,
+                std: defaults.std.clone(),
+            };
+            let mut preprocess = defaults.clone();
+            preprocess.resize = train.size as u32;
+            (norm, preprocess)
+        }
+        MeanKind::PerPixel => {
+            let norm = Normalize {
+                pixel_scale: 1.0,
+                mean: Normalize::per_pixel_mean(&train, 1.0, pad),
+                std: None,
+            };
+            let mean = norm.centre_crop_mean(train.channels, train.size, pad, crop);
+            let preprocess = PreprocessSpec {
+                resize: train.size as u32,
+                channel_order: defaults.channel_order,
+                pixel_scale: 1.0,
+                mean: MeanSpec::PerPixel(mean),
+                std: None,
+            };
+            (norm, preprocess)
+        }
+    };
+    let pca = if train.channels == 3 && d.pca_std > 0.0 {
+        Some(Pca::from_set(&train, norm.pixel_scale, 10_000)?)
+    } else {
+        None
+    };
+    let augment = Augment {
+        crop,
+        pad,
+        flip: d.flip,
+        pca,
+        pca_std: d.pca_std,
+    };
+    let classes = train.classes.clone();
+    Ok(Data {
+        train: Arc::new(train),
+        val: Arc::new(val),
+        test: test.map(Arc::new),
+        norm: Arc::new(norm),
+        augment: Arc::new(augment),
+        preprocess,
+        classes,
+    })
+}
+
+/// He-normal weights (std sqrt(2 / fan_in)), zero biases.
+pub fn kaiming_init(arch: &Arch<'_>, seed: u64) -> Result<ModelSpec> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal};
+    let mut spec = alexnet_host::init::paper_init(arch, seed)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for p in spec.params.iter_mut().flatten() {
+        let fan_in = (p.weight.len() / p.bias.len().max(1)).max(1);
+        let normal = Normal::new(0.0f32, (2.0 / fan_in as f32).sqrt())?;
+        for w in &mut p.weight {
+            *w = normal.sample(&mut rng);
+        }
+        p.bias.iter_mut().for_each(|b| *b = 0.0);
+    }
+    Ok(spec)
+}
+
+/// Reads weights for `arch` from a core blob, a safetensors file or a PyTorch checkpoint.
+pub fn load_weights(path: &Path, arch: &Arch<'_>) -> Result<ModelSpec> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let spec = match ext.as_str() {
+        "safetensors" => alexnet_host::safetensors_io::load(path, arch)?,
+        "pth" | "pt" => alexnet_host::pth::load(path, arch)?,
+        _ => {
+            let blob = alexnet_host::BlobFile::read(path)?;
+            let model = blob.model()?;
+            let spec = ModelSpec::from_model(&model);
+            ensure!(
+                spec.layers == arch.layers && spec.input == arch.input,
+                "{} holds a {} net, not {}",
+                path.display(),
+                model.arch().name,
+                arch.name
+            );
+            ensure!(
+                spec.params.iter().any(|p| p.is_some()),
+                "{} holds no f32 weights (an int8 blob cannot be trained)",
+                path.display()
+            );
+            spec
+        }
+    };
+    Ok(spec)
+}
+
+/// Options of a run beyond the config.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Continue from the run's latest checkpoint.
+    pub resume: bool,
+    /// Start from these weights instead of a random initialization.
+    pub init_from: Option<PathBuf>,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The state at the end.
+    pub state: TrainState,
+    /// Final validation, centre crop.
+    pub val: Eval,
+    /// Final validation, ten patches (when enabled).
+    pub val_ten_patch: Option<Eval>,
+    /// Test split, centre crop (Fashion-MNIST).
+    pub test: Option<Eval>,
+    /// Test split, ten patches.
+    pub test_ten_patch: Option<Eval>,
+    /// The exported f32 blob.
+    pub blob: PathBuf,
+    /// The exported safetensors.
+    pub safetensors: PathBuf,
+    /// Seconds spent training (evaluation excluded).
+    pub train_seconds: f64,
+}
+
+fn batch_tensors(batch: &data::Batch, arch: &Arch<'_>, device: Device) -> Result<(Tensor, Tensor)> {
+    let s = arch.input;
+    let x = Tensor::from_slice(&batch.x)
+        .f_reshape([batch.n as i64, s.c as i64, s.h as i64, s.w as i64])?
+        .to_device(device);
+    let y = Tensor::from_slice(&batch.y).to_device(device);
+    Ok((x, y))
+}
+
+/// Trains as `cfg` says, writing everything under `out`.
+pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
+    cfg.validate()?;
+    let arch = cfg.arch()?;
+    let t = &cfg.train;
+    let devices = crate::device::parse_all(&t.devices)?;
+    let (rank, world) = match t.parallel {
+        Parallel::Data => (cfg.dist.rank, cfg.dist.world_size.max(1)),
+        Parallel::Towers => (0, 1),
+    };
+    if t.parallel == Parallel::Data {
+        ensure!(
+            devices.len() == 1,
+            "with --parallel data each process drives one device; start one process per GPU \
+             (--rank/--world-size) instead of listing {}",
+            crate::device::describe(&devices)
+        );
+        ensure!(
+            t.batch_size % world == 0,
+            "batch_size {} does not divide among {world} ranks",
+            t.batch_size
+        );
+    }
+    if let Some(p) = &opts.init_from {
+        ensure!(p.exists(), "--init-from {}: no such file", p.display());
+    }
+    if t.threads > 0 {
+        tch::set_num_threads(t.threads as i32);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let resume_from = if opts.resume {
+        let c = checkpoint::latest(out)?;
+        ensure!(
+            c.is_some(),
+            "--resume: {} holds no checkpoint",
+            checkpoint::dir(out).display()
+        );
+        c
+    } else {
+        if checkpoint::latest(out)?.is_some() {
+            bail!(
+                "{} already holds a run; pass --resume to continue it or choose another --out",
+                out.display()
+            );
+        }
+        None
+    };
+    std::fs::write(out.join("config.toml"), cfg.to_toml()?)
+        .with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+
+    let data = prepare_data(cfg, out, opts.progress)?;
+    let is_main = rank == 0;
+
+    // The model: a checkpoint, given weights, or a fresh initialization.
+    let spec = match (&resume_from, &opts.init_from) {
+        (Some(c), _) => alexnet_host::safetensors_io::load(&c.weights, arch)?,
+        (None, Some(p)) => load_weights(p, arch)?,
+        (None, None) => match cfg.init() {
+            Init::Paper => alexnet_host::init::paper_init(arch, t.seed)?,
+            Init::Kaiming => kaiming_init(arch, t.seed)?,
+        },
+    };
+    let mut net = Net::with_towers(&spec, &devices)?;
+    let labels = if data.classes.len() == arch.classes() {
+        Some(data.classes.clone())
+    } else {
+        alexnet_host::defaults::labels_for(arch.classes())
+    };
+    net.set_metadata(data.preprocess.clone(), labels);
+    let mut sgd = Sgd::new(&net, t.momentum, t.weight_decay);
+    let mut state = TrainState {
+        lr: t.lr,
+        ..Default::default()
+    };
+    if let Some(c) = &resume_from {
+        sgd.load_state(&net, &c.velocity)?;
+        state = c.state.clone();
+        if is_main {
+            eprintln!(
+                "resuming from {} (epoch {}, step {}, lr {})",
+                c.path.display(),
+                state.epoch,
+                state.step,
+                state.lr
+            );
+        }
+    }
+    let mut sync = crate::dist::connect(rank, world, cfg.dist.rendezvous.as_deref(), devices[0])?;
+
+    let workers = cfg.data.workers;
+    let eval_loader = LoaderSettings {
+        batch: cfg.eval.batch_size,
+        workers,
+        prefetch: cfg.data.prefetch,
+        progress: opts.progress && is_main,
+    };
+    let eval_aug = Arc::new(Augment {
+        pca: None,
+        ..(*data.augment).clone()
+    });
+    let per_rank_batch = t.batch_size / world;
+    let total_epochs = t.epochs as u64;
+    let mut train_seconds = 0.0;
+    let mut stopped_early = false;
+    while state.epoch < total_epochs && !stopped_early {
+        let epoch = state.epoch;
+        let order: Vec<usize> = data::loader::shuffled(data.train.len(), t.seed, epoch)
+            .into_iter()
+            .skip(rank)
+            .step_by(world)
+            .collect();
+        let batches_in_epoch = order.len().div_ceil(per_rank_batch) as u64;
+        let skip = state.batch_in_epoch as usize * per_rank_batch;
+        let loader = Loader::new(
+            Arc::clone(&data.train),
+            order,
+            per_rank_batch,
+            View::Random,
+            Arc::clone(&data.norm),
+            Arc::clone(&data.augment),
+            mix(t.seed, rank as u64),
+            epoch,
+            workers,
+            cfg.data.prefetch,
+        )
+        .start_at(state.batch_in_epoch as usize);
+        let bar = if opts.progress && is_main {
+            let bar = ProgressBar::new(data.train.len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} {per_sec} {msg} eta {eta}",
+                )?
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("epoch {}/{}", epoch + 1, total_epochs));
+            bar.set_position((skip * world) as u64);
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (
+            state.epoch_loss_sum,
+            state.epoch_correct as i64,
+            state.epoch_seen as usize,
+        );
+        let seen_before = seen;
+        for batch in loader {
+            let batch = batch?;
+            let (x, y) = batch_tensors(&batch, &arch.clone(), devices[0])?;
+            Sgd::zero_grad(&net);
+            let logits = net.forward(&x, Some(mix(t.seed ^ 0xd209_0a7e, state.step)))?;
+            let loss = logits.cross_entropy_for_logits(&y);
+            let loss_value = loss.double_value(&[]);
+            ensure!(
+                loss_value.is_finite(),
+                "the loss diverged to {loss_value} at step {} (lr {}); lower the learning rate",
+                state.step,
+                state.lr
+            );
+            loss.backward();
+            if let Some(s) = sync.as_mut() {
+                let grads: Vec<Tensor> =
+                    net.parameters().iter().map(|(_, _, p)| p.grad()).collect();
+                s.all_reduce_mean(&grads)?;
+            }
+            sgd.step(&net, state.lr)?;
+            state.step += 1;
+            state.batch_in_epoch += 1;
+            loss_sum += loss_value * batch.n as f64;
+            correct += logits
+                .argmax(1, false)
+                .eq_tensor(&y)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            seen += batch.n;
+            (state.epoch_loss_sum, state.epoch_correct, state.epoch_seen) =
+                (loss_sum, correct as u64, seen as u64);
+            bar.inc((batch.n * world) as u64);
+            bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+            if is_main
+                && t.checkpoint_every > 0
+                && state.step % t.checkpoint_every == 0
+                && state.batch_in_epoch < batches_in_epoch
+            {
+                checkpoint::save(out, &net, &sgd, &state, t.keep_checkpoints)?;
+            }
+            if t.max_steps > 0 && state.step >= t.max_steps {
+                stopped_early = state.batch_in_epoch < batches_in_epoch;
+                break;
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        train_seconds += seconds;
+        bar.finish_and_clear();
+        if stopped_early {
+            if is_main {
+                checkpoint::save(out, &net, &sgd, &state, t.keep_checkpoints)?;
+                eprintln!(
+                    "stopped at step {} (--max-steps), mid-epoch {}",
+                    state.step,
+                    epoch + 1
+                );
+            }
+            break;
+        }
+        // End of the epoch: validate, adjust the rate, record, checkpoint.
+        let val = eval::evaluate(
+            &net,
+            &data.val,
+            &data.norm,
+            &eval_aug,
+            &eval::CENTRE,
+            eval_loader,
+        )?;
+        let row = EpochMetrics {
+            epoch: epoch + 1,
+            step: state.step,
+            lr: state.lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_top1_error: 1.0 - correct as f64 / seen.max(1) as f64,
+            val_loss: val.loss,
+            val_top1_error: val.top1_error,
+            val_top5_error: val.top5_error,
+            images_per_second: ((seen - seen_before) * world) as f64 / seconds.max(1e-9),
+            seconds,
+        };
+        state.epoch += 1;
+        state.batch_in_epoch = 0;
+        (state.epoch_loss_sum, state.epoch_correct, state.epoch_seen) = (0.0, 0, 0);
+        let improved = state
+            .best_val_error
+            .is_none_or(|best| val.top1_error < best - t.plateau_threshold);
+        if improved {
+            state.best_val_error = Some(val.top1_error);
+            state.epochs_without_improvement = 0;
+        } else {
+            state.epochs_without_improvement += 1;
+            if state.epochs_without_improvement >= t.plateau_patience && state.lr > t.min_lr {
+                state.lr = (state.lr * t.lr_factor).max(t.min_lr);
+                state.epochs_without_improvement = 0;
+                if is_main {
+                    eprintln!(
+                        "validation error stopped improving: learning rate now {}",
+                        state.lr
+                    );
+                }
+            }
+        }
+        if is_main {
+            eprintln!(
+                "epoch {:>3}: train loss {:.4}, top-1 err {:5.2}% | val loss {:.4}, top-1 err {:5.2}%, top-5 err {:5.2}% | {:.0} img/s, {:.1} s",
+                row.epoch,
+                row.train_loss,
+                100.0 * row.train_top1_error,
+                row.val_loss,
+                100.0 * row.val_top1_error,
+                100.0 * row.val_top5_error,
+                row.images_per_second,
+                row.seconds
+            );
+            state.history.push(row);
+            metrics::write_csv(&state.history, &out.join("metrics.csv"))?;
+            metrics::plot(&state.history, out)?;
+            checkpoint::save(out, &net, &sgd, &state, t.keep_checkpoints)?;
+        } else {
+            state.history.push(row);
+        }
+        if t.max_steps > 0 && state.step >= t.max_steps {
+            break;
+        }
+    }
+
+    // Final evaluation and export.
+    let val = eval::evaluate(
+        &net,
+        &data.val,
+        &data.norm,
+        &eval_aug,
+        &eval::CENTRE,
+        eval_loader,
+    )?;
+    let patches = eval::ten_patches();
+    let val_ten_patch = if cfg.eval.ten_patch {
+        Some(eval::evaluate(
+            &net,
+            &data.val,
+            &data.norm,
+            &eval_aug,
+            &patches,
+            eval_loader,
+        )?)
+    } else {
+        None
+    };
+    let (test, test_ten_patch) = match &data.test {
+        Some(set) => (
+            Some(eval::evaluate(
+                &net,
+                set,
+                &data.norm,
+                &eval_aug,
+                &eval::CENTRE,
+                eval_loader,
+            )?),
+            if cfg.eval.ten_patch {
+                Some(eval::evaluate(
+                    &net,
+                    set,
+                    &data.norm,
+                    &eval_aug,
+                    &patches,
+                    eval_loader,
+                )?)
+            } else {
+                None
+            },
+        ),
+        None => (None, None),
+    };
+    let (blob, safetensors) = export(&net, out)?;
+    Ok(Summary {
+        state,
+        val,
+        val_ten_patch,
+        test,
+        test_ten_patch,
+        blob,
+        safetensors,
+        train_seconds,
+    })
+}
+
+/// Writes `model.blob` (the core's f32 format, with the training preprocessing and the
+/// labels) and `model.safetensors` (what `quantize` reads) into `out`.
+pub fn export(net: &Net, out: &Path) -> Result<(PathBuf, PathBuf)> {
+    let spec = net.to_spec()?;
+    let blob = out.join("model.blob");
+    alexnet_host::blob_file::write_blob(&blob, &spec.to_blob()?)?;
+    let safetensors = out.join("model.safetensors");
+    alexnet_host::safetensors_io::save(&spec, &safetensors)?;
+    Ok((blob, safetensors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alexnet_core::builtin::{MICRO, PAPER};
+
+    #[test]
+    fn weights_load_from_blob_safetensors_and_pth() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let pth = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/host/tests/data/micro.pth");
+        let from_pth = load_weights(&pth, &MICRO)?;
+        let st = dir.path().join("w.safetensors");
+        alexnet_host::safetensors_io::save(&from_pth, &st)?;
+        let blob = dir.path().join("w.blob");
+        alexnet_host::blob_file::write_blob(&blob, &from_pth.to_blob()?)?;
+        assert_eq!(load_weights(&st, &MICRO)?.params, from_pth.params);
+        assert_eq!(load_weights(&blob, &MICRO)?.params, from_pth.params);
+        let err = load_weights(&blob, &PAPER).unwrap_err();
+        assert!(format!("{err:#}").contains("micro"), "{err:#}");
+        Ok(())
+    }
+
+    #[test]
+    fn kaiming_init_has_he_scale() -> Result<()> {
+        let spec = kaiming_init(&MICRO, 1)?;
+        let fc6 = spec.params[16].as_ref().expect("fc6");
+        let fan_in = fc6.weight.len() / fc6.bias.len();
+        let var = fc6.weight.iter().map(|w| w * w).sum::<f32>() / fc6.weight.len() as f32;
+        let expected = 2.0 / fan_in as f32;
+        assert!((var / expected - 1.0).abs() < 0.02, "{var} vs {expected}");
+        assert!(fc6.bias.iter().all(|&b| b == 0.0));
+        Ok(())
+    }
+}
