@@ -65,27 +65,34 @@ pub fn conv2d_generic(
     let out_shape = check(input, in_shape, spec, kernel, output)?;
     let oc = spec.out_channels as usize;
 
-    let k = spec.kernel as usize;
-    let (s, p) = (spec.stride as usize, spec.padding as usize);
-    let groups = spec.groups as usize;
-    let cin_group = in_shape.c / groups;
-    let cout_group = oc / groups;
-    let (in_h, in_w) = (in_shape.h, in_shape.w);
+    // `check` proved these nonzero; `max(1)` lets the optimizer see it, so no panic path
+    // for a zero chunk size, step or divisor remains (the core's panic-freedom check).
+    let k = (spec.kernel as usize).max(1);
+    let (s, p) = ((spec.stride as usize).max(1), spec.padding as usize);
+    let groups = (spec.groups as usize).max(1);
+    let cin_group = (in_shape.c / groups).max(1);
+    let cout_group = (oc / groups).max(1);
+    let (in_h, in_w) = (in_shape.h, in_shape.w.max(1));
+    let (in_plane_len, out_plane_len, out_w) = (
+        in_shape.plane().max(1),
+        out_shape.plane().max(1),
+        out_shape.w.max(1),
+    );
     let zp_in = zero_points.input;
 
-    let out_planes = output.chunks_exact_mut(out_shape.plane());
-    let kernels = kernel.weight.chunks_exact(cin_group * k * k);
+    let out_planes = output.chunks_exact_mut(out_plane_len);
+    let kernels = kernel.weight.chunks_exact((cin_group * k * k).max(1));
     let per_channel = kernel.bias.iter().zip(kernel.multiplier).zip(kernel.shift);
     for (o, ((plane, taps), ((&bias, &m), &r))) in
         out_planes.zip(kernels).zip(per_channel).enumerate()
     {
         let group = o / cout_group;
-        for (oy, out_row) in plane.chunks_exact_mut(out_shape.w).enumerate() {
+        for (oy, out_row) in plane.chunks_exact_mut(out_w).enumerate() {
             for (seg, out_seg) in out_row.chunks_mut(SEGMENT).enumerate() {
                 let x0 = seg * SEGMENT;
                 let mut acc = [bias; SEGMENT];
-                let in_planes = input.chunks_exact(in_shape.plane()).skip(group * cin_group);
-                for (in_plane, w_ic) in in_planes.zip(taps.chunks_exact(k * k)) {
+                let in_planes = input.chunks_exact(in_plane_len).skip(group * cin_group);
+                for (in_plane, w_ic) in in_planes.zip(taps.chunks_exact((k * k).max(1))) {
                     for (ky, w_row) in w_ic.chunks_exact(k).enumerate() {
                         let iy = (oy * s + ky).wrapping_sub(p);
                         let Some(in_row) =
@@ -102,7 +109,7 @@ pub fn conv2d_generic(
                                 0
                             };
                             let end = x0 + out_seg.len();
-                            let (lo, hi) = (lo.clamp(x0, end), hi.clamp(x0, end));
+                            let (lo, hi) = (lo.max(x0).min(end), hi.max(x0).min(end));
                             if lo >= hi {
                                 continue;
                             }

@@ -219,7 +219,8 @@ pub fn conv2d(
     let out_shape = super::conv::check(input, in_shape, spec, kernel, output)?;
     let oc = spec.out_channels as usize;
     let k = spec.kernel as usize;
-    let groups = spec.groups as usize;
+    // `check` proved `groups` nonzero; `max(1)` lets the optimizer see it.
+    let groups = (spec.groups as usize).max(1);
     let cin_group = in_shape.c / groups;
     let cout_group = oc / groups;
     let taps = cin_group * k * k;

@@ -83,7 +83,9 @@ pub fn lrn_in_place(
             found: q,
         });
     }
-    let n = spec.size as usize;
+    // Validated odd and at most MAX_LRN_SIZE; the clamp lets the optimizer see that every
+    // `% n` is nonzero and every ring index in bounds.
+    let n = (spec.size as usize).clamp(1, MAX_LRN_SIZE as usize);
     let half = n / 2;
     let channels = shape.c;
     let plane = shape.plane();

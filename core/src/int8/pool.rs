@@ -24,7 +24,8 @@ pub fn adaptive_avg_pool(
 ) -> Result<Shape, Error> {
     crate::layers::adaptive_pool_by(input, in_shape, out_h, out_w, output, |window, n| {
         let sum: i64 = window.map(i64::from).sum();
-        let n = n as i64;
+        // Windows are never empty; `max(1)` lets the optimizer see it.
+        let n = (n as i64).max(1);
         super::requant::saturate((2 * sum + n).div_euclid(2 * n))
     })
 }

@@ -29,27 +29,35 @@ pub fn conv2d(
     expect_len("conv bias", spec.out_channels as usize, bias.len())?;
     expect_len("conv output", out_shape.len(), output.len())?;
 
-    let k = spec.kernel as usize;
-    let groups = spec.groups as usize;
-    let cin_group = in_shape.c / groups;
-    let cout_group = out_shape.c / groups;
+    // Validated nonzero above; `max(1)` lets the optimizer see it, so no panic path for a
+    // zero chunk size, step or divisor remains (the core's panic-freedom check).
+    let k = (spec.kernel as usize).max(1);
+    let groups = (spec.groups as usize).max(1);
+    let cin_group = (in_shape.c / groups).max(1);
+    let cout_group = (out_shape.c / groups).max(1);
     let geometry = Geometry {
-        in_w: in_shape.w,
+        in_w: in_shape.w.max(1),
         in_h: in_shape.h,
-        stride: spec.stride as usize,
+        stride: (spec.stride as usize).max(1),
         padding: spec.padding as usize,
     };
+    let out_w = out_shape.w.max(1);
 
-    let out_planes = output.chunks_exact_mut(out_shape.plane());
-    let kernels = weight.chunks_exact(cin_group * k * k);
-    for (oc, ((plane, kernel), &b)) in out_planes.zip(kernels).zip(bias).enumerate() {
+    let out_planes = output.chunks_exact_mut(out_shape.plane().max(1));
+    let kernel_len = cin_group * k * k;
+    for (oc, (plane, &b)) in out_planes.zip(bias).enumerate() {
+        let Some(kernel) = weight.get(oc * kernel_len..(oc + 1) * kernel_len) else {
+            break;
+        };
         plane.fill(b);
         let group = oc / cout_group;
-        let in_planes = input.chunks_exact(in_shape.plane()).skip(group * cin_group);
-        for (in_plane, taps) in in_planes.zip(kernel.chunks_exact(k * k)) {
+        let in_planes = input
+            .chunks_exact(in_shape.plane().max(1))
+            .skip(group * cin_group);
+        for (in_plane, taps) in in_planes.zip(kernel.chunks_exact((k * k).max(1))) {
             for (ky, tap_row) in taps.chunks_exact(k).enumerate() {
                 for (kx, &w) in tap_row.iter().enumerate() {
-                    geometry.accumulate_tap(in_plane, plane, out_shape.w, ky, kx, w);
+                    geometry.accumulate_tap(in_plane, plane, out_w, ky, kx, w);
                 }
             }
         }
@@ -57,7 +65,7 @@ pub fn conv2d(
     Ok(out_shape)
 }
 
-/// Input geometry of one convolution.
+/// Input geometry of one convolution (`in_w`, `stride` nonzero).
 struct Geometry {
     in_h: usize,
     in_w: usize,

@@ -18,7 +18,9 @@ use crate::error::Error;
 pub fn lrn_in_place(values: &mut [f32], shape: Shape, spec: &LrnSpec) -> Result<(), Error> {
     output_shape(&Layer::Lrn(*spec), shape)?;
     expect_len("lrn input", shape.len(), values.len())?;
-    let n = spec.size as usize;
+    // Validated odd and at most MAX_LRN_SIZE; the clamp lets the optimizer see that every
+    // `% n` is nonzero and every ring index in bounds.
+    let n = (spec.size as usize).clamp(1, MAX_LRN_SIZE as usize);
     let half = n / 2;
     let channels = shape.c;
     let plane = shape.plane();

@@ -29,12 +29,16 @@ pub(crate) fn max_pool_by<T: Copy>(
     expect_len("maxpool input", in_shape.len(), input.len())?;
     expect_len("maxpool output", out_shape.len(), output.len())?;
     let (win, s) = (spec.window as usize, spec.stride as usize);
+    // Shapes validated nonzero above; `max(1)` lets the optimizer see it.
     let planes = input
-        .chunks_exact(in_shape.plane())
-        .zip(output.chunks_exact_mut(out_shape.plane()));
+        .chunks_exact(in_shape.plane().max(1))
+        .zip(output.chunks_exact_mut(out_shape.plane().max(1)));
     for (in_plane, out_plane) in planes {
-        for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w).enumerate() {
-            let rows = in_plane.chunks_exact(in_shape.w).skip(oy * s).take(win);
+        for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w.max(1)).enumerate() {
+            let rows = in_plane
+                .chunks_exact(in_shape.w.max(1))
+                .skip(oy * s)
+                .take(win);
             for (ox, out) in out_row.iter_mut().enumerate() {
                 let mut window = rows
                     .clone()
@@ -50,7 +54,11 @@ pub(crate) fn max_pool_by<T: Copy>(
 
 /// PyTorch's adaptive window for output index `i` of `out` over `n` inputs:
 /// `[floor(i * n / out), ceil((i + 1) * n / out))`.
+/// (`out` = 0 gives the empty window.)
 pub const fn adaptive_window(i: usize, n: usize, out: usize) -> (usize, usize) {
+    if out == 0 {
+        return (0, 0);
+    }
     (i * n / out, ((i + 1) * n).div_ceil(out))
 }
 
@@ -83,16 +91,20 @@ pub(crate) fn adaptive_pool_by<T: Copy>(
     expect_len("avgpool input", in_shape.len(), input.len())?;
     expect_len("avgpool output", out_shape.len(), output.len())?;
     let planes = input
-        .chunks_exact(in_shape.plane())
-        .zip(output.chunks_exact_mut(out_shape.plane()));
+        .chunks_exact(in_shape.plane().max(1))
+        .zip(output.chunks_exact_mut(out_shape.plane().max(1)));
     for (in_plane, out_plane) in planes {
-        for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w).enumerate() {
+        for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w.max(1)).enumerate() {
             let (y0, y1) = adaptive_window(oy, in_shape.h, out_shape.h);
             for (ox, out) in out_row.iter_mut().enumerate() {
                 let (x0, x1) = adaptive_window(ox, in_shape.w, out_shape.w);
-                let rows = in_plane.chunks_exact(in_shape.w).skip(y0).take(y1 - y0);
-                let mut window = rows.flat_map(|row| row.iter().skip(x0).take(x1 - x0).copied());
-                *out = reduce(&mut window, (y1 - y0) * (x1 - x0));
+                let (rows_n, cols_n) = (y1.saturating_sub(y0), x1.saturating_sub(x0));
+                let rows = in_plane
+                    .chunks_exact(in_shape.w.max(1))
+                    .skip(y0)
+                    .take(rows_n);
+                let mut window = rows.flat_map(|row| row.iter().skip(x0).take(cols_n).copied());
+                *out = reduce(&mut window, rows_n * cols_n);
             }
         }
     }

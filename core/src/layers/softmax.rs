@@ -44,7 +44,7 @@ pub fn top_k(scores: &[f32], indices: &mut [usize]) -> usize {
         }
         // Shift [pos, end) one slot right (dropping the last kept entry when full), put i at pos.
         let end = if filled < k { filled } else { k - 1 };
-        if let Some(window) = indices.get_mut(pos..=end) {
+        if let Some(window) = indices.get_mut(pos..=end).filter(|w| !w.is_empty()) {
             window.rotate_right(1);
             if let Some(first) = window.first_mut() {
                 *first = i;

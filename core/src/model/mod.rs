@@ -283,6 +283,8 @@ impl<'a> Model<'a> {
             shape = out_shape;
         }
         let out = region_mut(arena, side, shape.len()).ok_or(too_small)?;
+        // `prepare` checked this; checking it here too keeps the copy free of a panic path.
+        layers::expect_len("logits", out.len(), logits.len())?;
         logits.copy_from_slice(out);
         Ok(())
     }

@@ -122,6 +122,23 @@ pub fn test() -> Result<(), String> {
             setup::EMBEDDED_TARGET,
         ]),
     )?;
+    let panic_check = root().join("core/panic-check");
+    timed(
+        "no panic path in alexnet-core: a Cortex-M binary whose panic handler cannot link",
+        cargo()
+            .current_dir(&panic_check)
+            .args(["build", "--release", "--quiet"]),
+    )?;
+    timed(
+        "... and with the dsp feature",
+        cargo().current_dir(&panic_check).args([
+            "build",
+            "--release",
+            "--quiet",
+            "--features",
+            "dsp",
+        ]),
+    )?;
     timed(
         "host-train with the nccl feature: clippy (NCCL loads at run time, so no CUDA needed)",
         cargo().args([

@@ -1,0 +1,80 @@
+//! Links every public entry point of `alexnet-core` that firmware calls, on inputs the
+//! optimizer cannot see (a blob, an input and an arena of unknown contents and sizes), with
+//! a panic handler that calls a function that does not exist. If any panic path survives
+//! optimization, the linker needs that function and fails, naming it; if the binary links,
+//! no panic is reachable from these entry points on any input. (`cargo xtask test` builds it
+//! with and without the `dsp` feature.)
+
+#![no_std]
+#![no_main]
+
+use alexnet_core::layers::{softmax, top_k};
+use alexnet_core::{Model, Preprocess, Shape};
+use core::hint::black_box;
+use cortex_m_rt::entry;
+
+/// Memory whose contents and used length the optimizer cannot know.
+static mut BLOB: [u8; 1 << 16] = [0; 1 << 16];
+static mut ARENA: [u8; 1 << 16] = [0; 1 << 16];
+static mut FLOATS: [f32; 4096] = [0.0; 4096];
+static mut CODES: [i8; 4096] = [0; 4096];
+static mut PIXELS: [u8; 4096] = [0; 4096];
+
+#[entry]
+fn main() -> ! {
+    // SAFETY: the only references to these statics, taken once, single-threaded.
+    #[allow(static_mut_refs)]
+    let (blob, arena, floats, codes, pixels) =
+        unsafe { (&mut BLOB, &mut ARENA, &mut FLOATS, &mut CODES, &mut PIXELS) };
+    let blob = blob.get(..black_box(blob.len())).unwrap_or(&[]);
+    let blob = black_box(blob);
+    let arena = black_box(&mut arena[..]);
+    let Some((input, out)) = black_box(&mut floats[..]).split_at_mut_checked(black_box(2048))
+    else {
+        spin()
+    };
+    let Some((qin, qout)) = black_box(&mut codes[..]).split_at_mut_checked(black_box(2048)) else {
+        spin()
+    };
+    let mut best = [0usize; 5];
+    if let Ok(model) = Model::parse(blob) {
+        let _ = black_box(model.arena_bytes());
+        let _ = black_box(model.forward(input, arena, out));
+        let _ = black_box(model.forward_int8(qin, arena, qout));
+        let _ = black_box(model.quantize_input(input, qin));
+        let _ = black_box(model.dequantize_logits(qout, out));
+        let _ = black_box(model.forward_observed(input, arena, out, |_, _, _| {}));
+        let _ = black_box(model.forward_int8_observed(qin, arena, qout, |_, _, _| {}));
+        let shape = Shape::new(black_box(3), black_box(16), black_box(16));
+        let prep: &Preprocess<'_> = black_box(model.preprocess());
+        let _ = black_box(prep.apply(pixels, shape, input));
+    }
+    let _ = black_box(softmax(input, out));
+    let _ = black_box(top_k(out, &mut best));
+    spin()
+}
+
+/// Where the program ends: it only has to link, never to run.
+fn spin() -> ! {
+    loop {
+        black_box(());
+    }
+}
+
+#[cfg(feature = "locate")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // `--features locate`: links, so that the disassembly shows who calls the panics.
+    spin()
+}
+
+#[cfg(not(feature = "locate"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    extern "Rust" {
+        /// Deliberately undefined: the link fails if a panic path reaches it.
+        fn alexnet_core_has_a_reachable_panic() -> !;
+    }
+    // SAFETY: never called when the proof holds (the binary would not link otherwise).
+    unsafe { alexnet_core_has_a_reachable_panic() }
+}
