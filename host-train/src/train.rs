@@ -337,8 +337,7 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
         }
         None
     };
-    std::fs::write(out.join("config.toml"), cfg.to_toml()?)
-        .with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+    checkpoint::write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
 
     let data = prepare_data(cfg, out, opts.progress)?;
     let is_main = rank == 0;

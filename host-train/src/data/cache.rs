@@ -1,179 +1,302 @@
 //! The compact preprocessed-image cache: decoding and resizing JPEGs is the expensive part
-//! of the pipeline, so it is done once and the `S x S` bytes are kept on disk.
+//! of the pipeline, so it is done once and the `S x S` bytes are kept on disk. The cache is
+//! written image by image as they are decoded and read back as a memory map, so a set larger
+//! than memory (ImageNet: 252 GB at 256x256) trains from it.
 //!
-//! Layout (little-endian): magic `ALXIMGS\0`, version u32, channels u32, size u32,
-//! count u64, fingerprint u64, class count u32, then per class a u32 byte length and its
-//! UTF-8 name, then `count` u32 labels, then `count * channels * size * size` pixel bytes
-//! (the [`ImageSet`] buffer as is). The file length must match the header exactly, so a
-//! truncated or padded file is refused before anything large is allocated.
+//! Layout (little-endian): a 64-byte header: magic `ALXIMGS\0`, version u32, channels u32,
+//! size u32, reserved u32, count u64, fingerprint u64, trailer offset u64, zeros; then
+//! `count * channels * size * size` pixel bytes (the [`ImageSet`] buffer as is, 64-byte
+//! aligned); then the trailer: class count u32, per class a u32 byte length and its UTF-8
+//! name, and `count` u32 labels. The file length must match exactly, so a truncated or
+//! padded file is refused before anything is mapped.
 
-use super::ImageSet;
+use super::{ImageSet, Pixels};
 use anyhow::{bail, ensure, Context, Result};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"ALXIMGS\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+const HEADER: usize = 64;
 /// Longest class name accepted, a sanity bound against corrupt headers.
 const MAX_NAME: usize = 4096;
 /// Most classes accepted, likewise.
 const MAX_CLASSES: usize = 1 << 20;
 
-/// Writes `set` and the `fingerprint` of its source to `path`, atomically: a temporary file
-/// in the same folder, flushed to disk, then renamed over `path`, so a crash never leaves a
-/// half-written cache behind.
+/// Writes a cache image by image: to a temporary file in the same folder, which
+/// [`CacheWriter::finish`] completes, flushes to disk and renames over the target, so a
+/// crash never leaves a half-written cache behind (an unfinished writer deletes its file).
+pub struct CacheWriter {
+    out: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+    channels: usize,
+    size: usize,
+    labels: Vec<u32>,
+}
+
+impl CacheWriter {
+    /// Starts a cache of `channels x size x size` images at `path`.
+    pub fn create(path: &Path, channels: usize, size: usize) -> Result<Self> {
+        ensure!(
+            (1..=4).contains(&channels) && size > 0,
+            "cannot cache {channels}-channel images of side {size}"
+        );
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the cache folder {}", dir.display()))?;
+        let name = path
+            .file_name()
+            .with_context(|| format!("cache path {} has no file name", path.display()))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp.{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut out = BufWriter::with_capacity(1 << 22, file);
+        out.write_all(&[0u8; HEADER])
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        Ok(CacheWriter {
+            out: Some(out),
+            tmp,
+            path: path.to_path_buf(),
+            channels,
+            size,
+            labels: Vec::new(),
+        })
+    }
+
+    /// Appends one CHW image.
+    pub fn push(&mut self, pixels: &[u8], label: u32) -> Result<()> {
+        let n = self.channels * self.size * self.size;
+        ensure!(
+            pixels.len() == n,
+            "image of {} bytes, the cache holds {n}",
+            pixels.len()
+        );
+        let out = self.out.as_mut().context("cache writer already finished")?;
+        out.write_all(pixels)
+            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        self.labels.push(label);
+        Ok(())
+    }
+
+    /// Images written so far.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether no image was written.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Writes the trailer and the header, syncs, and renames the file into place.
+    pub fn finish(mut self, classes: &[String], fingerprint: u64) -> Result<()> {
+        ensure!(classes.len() <= MAX_CLASSES, "too many classes");
+        if let Some(bad) = self.labels.iter().find(|&&l| l as usize >= classes.len()) {
+            bail!(
+                "label {bad} out of range: the set has {} classes",
+                classes.len()
+            );
+        }
+        let mut out = self.out.take().context("cache writer already finished")?;
+        let count = self.labels.len() as u64;
+        let trailer_at = HEADER as u64 + count * (self.channels * self.size * self.size) as u64;
+        let mut trailer = Vec::new();
+        trailer.extend_from_slice(&u32::try_from(classes.len())?.to_le_bytes());
+        for c in classes {
+            ensure!(
+                c.len() <= MAX_NAME,
+                "class name longer than {MAX_NAME} bytes"
+            );
+            trailer.extend_from_slice(&(c.len() as u32).to_le_bytes());
+            trailer.extend_from_slice(c.as_bytes());
+        }
+        for &l in &self.labels {
+            trailer.extend_from_slice(&l.to_le_bytes());
+        }
+        let mut header = Vec::with_capacity(HEADER);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&u32::try_from(self.channels)?.to_le_bytes());
+        header.extend_from_slice(&u32::try_from(self.size)?.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&count.to_le_bytes());
+        header.extend_from_slice(&fingerprint.to_le_bytes());
+        header.extend_from_slice(&trailer_at.to_le_bytes());
+        header.resize(HEADER, 0);
+        let tmp = self.tmp.clone();
+        let write = |out: &mut BufWriter<File>| -> std::io::Result<()> {
+            out.write_all(&trailer)?;
+            out.flush()?;
+            let file = out.get_mut();
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(&header)?;
+            file.sync_all()
+        };
+        write(&mut out).with_context(|| format!("cannot write {}", tmp.display()))?;
+        drop(out);
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("cannot move {} to {}", tmp.display(), self.path.display()))?;
+        if let Some(dir) = self.path.parent() {
+            // Makes the rename itself durable; not every platform allows syncing a folder.
+            if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CacheWriter {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `set` and the `fingerprint` of its source to `path`, atomically.
 pub fn save(set: &ImageSet, fingerprint: u64, path: &Path) -> Result<()> {
     set.validate()
         .context("refusing to cache an inconsistent image set")?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the cache folder {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("cache path {} has no file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = write_file(set, fingerprint, &tmp).and_then(|()| {
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    } else if let Ok(d) = File::open(&dir) {
-        // Makes the rename itself durable; not every platform allows syncing a folder.
-        let _ = d.sync_all();
+    let mut w = CacheWriter::create(path, set.channels, set.size)?;
+    for i in 0..set.len() {
+        let img = set.image(i).context("image out of range")?;
+        w.push(img, set.labels[i])?;
     }
-    result
+    w.finish(&set.classes, fingerprint)
 }
 
-fn write_file(set: &ImageSet, fingerprint: u64, path: &Path) -> Result<()> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    let mut header = Vec::new();
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&u32::try_from(set.channels)?.to_le_bytes());
-    header.extend_from_slice(&u32::try_from(set.size)?.to_le_bytes());
-    header.extend_from_slice(&(set.len() as u64).to_le_bytes());
-    header.extend_from_slice(&fingerprint.to_le_bytes());
-    header.extend_from_slice(&u32::try_from(set.classes.len())?.to_le_bytes());
-    for c in &set.classes {
-        ensure!(
-            c.len() <= MAX_NAME,
-            "class name longer than {MAX_NAME} bytes"
-        );
-        header.extend_from_slice(&(c.len() as u32).to_le_bytes());
-        header.extend_from_slice(c.as_bytes());
-    }
-    for &l in &set.labels {
-        header.extend_from_slice(&l.to_le_bytes());
-    }
-    let write = |w: &mut BufWriter<File>| -> std::io::Result<()> {
-        w.write_all(&header)?;
-        w.write_all(&set.pixels)?;
-        w.flush()?;
-        w.get_ref().sync_all()
-    };
-    write(&mut w).with_context(|| format!("cannot write {}", path.display()))
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Reads a fixed number of bytes of the header, naming the field on truncation.
-fn take<const N: usize>(r: &mut impl Read, what: &str, path: &Path) -> Result<[u8; N]> {
-    let mut b = [0u8; N];
-    r.read_exact(&mut b)
-        .with_context(|| format!("{} is truncated (in the {what})", path.display()))?;
-    Ok(b)
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Reads a cache written by [`save`]; returns the set and the fingerprint stored with it.
-/// Every field is checked (magic, version, sizes, labels, exact file length).
+/// Maps a cache written by [`save`] or [`CacheWriter`]; returns the set (its pixels mapped,
+/// not read) and the fingerprint stored with it. Every field is checked (magic, version,
+/// sizes, labels, exact file length).
 pub fn load(path: &Path) -> Result<(ImageSet, u64)> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let file_len = file
         .metadata()
         .with_context(|| format!("cannot stat {}", path.display()))?
         .len();
-    let mut r = BufReader::with_capacity(1 << 20, file);
-    let magic: [u8; 8] = take(&mut r, "magic", path)?;
     ensure!(
-        &magic == MAGIC,
+        file_len >= HEADER as u64,
+        "{} is truncated (in the header)",
+        path.display()
+    );
+    // SAFETY: the map is read-only; the cache is written to a temporary file and renamed,
+    // never modified in place, so the mapped file does not change under us (unless someone
+    // edits it by hand, which could change the bytes read but not memory safety of the
+    // slices handed out, as the map's length is fixed).
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .with_context(|| format!("cannot map {}", path.display()))?;
+    let b = &map[..];
+    ensure!(
+        &b[..8] == MAGIC,
         "{} is not an image cache (bad magic)",
         path.display()
     );
-    let version = u32::from_le_bytes(take(&mut r, "version", path)?);
+    let field = |v: Option<u32>| {
+        v.with_context(|| format!("{} is truncated (in the header)", path.display()))
+    };
+    let version = field(u32_at(b, 8))?;
     ensure!(
         version == VERSION,
         "{} is a version {version} image cache, this build reads version {VERSION}",
         path.display()
     );
-    let channels = u32::from_le_bytes(take(&mut r, "header", path)?) as usize;
-    let size = u32::from_le_bytes(take(&mut r, "header", path)?) as usize;
-    let count = u64::from_le_bytes(take(&mut r, "header", path)?);
-    let fingerprint = u64::from_le_bytes(take(&mut r, "header", path)?);
-    let n_classes = u32::from_le_bytes(take(&mut r, "header", path)?) as usize;
+    let channels = field(u32_at(b, 12))? as usize;
+    let size = field(u32_at(b, 16))? as usize;
+    let count = u64_at(b, 24).context("header")?;
+    let fingerprint = u64_at(b, 32).context("header")?;
+    let trailer_at = u64_at(b, 40).context("header")?;
     ensure!(
-        (1..=4).contains(&channels) && size > 0 && n_classes <= MAX_CLASSES,
-        "{}: implausible header (channels {channels}, size {size}, {n_classes} classes)",
+        (1..=4).contains(&channels) && size > 0 && size <= 1 << 16,
+        "{}: implausible header (channels {channels}, size {size})",
         path.display()
     );
-    let mut consumed: u64 = 8 + 4 * 4 + 8 * 2;
+    let image_len = (channels * size * size) as u64;
+    let expected_trailer = count
+        .checked_mul(image_len)
+        .and_then(|p| p.checked_add(HEADER as u64))
+        .with_context(|| format!("{}: absurd image count {count}", path.display()))?;
+    ensure!(
+        trailer_at == expected_trailer,
+        "{}: the header's trailer offset {trailer_at} does not follow {count} images",
+        path.display()
+    );
+    ensure!(
+        file_len >= trailer_at,
+        "{} is truncated (in the pixels)",
+        path.display()
+    );
+    let trailer = &b[trailer_at as usize..];
+    let truncated = || {
+        format!(
+            "{} is truncated (in the class names or labels)",
+            path.display()
+        )
+    };
+    let n_classes = u32_at(trailer, 0).with_context(truncated)? as usize;
+    ensure!(
+        n_classes <= MAX_CLASSES,
+        "{}: implausible header ({n_classes} classes)",
+        path.display()
+    );
+    let mut at = 4;
     let mut classes = Vec::with_capacity(n_classes.min(1024));
     for i in 0..n_classes {
-        let len = u32::from_le_bytes(take(&mut r, "class names", path)?) as usize;
+        let len = u32_at(trailer, at).with_context(truncated)? as usize;
         ensure!(
             len <= MAX_NAME,
             "{}: class name {i} is {len} bytes long, corrupt header",
             path.display()
         );
-        let mut name = vec![0u8; len];
-        r.read_exact(&mut name)
-            .with_context(|| format!("{} is truncated (in the class names)", path.display()))?;
-        let name = String::from_utf8(name)
+        let name = trailer.get(at + 4..at + 4 + len).with_context(truncated)?;
+        let name = String::from_utf8(name.to_vec())
             .with_context(|| format!("{}: class name {i} is not UTF-8", path.display()))?;
         classes.push(name);
-        consumed += 4 + len as u64;
+        at += 4 + len;
     }
-    let image_len = (channels * size * size) as u64;
-    let expected = count
-        .checked_mul(4 + image_len)
-        .and_then(|body| body.checked_add(consumed))
+    let labels_len = usize::try_from(count)?
+        .checked_mul(4)
         .with_context(|| format!("{}: absurd image count {count}", path.display()))?;
-    if file_len != expected {
-        bail!(
-            "{} is {} bytes, its header announces {count} images of {channels}x{size}x{size} \
-             = {expected} bytes ({})",
-            path.display(),
-            file_len,
-            if file_len < expected {
-                "truncated"
-            } else {
-                "trailing data"
-            }
-        );
+    let raw = trailer.get(at..at + labels_len).with_context(truncated)?;
+    if trailer.len() != at + labels_len {
+        bail!("{} has trailing data after its labels", path.display());
     }
-    let count = usize::try_from(count)?;
-    let mut raw = vec![0u8; count * 4];
-    r.read_exact(&mut raw)
-        .with_context(|| format!("{} is truncated (in the labels)", path.display()))?;
     let labels: Vec<u32> = raw
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    drop(raw);
-    let mut pixels = vec![0u8; count * image_len as usize];
-    r.read_exact(&mut pixels)
-        .with_context(|| format!("{} is truncated (in the pixels)", path.display()))?;
+    let len = (trailer_at as usize) - HEADER;
     let set = ImageSet {
         channels,
         size,
-        pixels,
+        pixels: Pixels::Mapped {
+            map: Arc::new(map),
+            start: HEADER,
+            len,
+        },
         labels,
         classes,
     };
@@ -222,7 +345,7 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         let bad = dir.path().join("bad.cache");
         // Truncated anywhere: header, names, labels, pixels.
-        for cut in [0, 5, 20, 40, 50, bytes.len() - 1] {
+        for cut in [0, 5, 20, 40, 50, 64 + 10, bytes.len() - 1] {
             std::fs::write(&bad, &bytes[..cut]).unwrap();
             let err = format!("{:#}", load(&bad).unwrap_err());
             assert!(err.contains("truncated"), "cut {cut}: {err}");
@@ -246,10 +369,22 @@ mod tests {
         // A label out of range (first label sits right after the class names).
         let mut label = bytes.clone();
         let names_len: usize = set.classes.iter().map(|c| 4 + c.len()).sum();
-        label[40 + names_len] = 200;
+        label[64 + set.pixels.len() + 4 + names_len] = 200;
         std::fs::write(&bad, &label).unwrap();
         let err = format!("{:#}", load(&bad).unwrap_err());
         assert!(err.contains("label 200"), "{err}");
         assert!(load(&dir.path().join("absent")).is_err());
+        // An unfinished writer leaves nothing behind.
+        let mut w = CacheWriter::create(&dir.path().join("never.cache"), 3, 5).unwrap();
+        w.push(set.image(0).unwrap(), 0).unwrap();
+        assert!(w.push(&[0; 3], 0).is_err());
+        drop(w);
+        assert!(!dir.path().join("never.cache").exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("never"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

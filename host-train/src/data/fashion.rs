@@ -82,7 +82,7 @@ pub fn load(dir: &Path, split: Split) -> Result<ImageSet> {
     let set = ImageSet {
         channels: 1,
         size: images.rows,
-        pixels: images.pixels,
+        pixels: images.pixels.into(),
         labels: labels.into_iter().map(u32::from).collect(),
         classes,
     };

@@ -334,20 +334,50 @@ fn decode_one(path: &Path, size: usize, notes: &mut Vec<String>) -> Result<Vec<u
 /// Decodes every file of `scan` in parallel (rayon) to RGB `size x size`: shorter side to
 /// `size` (triangle filter down, Catmull-Rom up), centre crop. Odd files are converted or
 /// skipped and counted in the report; it is an error only if every file was skipped.
-/// With `progress`, shows a progress bar with the images per second.
+/// With `progress`, shows a progress bar with the images per second. The set is held in
+/// memory; [`load_or_build`] streams to a cache instead.
 pub fn preprocess(
     scan: &FolderScan,
     size: usize,
     progress: bool,
 ) -> Result<(ImageSet, PrepReport)> {
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    let report = preprocess_into(scan, size, progress, &mut |img, label| {
+        pixels.extend_from_slice(img);
+        labels.push(label);
+        Ok(())
+    })?;
+    let set = ImageSet {
+        channels: 3,
+        size,
+        pixels: pixels.into(),
+        labels,
+        classes: scan.classes.clone(),
+    };
+    set.validate()?;
+    Ok((set, report))
+}
+
+/// One file's outcome: its CHW bytes and conversion notes, or why it was skipped.
+type Decoded = Result<(Vec<u8>, Vec<String>), String>;
+
+/// Files decoded per parallel round: enough to keep every core busy, few enough that the
+/// round's images (256 x 192 kB at 256x256) stay small whatever the set's size.
+const ROUND: usize = 256;
+
+/// [`preprocess`], handing each kept image (CHW bytes, label) to `sink` in file order
+/// instead of collecting them, so memory stays bounded for sets of any size.
+pub fn preprocess_into(
+    scan: &FolderScan,
+    size: usize,
+    progress: bool,
+    sink: &mut dyn FnMut(&[u8], u32) -> Result<()>,
+) -> Result<PrepReport> {
     use rayon::prelude::*;
     ensure!(size > 0, "preprocessing size is 0");
     ensure!(!scan.files.is_empty(), "no image files to preprocess");
     let n = scan.files.len();
-    let image_len = 3 * size * size;
-    let total = n
-        .checked_mul(image_len)
-        .context("image set too large for memory")?;
     let bar = if progress {
         let bar = indicatif::ProgressBar::new(n as u64);
         bar.set_style(
@@ -360,58 +390,37 @@ pub fn preprocess(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    // Decoded straight into the final buffer, then skipped slots are squeezed out, so the
-    // peak memory is one set, not two.
-    let mut pixels = vec![0u8; total];
-    let outcomes: Vec<Result<Vec<String>, String>> = pixels
-        .par_chunks_mut(image_len)
-        .zip(scan.files.par_iter())
-        .map(|(slot, (path, _))| {
-            let mut notes = Vec::new();
-            let r = decode_one(path, size, &mut notes).map(|chw| {
-                slot.copy_from_slice(&chw);
-                notes
-            });
-            bar.inc(1);
-            r
-        })
-        .collect();
-    bar.finish_and_clear();
     let mut report = PrepReport::default();
-    let mut labels = Vec::with_capacity(n);
-    let mut kept = 0;
-    for (i, (outcome, (path, label))) in outcomes.into_iter().zip(&scan.files).enumerate() {
-        match outcome {
-            Ok(mut notes) => {
-                notes.sort();
-                notes.dedup();
-                for note in notes {
-                    *report.converted.entry(note).or_default() += 1;
+    for round in scan.files.chunks(ROUND) {
+        let outcomes: Vec<Decoded> = round
+            .par_iter()
+            .map(|(path, _)| {
+                let mut notes = Vec::new();
+                let r = decode_one(path, size, &mut notes).map(|chw| (chw, notes));
+                bar.inc(1);
+                r
+            })
+            .collect();
+        for (outcome, (path, label)) in outcomes.into_iter().zip(round) {
+            match outcome {
+                Ok((chw, mut notes)) => {
+                    notes.sort();
+                    notes.dedup();
+                    for note in notes {
+                        *report.converted.entry(note).or_default() += 1;
+                    }
+                    sink(&chw, *label)?;
+                    report.decoded += 1;
                 }
-                if kept != i {
-                    pixels.copy_within(i * image_len..(i + 1) * image_len, kept * image_len);
-                }
-                labels.push(*label);
-                kept += 1;
+                Err(why) => report.skipped.push((path.clone(), why)),
             }
-            Err(why) => report.skipped.push((path.clone(), why)),
         }
     }
-    report.decoded = kept;
-    if kept == 0 {
+    bar.finish_and_clear();
+    if report.decoded == 0 {
         bail!("every one of the {n} image files was skipped:\n{report}");
     }
-    pixels.truncate(kept * image_len);
-    pixels.shrink_to_fit();
-    let set = ImageSet {
-        channels: 3,
-        size,
-        pixels,
-        labels,
-        classes: scan.classes.clone(),
-    };
-    set.validate()?;
-    Ok((set, report))
+    Ok(report)
 }
 
 /// FNV-1a, 64 bits: a hash that is the same in every build (std's is not promised to be).
@@ -499,8 +508,12 @@ pub fn load_or_build(
             }
         }
     }
-    let (set, report) = preprocess(&scan, size, progress)?;
-    cache::save(&set, fp, cache_path)?;
+    let mut writer = cache::CacheWriter::create(cache_path, 3, size)?;
+    let report = preprocess_into(&scan, size, progress, &mut |img, label| {
+        writer.push(img, label)
+    })?;
+    writer.finish(&scan.classes, fp)?;
+    let (set, _) = cache::load(cache_path)?;
     Ok((set, Some(report)))
 }
 

@@ -18,6 +18,57 @@ pub use augment::{Augment, Normalize, View};
 pub use loader::{Batch, Loader};
 pub use pca::Pca;
 
+/// The pixel bytes of an [`ImageSet`]: in memory, or mapped from a cache file. ImageNet's
+/// 1.28 M training images at 256x256 are 252 GB, more than a workstation's memory, so a
+/// cached set is read through the page cache on demand rather than loaded.
+#[derive(Clone)]
+pub enum Pixels {
+    /// Owned bytes.
+    Owned(Vec<u8>),
+    /// `len` bytes from `start` of a read-only map of a cache file.
+    Mapped {
+        /// The map (shared by clones).
+        map: std::sync::Arc<memmap2::Mmap>,
+        /// First byte.
+        start: usize,
+        /// Byte count.
+        len: usize,
+    },
+}
+
+impl std::ops::Deref for Pixels {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Pixels::Owned(v) => v,
+            // The range was checked against the map when it was made.
+            Pixels::Mapped { map, start, len } => map.get(*start..start + len).unwrap_or(&[]),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Pixels {
+    fn from(v: Vec<u8>) -> Self {
+        Pixels::Owned(v)
+    }
+}
+
+impl PartialEq for Pixels {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Pixels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Pixels::Owned(_) => "owned",
+            Pixels::Mapped { .. } => "mapped",
+        };
+        write!(f, "Pixels({} bytes, {kind})", self.len())
+    }
+}
+
 /// Decoded images at their stored size, u8, CHW, all the same shape.
 ///
 /// One flat buffer rather than one allocation per image: the loader reads it from many
@@ -29,7 +80,7 @@ pub struct ImageSet {
     /// Images are stored `size x size`.
     pub size: usize,
     /// `len * channels * size * size` bytes, image after image, each CHW.
-    pub pixels: Vec<u8>,
+    pub pixels: Pixels,
     /// One label per image, an index into `classes`.
     pub labels: Vec<u32>,
     /// Class names, in label order.
@@ -76,7 +127,7 @@ impl ImageSet {
         ImageSet {
             channels: self.channels,
             size: self.size,
-            pixels,
+            pixels: pixels.into(),
             labels,
             classes: self.classes.clone(),
         }
@@ -130,7 +181,7 @@ pub(crate) mod testutil {
         ImageSet {
             channels,
             size,
-            pixels,
+            pixels: pixels.into(),
             labels: (0..n as u32).map(|i| i % 3).collect(),
             classes: vec!["a".into(), "b".into(), "c".into()],
         }
@@ -160,7 +211,9 @@ mod tests {
     #[test]
     fn validate_catches_inconsistent_sets() {
         let mut set = pattern_set(2, 1, 3);
-        set.pixels.pop();
+        let mut shorter = set.pixels.to_vec();
+        shorter.pop();
+        set.pixels = shorter.into();
         assert!(set.validate().is_err());
         let mut set = pattern_set(2, 1, 3);
         set.labels[0] = 7;

@@ -218,7 +218,7 @@ mod tests {
         let set = ImageSet {
             channels: 3,
             size,
-            pixels,
+            pixels: pixels.into(),
             labels: vec![0; n],
             classes: vec!["x".into()],
         };
