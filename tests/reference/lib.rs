@@ -8,6 +8,7 @@
 
 pub mod contract;
 pub mod f64;
+pub mod fuzz;
 pub mod int8;
 
 /// Unit roundoff of f32, 2^-24.

@@ -57,8 +57,12 @@ fn header(bytes: &[u8], words: usize, path: &Path) -> Result<Vec<usize>> {
 /// Reads an IDX image file (magic 0x803).
 pub fn read_images(path: impl AsRef<Path>) -> Result<IdxImages> {
     let path = path.as_ref();
-    let bytes = read_maybe_gzip(path)?;
-    let h = header(&bytes, 4, path)?;
+    parse_images(&read_maybe_gzip(path)?, path)
+}
+
+/// Parses the bytes of an (inflated) IDX image file; `path` names it in errors.
+pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages> {
+    let h = header(bytes, 4, path)?;
     if h[0] != IMAGES_MAGIC as usize {
         bail!(
             "{} is not an IDX image file (magic {:#010x}, expected {IMAGES_MAGIC:#010x})",
@@ -88,8 +92,12 @@ pub fn read_images(path: impl AsRef<Path>) -> Result<IdxImages> {
 /// Reads an IDX label file (magic 0x801).
 pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let path = path.as_ref();
-    let bytes = read_maybe_gzip(path)?;
-    let h = header(&bytes, 2, path)?;
+    parse_labels(&read_maybe_gzip(path)?, path)
+}
+
+/// Parses the bytes of an (inflated) IDX label file; `path` names it in errors.
+pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
+    let h = header(bytes, 2, path)?;
     if h[0] != LABELS_MAGIC as usize {
         bail!(
             "{} is not an IDX label file (magic {:#010x}, expected {LABELS_MAGIC:#010x})",

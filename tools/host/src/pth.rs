@@ -48,6 +48,12 @@ pub fn read_state_dict(path: &Path) -> Result<Vec<NamedTensor>> {
     parse(&bytes).map_err(|e| anyhow!("{}: {e:#}", path.display()))
 }
 
+/// The state_dict of a checkpoint's bytes (for callers that hold the file already, and the
+/// fuzzer).
+pub fn parse_state_dict(bytes: &[u8]) -> Result<Vec<NamedTensor>> {
+    parse(bytes)
+}
+
 /// Reads f32 weights for `arch` from a PyTorch checkpoint, with the names, shape checks and
 /// NaN/Inf checks of [`crate::safetensors_io::load`] (torchvision's state_dict names for the
 /// `torchvision` net, `conv1.weight` ... `fc8.bias` otherwise); preprocessing and labels are

@@ -41,7 +41,12 @@ fn weight_shape(step: &alexnet_core::arch::Step) -> Vec<usize> {
 pub fn load(path: impl AsRef<Path>, arch: &Arch<'_>) -> Result<ModelSpec> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let tensors = SafeTensors::deserialize(&bytes)
+    from_bytes(&bytes, arch, path)
+}
+
+/// [`load`] on a file's bytes; `path` names it in errors.
+pub fn from_bytes(bytes: &[u8], arch: &Arch<'_>, path: &Path) -> Result<ModelSpec> {
+    let tensors = SafeTensors::deserialize(bytes)
         .with_context(|| format!("{} is not a safetensors file", path.display()))?;
     spec_from_tensors(path, arch, |name| {
         let t = tensors.tensor(name).ok()?;
