@@ -27,8 +27,8 @@ fn corpus_replays_without_a_panic() {
     assert!(total > 0);
 }
 
-/// The forward target's seeds are real models, so the replay runs inference, not just the
-/// parser's refusals.
+/// The forward target's seeds (named; libFuzzer names what it adds by hash) are real models,
+/// so the replay runs inference, not just the parser's refusals.
 #[test]
 fn forward_seeds_are_models() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/forward");
