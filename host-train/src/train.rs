@@ -389,6 +389,16 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
         pca: None,
         ..(*data.augment).clone()
     });
+    let validate = |net: &Net| {
+        eval::evaluate(
+            net,
+            &data.val,
+            &data.norm,
+            &eval_aug,
+            &eval::CENTRE,
+            eval_loader,
+        )
+    };
     let per_rank_batch = t.batch_size / world;
     let total_epochs = t.epochs as u64;
     let mut train_seconds = 0.0;
@@ -496,14 +506,7 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
             break;
         }
         // End of the epoch: validate, adjust the rate, record, checkpoint.
-        let val = eval::evaluate(
-            &net,
-            &data.val,
-            &data.norm,
-            &eval_aug,
-            &eval::CENTRE,
-            eval_loader,
-        )?;
+        let val = validate(&net)?;
         let row = EpochMetrics {
             epoch: epoch + 1,
             step: state.step,
@@ -563,14 +566,7 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
     }
 
     // Final evaluation and export.
-    let val = eval::evaluate(
-        &net,
-        &data.val,
-        &data.norm,
-        &eval_aug,
-        &eval::CENTRE,
-        eval_loader,
-    )?;
+    let val = validate(&net)?;
     let patches = eval::ten_patches();
     let val_ten_patch = if cfg.eval.ten_patch {
         Some(eval::evaluate(

@@ -82,16 +82,17 @@ fn blob_in_int8_blob_out_with_report() {
     assert!(report["top1_agreement"].as_f64().unwrap() >= 0.9);
 }
 
-#[test]
-fn safetensors_in_with_arch() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spec, _) = micro_f32(dir.path());
-    let st = dir.path().join("w.safetensors");
-    alexnet_host::safetensors_io::save(&spec, &st).unwrap();
-    let out = dir.path().join("q.blob");
+/// `weights` (a format without an architecture) is refused without `--arch`, with
+/// `message`, then quantized with `--arch micro`; returns that run's output and blob path.
+fn needs_arch_then_quantizes(
+    weights: &Path,
+    message: &str,
+    dir: &Path,
+) -> (std::process::Output, std::path::PathBuf) {
+    let out = dir.join("q.blob");
     let cal = test_images();
     let args = [
-        st.to_str().unwrap(),
+        weights.to_str().unwrap(),
         "--calibration",
         cal.to_str().unwrap(),
         "--samples",
@@ -101,12 +102,17 @@ fn safetensors_in_with_arch() {
     ];
     let o = quantize(&args);
     assert!(!o.status.success());
-    assert!(
-        text(&o).1.contains("a safetensors file needs --arch"),
-        "{}",
-        text(&o).1
-    );
-    let o = quantize(&[&args[..], &["--arch", "micro"]].concat());
+    assert!(text(&o).1.contains(message), "{}", text(&o).1);
+    (quantize(&[&args[..], &["--arch", "micro"]].concat()), out)
+}
+
+#[test]
+fn safetensors_in_with_arch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, _) = micro_f32(dir.path());
+    let st = dir.path().join("w.safetensors");
+    alexnet_host::safetensors_io::save(&spec, &st).unwrap();
+    let (o, out) = needs_arch_then_quantizes(&st, "a safetensors file needs --arch", dir.path());
     assert!(o.status.success(), "{}", text(&o).1);
     assert!(out.exists());
 }
@@ -116,25 +122,7 @@ fn pytorch_checkpoint_in_with_arch() {
     // A real torch.save'd micro state_dict (tools/host/tests/data/make_pth_fixtures.py).
     let pth = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/tests/data/micro.pth");
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.blob");
-    let cal = test_images();
-    let args = [
-        pth.to_str().unwrap(),
-        "--calibration",
-        cal.to_str().unwrap(),
-        "--samples",
-        "16",
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    let o = quantize(&args);
-    assert!(!o.status.success());
-    assert!(
-        text(&o).1.contains("a PyTorch checkpoint needs --arch"),
-        "{}",
-        text(&o).1
-    );
-    let o = quantize(&[&args[..], &["--arch", "micro"]].concat());
+    let (o, out) = needs_arch_then_quantizes(&pth, "a PyTorch checkpoint needs --arch", dir.path());
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("fc8"), "{stdout}");
@@ -144,7 +132,16 @@ fn pytorch_checkpoint_in_with_arch() {
     assert_eq!(model.arch().name, "micro");
 
     // The wrong net is refused with the tensor's name.
-    let o = quantize(&[&args[..], &["--arch", "paper"]].concat());
+    let cal = test_images();
+    let o = quantize(&[
+        pth.to_str().unwrap(),
+        "--calibration",
+        cal.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--arch",
+        "paper",
+    ]);
     assert!(!o.status.success());
     assert!(
         text(&o)
