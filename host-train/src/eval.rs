@@ -131,3 +131,22 @@ pub fn evaluate(
         images: n,
     })
 }
+
+/// The centre-crop evaluation and, with `ten_patch`, the ten-patch one: what training and
+/// `host-train eval` report for each set.
+pub fn centre_and_ten_patch(
+    net: &Net,
+    set: &Arc<ImageSet>,
+    norm: &Arc<Normalize>,
+    aug: &Arc<Augment>,
+    ten_patch: bool,
+    loader: LoaderSettings,
+) -> Result<(Eval, Option<Eval>)> {
+    let centre = evaluate(net, set, norm, aug, &CENTRE, loader)?;
+    let patches = if ten_patch {
+        Some(evaluate(net, set, norm, aug, &ten_patches(), loader)?)
+    } else {
+        None
+    };
+    Ok((centre, patches))
+}

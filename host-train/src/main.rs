@@ -308,25 +308,17 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         sets.push(("test", t.clone()));
     }
     for (name, set) in sets {
-        let e = host_train::eval::evaluate(
+        let (centre, patches) = host_train::eval::centre_and_ten_patch(
             &net,
             &set,
             &data.norm,
             &aug,
-            &host_train::eval::CENTRE,
+            cfg.eval.ten_patch,
             settings,
         )?;
-        print_eval(&format!("{name}, centre crop"), &e);
-        if cfg.eval.ten_patch {
-            let e = host_train::eval::evaluate(
-                &net,
-                &set,
-                &data.norm,
-                &aug,
-                &host_train::eval::ten_patches(),
-                settings,
-            )?;
-            print_eval(&format!("{name}, ten patches"), &e);
+        print_eval(&format!("{name}, centre crop"), &centre);
+        if let Some(e) = &patches {
+            print_eval(&format!("{name}, ten patches"), e);
         }
     }
     Ok(())

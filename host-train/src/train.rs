@@ -566,43 +566,15 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
     }
 
     // Final evaluation and export.
-    let val = validate(&net)?;
-    let patches = eval::ten_patches();
-    let val_ten_patch = if cfg.eval.ten_patch {
-        Some(eval::evaluate(
-            &net,
-            &data.val,
-            &data.norm,
-            &eval_aug,
-            &patches,
-            eval_loader,
-        )?)
-    } else {
-        None
-    };
+    let ten = cfg.eval.ten_patch;
+    let (val, val_ten_patch) =
+        eval::centre_and_ten_patch(&net, &data.val, &data.norm, &eval_aug, ten, eval_loader)?;
     let (test, test_ten_patch) = match &data.test {
-        Some(set) => (
-            Some(eval::evaluate(
-                &net,
-                set,
-                &data.norm,
-                &eval_aug,
-                &eval::CENTRE,
-                eval_loader,
-            )?),
-            if cfg.eval.ten_patch {
-                Some(eval::evaluate(
-                    &net,
-                    set,
-                    &data.norm,
-                    &eval_aug,
-                    &patches,
-                    eval_loader,
-                )?)
-            } else {
-                None
-            },
-        ),
+        Some(set) => {
+            let (c, p) =
+                eval::centre_and_ten_patch(&net, set, &data.norm, &eval_aug, ten, eval_loader)?;
+            (Some(c), p)
+        }
         None => (None, None),
     };
     let (blob, safetensors) = export(&net, out)?;
