@@ -375,3 +375,40 @@ fn caller_buffers_are_checked() {
             .unwrap();
     }
 }
+
+/// NaN and infinite inputs are values, not failures: f32 inference propagates them (IEEE),
+/// input quantization maps NaN to the zero point and the infinities to the code range's ends,
+/// and int8 inference runs on the codes.
+#[test]
+fn nan_and_infinite_inputs_compute() {
+    let blob = micro_blob();
+    let file = BlobFile::from_bytes(&blob, "micro");
+    let model = file.model().unwrap();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut logits = [0.0f32; 10];
+    let mut input = [0.5f32; 784];
+    input[0] = f32::NAN;
+    input[1] = f32::INFINITY;
+    assert_eq!(model.forward(&input, &mut arena, &mut logits), Ok(()));
+    assert!(logits.iter().any(|v| !v.is_finite()), "{logits:?}");
+
+    let int8 = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/corpus/forward/tiny-int8.blob"),
+    )
+    .unwrap();
+    let file = BlobFile::from_bytes(&int8, "tiny-int8");
+    let model = file.model().unwrap();
+    let n = model.arch().input_len();
+    let mut x = vec![0.25f32; n];
+    x[0] = f32::NAN;
+    x[1] = f32::INFINITY;
+    x[2] = f32::NEG_INFINITY;
+    let mut codes = vec![0i8; n];
+    assert_eq!(model.quantize_input(&x, &mut codes), Ok(()));
+    let zero_point = model.quantization().input.zero_point;
+    assert_eq!(&codes[..3], &[zero_point as i8, 127, -128]);
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut out = vec![0i8; model.classes()];
+    assert_eq!(model.forward_int8(&codes, &mut arena, &mut out), Ok(()));
+}

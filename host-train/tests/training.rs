@@ -147,6 +147,12 @@ fn resumed_training_matches_uninterrupted_training() -> Result<()> {
         },
     )?;
     assert_eq!(c.state.step, 40);
+    // Starting again in a folder that holds a run, without --resume, is refused.
+    let err = train::run(&cfg, &parts, &RunOptions::default()).expect_err("must refuse");
+    assert!(
+        format!("{err:#}").contains("already holds a run"),
+        "{err:#}"
+    );
     assert_eq!(
         weights(&parts)?.params,
         weights(&whole)?.params,

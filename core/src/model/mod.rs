@@ -373,7 +373,10 @@ impl<'a> Model<'a> {
         layers::expect_len("codes", self.input.len(), codes.len())?;
         let QParams { scale, zero_point } = self.quant.input;
         for (q, &x) in codes.iter_mut().zip(input) {
-            *q = int8::requant::saturate(libm::roundf(x / scale) as i64 + zero_point as i64);
+            // Saturating: +-Inf (and huge values) become i64's ends, which must not wrap
+            // around when the zero point is added.
+            let code = (libm::roundf(x / scale) as i64).saturating_add(zero_point as i64);
+            *q = int8::requant::saturate(code);
         }
         Ok(())
     }

@@ -335,3 +335,79 @@ fn int8_blobs_infer_and_diff() {
         stdout(&info)
     );
 }
+
+/// Runs `alexnet` with the file-size limit at `kib` KiB (SIGXFSZ ignored, so a write past it
+/// fails with EFBIG as a full disk fails with ENOSPC: the same error path).
+fn alexnet_with_file_limit(kib: u32, args: &[&str]) -> Output {
+    let bin = env!("CARGO_BIN_EXE_alexnet");
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -f {kib}; trap '' XFSZ; exec \"$0\" \"$@\""))
+        .arg(bin)
+        .args(args)
+        .output()
+        .expect("run alexnet under sh")
+}
+
+#[test]
+fn a_full_disk_leaves_no_half_written_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("paper.blob");
+    // 244 MB of weights into a 1 MiB limit.
+    let o = alexnet_with_file_limit(
+        1024,
+        &["init", "--arch", "paper", "-o", out.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot write") && stderr(&o).contains("disk full?"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // An existing blob under that name survives a failed overwrite intact.
+    assert!(
+        alexnet(&["init", "--arch", "micro", "-o", out.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let before = std::fs::read(&out).unwrap();
+    let o = alexnet_with_file_limit(
+        1024,
+        &["init", "--arch", "paper", "-o", out.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+}
+
+#[test]
+fn unreadable_and_newer_inputs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder where a blob is expected.
+    let o = alexnet(&["info", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot read model blob"),
+        "{}",
+        stderr(&o)
+    );
+    // A blob from a newer format version.
+    let blob = dir.path().join("m.blob");
+    assert!(
+        alexnet(&["init", "--arch", "micro", "-o", blob.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[8] = 9; // the version: the low half of header word 2
+    let newer = dir.path().join("newer.blob");
+    std::fs::write(&newer, &bytes).unwrap();
+    let o = alexnet(&["info", newer.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("version 9") && stderr(&o).contains("upgrade"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -65,7 +65,20 @@ pub fn write_blob(path: impl AsRef<Path>, blob: &[u8]) -> Result<()> {
         file_name.to_string_lossy(),
         std::process::id()
     ));
-    std::fs::write(&tmp, blob).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(blob)?;
+            f.sync_all()
+        })
+        .with_context(|| format!("cannot write {} (disk full?)", path.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        });
+    if written.is_err() {
+        // Nothing half-written stays behind, under either name.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
