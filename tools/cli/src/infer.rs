@@ -20,33 +20,17 @@ pub fn run(
         eprintln!("warning: {warning}");
     }
     let arch = model.arch();
-    let mut arena = vec![0u8; model.arena_bytes()];
     let classes = model.classes();
+    let mut runner = Runner::new(&model);
     let mut all_logits = Vec::with_capacity(images.len() * classes);
     let mut logits = vec![0.0f32; classes];
     let mut probs = vec![0.0f32; classes];
     let mut best = vec![0usize; top.min(classes)];
-    let int8 = model.precision() == alexnet_core::Precision::Int8;
-    let mut codes = vec![0i8; if int8 { model.input_len() } else { 0 }];
-    let mut qlogits = vec![0i8; if int8 { classes } else { 0 }];
+    let int8 = runner.is_int8();
     for path in images {
         let input = load_image(path, model.preprocess(), arch.input)?;
         let start = Instant::now();
-        if int8 {
-            model
-                .quantize_input(&input, &mut codes)
-                .map_err(anyhow::Error::msg)?;
-            model
-                .forward_int8(&codes, &mut arena, &mut qlogits)
-                .map_err(anyhow::Error::msg)?;
-            model
-                .dequantize_logits(&qlogits, &mut logits)
-                .map_err(anyhow::Error::msg)?;
-        } else {
-            model
-                .forward(&input, &mut arena, &mut logits)
-                .map_err(anyhow::Error::msg)?;
-        }
+        runner.logits(&input, &mut logits)?;
         let elapsed = start.elapsed();
         all_logits.extend_from_slice(&logits);
         softmax(&logits, &mut probs).map_err(anyhow::Error::msg)?;
@@ -73,4 +57,47 @@ pub fn run(
         eprintln!("logits written to {}", out.display());
     }
     Ok(())
+}
+
+/// Runs a model of either precision on f32 inputs: int8 models quantize the input and
+/// dequantize the logits. Owns the buffers, so a loop over images allocates nothing.
+pub struct Runner<'m, 'a> {
+    model: &'m alexnet_core::Model<'a>,
+    arena: Vec<u8>,
+    codes: Vec<i8>,
+    qlogits: Vec<i8>,
+}
+
+impl<'m, 'a> Runner<'m, 'a> {
+    /// Buffers sized for `model`.
+    pub fn new(model: &'m alexnet_core::Model<'a>) -> Self {
+        let int8 = model.precision() == alexnet_core::Precision::Int8;
+        Runner {
+            model,
+            arena: vec![0u8; model.arena_bytes()],
+            codes: vec![0i8; if int8 { model.input_len() } else { 0 }],
+            qlogits: vec![0i8; if int8 { model.classes() } else { 0 }],
+        }
+    }
+
+    /// Whether the model runs the int8 path.
+    pub fn is_int8(&self) -> bool {
+        !self.qlogits.is_empty()
+    }
+
+    /// The logits of one preprocessed input.
+    pub fn logits(&mut self, input: &[f32], logits: &mut [f32]) -> Result<()> {
+        let m = self.model;
+        if self.is_int8() {
+            m.quantize_input(input, &mut self.codes)
+                .map_err(anyhow::Error::msg)?;
+            m.forward_int8(&self.codes, &mut self.arena, &mut self.qlogits)
+                .map_err(anyhow::Error::msg)?;
+            m.dequantize_logits(&self.qlogits, logits)
+                .map_err(anyhow::Error::msg)
+        } else {
+            m.forward(input, &mut self.arena, logits)
+                .map_err(anyhow::Error::msg)
+        }
+    }
 }

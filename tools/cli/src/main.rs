@@ -1,6 +1,7 @@
 //! `alexnet`: make, inspect and run AlexNet model blobs with `alexnet-core`.
 
 mod diff;
+mod eval;
 mod extract;
 mod infer;
 mod info;
@@ -54,6 +55,21 @@ enum Command {
         #[arg(long)]
         logits_out: Option<PathBuf>,
     },
+    /// Top-1/top-5 accuracy of a blob (f32 or int8) through the core on a labelled IDX set
+    /// (e.g. Fashion-MNIST's test split), and the time per image.
+    Eval {
+        /// Model blob.
+        model: PathBuf,
+        /// IDX image file (plain or gzip).
+        #[arg(long)]
+        images: PathBuf,
+        /// IDX label file (plain or gzip).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Evaluate the first N images.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
     /// Compare an f32 blob and its int8 quantization layer by layer on one image: largest
     /// error, SQNR and error in output steps (LSB) per layer, and both top-5.
     Diff {
@@ -99,6 +115,12 @@ fn main() -> ExitCode {
             top,
             logits_out,
         } => infer::run(&model, &images, top, logits_out.as_deref()),
+        Command::Eval {
+            model,
+            images,
+            labels,
+            count,
+        } => eval::run(&model, &images, &labels, count),
         Command::Diff {
             f32_model,
             int8_model,

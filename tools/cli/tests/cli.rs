@@ -411,3 +411,51 @@ fn unreadable_and_newer_inputs_are_named() {
         stderr(&o)
     );
 }
+
+#[test]
+fn eval_reports_accuracy_through_the_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("m.blob");
+    assert!(
+        alexnet(&["init", "--arch", "micro", "-o", blob.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let images = fashion_mnist("t10k-images-idx3-ubyte.gz");
+    let labels = fashion_mnist("t10k-labels-idx1-ubyte.gz");
+    let args = |count: &str, labels: &Path| -> Vec<String> {
+        vec![
+            "eval".into(),
+            blob.to_str().unwrap().into(),
+            "--images".into(),
+            images.to_str().unwrap().into(),
+            "--labels".into(),
+            labels.to_str().unwrap().into(),
+            "--count".into(),
+            count.into(),
+        ]
+    };
+    let run = |a: Vec<String>| alexnet(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(args("200", &labels));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("200 images, top-1 accuracy") && text.contains("(f32,"),
+        "{text}"
+    );
+    // Random weights: top-5 covers at least top-1.
+    let pct = |key: &str| -> f64 {
+        let at = text.find(key).unwrap() + key.len();
+        text[at..]
+            .trim_start()
+            .split('%')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(pct("top-5 accuracy") >= pct("top-1 accuracy"), "{text}");
+    let o = run(args("10", &dir.path().join("nope.gz")));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nope.gz"), "{}", stderr(&o));
+}
