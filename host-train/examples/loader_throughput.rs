@@ -10,7 +10,7 @@
 //! `examples/loader_pil.py` does the same work with PIL (+ torchvision) for comparison.
 
 use anyhow::{bail, Context, Result};
-use host_train::data::{cache, folder, loader, Augment, Loader, Normalize, Pca, View};
+use host_train::data::{cache, folder, loader, Augment, Loader, Normalize, Pca, Schedule, View};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,14 +125,16 @@ fn main() -> Result<()> {
         let l = Loader::new(
             set.clone(),
             order,
-            a.batch,
-            View::Random,
             norm.clone(),
             aug.clone(),
-            0,
-            epoch,
-            cores,
-            4,
+            Schedule {
+                batch_size: a.batch,
+                view: View::Random,
+                seed: 0,
+                epoch,
+                workers: cores,
+                prefetch: 4,
+            },
         );
         for batch in l {
             let batch = batch?;

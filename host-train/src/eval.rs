@@ -1,7 +1,7 @@
 //! Evaluation: top-1 and top-5 error on the centre crop, or averaged over the paper's ten
 //! patches (the four corners and the centre, and their mirrors; softmax averaged).
 
-use crate::data::{Augment, ImageSet, Loader, Normalize, View};
+use crate::data::{Augment, ImageSet, Loader, Normalize, Schedule, View};
 use crate::net::Net;
 use anyhow::{ensure, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -75,14 +75,16 @@ pub fn evaluate(
         let batches = Loader::new(
             Arc::clone(set),
             (0..n).collect(),
-            loader.batch,
-            view,
             Arc::clone(norm),
             Arc::clone(aug),
-            0,
-            0,
-            loader.workers,
-            loader.prefetch,
+            Schedule {
+                batch_size: loader.batch,
+                view,
+                seed: 0,
+                epoch: 0,
+                workers: loader.workers,
+                prefetch: loader.prefetch,
+            },
         );
         let mut start = 0i64;
         for batch in batches {

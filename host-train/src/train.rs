@@ -3,7 +3,7 @@
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::{Config, Init, MeanKind, Parallel, Source};
-use crate::data::{self, Augment, ImageSet, Loader, Normalize, Pca, View};
+use crate::data::{self, Augment, ImageSet, Loader, Normalize, Pca, Schedule, View};
 use crate::eval::{self, Eval, LoaderSettings};
 use crate::metrics::{self, EpochMetrics};
 use crate::net::{mix, Net};
@@ -415,14 +415,16 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
         let loader = Loader::new(
             Arc::clone(&data.train),
             order,
-            per_rank_batch,
-            View::Random,
             Arc::clone(&data.norm),
             Arc::clone(&data.augment),
-            mix(t.seed, rank as u64),
-            epoch,
-            workers,
-            cfg.data.prefetch,
+            Schedule {
+                batch_size: per_rank_batch,
+                view: View::Random,
+                seed: mix(t.seed, rank as u64),
+                epoch,
+                workers,
+                prefetch: cfg.data.prefetch,
+            },
         )
         .start_at(state.batch_in_epoch as usize);
         let bar = if opts.progress && is_main {
@@ -448,7 +450,7 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
         let seen_before = seen;
         for batch in loader {
             let batch = batch?;
-            let (x, y) = batch_tensors(&batch, &arch.clone(), devices[0])?;
+            let (x, y) = batch_tensors(&batch, arch, devices[0])?;
             Sgd::zero_grad(&net);
             let logits = net.forward(&x, Some(mix(t.seed ^ 0xd209_0a7e, state.step)))?;
             let loss = logits.cross_entropy_for_logits(&y);

@@ -520,7 +520,7 @@ pub fn load_or_build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{loader, Augment, Loader, Normalize, Pca, View};
+    use crate::data::{loader, Augment, Loader, Normalize, Pca, Schedule, View};
     use alexnet_host::idx::{read_images, IdxImages, FASHION_MNIST_DIR};
     use image::{imageops::FilterType, ImageBuffer, Luma, Rgb, RgbImage, Rgba};
     use std::sync::Arc;
@@ -832,14 +832,16 @@ mod tests {
             Loader::new(
                 set.clone(),
                 order.clone(),
-                8,
-                View::Random,
                 norm.clone(),
                 aug.clone(),
-                5,
-                0,
-                workers,
-                2,
+                Schedule {
+                    batch_size: 8,
+                    view: View::Random,
+                    seed: 5,
+                    epoch: 0,
+                    workers,
+                    prefetch: 2,
+                },
             )
             .map(|b| b.unwrap())
             .collect::<Vec<_>>()

@@ -104,6 +104,24 @@ struct Running {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// How a loader walks its order: batch size, view, the seed and epoch its draws come from,
+/// and its threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// Images per batch (the last may be short).
+    pub batch_size: usize,
+    /// Random crops for training, centre or one of the ten patches for evaluation.
+    pub view: View,
+    /// The run's seed.
+    pub seed: u64,
+    /// The epoch (with the seed and a sample's position, all its randomness).
+    pub epoch: u64,
+    /// Threads (0: one per core).
+    pub workers: usize,
+    /// Batches prepared ahead.
+    pub prefetch: usize,
+}
+
 /// An in-order iterator over an epoch's batches, prepared by worker threads.
 ///
 /// Batches are consecutive chunks of `order` (the last may be short). At most
@@ -131,15 +149,18 @@ impl Loader {
     pub fn new(
         set: Arc<ImageSet>,
         order: Vec<usize>,
-        batch_size: usize,
-        view: View,
         norm: Arc<Normalize>,
         aug: Arc<Augment>,
-        seed: u64,
-        epoch: u64,
-        workers: usize,
-        prefetch: usize,
+        schedule: Schedule,
     ) -> Loader {
+        let Schedule {
+            batch_size,
+            view,
+            seed,
+            epoch,
+            workers,
+            prefetch,
+        } = schedule;
         let workers = if workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -346,9 +367,22 @@ mod tests {
 
     fn collect(workers: usize, prefetch: usize, order: Vec<usize>, view: View) -> Vec<Batch> {
         let (set, norm, aug) = setup();
-        Loader::new(set, order, 5, view, norm, aug, 42, 3, workers, prefetch)
-            .map(|b| b.unwrap())
-            .collect()
+        Loader::new(
+            set,
+            order,
+            norm,
+            aug,
+            Schedule {
+                batch_size: 5,
+                view,
+                seed: 42,
+                epoch: 3,
+                workers,
+                prefetch,
+            },
+        )
+        .map(|b| b.unwrap())
+        .collect()
     }
 
     #[test]
@@ -388,9 +422,22 @@ mod tests {
         // Samples are randomized (two batches of the same images differ in their views)...
         let epoch2 = {
             let (set, norm, aug) = setup();
-            Loader::new(set, order.clone(), 5, View::Random, norm, aug, 42, 4, 2, 2)
-                .map(|b| b.unwrap())
-                .collect::<Vec<_>>()
+            Loader::new(
+                set,
+                order.clone(),
+                norm,
+                aug,
+                Schedule {
+                    batch_size: 5,
+                    view: View::Random,
+                    seed: 42,
+                    epoch: 4,
+                    workers: 2,
+                    prefetch: 2,
+                },
+            )
+            .map(|b| b.unwrap())
+            .collect::<Vec<_>>()
         };
         assert_ne!(one[0].x, epoch2[0].x);
         // ...and the centre view matches `prepare` sample by sample.
@@ -411,10 +458,23 @@ mod tests {
         assert_eq!(&centre[1].x[2 * 192..3 * 192], &out[..]);
         // Resuming mid-epoch reproduces the remaining batches.
         let (set, norm, aug) = setup();
-        let resumed: Vec<Batch> = Loader::new(set, order, 5, View::Random, norm, aug, 42, 3, 2, 1)
-            .start_at(2)
-            .map(|b| b.unwrap())
-            .collect();
+        let resumed: Vec<Batch> = Loader::new(
+            set,
+            order,
+            norm,
+            aug,
+            Schedule {
+                batch_size: 5,
+                view: View::Random,
+                seed: 42,
+                epoch: 3,
+                workers: 2,
+                prefetch: 1,
+            },
+        )
+        .start_at(2)
+        .map(|b| b.unwrap())
+        .collect();
         assert_eq!(resumed, one[2..]);
     }
 
@@ -424,42 +484,48 @@ mod tests {
         let mut l = Loader::new(
             set.clone(),
             vec![],
-            4,
-            View::Centre,
             norm.clone(),
             aug.clone(),
-            0,
-            0,
-            2,
-            2,
+            Schedule {
+                batch_size: 4,
+                view: View::Centre,
+                seed: 0,
+                epoch: 0,
+                workers: 2,
+                prefetch: 2,
+            },
         );
         assert_eq!(l.batches(), 0);
         assert!(l.next().is_none());
         let mut l = Loader::new(
             set.clone(),
             vec![0, 99],
-            4,
-            View::Centre,
             norm.clone(),
             aug.clone(),
-            0,
-            0,
-            2,
-            2,
+            Schedule {
+                batch_size: 4,
+                view: View::Centre,
+                seed: 0,
+                epoch: 0,
+                workers: 2,
+                prefetch: 2,
+            },
         );
         assert!(l.next().unwrap().is_err());
         assert!(l.next().is_none());
         let mut l = Loader::new(
             set.clone(),
             vec![0, 1],
-            0,
-            View::Centre,
             norm.clone(),
             aug.clone(),
-            0,
-            0,
-            2,
-            2,
+            Schedule {
+                batch_size: 0,
+                view: View::Centre,
+                seed: 0,
+                epoch: 0,
+                workers: 2,
+                prefetch: 2,
+            },
         );
         assert!(l.next().unwrap().is_err());
         // A crop too large: every batch is an error, delivered in order, no hang.
@@ -470,14 +536,16 @@ mod tests {
         let results: Vec<_> = Loader::new(
             set,
             (0..10).collect(),
-            4,
-            View::Centre,
             norm,
             big,
-            0,
-            0,
-            2,
-            1,
+            Schedule {
+                batch_size: 4,
+                view: View::Centre,
+                seed: 0,
+                epoch: 0,
+                workers: 2,
+                prefetch: 1,
+            },
         )
         .collect();
         assert_eq!(results.len(), 3);
@@ -504,14 +572,16 @@ mod tests {
             let mut l = Loader::new(
                 set.clone(),
                 shuffled(64 * 50, 0, 0).iter().map(|i| i % 64).collect(),
-                8,
-                View::Random,
                 norm.clone(),
                 aug.clone(),
-                0,
-                0,
-                workers,
-                2,
+                Schedule {
+                    batch_size: 8,
+                    view: View::Random,
+                    seed: 0,
+                    epoch: 0,
+                    workers,
+                    prefetch: 2,
+                },
             );
             assert_eq!(l.batches(), 400);
             assert!(l.next().unwrap().is_ok());
@@ -520,14 +590,16 @@ mod tests {
             drop(Loader::new(
                 set.clone(),
                 vec![1, 2],
-                1,
-                View::Random,
                 norm.clone(),
                 aug.clone(),
-                0,
-                0,
-                workers,
-                1,
+                Schedule {
+                    batch_size: 1,
+                    view: View::Random,
+                    seed: 0,
+                    epoch: 0,
+                    workers,
+                    prefetch: 1,
+                },
             ));
         }
         assert!(start.elapsed() < Duration::from_secs(20));

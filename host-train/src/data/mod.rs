@@ -15,7 +15,7 @@ pub mod pca;
 mod resize;
 
 pub use augment::{Augment, Normalize, View};
-pub use loader::{Batch, Loader};
+pub use loader::{Batch, Loader, Schedule};
 pub use pca::Pca;
 
 /// The pixel bytes of an [`ImageSet`]: in memory, or mapped from a cache file. ImageNet's
