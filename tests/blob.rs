@@ -412,3 +412,126 @@ fn nan_and_infinite_inputs_compute() {
     let mut out = vec![0i8; model.classes()];
     assert_eq!(model.forward_int8(&codes, &mut arena, &mut out), Ok(()));
 }
+
+/// The micro net quantized on two real images; `packed`: with the DSP kernel's prepacked
+/// weights.
+fn micro_int8_blob(packed: bool) -> Vec<u8> {
+    use alexnet_host::quantize::{self, Method};
+    let spec = paper_init(&MICRO, 1).unwrap();
+    let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), "micro");
+    let model = file.model().unwrap();
+    let images = std::path::Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
+        .join("t10k-images-idx3-ubyte.gz");
+    let inputs = alexnet_host::dataset::from_idx(&images, 2, model.preprocess(), MICRO.input)
+        .unwrap()
+        .inputs;
+    let cal = quantize::calibrate(&model, &inputs, |_| {}).unwrap();
+    let (mut int8, _) = quantize::quantize(&spec, &cal, Method::MinMax).unwrap();
+    int8.quant.as_mut().unwrap().packed_dsp = packed;
+    int8.to_blob().unwrap()
+}
+
+#[test]
+fn packed_dsp_weights_round_trip_as_version_3_and_only_then() {
+    use alexnet_core::int8::packed::PackedGeometry;
+    let plain = micro_int8_blob(false);
+    assert_eq!(
+        u32_at(&plain, 8) & 0xffff,
+        2,
+        "no packed weights: still version 2"
+    );
+    let packed = micro_int8_blob(true);
+    assert_eq!(u32_at(&packed, 8) & 0xffff, 3);
+
+    let file = BlobFile::from_bytes(&packed, "packed");
+    let model = file.model().unwrap();
+    let mut convs = 0;
+    for step in MICRO.walk().map(Result::unwrap) {
+        let kernel = model.quantization().layers[step.index].kernel;
+        match step.layer {
+            alexnet_core::Layer::Conv(spec) => {
+                let kernel = kernel.unwrap();
+                let geometry = PackedGeometry::new(&spec, step.input).unwrap();
+                let expected: Vec<i16> = geometry.values(kernel.weight).collect();
+                assert_eq!(
+                    kernel.packed.unwrap(),
+                    &expected[..],
+                    "layer {}",
+                    step.index
+                );
+                convs += 1;
+            }
+            _ => assert!(kernel.is_none_or(|k| k.packed.is_none())),
+        }
+    }
+    assert_eq!(convs, 5);
+    // Read back and written again: the same bytes.
+    assert_eq!(ModelSpec::from_model(&model).to_blob().unwrap(), packed);
+    // Without them, the same model minus role 7.
+    let plain_file = BlobFile::from_bytes(&plain, "plain");
+    let plain_model = plain_file.model().unwrap();
+    assert!(plain_model.quantization().layers[0]
+        .kernel
+        .unwrap()
+        .packed
+        .is_none());
+}
+
+#[test]
+fn packed_weights_that_differ_from_the_weights_are_refused() {
+    let mut b = micro_int8_blob(true);
+    let entry = tensor_entry(&b, 4, format::role::PACKED_WEIGHT);
+    let data = u32_at(&b, entry + 32) as usize;
+    b[data] ^= 1; // one packed weight off by one bit, behind a valid CRC
+    fix_crc(&mut b);
+    assert_eq!(
+        parse(&b),
+        Err(Error::BadQuantization {
+            layer: 4,
+            what: "the prepacked DSP weights are not the layer's weights in the packed layout",
+        })
+    );
+}
+
+#[test]
+fn packed_weights_need_version_3_and_their_layout() {
+    // A version-2 blob cannot carry role 7: an older reader would not know it.
+    let mut b = micro_int8_blob(true);
+    set_u32(&mut b, 8, 2 | (format::HEADER_BYTES as u32) << 16);
+    fix_crc(&mut b);
+    assert_eq!(
+        parse(&b),
+        Err(Error::UnexpectedTensor { layer: 0, role: 7 })
+    );
+    // The packed layout's dims, exactly.
+    let mut b = micro_int8_blob(true);
+    let entry = tensor_entry(&b, 0, format::role::PACKED_WEIGHT);
+    let dims = [16, 8, 2, 2];
+    assert_eq!(
+        (0..4)
+            .map(|i| u32_at(&b, entry + 16 + 4 * i))
+            .collect::<Vec<_>>(),
+        dims
+    );
+    set_u32(&mut b, entry + 16, 8);
+    set_u32(&mut b, entry + 20, 16);
+    fix_crc(&mut b);
+    assert_eq!(
+        parse(&b),
+        Err(Error::TensorShape {
+            layer: 0,
+            role: TensorRole::PackedWeight,
+            expected: dims,
+            found: [8, 16, 2, 2],
+        })
+    );
+    // Only on convolutions (here: on fc6).
+    let mut b = micro_int8_blob(true);
+    let entry = tensor_entry(&b, 0, format::role::PACKED_WEIGHT);
+    set_u32(&mut b, entry, 16);
+    fix_crc(&mut b);
+    assert_eq!(
+        parse(&b),
+        Err(Error::UnexpectedTensor { layer: 16, role: 7 })
+    );
+}

@@ -54,7 +54,10 @@ fn make_assets(dir: &Path) {
     )
     .unwrap();
     let stats = quantize::calibrate(&model, &cal.inputs, |_| {}).unwrap();
-    let (int8, _) = quantize::quantize(&spec, &stats, Method::Percentile(99.99)).unwrap();
+    let (mut int8, _) = quantize::quantize(&spec, &stats, Method::Percentile(99.99)).unwrap();
+    // With the DSP kernel's prepacked weights (format version 3), as `quantize --pack-dsp`
+    // writes them; the generic build ignores them.
+    int8.quant.as_mut().unwrap().packed_dsp = true;
     std::fs::write(dir.join("micro-f32.blob"), &f32_blob).unwrap();
     std::fs::write(dir.join("micro-int8.blob"), int8.to_blob().unwrap()).unwrap();
     let set = idx::read_images(fm.join("t10k-images-idx3-ubyte.gz")).unwrap();

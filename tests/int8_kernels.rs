@@ -74,7 +74,7 @@ proptest! {
     fn conv_matches((g, input, weight, (bias, multiplier, shift), zp_in, zp_out) in conv_case(), exact in any::<bool>()) {
         let (input, weight, bias, multiplier, shift, zp_in) = sensitive(exact, input, weight, bias, multiplier, shift, zp_in);
         let spec = ConvSpec { out_channels: g.out_c as u32, kernel: g.k as u32, stride: g.stride as u32, padding: g.pad as u32, groups: g.groups as u32 };
-        let kernel = QKernel { weight: &weight, bias: &bias, multiplier: &multiplier, shift: &shift };
+        let kernel = QKernel { weight: &weight, bias: &bias, multiplier: &multiplier, shift: &shift, packed: None };
         let mut out = vec![0i8; g.out_c * g.out_h() * g.out_w()];
         int8::conv2d(&input, Shape::new(g.c, g.h, g.w), &spec, &kernel, ZeroPoints { input: zp_in, output: zp_out }, &mut out).unwrap();
         let rq = reference::Requant { bias: &bias, multiplier: &multiplier, shift: &shift, zp_in, zp_out };
@@ -87,13 +87,39 @@ proptest! {
     fn dsp_conv_matches((g, input, weight, (bias, multiplier, shift), zp_in, zp_out) in conv_case(), exact in any::<bool>()) {
         let (input, weight, bias, multiplier, shift, zp_in) = sensitive(exact, input, weight, bias, multiplier, shift, zp_in);
         let spec = ConvSpec { out_channels: g.out_c as u32, kernel: g.k as u32, stride: g.stride as u32, padding: g.pad as u32, groups: g.groups as u32 };
-        let kernel = QKernel { weight: &weight, bias: &bias, multiplier: &multiplier, shift: &shift };
+        let kernel = QKernel { weight: &weight, bias: &bias, multiplier: &multiplier, shift: &shift, packed: None };
         let zps = ZeroPoints { input: zp_in, output: zp_out };
         let mut dsp = vec![0i8; g.out_c * g.out_h() * g.out_w()];
         int8::dsp::conv2d(&input, Shape::new(g.c, g.h, g.w), &spec, &kernel, zps, &mut dsp).unwrap();
         let mut generic = vec![0i8; dsp.len()];
         int8::conv2d_generic(&input, Shape::new(g.c, g.h, g.w), &spec, &kernel, zps, &mut generic).unwrap();
         prop_assert_eq!(&dsp, &generic);
+        let rq = reference::Requant { bias: &bias, multiplier: &multiplier, shift: &shift, zp_in, zp_out };
+        prop_assert_eq!(dsp, reference::conv(&input, &weight, &g, &rq));
+    }
+
+    /// The DSP kernel on weights prepacked in the layout the host writes (here with the
+    /// portable definitions of its instructions) equals the generic kernel and the reference.
+    #[test]
+    fn dsp_packed_conv_matches((g, input, weight, (bias, multiplier, shift), zp_in, zp_out) in conv_case(), exact in any::<bool>(), high_shift in any::<bool>()) {
+        let (input, weight, bias, multiplier, mut shift, zp_in) = sensitive(exact, input, weight, bias, multiplier, shift, zp_in);
+        if high_shift && !exact {
+            // The shifts real layers have (>= 33), which take the kernel's short requantization.
+            shift.iter_mut().for_each(|r| *r = 33 + *r % 30);
+        }
+        let spec = ConvSpec { out_channels: g.out_c as u32, kernel: g.k as u32, stride: g.stride as u32, padding: g.pad as u32, groups: g.groups as u32 };
+        let in_shape = Shape::new(g.c, g.h, g.w);
+        let layout = int8::packed::PackedGeometry::new(&spec, in_shape).unwrap();
+        // The packed kernel itself must run, not its fallback.
+        prop_assert!(int8::dsp::packed_fits(&spec, in_shape));
+        // Word-aligned storage, as in a blob.
+        let mut words = vec![0u32; layout.len().div_ceil(2)];
+        let packed: &mut [i16] = &mut bytemuck::cast_slice_mut::<u32, i16>(&mut words)[..layout.len()];
+        packed.iter_mut().zip(layout.values(&weight)).for_each(|(p, v)| *p = v);
+        let kernel = QKernel { weight: &weight, bias: &bias, multiplier: &multiplier, shift: &shift, packed: Some(packed) };
+        let zps = ZeroPoints { input: zp_in, output: zp_out };
+        let mut dsp = vec![0i8; g.out_c * g.out_h() * g.out_w()];
+        int8::dsp::conv2d(&input, in_shape, &spec, &kernel, zps, &mut dsp).unwrap();
         let rq = reference::Requant { bias: &bias, multiplier: &multiplier, shift: &shift, zp_in, zp_out };
         prop_assert_eq!(dsp, reference::conv(&input, &weight, &g, &rq));
     }
@@ -116,7 +142,7 @@ proptest! {
         exact in any::<bool>(),
     ) {
         let (input, weight, bias, multiplier, shift, zp_in) = sensitive(exact, input, weight, bias, multiplier, shift, zp_in);
-        let kernel = QKernel { weight: &weight, bias: &bias, multiplier: &multiplier, shift: &shift };
+        let kernel = QKernel { weight: &weight, bias: &bias, multiplier: &multiplier, shift: &shift, packed: None };
         let mut out = vec![0i8; bias.len()];
         int8::linear(&input, &kernel, ZeroPoints { input: zp_in, output: zp_out }, &mut out).unwrap();
         let rq = reference::Requant { bias: &bias, multiplier: &multiplier, shift: &shift, zp_in, zp_out };

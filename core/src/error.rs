@@ -20,6 +20,8 @@ pub enum TensorRole {
     Shift,
     /// int8 LRN table.
     LrnTable,
+    /// int8 convolution weights prepacked for the DSP kernel.
+    PackedWeight,
 }
 
 impl TensorRole {
@@ -33,6 +35,7 @@ impl TensorRole {
             TensorRole::Multiplier => "multiplier",
             TensorRole::Shift => "shift",
             TensorRole::LrnTable => "lrn_table",
+            TensorRole::PackedWeight => "packed_weight",
         }
     }
 
@@ -46,6 +49,7 @@ impl TensorRole {
             4 => Some(TensorRole::Multiplier),
             5 => Some(TensorRole::Shift),
             6 => Some(TensorRole::LrnTable),
+            7 => Some(TensorRole::PackedWeight),
             _ => None,
         }
     }

@@ -224,6 +224,13 @@ pub fn conv2d(
     let cin_group = in_shape.c / groups;
     let cout_group = oc / groups;
     let taps = cin_group * k * k;
+    if let Some(packed) = kernel.packed {
+        if let Some(shape) =
+            conv2d_packed(input, in_shape, spec, kernel, packed, zero_points, output)
+        {
+            return Ok(shape);
+        }
+    }
     if taps > MAX_PATCH {
         return super::conv::conv2d_generic(input, in_shape, spec, kernel, zero_points, output);
     }
@@ -288,4 +295,357 @@ pub fn conv2d(
         }
     }
     Ok(out_shape)
+}
+
+/// Largest channels-last, zero-padded copy of one group's input (16-bit values) the packed
+/// kernel keeps on the stack.
+pub const MAX_PADDED_INPUT: usize = 8192;
+/// Largest padded patch (taps per output channel) of the packed kernel.
+pub const MAX_PACKED_TAPS: usize = 1152;
+
+/// Whether the packed kernel's stack buffers hold this convolution (otherwise the unpacked
+/// kernel runs, and a blob need not carry its packed weights).
+pub const fn packed_fits(spec: &ConvSpec, in_shape: Shape) -> bool {
+    let Some(geometry) = super::packed::PackedGeometry::new(spec, in_shape) else {
+        return false;
+    };
+    let p = spec.padding as usize;
+    let padded = geometry.cin_group * (in_shape.h + 2 * p) * (in_shape.w + 2 * p);
+    padded <= MAX_PADDED_INPUT && geometry.padded_taps <= MAX_PACKED_TAPS && geometry.taps > 0
+}
+
+/// A group's input as `(q - zp)` in 16 bits, channels last, with `padding` zeros around:
+/// every patch row `(ky, kx = 0..k, ic)` is one contiguous run.
+#[repr(C, align(4))]
+struct PaddedInput([i16; MAX_PADDED_INPUT]);
+
+/// Words of the column buffer: pixel pairs of at most [`MAX_PACKED_TAPS`] taps each.
+const COLUMN_WORDS: usize = 2 * MAX_PACKED_TAPS;
+
+/// Pixel pairs' patches, each pair interleaved a tap pair at a time (word `2j` holds taps
+/// `2j, 2j + 1` of the first pixel, word `2j + 1` those of the second), in the packed
+/// weights' tap order; a tile of as many pairs as fit.
+#[repr(C, align(4))]
+struct Columns([i16; 2 * COLUMN_WORDS]);
+
+/// The convolution with weights prepacked by the host ([`super::packed`]): a 2x2 block (two
+/// output channels x two output pixels) per pass over the patch, one 64-bit load of weights
+/// and one of activations per four `SMLAD`s. `None` when the layer exceeds the stack buffers
+/// or `packed` is not laid out for it; the caller then uses the unpacked kernel.
+fn conv2d_packed(
+    input: &[i8],
+    in_shape: Shape,
+    spec: &ConvSpec,
+    kernel: &QKernel<'_>,
+    packed: &[i16],
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) -> Option<Shape> {
+    let geometry = super::packed::PackedGeometry::new(spec, in_shape)?;
+    let out_shape = crate::arch::Layer::Conv(*spec)
+        .output_shape(in_shape)
+        .ok()?;
+    if !packed_fits(spec, in_shape) || packed.len() != geometry.len() {
+        return None;
+    }
+    let (s, p) = ((spec.stride as usize).max(1), spec.padding as usize);
+    let (k, cin) = (geometry.kernel, geometry.cin_group.max(1));
+    let (in_h, in_w) = (in_shape.h, in_shape.w);
+    let padded_w = in_w + 2 * p;
+    let turns = geometry.padded_taps / super::packed::TAP_MULTIPLE;
+    let weights: &[u32] = bytemuck::try_cast_slice(packed).ok()?;
+    let (out_w, pixels) = (out_shape.w.max(1), out_shape.plane());
+    let pair_words = geometry.padded_taps; // per channel pair: padded_taps / 2 steps x 2 words
+    let run = k * cin;
+
+    let mut padded = PaddedInput([0; MAX_PADDED_INPUT]);
+    let mut columns = Columns([0; 2 * COLUMN_WORDS]);
+    let mut slots = [Slot::default(); MAX_TILE];
+    let pairs = geometry.pairs_per_group();
+    for g in 0..geometry.groups {
+        // The group's input, channels last; the border stays zero, which is `q - zp` of padding.
+        let group_input = input.get(g * cin * in_h * in_w..).unwrap_or(&[]);
+        for (ic, plane) in group_input
+            .chunks_exact((in_h * in_w).max(1))
+            .take(cin)
+            .enumerate()
+        {
+            for (y, row) in plane.chunks_exact(in_w.max(1)).enumerate() {
+                let base = ((y + p) * padded_w + p) * cin + ic;
+                let dst = padded.0.get_mut(base..).unwrap_or(&mut []);
+                for (d, &q) in dst.iter_mut().step_by(cin).zip(row) {
+                    *d = (q as i32 - zero_points.input) as i16;
+                }
+            }
+        }
+        let group_weights = weights
+            .get(g * pairs * pair_words..(g + 1) * pairs * pair_words)
+            .unwrap_or(&[]);
+        let group_outputs = output
+            .get_mut(g * geometry.cout_group * pixels..(g + 1) * geometry.cout_group * pixels)
+            .unwrap_or(&mut []);
+        let origin = |n: usize| ((n / out_w) * s * padded_w + (n % out_w) * s) * cin;
+        // Pixel pairs im2col'd at once: each channel pair's set-up is paid once per tile.
+        let tile = (COLUMN_WORDS / geometry.padded_taps.max(1)).clamp(1, MAX_TILE);
+        let pixel_pairs = pixels.div_ceil(2);
+        for tile_start in (0..pixel_pairs).step_by(tile) {
+            let tile_pairs = tile.min(pixel_pairs - tile_start);
+            for t in 0..tile_pairs {
+                let first = 2 * (tile_start + t);
+                let second = (first + 1).min(pixels.saturating_sub(1));
+                let at = t * 2 * geometry.padded_taps;
+                im2col_pair(
+                    &padded,
+                    columns.0.get_mut(at..).unwrap_or(&mut []),
+                    origin(first),
+                    origin(second),
+                    k,
+                    run,
+                    padded_w * cin,
+                );
+            }
+            let cols: &[u32] = bytemuck::try_cast_slice(&columns.0).ok()?;
+            for (pair, (w, planes)) in group_weights
+                .chunks_exact(pair_words.max(1))
+                .zip(group_outputs.chunks_mut((2 * pixels).max(1)))
+                .enumerate()
+            {
+                let o0 = g * geometry.cout_group + 2 * pair;
+                let (plane0, plane1) = planes.split_at_mut(pixels.min(planes.len()));
+                let o1 = if plane1.is_empty() { o0 } else { o0 + 1 };
+                let (Some(r0), Some(r1)) = (
+                    Requant::of(kernel, o0, zero_points.output),
+                    Requant::of(kernel, o1, zero_points.output),
+                ) else {
+                    continue;
+                };
+                let tile_cols = cols.get(..tile_pairs * geometry.padded_taps).unwrap_or(&[]);
+                let slots = slots.get_mut(..tile_pairs).unwrap_or(&mut []);
+                dot2x2_tile(w, tile_cols, turns, [r0.bias, r1.bias], slots);
+                let start = 2 * tile_start;
+                store_tile(plane0.get_mut(start..).unwrap_or(&mut []), r0, slots, 0);
+                store_tile(plane1.get_mut(start..).unwrap_or(&mut []), r1, slots, 2);
+            }
+        }
+    }
+    Some(out_shape)
+}
+
+/// One output channel's requantization, prepared once per tile. For `r >= 33`, the usual
+/// case, rounding half up `(acc * m) >> r` only involves the high word of the product:
+/// `(hi + 2^(r-33)) >> (r - 32)` equals it (`hi` is at most 2^30 in magnitude: no overflow),
+/// which compiles to `SMMLA`, `ASR`, `ADD`, `SSAT`. Other shifts take [`output_code`].
+#[derive(Clone, Copy)]
+struct Requant {
+    bias: i32,
+    multiplier: i32,
+    shift: i32,
+    zp_out: i32,
+    /// `2^(r-33)` and `r - 32` where `r >= 33`; `shift_high == 0` marks the general route.
+    rounding: i32,
+    shift_high: u32,
+}
+
+impl Requant {
+    #[inline(always)]
+    fn of(kernel: &QKernel<'_>, channel: usize, zp_out: i32) -> Option<Self> {
+        let shift = *kernel.shift.get(channel)?;
+        let fast = (33..=62).contains(&shift);
+        Some(Requant {
+            bias: *kernel.bias.get(channel)?,
+            multiplier: *kernel.multiplier.get(channel)?,
+            shift,
+            zp_out,
+            rounding: if fast { 1 << (shift - 33) } else { 0 },
+            shift_high: if fast { (shift - 32) as u32 } else { 0 },
+        })
+    }
+
+    #[inline(always)]
+    fn apply(&self, acc: i32) -> i8 {
+        if self.shift_high != 0 {
+            let hi = ((acc as i64 * self.multiplier as i64) >> 32) as i32;
+            let v = (hi + self.rounding) >> (self.shift_high & 31);
+            (v + self.zp_out).clamp(i8::MIN as i32, i8::MAX as i32) as i8
+        } else {
+            output_code(acc, self.multiplier, self.shift, self.zp_out)
+        }
+    }
+}
+
+/// Requantizes one channel's sums of a tile (`lane` 0 or 2 of each slot) into `out`, which
+/// starts at the tile's first pixel; a lone last pixel (paired with itself) has no twin slot
+/// in `out`, so only its first sum is stored.
+#[inline(always)]
+fn store_tile(out: &mut [i8], requant: Requant, slots: &[Slot], lane: usize) {
+    let lane = lane & 2;
+    let whole = out.len() / 2;
+    let (pairs, rest) = out.split_at_mut((2 * whole.min(slots.len())).min(out.len()));
+    if requant.shift_high != 0 {
+        let (m, rounding, shift, zp) = (
+            requant.multiplier as i64,
+            requant.rounding,
+            requant.shift_high & 31,
+            requant.zp_out,
+        );
+        let apply = |acc: i32| {
+            let hi = ((acc as i64 * m) >> 32) as i32;
+            (((hi + rounding) >> shift) + zp).clamp(i8::MIN as i32, i8::MAX as i32) as i8
+        };
+        for (q, slot) in pairs.chunks_exact_mut(2).zip(slots) {
+            let (a, b) = (slot.0[lane], slot.0[lane + 1]);
+            q[0] = apply(a);
+            q[1] = apply(b);
+        }
+    } else {
+        for (q, slot) in pairs.chunks_exact_mut(2).zip(slots) {
+            q[0] = requant.apply(slot.0[lane]);
+            q[1] = requant.apply(slot.0[lane + 1]);
+        }
+    }
+    if let (Some(q), Some(slot)) = (rest.first_mut(), slots.get(whole)) {
+        *q = requant.apply(slot.0[lane]);
+    }
+}
+
+/// Writes two columns' patches into `columns`: for each kernel row, `run` consecutive values
+/// of `padded` from `origin + ky * row_stride`, interleaved a tap pair at a time.
+#[inline(always)]
+fn im2col_pair(
+    padded: &PaddedInput,
+    columns: &mut [i16],
+    origin0: usize,
+    origin1: usize,
+    k: usize,
+    run: usize,
+    row_stride: usize,
+) {
+    for ky in 0..k {
+        let (start0, start1, at) = (
+            origin0 + ky * row_stride,
+            origin1 + ky * row_stride,
+            ky * run,
+        );
+        if run % 2 == 0 && start0 % 2 == 0 && start1 % 2 == 0 {
+            // Whole tap pairs, word-aligned in both: one word per pair and column.
+            let (Ok(src), Ok(cols)) = (
+                bytemuck::try_cast_slice::<i16, u32>(&padded.0),
+                bytemuck::try_cast_slice_mut::<i16, u32>(columns),
+            ) else {
+                return;
+            };
+            let src0 = src.get(start0 / 2..(start0 + run) / 2).unwrap_or(&[]);
+            let src1 = src.get(start1 / 2..(start1 + run) / 2).unwrap_or(&[]);
+            let dst = cols.get_mut(at..at + run).unwrap_or(&mut []);
+            for (d, (&v0, &v1)) in dst.chunks_exact_mut(2).zip(src0.iter().zip(src1)) {
+                d[0] = v0;
+                d[1] = v1;
+            }
+        } else {
+            for (lane, start) in [(0, start0), (1, start1)] {
+                let values = padded.0.get(start..start + run).unwrap_or(&[]);
+                for (u, &v) in (at..).zip(values) {
+                    if let Some(d) = columns.get_mut(4 * (u / 2) + 2 * lane + u % 2) {
+                        *d = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pixel pairs per tile at most (the tile's accumulators live on the stack).
+const MAX_TILE: usize = 64;
+
+/// One pixel pair of a tile: before [`dot2x2_tile`], where the weights start, the loop turns,
+/// the two channels' biases and how many pairs are left; after it, the four sums.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(8))]
+struct Slot([i32; 8]);
+
+/// For each pixel pair of the tile (`cols` holds `slots.len()` pairs of `16 * turns` words),
+/// the dot products of channels (0, 1) of `w` with pixels (0, 1), starting from the biases:
+/// `[c0 x p0, c0 x p1, c1 x p0, c1 x p1]` into each slot. On a DSP core one assembly loop
+/// over the whole tile: 8 x (2 `LDRD` + 4 `SMLAD`) + 2 instructions per 64 multiply-
+/// accumulates, and 11 more per pixel pair.
+#[cfg(all(target_arch = "arm", feature = "dsp"))]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn dot2x2_tile(w: &[u32], cols: &[u32], turns: usize, bias: [i32; 2], slots: &mut [Slot]) {
+    let pairs = slots.len();
+    if turns == 0 || pairs == 0 || w.len() < 16 * turns || cols.len() < 16 * turns * pairs {
+        return;
+    }
+    for (i, slot) in slots.iter_mut().enumerate() {
+        slot.0[0] = w.as_ptr() as i32;
+        slot.0[1] = turns as i32;
+        slot.0[2] = bias[0];
+        slot.0[3] = bias[1];
+        slot.0[4] = (pairs - i) as i32;
+    }
+    macro_rules! step {
+        () => {
+            concat!(
+                "ldrd {w0}, {w1}, [{wp}], #8\n",
+                "ldrd {c0}, {c1}, [{cp}], #8\n",
+                "smlad {a00}, {w0}, {c0}, {a00}\n",
+                "smlad {a01}, {w0}, {c1}, {a01}\n",
+                "smlad {a10}, {w1}, {c0}, {a10}\n",
+                "smlad {a11}, {w1}, {c1}, {a11}\n",
+            )
+        };
+    }
+    // SAFETY: for each of the `pairs` slots (8-aligned, 32 bytes each, inside `slots`), the
+    // loop reads `16 * turns` words of `w` from its start and the next `16 * turns` words of
+    // `cols`, all checked in bounds above (both word-aligned, as `LDRD` needs), then writes
+    // the slot's first four words. `left` in each slot counts down to the last one.
+    unsafe {
+        core::arch::asm!(
+            "1:",
+            "ldrd {wp}, {n}, [{fr}]",
+            "ldrd {a00}, {a10}, [{fr}, #8]",
+            "mov {a01}, {a00}",
+            "mov {a11}, {a10}",
+            "2:",
+            step!(), step!(), step!(), step!(), step!(), step!(), step!(), step!(),
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "ldr {n}, [{fr}, #16]",
+            "strd {a00}, {a01}, [{fr}]",
+            "strd {a10}, {a11}, [{fr}, #8]",
+            "add {fr}, {fr}, #32",
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            fr = inout(reg) slots.as_mut_ptr() => _,
+            cp = inout(reg) cols.as_ptr() => _,
+            wp = out(reg) _,
+            n = out(reg) _,
+            a00 = out(reg) _,
+            a01 = out(reg) _,
+            a10 = out(reg) _,
+            a11 = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            c0 = out(reg) _,
+            c1 = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`dot2x2_tile`] with the instructions' portable definitions.
+#[cfg(not(all(target_arch = "arm", feature = "dsp")))]
+#[inline(always)]
+fn dot2x2_tile(w: &[u32], cols: &[u32], turns: usize, bias: [i32; 2], slots: &mut [Slot]) {
+    let steps = 8 * turns;
+    for (slot, pair_cols) in slots.iter_mut().zip(cols.chunks_exact((2 * steps).max(1))) {
+        let [mut a00, mut a01, mut a10, mut a11] = [bias[0], bias[0], bias[1], bias[1]];
+        for (wp, cp) in w.chunks_exact(2).zip(pair_cols.chunks_exact(2)).take(steps) {
+            a00 = smlad(wp[0], cp[0], a00);
+            a01 = smlad(wp[0], cp[1], a01);
+            a10 = smlad(wp[1], cp[0], a10);
+            a11 = smlad(wp[1], cp[1], a11);
+        }
+        slot.0[..4].copy_from_slice(&[a00, a01, a10, a11]);
+    }
 }

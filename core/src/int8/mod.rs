@@ -5,6 +5,7 @@ mod conv;
 pub mod dsp;
 mod linear;
 mod lrn;
+pub mod packed;
 mod pool;
 pub mod requant;
 
@@ -26,6 +27,9 @@ pub struct QKernel<'a> {
     pub multiplier: &'a [i32],
     /// Right shift per output channel, in [1, 62].
     pub shift: &'a [i32],
+    /// Convolutions only, optional: the same weights widened and reordered by the host for the
+    /// DSP kernel ([`packed`]); the portable kernels ignore it.
+    pub packed: Option<&'a [i16]>,
 }
 
 /// Zero points of a layer's input and output.

@@ -5,7 +5,7 @@ use super::format::{self, dtype, role, tag};
 use super::labels::{read_u32, Labels};
 use super::preprocess::{ChannelOrder, Mean, Preprocess};
 use super::{Model, Params};
-use crate::arch::{Layer, Step};
+use crate::arch::{ConvSpec, Layer, Step};
 use crate::arch::{Shape, MAX_LAYERS};
 use crate::error::Precision;
 use crate::error::{ArchError, ArchProblem, Error, TensorRole};
@@ -117,7 +117,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
     if let Some(q) = sections.quant {
         super::quant::read_quant(q, &mut model)?;
     }
-    read_tensors(bytes, tensor_bytes, &mut model)?;
+    read_tensors(bytes, tensor_bytes, version, &mut model)?;
     model.preprocess = read_prep(prep_bytes, bytes, tensor_bytes, model.input)?;
     if let Some(l) = sections.labels {
         let labels = Labels::parse(l)?;
@@ -248,7 +248,12 @@ fn read_arch(arch: &[u8]) -> Result<Model<'_>, Error> {
 /// No tensor in this slot.
 const EMPTY: u16 = u16::MAX;
 
-fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> Result<(), Error> {
+fn read_tensors<'a>(
+    blob: &'a [u8],
+    table: &'a [u8],
+    version: u16,
+    model: &mut Model<'a>,
+) -> Result<(), Error> {
     // Table index of each (layer, role), so that each tensor is validated once.
     let mut slots = [[EMPTY; role::COUNT]; MAX_LAYERS];
     for (index, entry) in tensor_entries(blob, table).enumerate() {
@@ -268,7 +273,7 @@ fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> R
             role: entry.role,
         };
         let l = model.layers().get(layer).ok_or(unexpected)?;
-        if !role_allowed(l, entry.role, model.precision) {
+        if !role_allowed(l, entry.role, model.precision, version) {
             return Err(unexpected);
         }
         let slot = slots
@@ -313,6 +318,7 @@ fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> R
             let dtype_ok = match (model.precision, role_code) {
                 (Precision::F32, _) => entry.dtype == dtype::F32,
                 (Precision::Int8, role::WEIGHT) => entry.dtype == dtype::I8,
+                (Precision::Int8, role::PACKED_WEIGHT) => entry.dtype == dtype::I16,
                 (Precision::Int8, _) => entry.dtype == dtype::I32,
             };
             if !dtype_ok {
@@ -333,12 +339,23 @@ fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> R
                 }
             }
             (Precision::Int8, true, _) => {
+                let has_packed = slot
+                    .get(role::PACKED_WEIGHT as usize)
+                    .is_some_and(|&at| at != EMPTY);
+                let packed = match (has_packed, step.layer) {
+                    (true, Layer::Conv(_)) => Some(packed_weights(get(role::PACKED_WEIGHT)?)?),
+                    _ => None,
+                };
                 let kernel = QKernel {
                     weight: bytemuck::cast_slice(get(role::WEIGHT)?.bytes),
                     bias: i32s(get(role::BIAS)?)?,
                     multiplier: i32s(get(role::MULTIPLIER)?)?,
                     shift: i32s(get(role::SHIFT)?)?,
+                    packed,
                 };
+                if let (Some(packed), Layer::Conv(spec)) = (packed, step.layer) {
+                    check_packed(i, &spec, &step, kernel.weight, packed)?;
+                }
                 super::quant::check_kernel(i, &step, &kernel)?;
                 if let Some(q) = model.quant.layers.get_mut(i) {
                     q.kernel = Some(kernel);
@@ -358,8 +375,13 @@ fn read_tensors<'a>(blob: &'a [u8], table: &'a [u8], model: &mut Model<'a>) -> R
     Ok(())
 }
 
-/// Whether a layer may carry a tensor of this role in a model of this precision.
-fn role_allowed(layer: &Layer, role_code: u32, precision: Precision) -> bool {
+/// Whether a layer may carry a tensor of this role in a model of this precision and version.
+fn role_allowed(layer: &Layer, role_code: u32, precision: Precision, version: u16) -> bool {
+    if role_code == role::PACKED_WEIGHT {
+        return precision == Precision::Int8
+            && matches!(layer, Layer::Conv(_))
+            && version >= format::PACKED_VERSION;
+    }
     match (precision, layer) {
         (_, Layer::Conv(_) | Layer::Linear { .. }) => match precision {
             Precision::F32 => role_code == role::WEIGHT || role_code == role::BIAS,
@@ -377,6 +399,9 @@ fn role_allowed(layer: &Layer, role_code: u32, precision: Precision) -> bool {
 fn expected_dims(step: &Step, role_code: u32) -> [u32; 4] {
     match (role_code, step.layer) {
         (role::WEIGHT, _) => step.layer.weight_dims(step.input),
+        (role::PACKED_WEIGHT, Layer::Conv(spec)) => {
+            crate::int8::packed::PackedGeometry::new(&spec, step.input).map_or([0; 4], |g| g.dims())
+        }
         (role::LRN_TABLE, Layer::Lrn(spec)) => [
             crate::int8::lrn_table_len(crate::int8::lrn_max_sum(spec.size)) as u32,
             0,
@@ -393,6 +418,38 @@ fn f32s(entry: TensorEntry<'_>) -> Result<&[f32], Error> {
         offset: entry.offset,
         align: 4,
     })
+}
+
+/// The prepacked weights as i16 (aligned: every tensor starts 64-aligned in a 4-aligned blob).
+fn packed_weights(entry: TensorEntry<'_>) -> Result<&[i16], Error> {
+    bytemuck::try_cast_slice(entry.bytes).map_err(|_| Error::Misaligned {
+        what: "tensor data",
+        offset: entry.offset,
+        align: 2,
+    })
+}
+
+/// The packed weights must be exactly the weights in the packed layout: the device must
+/// compute what the host computes from the plain weights.
+fn check_packed(
+    layer: usize,
+    spec: &ConvSpec,
+    step: &Step,
+    weight: &[i8],
+    packed: &[i16],
+) -> Result<(), Error> {
+    let geometry = crate::int8::packed::PackedGeometry::new(spec, step.input);
+    let same = geometry.is_some_and(|g| {
+        g.len() == packed.len() && g.values(weight).zip(packed).all(|(a, &b)| a == b)
+    });
+    if same {
+        Ok(())
+    } else {
+        Err(Error::BadQuantization {
+            layer,
+            what: "the prepacked DSP weights are not the layer's weights in the packed layout",
+        })
+    }
 }
 
 fn i32s(entry: TensorEntry<'_>) -> Result<&[i32], Error> {

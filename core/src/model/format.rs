@@ -6,9 +6,26 @@ use crate::error::{ArchError, ArchProblem};
 
 /// First eight bytes of every blob.
 pub const MAGIC: [u8; 8] = *b"ALXNBLOB";
-/// The newest format version this build reads and writes (2 added int8 models; version 1
-/// blobs, f32 only, are still read).
-pub const VERSION: u16 = 2;
+/// The newest format version this build reads and writes (2 added int8 models, 3 the
+/// prepacked DSP weights of role 7; older blobs are still read). Writers use the lowest
+/// version that can hold a blob ([`version_for`]), so older readers keep reading what they can.
+pub const VERSION: u16 = 3;
+/// The first version with int8 models.
+pub const INT8_VERSION: u16 = 2;
+/// The first version with prepacked DSP weights.
+pub const PACKED_VERSION: u16 = 3;
+
+/// The version a blob with these contents is written as.
+pub const fn version_for(int8: bool, packed: bool) -> u16 {
+    if packed {
+        PACKED_VERSION
+    } else if int8 {
+        INT8_VERSION
+    } else {
+        // Version 1 and 2 f32 blobs are laid out identically; 2 has been written since int8.
+        INT8_VERSION
+    }
+}
 /// The oldest version this build reads.
 pub const OLDEST_VERSION: u16 = 1;
 /// Size of the fixed header.
@@ -60,11 +77,14 @@ pub mod dtype {
     pub const I8: u32 = 1;
     /// Signed 32-bit integer, little-endian.
     pub const I32: u32 = 2;
+    /// Signed 16-bit integer, little-endian (version 3: prepacked DSP weights).
+    pub const I16: u32 = 3;
 
     /// Bytes per element of a dtype code.
     pub const fn size(code: u32) -> Option<usize> {
         match code {
             F32 | I32 => Some(4),
+            I16 => Some(2),
             I8 => Some(1),
             _ => None,
         }
@@ -87,8 +107,11 @@ pub mod role {
     pub const SHIFT: u32 = 5;
     /// int8: an LRN layer's table (i32).
     pub const LRN_TABLE: u32 = 6;
+    /// int8 convolutions, optional (version 3): the weights prepacked for the Cortex-M DSP
+    /// kernel (i16, `alexnet_core::int8::packed`).
+    pub const PACKED_WEIGHT: u32 = 7;
     /// Number of role codes.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
 }
 
 /// Layer kind codes of the layer records.

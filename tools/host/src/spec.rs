@@ -71,6 +71,11 @@ pub struct QuantSpec {
     pub input: QParams,
     /// One per layer.
     pub layers: Vec<QLayerSpec>,
+    /// Also write each convolution's weights prepacked for the Cortex-M DSP kernel
+    /// (`alexnet_core::int8::packed`, format version 3), where that kernel's buffers hold the
+    /// layer. Costs flash (16-bit copies of the convolution weights), saves the device the
+    /// unpacking.
+    pub packed_dsp: bool,
 }
 
 /// Everything a blob holds, owned and editable.
@@ -167,6 +172,25 @@ impl ModelSpec {
             "one parameter slot per layer needed"
         );
 
+        // Prepacked DSP weights, owned here so the tensor list can borrow them.
+        let packed: Vec<Option<Vec<i16>>> = arch
+            .walk()
+            .map(|step| {
+                let (Some(q), Ok(step)) = (&self.quant, step) else {
+                    return None;
+                };
+                let (Layer::Conv(spec), Some(k)) =
+                    (step.layer, q.layers.get(step.index)?.kernel.as_ref())
+                else {
+                    return None;
+                };
+                if !q.packed_dsp || !alexnet_core::int8::dsp::packed_fits(&spec, step.input) {
+                    return None;
+                }
+                let geometry = alexnet_core::int8::packed::PackedGeometry::new(&spec, step.input)?;
+                Some(geometry.values(&k.weight).collect())
+            })
+            .collect();
         let mut tensors = Vec::new();
         if let Some(q) = &self.quant {
             ensure!(
@@ -221,6 +245,19 @@ impl ModelSpec {
                             &k.multiplier,
                         ));
                         tensors.push(PendingTensor::i32(li, role::SHIFT, vec_dims, &k.shift));
+                        if let (Some(Some(values)), Layer::Conv(spec)) = (packed.get(i), step.layer)
+                        {
+                            let geometry =
+                                alexnet_core::int8::packed::PackedGeometry::new(&spec, step.input)
+                                    .context("packed layout")?;
+                            tensors.push(PendingTensor {
+                                layer: li,
+                                role: role::PACKED_WEIGHT,
+                                dtype: dtype::I16,
+                                dims: geometry.dims(),
+                                data: bytemuck::cast_slice(values),
+                            });
+                        }
                     }
                     (None, false) => {}
                     (None, true) => bail!("layer {i} ({name}) has no int8 parameters"),
@@ -375,7 +412,8 @@ impl ModelSpec {
         }
         let total = u32::try_from(out.len()).context("blob larger than 4 GiB")?;
         out[..8].copy_from_slice(&format::MAGIC);
-        let version_word = format::VERSION as u32 | ((format::HEADER_BYTES as u32) << 16);
+        let version = format::version_for(self.quant.is_some(), packed.iter().any(Option::is_some));
+        let version_word = version as u32 | ((format::HEADER_BYTES as u32) << 16);
         out[8..12].copy_from_slice(&version_word.to_le_bytes());
         out[12..16].copy_from_slice(&total.to_le_bytes());
         out[20..24].copy_from_slice(&(sections.len() as u32).to_le_bytes());
@@ -472,6 +510,10 @@ impl ModelSpec {
                                 .then(|| (l.lrn_table.to_vec(), l.lrn_shift)),
                         })
                         .collect(),
+                    packed_dsp: q
+                        .layers
+                        .iter()
+                        .any(|l| l.kernel.is_some_and(|k| k.packed.is_some())),
                 }
             }),
         }

@@ -111,7 +111,11 @@ pub fn quantize(
     }
     let mut spec = f32.clone();
     spec.params = vec![None; f32.layers.len()];
-    spec.quant = Some(QuantSpec { input, layers });
+    spec.quant = Some(QuantSpec {
+        input,
+        layers,
+        packed_dsp: false,
+    });
     Ok((spec, adjustments))
 }
 
