@@ -38,10 +38,38 @@ fn tool(name: &str) -> PathBuf {
     panic!("{name} is not installed: `cargo xtask setup` installs it");
 }
 
+/// Folder with a trained `micro.blob` and its `micro-int8.blob` to embed instead of the
+/// untrained net (`cargo xtask demo` sets it to its run folder).
+const MODELS_VAR: &str = "ALEXNET_FIRMWARE_MODELS";
+
 /// The host pipeline: f32 blob, int8 blob calibrated on training images, test images.
 fn make_assets(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let fm = Path::new(FASHION_MNIST_DIR);
+    if let Some(models) = std::env::var_os(MODELS_VAR).map(PathBuf::from) {
+        for (from, to) in [
+            ("micro.blob", "micro-f32.blob"),
+            ("micro-int8.blob", "micro-int8.blob"),
+        ] {
+            std::fs::copy(models.join(from), dir.join(to))
+                .unwrap_or_else(|e| panic!("{MODELS_VAR}: cannot copy {from}: {e}"));
+        }
+        eprintln!("embedding the models of {}", models.display());
+    } else {
+        make_untrained_models(dir, fm);
+    }
+    let set = idx::read_images(fm.join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let labels = idx::read_labels(fm.join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    write_images_bin(&dir.join("images.bin"), &set, &labels, 0, IMAGES).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tiny.blob"),
+        dir.join("wrong-arch.blob"),
+    )
+    .unwrap();
+}
+
+/// The micro net with the paper's random initialization, quantized on 500 training images.
+fn make_untrained_models(dir: &Path, fm: &Path) {
     let spec = alexnet_host::init::paper_init(&MICRO, 0).unwrap();
     let f32_blob = spec.to_blob().unwrap();
     let file = BlobFile::from_bytes(&f32_blob, "micro-f32");
@@ -60,14 +88,6 @@ fn make_assets(dir: &Path) {
     int8.quant.as_mut().unwrap().packed_dsp = true;
     std::fs::write(dir.join("micro-f32.blob"), &f32_blob).unwrap();
     std::fs::write(dir.join("micro-int8.blob"), int8.to_blob().unwrap()).unwrap();
-    let set = idx::read_images(fm.join("t10k-images-idx3-ubyte.gz")).unwrap();
-    let labels = idx::read_labels(fm.join("t10k-labels-idx1-ubyte.gz")).unwrap();
-    write_images_bin(&dir.join("images.bin"), &set, &labels, 0, IMAGES).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tiny.blob"),
-        dir.join("wrong-arch.blob"),
-    )
-    .unwrap();
 }
 
 /// Builds the firmware with `features`. The builds share one target folder (dependencies are

@@ -336,12 +336,14 @@ pub fn demo(epochs: u32) -> Result<(), String> {
         || {
             std::fs::copy(dir.join("micro-train/model.blob"), dir.join("micro.blob"))
                 .map_err(|e| format!("cannot copy the trained model: {e}"))?;
+            // Calibrated on training images: the test images are only for measuring.
             quantize(&[
                 &path("micro.blob"),
                 "--calibration",
-                &fm("t10k-images-idx3-ubyte.gz"),
+                &fm("train-images-idx3-ubyte.gz"),
                 "--samples",
                 "500",
+                "--pack-dsp",
                 "-o",
                 &path("micro-int8.blob"),
                 "--report-json",
@@ -367,6 +369,22 @@ pub fn demo(epochs: u32) -> Result<(), String> {
             ];
             args.extend(images("images-28")?);
             run(Command::new(&bin).args(&args))
+        },
+    )?;
+    step(
+        "the trained small net on a Cortex-M4F under QEMU (generic and DSP kernels), every logit \
+         compared with the host",
+        || {
+            run(cargo().env("ALEXNET_FIRMWARE_MODELS", &dir).args([
+                "test",
+                "--quiet",
+                "-p",
+                "alexnet-tests",
+                "--test",
+                "firmware",
+                "--",
+                "--nocapture",
+            ]))
         },
     )?;
     eprintln!(
