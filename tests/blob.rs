@@ -151,10 +151,11 @@ fn header_errors_say_what_is_wrong() {
     assert_eq!(parse(&b), Err(Error::BadMagic));
 
     let mut b = blob.clone();
-    set_u32(&mut b, 8, 3 | (32 << 16));
+    let next = format::VERSION + 1;
+    set_u32(&mut b, 8, next as u32 | (32 << 16));
     let newer = Error::UnsupportedVersion {
-        found: 3,
-        newest_supported: 2,
+        found: next,
+        newest_supported: format::VERSION,
     };
     assert_eq!(parse(&b), Err(newer));
     assert!(newer.to_string().contains("upgrade"));
