@@ -1,42 +1,85 @@
-//! Forward pass of the core: whole nets in f32 and int8, and the paper net's layers in f32,
-//! batch 1, one thread. Run: `cargo bench -p alexnet-benches --bench forward`.
+//! Forward pass of the core and of its peer, libtorch (through `tch`, CPU), measured side by
+//! side in the same run with the same weights: whole nets in f32 (`core/<net>` and
+//! `libtorch/<net>`), the core's int8 path (its peer is libtorch's f32, which has no int8
+//! path for this net), and the paper net's layers in f32 (`core/<layer>` and
+//! `libtorch/<layer>`). Batch 1, one thread (libtorch's intra- and inter-op pools are set to
+//! one thread before any work).
+//!
+//! Run: `cargo bench -p alexnet-benches --bench forward`, then
+//! `cargo run --release -p alexnet-benches --bin bench-summary` for the ratios.
 
 use alexnet_core::builtin::{MICRO, PAPER, TORCHVISION};
-use alexnet_core::{layers, Arch, Layer};
+use alexnet_core::{layers, Arch, Layer, Shape};
 use alexnet_host::init::paper_init;
 use alexnet_host::BlobFile;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use host_train::Net;
 use std::hint::black_box;
 use std::time::Duration;
+use tch::{Device, Tensor};
+
+/// The tensor `[1, C, H, W]` holding `values`.
+fn batch_of_one(values: &[f32], shape: Shape) -> Tensor {
+    Tensor::from_slice(values).reshape([1, shape.c as i64, shape.h as i64, shape.w as i64])
+}
+
+/// Largest difference between `a` and `b`, relative to `b`'s largest magnitude.
+fn relative_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "output lengths differ");
+    let diff = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    diff / b.iter().map(|y| y.abs()).fold(1e-30, f32::max)
+}
+
+/// Checks that the core and libtorch compute the same thing before timing them.
+fn check_same(what: &str, core: &[f32], peer: &Tensor) {
+    let peer = host_train::net::to_vec(peer).unwrap();
+    let rel = relative_difference(core, &peer);
+    assert!(rel < 1e-3, "{what}: core and libtorch differ by {rel}");
+}
 
 fn whole_nets(c: &mut Criterion) {
+    let _guard = tch::no_grad_guard();
     let mut group = c.benchmark_group("forward_f32");
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(8));
     for arch in [&MICRO, &PAPER, &TORCHVISION] {
-        let file =
-            BlobFile::from_bytes(&paper_init(arch, 0).unwrap().to_blob().unwrap(), arch.name);
+        let spec = paper_init(arch, 0).unwrap();
+        let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), arch.name);
         let model = file.model().unwrap();
         let input: Vec<f32> = (0..arch.input_len())
             .map(|i| ((i * 7919) % 255) as f32 / 64.0 - 2.0)
             .collect();
         let mut arena = vec![0u8; model.arena_bytes()];
         let mut logits = vec![0.0f32; model.classes()];
+
+        // The peer: the same weights, the same input, inference mode (dropout off).
+        let net = Net::from_spec(&spec, Device::Cpu).unwrap();
+        let x = batch_of_one(&input, arch.input);
+        model.forward(&input, &mut arena, &mut logits).unwrap();
+        check_same(arch.name, &logits, &net.forward_t(&x, false));
+
         group.throughput(Throughput::Elements(arch.macs()));
-        group.bench_function(BenchmarkId::from_parameter(arch.name), |b| {
+        group.bench_function(BenchmarkId::new("core", arch.name), |b| {
             b.iter(|| {
                 model
                     .forward(black_box(&input), &mut arena, &mut logits)
                     .unwrap()
             })
         });
+        group.bench_function(BenchmarkId::new("libtorch", arch.name), |b| {
+            b.iter(|| net.forward_t(black_box(&x), false))
+        });
     }
     group.finish();
 }
 
 /// The int8 path of the same nets, quantized on two synthetic inputs (timing does not
-/// depend on the calibration).
+/// depend on the calibration). Core only: its peer is libtorch's f32 in `forward_f32`.
 fn whole_nets_int8(c: &mut Criterion) {
     use alexnet_host::quantize::{self, Method};
     let mut group = c.benchmark_group("forward_int8");
@@ -62,7 +105,7 @@ fn whole_nets_int8(c: &mut Criterion) {
         let mut arena = vec![0u8; qmodel.arena_bytes()];
         let mut logits = vec![0i8; qmodel.classes()];
         group.throughput(Throughput::Elements(arch.macs()));
-        group.bench_function(BenchmarkId::from_parameter(arch.name), |b| {
+        group.bench_function(BenchmarkId::new("core", arch.name), |b| {
             b.iter(|| {
                 qmodel
                     .forward_int8(black_box(&codes), &mut arena, &mut logits)
@@ -73,11 +116,17 @@ fn whole_nets_int8(c: &mut Criterion) {
     group.finish();
 }
 
-/// The paper net's layers one by one, on realistic activations of the right shapes.
+/// The paper net's layers one by one, on realistic activations of the right shapes; the
+/// peer runs the same weights through `conv2d`, `linear`, `max_pool2d` and host-train's LRN
+/// (composed from tensor ops, as in training). ReLU is left out (folded into neighbours in
+/// both). libtorch allocates each output; the core writes into a buffer given to it (and its
+/// in-place LRN pays for restoring the input first).
 fn paper_layers(c: &mut Criterion) {
+    let _guard = tch::no_grad_guard();
     let mut group = c.benchmark_group("paper_layers_f32");
     group
         .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(4));
     let spec = paper_init(&PAPER, 0).unwrap();
     let arch: Arch = spec.arch();
@@ -89,37 +138,78 @@ fn paper_layers(c: &mut Criterion) {
         let input: Vec<f32> = (0..step.input.len())
             .map(|i| ((i * 31) % 97) as f32 / 97.0)
             .collect();
+        let x = batch_of_one(&input, step.input);
         let mut out = vec![0.0f32; step.output.len()];
         let p = spec.params[step.index].as_ref();
+        let (core, peer) = (
+            BenchmarkId::new("core", &name),
+            BenchmarkId::new("libtorch", &name),
+        );
         match step.layer {
             Layer::Conv(cs) => {
                 let p = p.unwrap();
-                group.bench_function(&name, |b| {
+                let (k, s, pad) = (cs.kernel as i64, cs.stride as i64, cs.padding as i64);
+                let in_per_group = (step.input.c / cs.groups as usize) as i64;
+                let w = Tensor::from_slice(&p.weight).reshape([
+                    cs.out_channels as i64,
+                    in_per_group,
+                    k,
+                    k,
+                ]);
+                let bias = Tensor::from_slice(&p.bias);
+                let run = |x: &Tensor| {
+                    x.conv2d(
+                        &w,
+                        Some(&bias),
+                        [s, s],
+                        [pad, pad],
+                        [1, 1],
+                        cs.groups as i64,
+                    )
+                };
+                layers::conv2d(&input, step.input, &cs, &p.weight, &p.bias, &mut out).unwrap();
+                check_same(&name, &out, &run(&x));
+                group.bench_function(core, |b| {
                     b.iter(|| {
                         layers::conv2d(&input, step.input, &cs, &p.weight, &p.bias, &mut out)
                             .unwrap()
                     })
                 });
+                group.bench_function(peer, |b| b.iter(|| run(black_box(&x))));
             }
-            Layer::Linear { .. } => {
+            Layer::Linear { out_features } => {
                 let p = p.unwrap();
-                group.bench_function(&name, |b| {
+                let x = x.reshape([1, -1]);
+                let w = Tensor::from_slice(&p.weight).reshape([out_features as i64, -1]);
+                let bias = Tensor::from_slice(&p.bias);
+                layers::linear(&input, &p.weight, &p.bias, &mut out).unwrap();
+                check_same(&name, &out, &x.linear(&w, Some(&bias)));
+                group.bench_function(core, |b| {
                     b.iter(|| layers::linear(&input, &p.weight, &p.bias, &mut out).unwrap())
                 });
+                group.bench_function(peer, |b| b.iter(|| black_box(&x).linear(&w, Some(&bias))));
             }
             Layer::Lrn(l) => {
                 let mut buf = input.clone();
-                group.bench_function(&name, |b| {
+                layers::lrn_in_place(&mut buf, step.input, &l).unwrap();
+                check_same(&name, &buf, &host_train::lrn::lrn(&x, &l));
+                group.bench_function(core, |b| {
                     b.iter(|| {
                         buf.copy_from_slice(&input);
                         layers::lrn_in_place(&mut buf, step.input, &l).unwrap()
                     })
                 });
+                group.bench_function(peer, |b| b.iter(|| host_train::lrn::lrn(black_box(&x), &l)));
             }
             Layer::MaxPool(ps) => {
-                group.bench_function(&name, |b| {
+                let (w, s) = (ps.window as i64, ps.stride as i64);
+                let run = |x: &Tensor| x.max_pool2d([w, w], [s, s], [0, 0], [1, 1], false);
+                layers::max_pool(&input, step.input, &ps, &mut out).unwrap();
+                check_same(&name, &out, &run(&x));
+                group.bench_function(core, |b| {
                     b.iter(|| layers::max_pool(&input, step.input, &ps, &mut out).unwrap())
                 });
+                group.bench_function(peer, |b| b.iter(|| run(black_box(&x))));
             }
             _ => {}
         }
@@ -127,5 +217,21 @@ fn paper_layers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, whole_nets, whole_nets_int8, paper_layers);
-criterion_main!(benches);
+fn main() {
+    // Before any libtorch work: the inter-op pool cannot be resized once it has started.
+    tch::set_num_threads(1);
+    tch::set_num_interop_threads(1);
+    eprintln!(
+        "libtorch: {} intra-op thread(s), {} inter-op thread(s), mkldnn {}, mkl {}, openmp {}",
+        tch::get_num_threads(),
+        tch::get_num_interop_threads(),
+        tch::utils::has_mkldnn(),
+        tch::utils::has_mkl(),
+        tch::utils::has_openmp(),
+    );
+    let mut criterion = Criterion::default().configure_from_args();
+    whole_nets(&mut criterion);
+    whole_nets_int8(&mut criterion);
+    paper_layers(&mut criterion);
+    criterion.final_summary();
+}
