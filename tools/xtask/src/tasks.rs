@@ -173,19 +173,27 @@ pub fn firmware() -> Result<(), String> {
     setup::all()?;
     step(
         "firmware on a Cortex-M4F under QEMU, checked against the host",
-        || {
-            run(cargo().args([
-                "test",
-                "--release",
-                "-p",
-                "alexnet-tests",
-                "--test",
-                "firmware",
-                "--",
-                "--nocapture",
-            ]))
-        },
+        || firmware_test(None),
     )
+}
+
+/// Runs `tests/firmware.rs` with its report shown; `models`: a folder with `micro.blob` and
+/// `micro-int8.blob` to embed instead of the untrained net.
+fn firmware_test(models: Option<&std::path::Path>) -> Result<(), String> {
+    let mut cmd = cargo();
+    if let Some(dir) = models {
+        cmd.env("ALEXNET_FIRMWARE_MODELS", dir);
+    }
+    run(cmd.args([
+        "test",
+        "--release",
+        "-p",
+        "alexnet-tests",
+        "--test",
+        "firmware",
+        "--",
+        "--nocapture",
+    ]))
 }
 
 /// `cargo xtask demo`: the main job, end to end. `epochs`: training epochs of the small net.
@@ -374,18 +382,7 @@ pub fn demo(epochs: u32) -> Result<(), String> {
     step(
         "the trained small net on a Cortex-M4F under QEMU (generic and DSP kernels), every logit \
          compared with the host",
-        || {
-            run(cargo().env("ALEXNET_FIRMWARE_MODELS", &dir).args([
-                "test",
-                "--quiet",
-                "-p",
-                "alexnet-tests",
-                "--test",
-                "firmware",
-                "--",
-                "--nocapture",
-            ]))
-        },
+        || firmware_test(Some(&dir)),
     )?;
     eprintln!(
         "\ndemo finished in {:.0} s; everything it made is in {}",
