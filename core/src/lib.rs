@@ -9,7 +9,7 @@
 //!
 //! Nothing here allocates or panics on any input: every failure is an [`Error`].
 #![no_std]
-#![deny(unsafe_code)] // one exception: the DSP instructions in `int8::dsp`, each with its argument
+#![deny(unsafe_code)] // exceptions in `int8::dsp` only: its instructions and its stack scratch, each with its argument
 #![warn(missing_docs)]
 
 pub mod arch;

@@ -13,6 +13,7 @@ use super::requant::output_code;
 use super::{QKernel, ZeroPoints};
 use crate::arch::{ConvSpec, Shape};
 use crate::error::Error;
+use core::mem::MaybeUninit;
 
 /// Largest patch (input channels per group x kernel area) the stack buffer holds; larger
 /// convolutions use the generic kernel. 2304 covers the paper net's conv3 (256 x 3 x 3).
@@ -314,19 +315,33 @@ pub const fn packed_fits(spec: &ConvSpec, in_shape: Shape) -> bool {
     padded <= MAX_PADDED_INPUT && geometry.padded_taps <= MAX_PACKED_TAPS && geometry.taps > 0
 }
 
-/// A group's input as `(q - zp)` in 16 bits, channels last, with `padding` zeros around:
-/// every patch row `(ky, kx = 0..k, ic)` is one contiguous run.
-#[repr(C, align(4))]
-struct PaddedInput([i16; MAX_PADDED_INPUT]);
-
 /// Words of the column buffer: pixel pairs of at most [`MAX_PACKED_TAPS`] taps each.
 const COLUMN_WORDS: usize = 2 * MAX_PACKED_TAPS;
 
-/// Pixel pairs' patches, each pair interleaved a tap pair at a time (word `2j` holds taps
-/// `2j, 2j + 1` of the first pixel, word `2j + 1` those of the second), in the packed
-/// weights' tap order; a tile of as many pairs as fit.
+/// A word-aligned stack buffer of which each call zeroes and uses only the part it needs:
+/// zeroing all of it (34 KiB between the two) cost more than a small layer's im2col.
 #[repr(C, align(4))]
-struct Columns([i16; 2 * COLUMN_WORDS]);
+struct Scratch<const N: usize>(MaybeUninit<[i16; N]>);
+
+impl<const N: usize> Scratch<N> {
+    fn new() -> Self {
+        Scratch(MaybeUninit::uninit())
+    }
+
+    /// The first `len` values (at most `N`), zeroed.
+    #[allow(unsafe_code)]
+    fn zeroed_prefix(&mut self, len: usize) -> &mut [i16] {
+        let len = len.min(N);
+        let ptr = self.0.as_mut_ptr().cast::<i16>();
+        // SAFETY: `ptr` is the start of `N` i16 owned by `self` (borrowed mutably for the
+        // slice's lifetime); the first `len <= N` are written before the slice is made, so
+        // it covers initialized memory only.
+        unsafe {
+            core::ptr::write_bytes(ptr, 0, len);
+            core::slice::from_raw_parts_mut(ptr, len)
+        }
+    }
+}
 
 /// The convolution with weights prepacked by the host ([`super::packed`]): a 2x2 block (two
 /// output channels x two output pixels) per pass over the patch, one 64-bit load of weights
@@ -358,12 +373,30 @@ fn conv2d_packed(
     let pair_words = geometry.padded_taps; // per channel pair: padded_taps / 2 steps x 2 words
     let run = k * cin;
 
-    let mut padded = PaddedInput([0; MAX_PADDED_INPUT]);
-    let mut columns = Columns([0; 2 * COLUMN_WORDS]);
+    // The group's input, channels last, in `(q - zp)`: the border stays zero, which is
+    // `q - zp` of padding. Columns: a tile of pixel pairs' patches.
+    let tile = (COLUMN_WORDS / geometry.padded_taps.max(1)).clamp(1, MAX_TILE);
+    let mut padded_scratch = Scratch::<MAX_PADDED_INPUT>::new();
+    let padded = padded_scratch.zeroed_prefix(cin * (in_h + 2 * p) * padded_w);
+    let mut column_scratch = Scratch::<{ 2 * COLUMN_WORDS }>::new();
+    let columns = column_scratch.zeroed_prefix(2 * tile * geometry.padded_taps);
     let mut slots = [Slot::default(); MAX_TILE];
+    // Odd channel counts: where each tap of a patch comes from and goes to, built once.
+    let mut gather = [(0u32, 0u32); MAX_GATHER_TAPS];
+    if cin % 2 == 1 && geometry.taps <= MAX_GATHER_TAPS {
+        for (u, entry) in gather.iter_mut().enumerate().take(geometry.taps) {
+            let (ky, within) = (u / run.max(1), u % run.max(1));
+            let offset = ky * padded_w * cin + within;
+            *entry = (offset as u32, (4 * (u / 2) + u % 2) as u32);
+        }
+    }
+    let gather = if cin % 2 == 1 && geometry.taps <= MAX_GATHER_TAPS {
+        &gather[..]
+    } else {
+        &[]
+    };
     let pairs = geometry.pairs_per_group();
     for g in 0..geometry.groups {
-        // The group's input, channels last; the border stays zero, which is `q - zp` of padding.
         let group_input = input.get(g * cin * in_h * in_w..).unwrap_or(&[]);
         for (ic, plane) in group_input
             .chunks_exact((in_h * in_w).max(1))
@@ -372,9 +405,12 @@ fn conv2d_packed(
         {
             for (y, row) in plane.chunks_exact(in_w.max(1)).enumerate() {
                 let base = ((y + p) * padded_w + p) * cin + ic;
-                let dst = padded.0.get_mut(base..).unwrap_or(&mut []);
-                for (d, &q) in dst.iter_mut().step_by(cin).zip(row) {
-                    *d = (q as i32 - zero_points.input) as i16;
+                let mut at = base;
+                for &q in row {
+                    if let Some(d) = padded.get_mut(at) {
+                        *d = (q as i32 - zero_points.input) as i16;
+                    }
+                    at += cin;
                 }
             }
         }
@@ -386,25 +422,38 @@ fn conv2d_packed(
             .unwrap_or(&mut []);
         let origin = |n: usize| ((n / out_w) * s * padded_w + (n % out_w) * s) * cin;
         // Pixel pairs im2col'd at once: each channel pair's set-up is paid once per tile.
-        let tile = (COLUMN_WORDS / geometry.padded_taps.max(1)).clamp(1, MAX_TILE);
         let pixel_pairs = pixels.div_ceil(2);
         for tile_start in (0..pixel_pairs).step_by(tile) {
             let tile_pairs = tile.min(pixel_pairs - tile_start);
             for t in 0..tile_pairs {
                 let first = 2 * (tile_start + t);
                 let second = (first + 1).min(pixels.saturating_sub(1));
+                let origins = [origin(first), origin(second)];
                 let at = t * 2 * geometry.padded_taps;
-                im2col_pair(
-                    &padded,
-                    columns.0.get_mut(at..).unwrap_or(&mut []),
-                    origin(first),
-                    origin(second),
-                    k,
-                    run,
-                    padded_w * cin,
-                );
+                let pair_columns = columns.get_mut(at..).unwrap_or(&mut []);
+                if cin % 2 == 0 {
+                    // Even channels: patch rows and their starts are whole words.
+                    let (Ok(src), Ok(cols)) = (
+                        bytemuck::try_cast_slice::<i16, u32>(
+                            padded.get(..padded.len() & !1).unwrap_or(&[]),
+                        ),
+                        bytemuck::try_cast_slice_mut::<i16, u32>(
+                            pair_columns
+                                .get_mut(..2 * geometry.padded_taps)
+                                .unwrap_or(&mut []),
+                        ),
+                    ) else {
+                        return None;
+                    };
+                    let origins = [origins[0] / 2, origins[1] / 2];
+                    im2col_pair_words(src, cols, origins, k, run / 2, padded_w * cin / 2);
+                } else if let Some(table) = gather.get(..geometry.taps) {
+                    im2col_pair_gather(padded, pair_columns, origins, table);
+                } else {
+                    im2col_pair_values(padded, pair_columns, origins, k, run, padded_w * cin);
+                }
             }
-            let cols: &[u32] = bytemuck::try_cast_slice(&columns.0).ok()?;
+            let cols: &[u32] = bytemuck::try_cast_slice(&*columns).ok()?;
             for (pair, (w, planes)) in group_weights
                 .chunks_exact(pair_words.max(1))
                 .zip(group_outputs.chunks_mut((2 * pixels).max(1)))
@@ -508,46 +557,87 @@ fn store_tile(out: &mut [i8], requant: Requant, slots: &[Slot], lane: usize) {
     }
 }
 
-/// Writes two columns' patches into `columns`: for each kernel row, `run` consecutive values
-/// of `padded` from `origin + ky * row_stride`, interleaved a tap pair at a time.
+/// Writes two pixels' patches into one pixel pair's `columns` (words), when every patch row
+/// is whole words (even channels per group): for each kernel row, `run` words of `src` from
+/// `origin + ky * row_stride` (in words), interleaved word by word.
 #[inline(always)]
-fn im2col_pair(
-    padded: &PaddedInput,
-    columns: &mut [i16],
-    origin0: usize,
-    origin1: usize,
+fn im2col_pair_words(
+    src: &[u32],
+    columns: &mut [u32],
+    origins: [usize; 2],
     k: usize,
     run: usize,
     row_stride: usize,
 ) {
     for ky in 0..k {
-        let (start0, start1, at) = (
-            origin0 + ky * row_stride,
-            origin1 + ky * row_stride,
-            ky * run,
-        );
-        if run % 2 == 0 && start0 % 2 == 0 && start1 % 2 == 0 {
-            // Whole tap pairs, word-aligned in both: one word per pair and column.
-            let (Ok(src), Ok(cols)) = (
-                bytemuck::try_cast_slice::<i16, u32>(&padded.0),
-                bytemuck::try_cast_slice_mut::<i16, u32>(columns),
-            ) else {
-                return;
-            };
-            let src0 = src.get(start0 / 2..(start0 + run) / 2).unwrap_or(&[]);
-            let src1 = src.get(start1 / 2..(start1 + run) / 2).unwrap_or(&[]);
-            let dst = cols.get_mut(at..at + run).unwrap_or(&mut []);
-            for (d, (&v0, &v1)) in dst.chunks_exact_mut(2).zip(src0.iter().zip(src1)) {
-                d[0] = v0;
-                d[1] = v1;
+        let (a, b) = (origins[0] + ky * row_stride, origins[1] + ky * row_stride);
+        let (Some(src0), Some(src1), Some(dst)) = (
+            src.get(a..a + run),
+            src.get(b..b + run),
+            columns.get_mut(2 * ky * run..2 * (ky + 1) * run),
+        ) else {
+            return;
+        };
+        // Two words of each pixel per turn (the rows of 3x3 kernels are even in words).
+        let (pairs0, pairs1) = (src0.chunks_exact(2), src1.chunks_exact(2));
+        let (rest0, rest1) = (pairs0.remainder(), pairs1.remainder());
+        let mut quads = dst.chunks_exact_mut(4);
+        for ((d, a), b) in (&mut quads).zip(pairs0).zip(pairs1) {
+            if let ([d0, d1, d2, d3], [a0, a1], [b0, b1]) = (d, a, b) {
+                (*d0, *d1, *d2, *d3) = (*a0, *b0, *a1, *b1);
             }
-        } else {
-            for (lane, start) in [(0, start0), (1, start1)] {
-                let values = padded.0.get(start..start + run).unwrap_or(&[]);
-                for (u, &v) in (at..).zip(values) {
-                    if let Some(d) = columns.get_mut(4 * (u / 2) + 2 * lane + u % 2) {
-                        *d = v;
-                    }
+        }
+        if let ([d0, d1, ..], [a0], [b0]) = (quads.into_remainder(), rest0, rest1) {
+            (*d0, *d1) = (*a0, *b0);
+        }
+    }
+}
+
+/// Largest patch the gather table of [`im2col_pair_gather`] covers.
+const MAX_GATHER_TAPS: usize = 128;
+
+/// Writes two pixels' patches into one pixel pair's `columns` (16-bit values) through a table
+/// of (offset in the padded input from the pixel's origin, place in the pair's columns) per
+/// tap: the route for odd channel counts, whose patch rows are not whole words.
+#[inline(always)]
+fn im2col_pair_gather(
+    padded: &[i16],
+    columns: &mut [i16],
+    origins: [usize; 2],
+    table: &[(u32, u32)],
+) {
+    let (Some(src0), Some(src1)) = (padded.get(origins[0]..), padded.get(origins[1]..)) else {
+        return;
+    };
+    for &(offset, place) in table {
+        let (offset, place) = (offset as usize, place as usize);
+        if let (Some(&v0), Some(&v1)) = (src0.get(offset), src1.get(offset)) {
+            if let Some([d0, _, d1, ..]) = columns.get_mut(place..place + 3) {
+                *d0 = v0;
+                *d1 = v1;
+            }
+        }
+    }
+}
+
+/// Writes two pixels' patches into one pixel pair's `columns`, value by value: the route for
+/// odd channel counts whose patch exceeds the gather table.
+#[inline(always)]
+fn im2col_pair_values(
+    padded: &[i16],
+    columns: &mut [i16],
+    origins: [usize; 2],
+    k: usize,
+    run: usize,
+    row_stride: usize,
+) {
+    for ky in 0..k {
+        for (lane, origin) in origins.into_iter().enumerate() {
+            let start = origin + ky * row_stride;
+            let values = padded.get(start..start + run).unwrap_or(&[]);
+            for (u, &v) in (ky * run..).zip(values) {
+                if let Some(d) = columns.get_mut(4 * (u / 2) + 2 * lane + u % 2) {
+                    *d = v;
                 }
             }
         }
