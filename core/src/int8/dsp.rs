@@ -316,7 +316,7 @@ pub const fn packed_fits(spec: &ConvSpec, in_shape: Shape) -> bool {
 }
 
 /// Words of the column buffer: pixel pairs of at most [`MAX_PACKED_TAPS`] taps each.
-const COLUMN_WORDS: usize = 2 * MAX_PACKED_TAPS;
+const COLUMN_WORDS: usize = 4 * MAX_PACKED_TAPS;
 
 /// A word-aligned stack buffer of which each call zeroes and uses only the part it needs:
 /// zeroing all of it (34 KiB between the two) cost more than a small layer's im2col.
@@ -367,7 +367,8 @@ fn conv2d_packed(
     let (k, cin) = (geometry.kernel, geometry.cin_group.max(1));
     let (in_h, in_w) = (in_shape.h, in_shape.w);
     let padded_w = in_w + 2 * p;
-    let turns = geometry.padded_taps / super::packed::TAP_MULTIPLE;
+    // Tap pairs the loop runs per pixel pair: the layout's padding beyond them is zeros.
+    let steps = geometry.taps.div_ceil(2);
     let weights: &[u32] = bytemuck::try_cast_slice(packed).ok()?;
     let (out_w, pixels) = (out_shape.w.max(1), out_shape.plane());
     let pair_words = geometry.padded_taps; // per channel pair: padded_taps / 2 steps x 2 words
@@ -375,11 +376,11 @@ fn conv2d_packed(
 
     // The group's input, channels last, in `(q - zp)`: the border stays zero, which is
     // `q - zp` of padding. Columns: a tile of pixel pairs' patches.
-    let tile = (COLUMN_WORDS / geometry.padded_taps.max(1)).clamp(1, MAX_TILE);
+    let tile = (COLUMN_WORDS / (2 * steps).max(1)).clamp(1, MAX_TILE);
     let mut padded_scratch = Scratch::<MAX_PADDED_INPUT>::new();
     let padded = padded_scratch.zeroed_prefix(cin * (in_h + 2 * p) * padded_w);
     let mut column_scratch = Scratch::<{ 2 * COLUMN_WORDS }>::new();
-    let columns = column_scratch.zeroed_prefix(2 * tile * geometry.padded_taps);
+    let columns = column_scratch.zeroed_prefix(4 * tile * steps);
     let mut slots = [Slot::default(); MAX_TILE];
     // Odd channel counts: where each tap of a patch comes from and goes to, built once.
     let mut gather = [(0u32, 0u32); MAX_GATHER_TAPS];
@@ -429,7 +430,7 @@ fn conv2d_packed(
                 let first = 2 * (tile_start + t);
                 let second = (first + 1).min(pixels.saturating_sub(1));
                 let origins = [origin(first), origin(second)];
-                let at = t * 2 * geometry.padded_taps;
+                let at = t * 4 * steps;
                 let pair_columns = columns.get_mut(at..).unwrap_or(&mut []);
                 if cin % 2 == 0 {
                     // Even channels: patch rows and their starts are whole words.
@@ -438,9 +439,7 @@ fn conv2d_packed(
                             padded.get(..padded.len() & !1).unwrap_or(&[]),
                         ),
                         bytemuck::try_cast_slice_mut::<i16, u32>(
-                            pair_columns
-                                .get_mut(..2 * geometry.padded_taps)
-                                .unwrap_or(&mut []),
+                            pair_columns.get_mut(..4 * steps).unwrap_or(&mut []),
                         ),
                     ) else {
                         return None;
@@ -468,9 +467,9 @@ fn conv2d_packed(
                 ) else {
                     continue;
                 };
-                let tile_cols = cols.get(..tile_pairs * geometry.padded_taps).unwrap_or(&[]);
+                let tile_cols = cols.get(..tile_pairs * 2 * steps).unwrap_or(&[]);
                 let slots = slots.get_mut(..tile_pairs).unwrap_or(&mut []);
-                dot2x2_tile(w, tile_cols, turns, [r0.bias, r1.bias], slots);
+                dot2x2_tile(w, tile_cols, steps, [r0.bias, r1.bias], slots);
                 let start = 2 * tile_start;
                 store_tile(plane0.get_mut(start..).unwrap_or(&mut []), r0, slots, 0);
                 store_tile(plane1.get_mut(start..).unwrap_or(&mut []), r1, slots, 2);
@@ -647,31 +646,47 @@ fn im2col_pair_values(
 /// Pixel pairs per tile at most (the tile's accumulators live on the stack).
 const MAX_TILE: usize = 64;
 
-/// One pixel pair of a tile: before [`dot2x2_tile`], where the weights start, the loop turns,
-/// the two channels' biases and how many pairs are left; after it, the four sums.
+/// One pixel pair of a tile: before [`dot2x2_tile`], where the weights start, the loop
+/// passes, the two channels' biases, how many pairs are left and where the first pass enters
+/// the loop; after it, the four sums.
 #[derive(Clone, Copy, Default)]
 #[repr(C, align(8))]
 struct Slot([i32; 8]);
 
-/// For each pixel pair of the tile (`cols` holds `slots.len()` pairs of `16 * turns` words),
-/// the dot products of channels (0, 1) of `w` with pixels (0, 1), starting from the biases:
-/// `[c0 x p0, c0 x p1, c1 x p0, c1 x p1]` into each slot. On a DSP core one assembly loop
-/// over the whole tile: 8 x (2 `LDRD` + 4 `SMLAD`) + 2 instructions per 64 multiply-
-/// accumulates, and 11 more per pixel pair.
+/// Bytes of one pair-step of the assembly loop (six 32-bit instructions).
+#[cfg(all(target_arch = "arm", feature = "dsp"))]
+const STEP_BYTES: usize = 24;
+
+/// For each pixel pair of the tile (`cols` holds `slots.len()` pairs of `2 * steps` words),
+/// the dot products over `steps` tap pairs of channels (0, 1) of `w` with pixels (0, 1),
+/// starting from the biases: `[c0 x p0, c0 x p1, c1 x p0, c1 x p1]` into each slot. On a DSP
+/// core one assembly loop over the whole tile: eight pair-steps (2 `LDRD` + 4 `SMLAD` each)
+/// per pass, 6 instructions per 8 MACs; a patch that is not a multiple of eight pair-steps
+/// enters the first pass part-way (Duff's device), so no step is spent on padding.
 #[cfg(all(target_arch = "arm", feature = "dsp"))]
 #[allow(unsafe_code)]
 #[inline(always)]
-fn dot2x2_tile(w: &[u32], cols: &[u32], turns: usize, bias: [i32; 2], slots: &mut [Slot]) {
+fn dot2x2_tile(w: &[u32], cols: &[u32], steps: usize, bias: [i32; 2], slots: &mut [Slot]) {
     let pairs = slots.len();
-    if turns == 0 || pairs == 0 || w.len() < 16 * turns || cols.len() < 16 * turns * pairs {
+    if steps == 0 || pairs == 0 || w.len() < 2 * steps || cols.len() < 2 * steps * pairs {
         return;
     }
+    let (full, partial) = (steps / 8, steps % 8);
+    let passes = full + usize::from(partial > 0);
+    // Offset into the eight-step block where the first pass starts: it then runs `partial`
+    // steps.
+    let entry = if partial > 0 {
+        (8 - partial) * STEP_BYTES
+    } else {
+        0
+    };
     for (i, slot) in slots.iter_mut().enumerate() {
         slot.0[0] = w.as_ptr() as i32;
-        slot.0[1] = turns as i32;
+        slot.0[1] = passes as i32;
         slot.0[2] = bias[0];
         slot.0[3] = bias[1];
         slot.0[4] = (pairs - i) as i32;
+        slot.0[5] = entry as i32;
     }
     macro_rules! step {
         () => {
@@ -686,48 +701,69 @@ fn dot2x2_tile(w: &[u32], cols: &[u32], turns: usize, bias: [i32; 2], slots: &mu
         };
     }
     // SAFETY: for each of the `pairs` slots (8-aligned, 32 bytes each, inside `slots`), the
-    // loop reads `16 * turns` words of `w` from its start and the next `16 * turns` words of
-    // `cols`, all checked in bounds above (both word-aligned, as `LDRD` needs), then writes
-    // the slot's first four words. `left` in each slot counts down to the last one.
-    unsafe {
-        core::arch::asm!(
-            "1:",
-            "ldrd {wp}, {n}, [{fr}]",
-            "ldrd {a00}, {a10}, [{fr}, #8]",
-            "mov {a01}, {a00}",
-            "mov {a11}, {a10}",
-            "2:",
-            step!(), step!(), step!(), step!(), step!(), step!(), step!(), step!(),
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            "ldr {n}, [{fr}, #16]",
-            "strd {a00}, {a01}, [{fr}]",
-            "strd {a10}, {a11}, [{fr}, #8]",
-            "add {fr}, {fr}, #32",
-            "subs {n}, {n}, #1",
-            "bne 1b",
-            fr = inout(reg) slots.as_mut_ptr() => _,
-            cp = inout(reg) cols.as_ptr() => _,
-            wp = out(reg) _,
-            n = out(reg) _,
-            a00 = out(reg) _,
-            a01 = out(reg) _,
-            a10 = out(reg) _,
-            a11 = out(reg) _,
-            w0 = out(reg) _,
-            w1 = out(reg) _,
-            c0 = out(reg) _,
-            c1 = out(reg) _,
-            options(nostack),
-        );
+    // loop reads `2 * steps` words of `w` from its start and the next `2 * steps` words of
+    // `cols` (the partial first pass runs exactly `steps % 8` steps: it enters the block of
+    // eight identical 24-byte steps that many steps before its end), all checked in bounds
+    // above; both are word-aligned (`&[u32]`), as `LDRD` needs. It writes the slot's first
+    // four words. `left` in each slot counts down to the last one.
+    macro_rules! tile_loop {
+        ($($entry:literal),*) => {
+            core::arch::asm!(
+                "1:",
+                "ldrd {wp}, {n}, [{fr}]",
+                "ldrd {a00}, {a10}, [{fr}, #8]",
+                "mov {a01}, {a00}",
+                "mov {a11}, {a10}",
+                $($entry,)*
+                ".p2align 2",
+                "2:",
+                step!(), step!(), step!(), step!(), step!(), step!(), step!(), step!(),
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "ldr {n}, [{fr}, #16]",
+                "strd {a00}, {a01}, [{fr}]",
+                "strd {a10}, {a11}, [{fr}, #8]",
+                "add {fr}, {fr}, #32",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                fr = inout(reg) slots.as_mut_ptr() => _,
+                cp = inout(reg) cols.as_ptr() => _,
+                wp = out(reg) _,
+                n = out(reg) _,
+                a00 = out(reg) _,
+                a01 = out(reg) _,
+                a10 = out(reg) _,
+                a11 = out(reg) _,
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                c0 = out(reg) _,
+                c1 = out(reg) _,
+                options(nostack),
+            )
+        };
+    }
+    if partial > 0 {
+        // SAFETY: as above; the first pass of each pixel pair branches to a step boundary
+        // inside the block (bit 0 set for `BX`: Thumb state).
+        unsafe {
+            tile_loop!(
+                "ldr {w0}, [{fr}, #20]",
+                "adr.w {w1}, 2f",
+                "add {w1}, {w1}, {w0}",
+                "orr {w1}, {w1}, #1",
+                "bx {w1}"
+            )
+        };
+    } else {
+        // SAFETY: as above; every pass runs the whole block.
+        unsafe { tile_loop!() };
     }
 }
 
 /// [`dot2x2_tile`] with the instructions' portable definitions.
 #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
 #[inline(always)]
-fn dot2x2_tile(w: &[u32], cols: &[u32], turns: usize, bias: [i32; 2], slots: &mut [Slot]) {
-    let steps = 8 * turns;
+fn dot2x2_tile(w: &[u32], cols: &[u32], steps: usize, bias: [i32; 2], slots: &mut [Slot]) {
     for (slot, pair_cols) in slots.iter_mut().zip(cols.chunks_exact((2 * steps).max(1))) {
         let [mut a00, mut a01, mut a10, mut a11] = [bias[0], bias[0], bias[1], bias[1]];
         for (wp, cp) in w.chunks_exact(2).zip(pair_cols.chunks_exact(2)).take(steps) {
