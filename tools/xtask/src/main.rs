@@ -2,6 +2,7 @@
 //! project's own binaries, and installs what a fresh machine lacks before using it.
 
 mod setup;
+mod summary;
 mod tasks;
 
 use std::process::ExitCode;
@@ -13,7 +14,12 @@ tasks:
   demo     the main job end to end: make a paper-net blob, show its layer table,
            classify real images with it, quantize it to int8 and compare the two
            paths; train the small net on Fashion-MNIST (CPU), quantize it, run it
-           --epochs N   training epochs of the small net (default 3)
+           --epochs N     training epochs (default 3)
+           --devices D    where to train: cpu (default), cuda:0, or the paper's two
+                          towers on two GPUs: cuda:0,cuda:1
+           --paper DIR    also train the 2012 paper net on an ImageNet-style folder
+                          (DIR/train/<class>/*.jpg, DIR/val/<class>/*.jpg), quantize
+                          it and compare f32 with int8 on validation images
   test     every check: fmt, clippy, all tests of all crates (the firmware under QEMU
            among them), the no_std build for thumbv7em-none-eabihf
   firmware build the Cortex-M4F firmware, run it under QEMU, check it bit for bit
@@ -22,24 +28,52 @@ tasks:
            defmt-print)
 ";
 
-/// `--epochs N` of the demo.
-fn demo_epochs(args: &[String]) -> Result<u32, String> {
-    match args {
-        [] => Ok(3),
-        [flag, n] if flag == "--epochs" => n
-            .parse()
-            .ok()
-            .filter(|&n: &u32| n > 0)
-            .ok_or_else(|| format!("--epochs takes a positive number, not {n:?}")),
-        other => Err(format!("unknown demo options {other:?}\n\n{USAGE}")),
+/// The demo's options.
+fn demo_options(args: &[String]) -> Result<tasks::DemoOptions, String> {
+    let mut options = tasks::DemoOptions {
+        epochs: 3,
+        devices: None,
+        paper_data: None,
+    };
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || {
+            rest.next()
+                .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--epochs" => {
+                let n = value()?;
+                options.epochs = n
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u32| n > 0)
+                    .ok_or_else(|| format!("--epochs takes a positive number, not {n:?}"))?;
+            }
+            "--devices" => options.devices = Some(value()?.clone()),
+            "--paper" => {
+                let dir = std::path::PathBuf::from(value()?);
+                for sub in ["train", "val"] {
+                    if !dir.join(sub).is_dir() {
+                        return Err(format!(
+                            "--paper {}: no {sub}/ folder (expected {sub}/<class>/<images>)",
+                            dir.display()
+                        ));
+                    }
+                }
+                options.paper_data = Some(dir);
+            }
+            other => return Err(format!("unknown demo option {other:?}\n\n{USAGE}")),
+        }
     }
+    Ok(options)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("demo") => match demo_epochs(&args[1..]) {
-            Ok(epochs) => tasks::demo(epochs),
+        Some("demo") => match demo_options(&args[1..]) {
+            Ok(options) => tasks::demo(&options),
             Err(e) => Err(e),
         },
         Some("test") => tasks::test(),
@@ -57,5 +91,32 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::demo_options;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn demo_options_parse_and_refuse_before_any_work() {
+        let o = demo_options(&args(&["--devices", "cuda:0,cuda:1", "--epochs", "5"])).unwrap();
+        assert_eq!((o.epochs, o.devices.as_deref()), (5, Some("cuda:0,cuda:1")));
+        assert_eq!(demo_options(&[]).unwrap().epochs, 3);
+        let err = |a: &[&str]| demo_options(&args(a)).err().unwrap_or_default();
+        assert!(err(&["--epochs", "0"]).contains("positive number"));
+        assert!(err(&["--epochs"]).contains("needs a value"));
+        assert!(err(&["--gpu"]).contains("unknown demo option"));
+        let dir = std::env::temp_dir().join(format!("xtask-paper-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("train")).unwrap();
+        assert!(err(&["--paper", dir.to_str().unwrap()]).contains("no val/ folder"));
+        std::fs::create_dir_all(dir.join("val")).unwrap();
+        let o = demo_options(&args(&["--paper", dir.to_str().unwrap()])).unwrap();
+        assert_eq!(o.paper_data.as_deref(), Some(dir.as_path()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

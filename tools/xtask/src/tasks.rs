@@ -1,6 +1,7 @@
 //! The tasks.
 
 use crate::setup;
+use crate::summary::{self, run_tee, timed, Summary};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -49,12 +50,8 @@ pub fn test() -> Result<(), String> {
     let start = Instant::now();
     setup::all()?;
     let mut timings = Vec::new();
-    let mut timed = |title: &str, cmd: &mut Command| -> Result<(), String> {
-        let t = Instant::now();
-        step(title, || run(cmd))?;
-        timings.push((title.to_string(), t.elapsed().as_secs_f64()));
-        Ok(())
-    };
+    let mut timed =
+        |title: &str, cmd: &mut Command| summary::timed(&mut timings, title, || run(cmd));
     timed("format", cargo().args(["fmt", "--all", "--check"]))?;
     timed(
         "clippy, warnings as errors",
@@ -173,18 +170,18 @@ pub fn firmware() -> Result<(), String> {
     setup::all()?;
     step(
         "firmware on a Cortex-M4F under QEMU, checked against the host",
-        || firmware_test(None),
+        || firmware_test(None).map(|_| ()),
     )
 }
 
 /// Runs `tests/firmware.rs` with its report shown; `models`: a folder with `micro.blob` and
 /// `micro-int8.blob` to embed instead of the untrained net.
-fn firmware_test(models: Option<&std::path::Path>) -> Result<(), String> {
+fn firmware_test(models: Option<&std::path::Path>) -> Result<String, String> {
     let mut cmd = cargo();
     if let Some(dir) = models {
         cmd.env("ALEXNET_FIRMWARE_MODELS", dir);
     }
-    run(cmd.args([
+    run_tee(cmd.args([
         "test",
         "--release",
         "-p",
@@ -196,23 +193,40 @@ fn firmware_test(models: Option<&std::path::Path>) -> Result<(), String> {
     ]))
 }
 
-/// `cargo xtask demo`: the main job, end to end. `epochs`: training epochs of the small net.
-pub fn demo(epochs: u32) -> Result<(), String> {
+/// What `cargo xtask demo` trains, where.
+pub struct DemoOptions {
+    /// Training epochs.
+    pub epochs: u32,
+    /// host-train's `--devices` (CPU when `None`).
+    pub devices: Option<String>,
+    /// An ImageNet-style folder to train the paper net on, after the small net.
+    pub paper_data: Option<PathBuf>,
+}
+
+/// `cargo xtask demo`: the main job, end to end.
+pub fn demo(options: &DemoOptions) -> Result<(), String> {
+    let epochs = options.epochs;
+    let devices = options.devices.clone().unwrap_or_else(|| "cpu".into());
     let start = Instant::now();
+    let mut timings: Vec<(String, f64)> = Vec::new();
     setup::all()?;
-    step("building the alexnet CLI and quantize (release)", || {
-        run(cargo().args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "alexnet-cli",
-            "-p",
-            "alexnet-quantize",
-            "-p",
-            "host-train",
-        ]))
-    })?;
+    timed(
+        &mut timings,
+        "building the alexnet CLI and quantize (release)",
+        || {
+            run(cargo().args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "alexnet-cli",
+                "-p",
+                "alexnet-quantize",
+                "-p",
+                "host-train",
+            ]))
+        },
+    )?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
@@ -225,7 +239,8 @@ pub fn demo(epochs: u32) -> Result<(), String> {
     let alexnet = |args: &[&str]| run(Command::new(&bin).args(args));
     let fm = |f: &str| format!("{}/{f}", setup::FASHION_MNIST_DIR);
 
-    step(
+    timed(
+        &mut timings,
         "alexnet init --arch paper: the 2012 net with the paper's random initialization",
         || {
             alexnet(&[
@@ -239,10 +254,11 @@ pub fn demo(epochs: u32) -> Result<(), String> {
             ])
         },
     )?;
-    step("alexnet info paper.blob", || {
+    timed(&mut timings, "alexnet info paper.blob", || {
         alexnet(&["info", &path("paper.blob")])
     })?;
-    step(
+    timed(
+        &mut timings,
         "real test images: the first 10 of Fashion-MNIST's test set, as PNG",
         || {
             let args = [
@@ -278,7 +294,8 @@ pub fn demo(epochs: u32) -> Result<(), String> {
         Ok(v)
     };
     let big = images("images-252")?;
-    step(
+    timed(
+        &mut timings,
         "alexnet infer paper.blob (untrained weights: the classes are noise until trained)",
         || {
             let mut args = vec![
@@ -293,7 +310,8 @@ pub fn demo(epochs: u32) -> Result<(), String> {
         },
     )?;
     let quantize = |args: &[&str]| run(Command::new(&quantize_bin).args(args));
-    step(
+    timed(
+        &mut timings,
         "quantize paper.blob to int8, calibrated on 10 real images (integer-only LRN)",
         || {
             quantize(&[
@@ -309,7 +327,8 @@ pub fn demo(epochs: u32) -> Result<(), String> {
             ])
         },
     )?;
-    step(
+    timed(
+        &mut timings,
         "alexnet diff: f32 against int8, layer by layer, on one image",
         || {
             alexnet(&[
@@ -321,9 +340,10 @@ pub fn demo(epochs: u32) -> Result<(), String> {
         },
     )?;
     let epochs_arg = epochs.to_string();
-    step(
+    timed(
+        &mut timings,
         &format!(
-            "host-train: the small net trained on Fashion-MNIST on the CPU ({epochs} epochs), \
+            "host-train: the small net trained on Fashion-MNIST on {devices} ({epochs} epochs), \
              evaluated, exported"
         ),
         || {
@@ -333,14 +353,17 @@ pub fn demo(epochs: u32) -> Result<(), String> {
                 "micro",
                 "--epochs",
                 &epochs_arg,
+                "--devices",
+                &devices,
                 "--out",
                 &path("micro-train"),
             ]))
         },
     )?;
-    step(
-        "the trained small net: quantize on 500 real images, f32 and int8 accuracy through the \
-         core, infer in int8",
+    let (eval_f32, eval_int8, arena_f32, arena_int8) = timed(
+        &mut timings,
+        "the trained small net: quantize on 500 training images, f32 and int8 accuracy through \
+         the core on the 10,000 test images, infer in int8",
         || {
             std::fs::copy(dir.join("micro-train/model.blob"), dir.join("micro.blob"))
                 .map_err(|e| format!("cannot copy the trained model: {e}"))?;
@@ -357,18 +380,25 @@ pub fn demo(epochs: u32) -> Result<(), String> {
                 "--report-json",
                 &path("micro-int8-report.json"),
             ])?;
-            alexnet(&["info", &path("micro-int8.blob")])?;
+            let arena = |blob: &str| -> Result<f64, String> {
+                let text = run_tee(Command::new(&bin).args(["info", &path(blob)]))?;
+                summary::number_after(&text, "arena")
+                    .ok_or_else(|| "no arena in alexnet info".into())
+            };
+            let (arena_f32, arena_int8) = (arena("micro.blob")?, arena("micro-int8.blob")?);
             // Accuracy of both through the core (not libtorch) on the 10,000 test images.
-            for blob in ["micro.blob", "micro-int8.blob"] {
-                alexnet(&[
+            let eval = |blob: &str| -> Result<summary::Eval, String> {
+                let text = run_tee(Command::new(&bin).args([
                     "eval",
                     &path(blob),
                     "--images",
                     &fm("t10k-images-idx3-ubyte.gz"),
                     "--labels",
                     &fm("t10k-labels-idx1-ubyte.gz"),
-                ])?;
-            }
+                ]))?;
+                summary::parse_eval(&text).ok_or_else(|| "no accuracy in alexnet eval".into())
+            };
+            let (eval_f32, eval_int8) = (eval("micro.blob")?, eval("micro-int8.blob")?);
             let mut args = vec![
                 "infer".to_string(),
                 path("micro-int8.blob"),
@@ -376,20 +406,149 @@ pub fn demo(epochs: u32) -> Result<(), String> {
                 "3".into(),
             ];
             args.extend(images("images-28")?);
-            run(Command::new(&bin).args(&args))
+            run(Command::new(&bin).args(&args))?;
+            Ok((eval_f32, eval_int8, arena_f32, arena_int8))
         },
     )?;
-    step(
+    let firmware = timed(
+        &mut timings,
         "the trained small net on a Cortex-M4F under QEMU (generic and DSP kernels), every logit \
          compared with the host",
         || firmware_test(Some(&dir)),
     )?;
+    if let Some(data) = &options.paper_data {
+        paper_on_folder(
+            &mut timings,
+            data,
+            &devices,
+            &epochs_arg,
+            &dir,
+            &bin,
+            &quantize_bin,
+            &train_bin,
+        )?;
+    }
+    let device = |features: &str| {
+        summary::parse_device(&firmware, features).ok_or_else(|| {
+            format!("no firmware report for features {features} in the test's output")
+        })
+    };
+    let size = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let table = Summary {
+        eval_f32,
+        eval_int8,
+        blob_f32: size("micro.blob"),
+        blob_int8: size("micro-int8.blob"),
+        arena_f32,
+        arena_int8,
+        generic: device("[]")?,
+        dsp: device("[\"dsp\"]")?,
+        timings,
+    }
+    .to_markdown();
+    let summary_path = dir.join("summary.md");
+    std::fs::write(&summary_path, &table)
+        .map_err(|e| format!("cannot write {}: {e}", summary_path.display()))?;
     eprintln!(
-        "\ndemo finished in {:.0} s; everything it made is in {}",
+        "\n==> summary (also in {})\n\n{table}",
+        summary_path.display()
+    );
+    eprintln!(
+        "demo finished in {:.0} s; everything it made is in {}",
         start.elapsed().as_secs_f64(),
         dir.display()
     );
     Ok(())
+}
+
+/// The demo's `--paper DIR` part: the 2012 net trained on an ImageNet-style folder (its
+/// validation top-1/top-5, centre crop and ten patches, are host-train's report), quantized on
+/// training images, and f32 against int8 through the core on two validation images.
+#[allow(clippy::too_many_arguments)]
+fn paper_on_folder(
+    timings: &mut Vec<(String, f64)>,
+    data: &std::path::Path,
+    devices: &str,
+    epochs: &str,
+    dir: &std::path::Path,
+    bin: &std::path::Path,
+    quantize_bin: &std::path::Path,
+    train_bin: &std::path::Path,
+) -> Result<(), String> {
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let data_arg = data.to_string_lossy().into_owned();
+    timed(
+        timings,
+        &format!(
+            "host-train: the paper net on {} ({devices}, {epochs} epochs)",
+            data.display()
+        ),
+        || {
+            run(Command::new(train_bin).args([
+                "train",
+                "--arch",
+                "paper",
+                "--source",
+                "folder",
+                "--data",
+                &data_arg,
+                "--epochs",
+                epochs,
+                "--devices",
+                devices,
+                "--out",
+                &path("paper-train"),
+            ]))
+        },
+    )?;
+    timed(
+        timings,
+        "the trained paper net: quantize on 100 training images, f32 and int8 on validation images",
+        || {
+            run(Command::new(quantize_bin).args([
+                &path("paper-train/model.blob"),
+                "--calibration",
+                &data.join("train").to_string_lossy(),
+                "--samples",
+                "100",
+                "-o",
+                &path("paper-trained-int8.blob"),
+            ]))?;
+            let mut val: Vec<String> = walk_images(&data.join("val"));
+            val.sort();
+            for blob in ["paper-train/model.blob", "paper-trained-int8.blob"] {
+                let mut args = vec!["infer".to_string(), path(blob), "--top".into(), "3".into()];
+                args.extend(val.iter().take(2).cloned());
+                run(Command::new(bin).args(&args))?;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// JPEG and PNG files under `dir`, recursively.
+fn walk_images(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk_images(&p));
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        {
+            out.push(p.to_string_lossy().into_owned());
+        }
+    }
+    out
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, for run folders.
