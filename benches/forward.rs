@@ -217,6 +217,81 @@ fn paper_layers(c: &mut Criterion) {
     group.finish();
 }
 
+/// The paper net on two threads: the core's kernels split by output channels
+/// (`alexnet_host::parallel`) against libtorch with two intra-op threads; f32 and int8.
+fn paper_two_threads(c: &mut Criterion) {
+    use alexnet_host::parallel::Parallel;
+    use alexnet_host::quantize::{self, Method};
+    let _guard = tch::no_grad_guard();
+    let threads = Parallel::new(2).unwrap();
+    let mut group = c.benchmark_group("forward_2_threads");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    let arch = &PAPER;
+    let spec = paper_init(arch, 0).unwrap();
+    let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), arch.name);
+    let model = file.model().unwrap();
+    let input: Vec<f32> = (0..arch.input_len())
+        .map(|i| ((i * 7919) % 255) as f32 / 64.0 - 2.0)
+        .collect();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut logits = vec![0.0f32; model.classes()];
+    let net = Net::from_spec(&spec, Device::Cpu).unwrap();
+    let x = batch_of_one(&input, arch.input);
+    model
+        .forward_with(&threads, &input, &mut arena, &mut logits, |_, _, _| {})
+        .unwrap();
+    check_same("paper, two threads", &logits, &net.forward_t(&x, false));
+    group.throughput(Throughput::Elements(arch.macs()));
+    group.bench_function(BenchmarkId::new("core", "paper"), |b| {
+        b.iter(|| {
+            model
+                .forward_with(
+                    &threads,
+                    black_box(&input),
+                    &mut arena,
+                    &mut logits,
+                    |_, _, _| {},
+                )
+                .unwrap()
+        })
+    });
+    tch::set_num_threads(2);
+    group.bench_function(BenchmarkId::new("libtorch", "paper"), |b| {
+        b.iter(|| net.forward_t(black_box(&x), false))
+    });
+    tch::set_num_threads(1);
+
+    let images = std::path::Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
+        .join("t10k-images-idx3-ubyte.gz");
+    let inputs = alexnet_host::dataset::from_idx(&images, 2, model.preprocess(), arch.input)
+        .unwrap()
+        .inputs;
+    let cal = quantize::calibrate(&model, &inputs, |_| {}).unwrap();
+    let (int8, _) = quantize::quantize(&spec, &cal, Method::MinMax).unwrap();
+    let qfile = BlobFile::from_bytes(&int8.to_blob().unwrap(), arch.name);
+    let qmodel = qfile.model().unwrap();
+    let mut codes = vec![0i8; arch.input_len()];
+    qmodel.quantize_input(&inputs[0], &mut codes).unwrap();
+    let mut qarena = vec![0u8; qmodel.arena_bytes()];
+    let mut qlogits = vec![0i8; qmodel.classes()];
+    group.bench_function(BenchmarkId::new("core", "paper-int8"), |b| {
+        b.iter(|| {
+            qmodel
+                .forward_int8_with(
+                    &threads,
+                    black_box(&codes),
+                    &mut qarena,
+                    &mut qlogits,
+                    |_, _, _| {},
+                )
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
 fn main() {
     // Before any libtorch work: the inter-op pool cannot be resized once it has started.
     tch::set_num_threads(1);
@@ -233,5 +308,6 @@ fn main() {
     whole_nets(&mut criterion);
     whole_nets_int8(&mut criterion);
     paper_layers(&mut criterion);
+    paper_two_threads(&mut criterion);
     criterion.final_summary();
 }

@@ -183,6 +183,25 @@ fn main() -> ExitCode {
         show(ratio(Some(core_sum), Some(peer_sum)))
     );
 
+    // Two threads (the core's kernels split by output channels; libtorch's intra-op pool).
+    if let Ok(two) = read_group(&dir, "forward_2_threads") {
+        let peer = get(&two, "libtorch", "paper");
+        let (core, int8) = (get(&two, "core", "paper"), get(&two, "core", "paper-int8"));
+        println!();
+        println!("Paper net, two threads each:");
+        println!();
+        println!("| core f32 | libtorch f32 | core f32 / libtorch f32 | core int8 | core int8 / libtorch f32 |");
+        println!("|---------:|-------------:|------------------------:|----------:|-------------------------:|");
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            ms(core),
+            ms(peer),
+            show(ratio(core, peer)),
+            ms(int8),
+            show(ratio(int8, peer))
+        );
+    }
+
     // Results of different runs would make the ratios meaningless: say so.
     let times: Vec<SystemTime> = [&f32s, &int8s, &layers]
         .iter()

@@ -14,10 +14,12 @@
 
 mod blob;
 pub mod format;
+mod kernels;
 mod labels;
 mod preprocess;
 mod quant;
 
+pub use kernels::{Kernels, Serial};
 pub use labels::Labels;
 pub use preprocess::{ChannelOrder, Mean, Preprocess};
 pub use quant::{QLayer, QParams, Quantization};
@@ -168,9 +170,26 @@ impl<'a> Model<'a> {
         input: &[f32],
         arena: &mut [u8],
         logits: &mut [f32],
+        observe: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(usize, Shape, &[f32]),
+    {
+        self.forward_with(&Serial, input, arena, logits, observe)
+    }
+
+    /// [`Model::forward_observed`] with other [`Kernels`] (e.g. the host's multi-threaded
+    /// ones); the same logits, bit for bit.
+    pub fn forward_with<K, F>(
+        &self,
+        kernels: &K,
+        input: &[f32],
+        arena: &mut [u8],
+        logits: &mut [f32],
         mut observe: F,
     ) -> Result<(), Error>
     where
+        K: Kernels + ?Sized,
         F: FnMut(usize, Shape, &[f32]),
     {
         let (arena, too_small) =
@@ -192,14 +211,14 @@ impl<'a> Model<'a> {
                             layer: i,
                             role: TensorRole::Weight,
                         })?;
-                        layers::conv2d(src, shape, spec, p.weight, p.bias, dst)?;
+                        kernels.conv2d(src, shape, spec, p.weight, p.bias, dst)?;
                     }
                     (Buffers::Apart(src, dst), Layer::Linear { .. }) => {
                         let p = self.params(i).ok_or(Error::MissingTensor {
                             layer: i,
                             role: TensorRole::Weight,
                         })?;
-                        layers::linear(src, p.weight, p.bias, dst)?;
+                        kernels.linear(src, p.weight, p.bias, dst)?;
                     }
                     (Buffers::Apart(src, dst), Layer::MaxPool(spec)) => {
                         layers::max_pool(src, shape, spec, dst)?;
@@ -308,9 +327,25 @@ impl<'a> Model<'a> {
         input: &[i8],
         arena: &mut [u8],
         logits: &mut [i8],
+        observe: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(usize, Shape, &[i8]),
+    {
+        self.forward_int8_with(&Serial, input, arena, logits, observe)
+    }
+
+    /// [`Model::forward_int8_observed`] with other [`Kernels`]; the same logits, bit for bit.
+    pub fn forward_int8_with<K, F>(
+        &self,
+        kernels: &K,
+        input: &[i8],
+        arena: &mut [u8],
+        logits: &mut [i8],
         mut observe: F,
     ) -> Result<(), Error>
     where
+        K: Kernels + ?Sized,
         F: FnMut(usize, Shape, &[i8]),
     {
         let (arena, too_small) =
@@ -348,10 +383,10 @@ impl<'a> Model<'a> {
                         int8::lrn_in_place(buf, shape, spec, q.lrn_table, q.lrn_shift, zero_points)?
                     }
                     (Buffers::Apart(src, dst), Layer::Conv(spec)) => {
-                        int8::conv2d(src, shape, spec, &kernel()?, zero_points, dst)?;
+                        kernels.conv2d_int8(src, shape, spec, &kernel()?, zero_points, dst)?;
                     }
                     (Buffers::Apart(src, dst), Layer::Linear { .. }) => {
-                        int8::linear(src, &kernel()?, zero_points, dst)?;
+                        kernels.linear_int8(src, &kernel()?, zero_points, dst)?;
                     }
                     (Buffers::Apart(src, dst), Layer::MaxPool(spec)) => {
                         int8::max_pool(src, shape, spec, dst)?;

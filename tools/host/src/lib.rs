@@ -20,6 +20,8 @@ pub mod idx;
 pub mod image_input;
 pub mod init;
 pub mod npy;
+#[cfg(feature = "parallel")]
+pub mod parallel;
 pub mod pth;
 pub mod quantize;
 pub mod safetensors_io;
