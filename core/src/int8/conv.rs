@@ -11,7 +11,9 @@ const SEGMENT: usize = 64;
 
 /// `q_out = clamp(zp_out + requantize(bias + sum (q_in - zp_in) * w), -128, 127)` for every
 /// output; padding contributes nothing (its code is `zp_in`). With the `dsp` feature on a
-/// core with the DSP extension, this is [`super::dsp::conv2d`].
+/// core with the DSP extension, this is [`super::dsp::conv2d`]; without it, on x86-64 with
+/// AVX2 (detected at run time), the blocked kernel of [`crate::fast`]; everywhere else
+/// [`conv2d_generic`], the definition. All of them give the same codes.
 pub fn conv2d(
     input: &[i8],
     in_shape: Shape,
@@ -24,7 +26,11 @@ pub fn conv2d(
     {
         super::dsp::conv2d(input, in_shape, spec, kernel, zero_points, output)
     }
-    #[cfg(not(feature = "dsp"))]
+    #[cfg(all(not(feature = "dsp"), target_arch = "x86_64"))]
+    {
+        crate::fast::conv2d_int8(input, in_shape, spec, kernel, zero_points, output)
+    }
+    #[cfg(all(not(feature = "dsp"), not(target_arch = "x86_64")))]
     {
         conv2d_generic(input, in_shape, spec, kernel, zero_points, output)
     }

@@ -9,6 +9,8 @@ pub mod packed;
 mod pool;
 pub mod requant;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use conv::check as conv_check;
 pub use conv::{conv2d, conv2d_generic};
 pub use linear::linear;
 pub use lrn::{

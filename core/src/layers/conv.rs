@@ -11,6 +11,10 @@ use crate::error::{ArchError, Error};
 /// ascending. Padding is materialized: a tap on a padded position adds `0.0 * w` (which only
 /// matters for the sign of zero and for non-finite weights). Products are rounded to f32
 /// before each addition; nothing is fused.
+///
+/// On x86-64 with AVX2 (detected at run time) this is the blocked kernel of
+/// [`crate::fast`], bit-identical to [`conv2d_reference`]; everywhere else it is
+/// [`conv2d_reference`].
 pub fn conv2d(
     input: &[f32],
     in_shape: Shape,
@@ -18,6 +22,25 @@ pub fn conv2d(
     weight: &[f32],
     bias: &[f32],
     output: &mut [f32],
+) -> Result<Shape, Error> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::fast::conv2d_f32(input, in_shape, spec, weight, bias, output)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        conv2d_reference(input, in_shape, spec, weight, bias, output)
+    }
+}
+
+/// Checks every slice of an f32 convolution against its shapes; the output shape.
+pub(crate) fn check(
+    input: &[f32],
+    in_shape: Shape,
+    spec: &ConvSpec,
+    weight: &[f32],
+    bias: &[f32],
+    output: &[f32],
 ) -> Result<Shape, Error> {
     let layer = Layer::Conv(*spec);
     let out_shape = output_shape(&layer, in_shape)?;
@@ -28,6 +51,20 @@ pub fn conv2d(
     expect_len("conv weight", weight_len, weight.len())?;
     expect_len("conv bias", spec.out_channels as usize, bias.len())?;
     expect_len("conv output", out_shape.len(), output.len())?;
+    Ok(out_shape)
+}
+
+/// The definition of [`conv2d`]: tap by tap over whole output planes, in the contract's
+/// order. Portable and simple; the fast kernels are tested against it bit for bit.
+pub fn conv2d_reference(
+    input: &[f32],
+    in_shape: Shape,
+    spec: &ConvSpec,
+    weight: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+) -> Result<Shape, Error> {
+    let out_shape = check(input, in_shape, spec, weight, bias, output)?;
 
     // Validated nonzero above; `max(1)` lets the optimizer see it, so no panic path for a
     // zero chunk size, step or divisor remains (the core's panic-freedom check).

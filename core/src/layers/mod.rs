@@ -11,7 +11,9 @@ mod pool;
 mod relu;
 mod softmax;
 
-pub use conv::conv2d;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use conv::check as conv_check;
+pub use conv::{conv2d, conv2d_reference};
 pub use linear::{linear, LINEAR_LANES};
 pub use lrn::lrn_in_place;
 pub use pool::{adaptive_avg_pool, adaptive_window, max_pool};

@@ -1,0 +1,914 @@
+//! Fast host kernels: the f32 and int8 convolutions as register-blocked matrix products for
+//! x86-64 with AVX2, chosen at run time, bit-identical to the definitions
+//! ([`crate::layers::conv2d_reference`], [`crate::int8::conv2d_generic`]).
+//!
+//! A convolution is a matrix product per group: `out[o][pixel] = bias[o] + sum over taps t of
+//! w[o][t] * patch[t][pixel]`, the taps `t = (input channel, kernel row, kernel column)` in
+//! the contract's order, which is also the order of PyTorch's weight layout. The kernels
+//! copy the patches of a block of output pixels into a panel on the stack (`+0.0`, or the
+//! input zero point, in the padding: the padding is materialized as the contract says), then
+//! keep a tile of a few output channels by a run of output pixels in vector registers and
+//! walk the taps in ascending order: each tap broadcasts one weight per output channel and
+//! adds its product to every pixel of the tile. Vector lanes are different outputs, so every
+//! output still sees its own sum in the contract's order: f32 products are rounded before
+//! each addition (`mul` then `add`, never FMA), and a long sum split into tap blocks goes
+//! through the output buffer between blocks, which stores the f32 value exactly. The int8
+//! kernel widens codes and weights to i16 and multiplies pairs of taps with `vpmaddwd`
+//! (exact: `|d * w| <= 255 * 128`), accumulating in i32 as the definition does.
+//!
+//! Loops, per group: f32: tap blocks (at most 512 taps), pixel blocks of 16 (packed once),
+//! output channels 5 at a time; int8: pixel blocks of 32, output channels 256 at a time
+//! (their i32 sums on the stack), tap blocks of at most 256 (packed once), output channels 2
+//! at a time. Stack: 32 KiB (f32), 48 KiB (int8). Panels are filled by AVX2 masked
+//! gathers (a lane outside the input reads nothing and gives the padding value); geometries
+//! too large for i32 lanes use scalar packing.
+//!
+//! What the contract does not fix, the fast kernels do not promise either: which NaN (sign,
+//! payload) an operation on NaNs returns. Rust, like LLVM, leaves it unspecified, and the
+//! optimizer may commute an addition's operands; NaN-ness, infinities, signed zeros and every
+//! finite bit are identical.
+//!
+//! Detection works without `std`: CPUID for AVX2 and OSXSAVE, XGETBV for the OS saving the
+//! AVX state, cached in an atomic. Other architectures, and x86-64 without AVX2, run the
+//! definitions. This is the crate's one module besides `int8::dsp` that uses `unsafe`: the
+//! intrinsics, their loads and stores, each with its argument.
+
+use crate::arch::{ConvSpec, Shape};
+use crate::error::Error;
+use crate::int8::{QKernel, ZeroPoints};
+
+/// Whether [`conv2d_f32`] and [`conv2d_int8`] run the fast kernels on this machine (x86-64
+/// with AVX2, enabled by the OS); when `false` they are the definitions.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::avx2()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The f32 convolution ([`crate::layers::conv2d`]): the fast kernel when [`available`],
+/// otherwise [`crate::layers::conv2d_reference`]. Same checks, same errors, same bits.
+pub fn conv2d_f32(
+    input: &[f32],
+    in_shape: Shape,
+    spec: &ConvSpec,
+    weight: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+) -> Result<Shape, Error> {
+    #[cfg(target_arch = "x86_64")]
+    if x86::avx2() {
+        let out_shape = crate::layers::conv_check(input, in_shape, spec, weight, bias, output)?;
+        let dims = Dims::new(in_shape, spec, out_shape);
+        x86::conv_f32(input, weight, bias, output, &dims);
+        return Ok(out_shape);
+    }
+    crate::layers::conv2d_reference(input, in_shape, spec, weight, bias, output)
+}
+
+/// The int8 convolution without the `dsp` feature ([`crate::int8::conv2d`]): the fast kernel
+/// when [`available`] (and the input zero point is an int8 code, as a valid blob's is),
+/// otherwise [`crate::int8::conv2d_generic`]. Same checks, same errors, same codes.
+pub fn conv2d_int8(
+    input: &[i8],
+    in_shape: Shape,
+    spec: &ConvSpec,
+    kernel: &QKernel<'_>,
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) -> Result<Shape, Error> {
+    #[cfg(target_arch = "x86_64")]
+    if x86::avx2() && (-128..=127).contains(&zero_points.input) {
+        let out_shape = crate::int8::conv_check(input, in_shape, spec, kernel, output)?;
+        let dims = Dims::new(in_shape, spec, out_shape);
+        x86::conv_int8(input, kernel, zero_points, output, &dims);
+        return Ok(out_shape);
+    }
+    crate::int8::conv2d_generic(input, in_shape, spec, kernel, zero_points, output)
+}
+
+/// A checked convolution's geometry, every divisor and chunk size nonzero.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    groups: usize,
+    cin_g: usize,
+    cout_g: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    in_h: usize,
+    in_w: usize,
+    in_plane: usize,
+    out_w: usize,
+    /// Output pixels per channel.
+    pixels: usize,
+    /// Taps per output: `cin_g * k * k`.
+    taps: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Dims {
+    fn new(in_shape: Shape, spec: &ConvSpec, out_shape: Shape) -> Self {
+        let k = (spec.kernel as usize).max(1);
+        let groups = (spec.groups as usize).max(1);
+        let cin_g = (in_shape.c / groups).max(1);
+        Dims {
+            groups,
+            cin_g,
+            cout_g: (out_shape.c / groups).max(1),
+            k,
+            stride: (spec.stride as usize).max(1),
+            pad: spec.padding as usize,
+            in_h: in_shape.h,
+            in_w: in_shape.w.max(1),
+            in_plane: in_shape.plane().max(1),
+            out_w: out_shape.w.max(1),
+            pixels: out_shape.plane().max(1),
+            taps: cin_g.saturating_mul(k * k).max(1),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Dims;
+    use crate::int8::requant::output_code;
+    use crate::int8::{QKernel, ZeroPoints};
+    use core::arch::x86_64::*;
+    use core::sync::atomic::{AtomicU8, Ordering};
+
+    /// 0: not yet detected, 1: no AVX2, 2: AVX2.
+    static AVX2: AtomicU8 = AtomicU8::new(0);
+
+    /// Whether the CPU has AVX2 and the OS saves the AVX state (detected once).
+    pub(super) fn avx2() -> bool {
+        match AVX2.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                let found = detect();
+                AVX2.store(if found { 2 } else { 1 }, Ordering::Relaxed);
+                found
+            }
+        }
+    }
+
+    fn detect() -> bool {
+        // CPUID exists on every x86-64 processor. (The intrinsic is a safe function in
+        // newer Rust, an unsafe one in the crate's oldest supported Rust.)
+        // SAFETY: CPUID is available on x86-64.
+        #[allow(unused_unsafe)]
+        let (max_leaf, ecx) = unsafe { (__cpuid(0).eax, __cpuid(1).ecx) };
+        if max_leaf < 7 {
+            return false;
+        }
+        let (osxsave, avx) = (ecx & (1 << 27) != 0, ecx & (1 << 28) != 0);
+        if !(osxsave && avx) {
+            return false;
+        }
+        // SAFETY: OSXSAVE is set, so XGETBV is available and XCR0 readable.
+        let xcr0 = unsafe { xcr0() };
+        // The OS saves the SSE (bit 1) and AVX (bit 2) register state.
+        if xcr0 & 0b110 != 0b110 {
+            return false;
+        }
+        // SAFETY: CPUID is available on x86-64, and leaf 7 exists (max_leaf >= 7).
+        #[allow(unused_unsafe)]
+        let ebx = unsafe { __cpuid_count(7, 0).ebx };
+        ebx & (1 << 5) != 0
+    }
+
+    /// # Safety
+    /// The CPU must support XGETBV (CPUID.1:ECX.OSXSAVE).
+    #[target_feature(enable = "xsave")]
+    unsafe fn xcr0() -> u64 {
+        _xgetbv(0)
+    }
+
+    /// Where the `N` output pixels of a block read their tap `(0, 0)`: row and column in
+    /// unpadded input coordinates, wrapped below zero (so `< in_h`, `< in_w` test both ends).
+    /// Pixels past the plane's end repeat its last pixel (their outputs are never stored).
+    struct Block<const N: usize> {
+        row: [usize; N],
+        col: [usize; N],
+        /// Every tap of every pixel is inside the input: no padding to test for.
+        interior: bool,
+    }
+
+    impl<const N: usize> Block<N> {
+        #[inline(always)]
+        fn new(d: &Dims, p0: usize) -> Self {
+            let mut b = Block {
+                row: [0; N],
+                col: [0; N],
+                interior: true,
+            };
+            let last = d.pixels.saturating_sub(1);
+            for (j, (row, col)) in b.row.iter_mut().zip(&mut b.col).enumerate() {
+                let p = (p0 + j).min(last);
+                let (y, x) = (p / d.out_w * d.stride, p % d.out_w * d.stride);
+                *row = y.wrapping_sub(d.pad);
+                *col = x.wrapping_sub(d.pad);
+                b.interior &= y >= d.pad
+                    && y - d.pad + d.k <= d.in_h
+                    && x >= d.pad
+                    && x - d.pad + d.k <= d.in_w;
+            }
+            b
+        }
+    }
+
+    /// Tap `t`'s input channel, kernel row and kernel column, stepped in the contract's order.
+    #[derive(Clone, Copy)]
+    struct Tap {
+        ic: usize,
+        ky: usize,
+        kx: usize,
+    }
+
+    impl Tap {
+        #[inline(always)]
+        fn new(t: usize, k: usize) -> Self {
+            Tap {
+                ic: t / (k * k).max(1),
+                ky: t % (k * k).max(1) / k.max(1),
+                kx: t % k.max(1),
+            }
+        }
+        #[inline(always)]
+        fn step(&mut self, k: usize) {
+            self.kx += 1;
+            if self.kx == k {
+                self.kx = 0;
+                self.ky += 1;
+                if self.ky == k {
+                    self.ky = 0;
+                    self.ic += 1;
+                }
+            }
+        }
+    }
+
+    /// Writes the `N` pixels' values of one tap through `put(lane, value)`, where `value`
+    /// is `None` on a padded position.
+    #[inline(always)]
+    fn gather<const N: usize, T: Copy>(
+        input: &[T],
+        d: &Dims,
+        b: &Block<N>,
+        tap: Tap,
+        mut put: impl FnMut(usize, Option<T>),
+    ) {
+        let plane = input.get(tap.ic * d.in_plane..).unwrap_or(&[]);
+        if b.interior {
+            let Some(src) = plane.get(tap.ky * d.in_w + tap.kx..) else {
+                return (0..N).for_each(|j| put(j, None));
+            };
+            for (j, (&r, &c)) in b.row.iter().zip(&b.col).enumerate() {
+                put(j, src.get(r * d.in_w + c).copied());
+            }
+        } else {
+            for (j, (&r, &c)) in b.row.iter().zip(&b.col).enumerate() {
+                let (y, x) = (r.wrapping_add(tap.ky), c.wrapping_add(tap.kx));
+                let v = if y < d.in_h && x < d.in_w {
+                    plane.get(y * d.in_w + x).copied()
+                } else {
+                    None
+                };
+                put(j, v);
+            }
+        }
+    }
+
+    /// Whether every coordinate and offset of this convolution fits the i32 lanes of the
+    /// vector packers (with room to spare: rows and columns below 2^16, offsets below 2^31).
+    fn lanes_fit(d: &Dims, input_len: usize) -> bool {
+        const SIDE: usize = 1 << 14;
+        input_len <= 1 << 30
+            && d.in_h < SIDE
+            && d.in_w < SIDE
+            && d.pad < SIDE
+            && d.k < SIDE
+            && d.stride < SIDE
+    }
+
+    /// A block's pixels as i32 lanes, `V` vectors of 8: the input row and column of tap
+    /// `(0, 0)` (negative in the padding) and their offset `row * in_w + col` in a plane.
+    struct Lanes<const V: usize> {
+        row: [__m256i; V],
+        col: [__m256i; V],
+        offset: [__m256i; V],
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2; `N == 8 * V`; the geometry passes [`lanes_fit`].
+    #[target_feature(enable = "avx2")]
+    unsafe fn lanes<const N: usize, const V: usize>(d: &Dims, b: &Block<N>) -> Lanes<V> {
+        let mut row = [[0i32; 8]; V];
+        let mut col = [[0i32; 8]; V];
+        let mut offset = [[0i32; 8]; V];
+        let rows = row.iter_mut().flatten().zip(col.iter_mut().flatten());
+        for (((r, c), o), (&br, &bc)) in rows
+            .zip(offset.iter_mut().flatten())
+            .zip(b.row.iter().zip(&b.col))
+        {
+            // Wrapped below zero: back to small negative numbers (lanes_fit bounds both).
+            *r = br as isize as i32;
+            *c = bc as isize as i32;
+            *o = *r * d.in_w as i32 + *c;
+        }
+        let mut lanes = Lanes {
+            row: [_mm256_setzero_si256(); V],
+            col: [_mm256_setzero_si256(); V],
+            offset: [_mm256_setzero_si256(); V],
+        };
+        for q in 0..V {
+            if let (Some(r), Some(c), Some(o)) = (row.get(q), col.get(q), offset.get(q)) {
+                // SAFETY: each is an array of 8 i32, one vector.
+                unsafe {
+                    lanes.row[q] = _mm256_loadu_si256(r.as_ptr().cast());
+                    lanes.col[q] = _mm256_loadu_si256(c.as_ptr().cast());
+                    lanes.offset[q] = _mm256_loadu_si256(o.as_ptr().cast());
+                }
+            }
+        }
+        lanes
+    }
+
+    /// All-ones in the lanes whose tap `(ky, kx)` is inside the input, and those lanes'
+    /// offsets in a plane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn tap_lanes(
+        d: &Dims,
+        row: __m256i,
+        col: __m256i,
+        offset: __m256i,
+        tap: Tap,
+    ) -> (__m256i, __m256i) {
+        let y = _mm256_add_epi32(row, _mm256_set1_epi32(tap.ky as i32));
+        let x = _mm256_add_epi32(col, _mm256_set1_epi32(tap.kx as i32));
+        let none = _mm256_set1_epi32(-1);
+        let inside = _mm256_and_si256(
+            _mm256_and_si256(
+                _mm256_cmpgt_epi32(y, none),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(d.in_h as i32), y),
+            ),
+            _mm256_and_si256(
+                _mm256_cmpgt_epi32(x, none),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(d.in_w as i32), x),
+            ),
+        );
+        let shift = (tap.ky * d.in_w + tap.kx) as i32;
+        (inside, _mm256_add_epi32(offset, _mm256_set1_epi32(shift)))
+    }
+
+    /// The f32 panel of taps `k0..k0 + kc` of a block (`+0.0` in the padding) by masked
+    /// gathers: a lane reads only where its tap is inside its input plane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; the geometry passes [`lanes_fit`].
+    #[target_feature(enable = "avx2")]
+    unsafe fn pack_f32_avx2(
+        panel: &mut [f32],
+        input: &[f32],
+        d: &Dims,
+        block: &Block<NR>,
+        k0: usize,
+        kc: usize,
+    ) {
+        // SAFETY: AVX2 and lanes_fit, as this function requires; NR = 2 * 8.
+        let lanes = unsafe { lanes::<NR, 2>(d, block) };
+        let mut tap = Tap::new(k0, d.k);
+        for row in panel.chunks_exact_mut(NR).take(kc) {
+            let plane = input
+                .get(tap.ic * d.in_plane..)
+                .and_then(|p| p.get(..d.in_plane));
+            for (q, half) in row.chunks_exact_mut(8).enumerate() {
+                let (Some(&r), Some(&c), Some(&o)) =
+                    (lanes.row.get(q), lanes.col.get(q), lanes.offset.get(q))
+                else {
+                    continue;
+                };
+                // SAFETY: AVX2, as this function requires.
+                let (inside, offset) = unsafe { tap_lanes(d, r, c, o, tap) };
+                let v = match plane {
+                    // SAFETY: a lane is read only where `inside` is set, that is where its
+                    // row is in [0, in_h) and its column in [0, in_w): its offset is in
+                    // [0, in_plane), inside `plane`.
+                    Some(p) => unsafe {
+                        _mm256_mask_i32gather_ps::<4>(
+                            _mm256_setzero_ps(),
+                            p.as_ptr(),
+                            offset,
+                            _mm256_castsi256_ps(inside),
+                        )
+                    },
+                    None => _mm256_setzero_ps(),
+                };
+                // SAFETY: `half` is 8 floats.
+                unsafe { _mm256_storeu_ps(half.as_mut_ptr(), v) };
+            }
+            tap.step(d.k);
+        }
+    }
+
+    /// The int8 panel of taps `k0..k0 + kc` of a block of group `g` (`q - zp_in`, 0 in the
+    /// padding), in tap pairs, by masked gathers of the 32-bit words holding the codes.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; the geometry passes [`lanes_fit`]; `input.len() >= 4`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pack_int8_avx2(
+        panel: &mut [i16],
+        input: &[i8],
+        g: usize,
+        d: &Dims,
+        block: &Block<NR8>,
+        k0: usize,
+        kc: usize,
+        zp_in: i16,
+    ) {
+        // SAFETY: AVX2 and lanes_fit, as this function requires; NR8 = 4 * 8.
+        let lanes = unsafe { lanes::<NR8, 4>(d, block) };
+        let last_word = _mm256_set1_epi32(input.len().saturating_sub(4) as i32);
+        let zp = _mm256_set1_epi32(zp_in as i32);
+        let low16 = _mm256_set1_epi32(0xffff);
+        let mut tap = Tap::new(k0, d.k);
+        for (pair, chunk) in panel
+            .chunks_exact_mut(2 * NR8)
+            .take(kc.div_ceil(2))
+            .enumerate()
+        {
+            let mut taps = [[_mm256_setzero_si256(); 4]; 2];
+            for (lane, values) in taps.iter_mut().enumerate() {
+                if 2 * pair + lane >= kc {
+                    continue;
+                }
+                let plane = (g * d.cin_g + tap.ic) * d.in_plane;
+                let plane_ok = plane + d.in_plane <= input.len();
+                for (q, v) in values.iter_mut().enumerate() {
+                    let (Some(&r), Some(&c), Some(&o)) =
+                        (lanes.row.get(q), lanes.col.get(q), lanes.offset.get(q))
+                    else {
+                        continue;
+                    };
+                    if !plane_ok {
+                        continue;
+                    }
+                    // SAFETY: AVX2, as this function requires.
+                    let (inside, offset) = unsafe { tap_lanes(d, r, c, o, tap) };
+                    // The code's offset in `input`; the word read starts there, or up to 3
+                    // bytes before it at the end of `input`, so all 4 bytes are inside.
+                    let at = _mm256_add_epi32(offset, _mm256_set1_epi32(plane as i32));
+                    let start = _mm256_min_epi32(at, last_word);
+                    let shift = _mm256_slli_epi32::<3>(_mm256_sub_epi32(at, start));
+                    // SAFETY: a lane is read only where `inside` is set: its code is in the
+                    // plane, inside `input` (plane_ok), and its word starts at most 3 bytes
+                    // earlier, at or after byte 0 (`input.len() >= 4`), and ends inside.
+                    let word = unsafe {
+                        _mm256_mask_i32gather_epi32::<1>(
+                            _mm256_setzero_si256(),
+                            input.as_ptr().cast(),
+                            start,
+                            inside,
+                        )
+                    };
+                    let code = _mm256_srai_epi32::<24>(_mm256_slli_epi32::<24>(_mm256_srlv_epi32(
+                        word, shift,
+                    )));
+                    *v = _mm256_and_si256(_mm256_sub_epi32(code, zp), inside);
+                }
+                tap.step(d.k);
+            }
+            let [first, second] = taps;
+            for ((out, a), b) in chunk.chunks_exact_mut(16).zip(first).zip(second) {
+                // [a, b] as two i16 in each 32-bit lane: tap 2 * pair low, its partner high.
+                let v = _mm256_or_si256(_mm256_and_si256(a, low16), _mm256_slli_epi32::<16>(b));
+                // SAFETY: `out` is 16 i16, one vector.
+                unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) };
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- f32
+
+    /// Output pixels per f32 tile: two vectors of 8.
+    const NR: usize = 16;
+    /// Output channels per f32 tile: 10 accumulators, 2 panel vectors, a broadcast weight and
+    /// a product fill 14 of the 16 registers (5 measured faster than 4 or 6 on Zen 4).
+    const MR: usize = 5;
+    /// Most taps per f32 panel (32 KiB on the stack).
+    const KC: usize = 512;
+
+    #[repr(C, align(32))]
+    struct PanelF32([f32; KC * NR]);
+
+    /// The f32 convolution on checked slices.
+    pub(super) fn conv_f32(
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+        d: &Dims,
+    ) {
+        // SAFETY: called only after `avx2()` returned true.
+        unsafe { conv_f32_avx2(input, weight, bias, output, d) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn conv_f32_avx2(
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+        d: &Dims,
+    ) {
+        let mut panel = PanelF32([0.0; KC * NR]);
+        // Equal tap blocks of at most KC taps.
+        let k_blocks = d.taps.div_ceil(KC).max(1);
+        let kc_len = d.taps.div_ceil(k_blocks).max(1);
+        let vector_packing = lanes_fit(d, input.len());
+        for g in 0..d.groups {
+            let in_g = input.get(g * d.cin_g * d.in_plane..).unwrap_or(&[]);
+            for k0 in (0..d.taps).step_by(kc_len) {
+                let kc = kc_len.min(d.taps - k0);
+                for p0 in (0..d.pixels).step_by(NR) {
+                    let block = Block::<NR>::new(d, p0);
+                    if vector_packing {
+                        // SAFETY: AVX2, as this function requires; the geometry fits i32 lanes.
+                        unsafe { pack_f32_avx2(&mut panel.0, in_g, d, &block, k0, kc) };
+                    } else {
+                        let mut tap = Tap::new(k0, d.k);
+                        for row in panel.0.chunks_exact_mut(NR).take(kc) {
+                            gather(in_g, d, &block, tap, |j, v| {
+                                if let Some(x) = row.get_mut(j) {
+                                    *x = v.unwrap_or(0.0);
+                                }
+                            });
+                            tap.step(d.k);
+                        }
+                    }
+                    let panel = panel.0.get(..kc * NR).unwrap_or(&[]);
+                    let tile = Tile {
+                        k0,
+                        kc,
+                        p0,
+                        np: NR.min(d.pixels - p0),
+                    };
+                    let mut o = 0;
+                    while o < d.cout_g {
+                        let oc = g * d.cout_g + o;
+                        // SAFETY (each arm): AVX2, as this function requires.
+                        o += match d.cout_g - o {
+                            1 => unsafe {
+                                tile_f32::<1>(weight, bias, output, d, panel, oc, &tile)
+                            },
+                            2 => unsafe {
+                                tile_f32::<2>(weight, bias, output, d, panel, oc, &tile)
+                            },
+                            3 => unsafe {
+                                tile_f32::<3>(weight, bias, output, d, panel, oc, &tile)
+                            },
+                            4 => unsafe {
+                                tile_f32::<4>(weight, bias, output, d, panel, oc, &tile)
+                            },
+                            _ => unsafe {
+                                tile_f32::<MR>(weight, bias, output, d, panel, oc, &tile)
+                            },
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// A tile's taps `k0..k0 + kc` and pixels `p0..p0 + np`.
+    struct Tile {
+        k0: usize,
+        kc: usize,
+        p0: usize,
+        np: usize,
+    }
+
+    /// Output channels `oc..oc + M` of one tile: loads their partial sums (or their biases
+    /// on the first tap block), adds the panel's taps, stores them back; returns `M`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn tile_f32<const M: usize>(
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+        d: &Dims,
+        panel: &[f32],
+        oc: usize,
+        t: &Tile,
+    ) -> usize {
+        let mut acc = [[0.0f32; NR]; M];
+        for (i, row) in acc.iter_mut().enumerate() {
+            if t.k0 == 0 {
+                *row = [bias.get(oc + i).copied().unwrap_or(0.0); NR];
+            } else {
+                let src = output.get((oc + i) * d.pixels + t.p0..).unwrap_or(&[]);
+                row.iter_mut()
+                    .zip(src)
+                    .take(t.np)
+                    .for_each(|(a, &s)| *a = s);
+            }
+        }
+        let rows: [&[f32]; M] = core::array::from_fn(|i| {
+            let start = (oc + i) * d.taps + t.k0;
+            weight.get(start..start + t.kc).unwrap_or(&[])
+        });
+        // SAFETY: AVX2, as this function requires.
+        unsafe { kernel_f32::<M>(&rows, panel, t.kc, &mut acc) };
+        for (i, row) in acc.iter().enumerate() {
+            let dst = output
+                .get_mut((oc + i) * d.pixels + t.p0..)
+                .unwrap_or(&mut []);
+            dst.iter_mut()
+                .zip(row)
+                .take(t.np)
+                .for_each(|(o, &a)| *o = a);
+        }
+        M
+    }
+
+    /// `acc[i][j] = (acc[i][j] + w[i][t] * panel[t][j]) ...` for `t` in `0..kc` ascending:
+    /// each product rounded, then added (no FMA). Does nothing unless every row has `kc`
+    /// weights and the panel `kc * NR` values.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn kernel_f32<const M: usize>(
+        rows: &[&[f32]; M],
+        panel: &[f32],
+        kc: usize,
+        acc: &mut [[f32; NR]; M],
+    ) {
+        if panel.len() < kc * NR || rows.iter().any(|r| r.len() < kc) {
+            return;
+        }
+        let mut lo = [_mm256_setzero_ps(); M];
+        let mut hi = [_mm256_setzero_ps(); M];
+        for ((l, h), a) in lo.iter_mut().zip(&mut hi).zip(acc.iter()) {
+            // SAFETY: a row of `acc` is NR = 16 floats, two vectors of 8.
+            unsafe {
+                *l = _mm256_loadu_ps(a.as_ptr());
+                *h = _mm256_loadu_ps(a.as_ptr().add(8));
+            }
+        }
+        let b = panel.as_ptr();
+        for t in 0..kc {
+            // SAFETY: t < kc and panel.len() >= kc * NR: 16 floats at t * NR.
+            let (b0, b1) = unsafe {
+                (
+                    _mm256_loadu_ps(b.add(t * NR)),
+                    _mm256_loadu_ps(b.add(t * NR + 8)),
+                )
+            };
+            for ((l, h), row) in lo.iter_mut().zip(&mut hi).zip(rows) {
+                // SAFETY: t < kc <= row.len(), checked above.
+                let w = _mm256_set1_ps(unsafe { *row.get_unchecked(t) });
+                *l = _mm256_add_ps(*l, _mm256_mul_ps(w, b0));
+                *h = _mm256_add_ps(*h, _mm256_mul_ps(w, b1));
+            }
+        }
+        for ((l, h), a) in lo.iter().zip(&hi).zip(acc.iter_mut()) {
+            // SAFETY: a row of `acc` is NR = 16 floats, two vectors of 8.
+            unsafe {
+                _mm256_storeu_ps(a.as_mut_ptr(), *l);
+                _mm256_storeu_ps(a.as_mut_ptr().add(8), *h);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- int8
+
+    /// Output pixels per int8 tile: four vectors of 8 i32.
+    const NR8: usize = 32;
+    /// Output channels per int8 tile: 8 accumulators, 4 panel vectors and the weight pair
+    /// in registers (3 rows would spill).
+    const MR8: usize = 2;
+    /// Most taps per int8 panel (even; 16 KiB of i16).
+    const KC8: usize = 256;
+    /// Most output channels whose i32 sums are kept at once (32 KiB).
+    const OC8: usize = 256;
+
+    /// Tap pairs: `[pair][pixel][2]` i16, the layout `vpmaddwd` multiplies.
+    #[repr(C, align(32))]
+    struct PanelI16([i16; KC8 * NR8]);
+
+    #[repr(C, align(32))]
+    struct Sums([[i32; NR8]; OC8]);
+
+    /// The int8 convolution on checked slices; `zero_points.input` must be in [-128, 127].
+    pub(super) fn conv_int8(
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+        d: &Dims,
+    ) {
+        // SAFETY: called only after `avx2()` returned true.
+        unsafe { conv_int8_avx2(input, kernel, zero_points, output, d) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn conv_int8_avx2(
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+        d: &Dims,
+    ) {
+        let zp_in = zero_points.input as i16;
+        let mut panel = PanelI16([0; KC8 * NR8]);
+        let mut sums = Sums([[0; NR8]; OC8]);
+        let k_blocks = d.taps.div_ceil(KC8).max(1);
+        // Even block lengths, so that only the last block can end in half a pair.
+        let kc_len = (d.taps.div_ceil(k_blocks) + 1) & !1;
+        let vector_packing = lanes_fit(d, input.len()) && input.len() >= 4;
+        for g in 0..d.groups {
+            let in_g = input.get(g * d.cin_g * d.in_plane..).unwrap_or(&[]);
+            for p0 in (0..d.pixels).step_by(NR8) {
+                let np = NR8.min(d.pixels - p0);
+                let block = Block::<NR8>::new(d, p0);
+                for c0 in (0..d.cout_g).step_by(OC8) {
+                    let nc = OC8.min(d.cout_g - c0);
+                    let first = g * d.cout_g + c0;
+                    for (row, o) in sums.0.iter_mut().zip(first..).take(nc) {
+                        *row = [kernel.bias.get(o).copied().unwrap_or(0); NR8];
+                    }
+                    for k0 in (0..d.taps).step_by(kc_len) {
+                        let kc = kc_len.min(d.taps - k0);
+                        if vector_packing {
+                            // SAFETY: AVX2, as this function requires; the geometry fits i32
+                            // lanes.
+                            unsafe {
+                                pack_int8_avx2(&mut panel.0, input, g, d, &block, k0, kc, zp_in)
+                            };
+                        } else {
+                            pack_int8(&mut panel.0, in_g, d, &block, k0, kc, zp_in);
+                        }
+                        let panel = panel.0.get(..kc.div_ceil(2) * 2 * NR8).unwrap_or(&[]);
+                        let mut o = 0;
+                        while o < nc {
+                            let (oc, rest) = (first + o, sums.0.get_mut(o..nc).unwrap_or(&mut []));
+                            let w = kernel.weight;
+                            // SAFETY (each arm): AVX2, as this function requires.
+                            o += match nc - o {
+                                1 => unsafe { tile_int8::<1>(w, rest, d, panel, oc, k0, kc) },
+                                _ => unsafe { tile_int8::<MR8>(w, rest, d, panel, oc, k0, kc) },
+                            };
+                        }
+                    }
+                    let per_channel = kernel.multiplier.iter().zip(kernel.shift).skip(first);
+                    for (o, (row, (&m, &r))) in sums.0.iter().zip(per_channel).take(nc).enumerate()
+                    {
+                        let start = (first + o) * d.pixels + p0;
+                        let dst = output.get_mut(start..).unwrap_or(&mut []);
+                        for (q, &a) in dst.iter_mut().zip(row).take(np) {
+                            *q = output_code(a, m, r, zero_points.output);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Taps `k0..k0 + kc` of a block as `q - zp_in` (0 in the padding), in tap pairs; an odd
+    /// last tap is paired with zeros.
+    #[inline(always)]
+    fn pack_int8(
+        panel: &mut [i16],
+        input: &[i8],
+        d: &Dims,
+        block: &Block<NR8>,
+        k0: usize,
+        kc: usize,
+        zp_in: i16,
+    ) {
+        let mut tap = Tap::new(k0, d.k);
+        for (pair, chunk) in panel
+            .chunks_exact_mut(2 * NR8)
+            .take(kc.div_ceil(2))
+            .enumerate()
+        {
+            for lane in 0..2 {
+                if 2 * pair + lane < kc {
+                    gather(input, d, block, tap, |j, v| {
+                        if let Some(x) = chunk.get_mut(2 * j + lane) {
+                            *x = v.map_or(0, |q| q as i16 - zp_in);
+                        }
+                    });
+                    tap.step(d.k);
+                } else {
+                    chunk.iter_mut().skip(lane).step_by(2).for_each(|x| *x = 0);
+                }
+            }
+        }
+    }
+
+    /// Output channels `oc..oc + M` (their sums: the first `M` rows of `sums`) of one tile:
+    /// adds the panel's taps `k0..k0 + kc`; returns `M`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn tile_int8<const M: usize>(
+        weight: &[i8],
+        sums: &mut [[i32; NR8]],
+        d: &Dims,
+        panel: &[i16],
+        oc: usize,
+        k0: usize,
+        kc: usize,
+    ) -> usize {
+        let rows: [&[i8]; M] = core::array::from_fn(|i| {
+            let start = (oc + i) * d.taps + k0;
+            weight.get(start..start + kc).unwrap_or(&[])
+        });
+        if let Some(acc) = sums
+            .get_mut(..M)
+            .and_then(|s| <&mut [[i32; NR8]; M]>::try_from(s).ok())
+        {
+            // SAFETY: AVX2, as this function requires.
+            unsafe { kernel_int8::<M>(&rows, panel, kc, acc) };
+        }
+        M
+    }
+
+    /// `acc[i][j] += sum over t in 0..kc of w[i][t] * panel[t][j]`, in i32 (wrapping), two
+    /// taps per `vpmaddwd`. Does nothing unless every row has `kc` weights and the panel
+    /// `ceil(kc / 2)` pairs of NR8 pixels.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn kernel_int8<const M: usize>(
+        rows: &[&[i8]; M],
+        panel: &[i16],
+        kc: usize,
+        acc: &mut [[i32; NR8]; M],
+    ) {
+        let pairs = kc.div_ceil(2);
+        if panel.len() < pairs * 2 * NR8 || rows.iter().any(|r| r.len() < kc) {
+            return;
+        }
+        let mut v = [[_mm256_setzero_si256(); 4]; M];
+        for (vi, a) in v.iter_mut().zip(acc.iter()) {
+            for (q, x) in vi.iter_mut().enumerate() {
+                // SAFETY: a row of `acc` is NR8 = 32 i32, four vectors of 8.
+                *x = unsafe { _mm256_loadu_si256(a.as_ptr().add(8 * q).cast()) };
+            }
+        }
+        let b = panel.as_ptr();
+        for pair in 0..pairs {
+            let mut bv = [_mm256_setzero_si256(); 4];
+            for (q, x) in bv.iter_mut().enumerate() {
+                // SAFETY: pair < pairs and panel.len() >= pairs * 2 * NR8: 64 i16 at
+                // pair * 64, four vectors of 16.
+                *x = unsafe { _mm256_loadu_si256(b.add(pair * 2 * NR8 + 16 * q).cast()) };
+            }
+            for (vi, row) in v.iter_mut().zip(rows) {
+                let t = 2 * pair;
+                let w = if t + 1 < kc {
+                    // SAFETY: t + 1 < kc <= row.len(): two bytes at t (little-endian: w[t] low).
+                    unsafe { row.as_ptr().add(t).cast::<i16>().read_unaligned() }
+                } else {
+                    // An odd last tap: w[t] with a zero partner.
+                    // SAFETY: t < kc <= row.len().
+                    unsafe { *row.get_unchecked(t) as u8 as i16 }
+                };
+                // [w[t], w[t + 1]] sign-extended to i16, in every 32-bit lane.
+                let w = _mm256_cvtepi8_epi16(_mm_set1_epi16(w));
+                for (x, bq) in vi.iter_mut().zip(&bv) {
+                    *x = _mm256_add_epi32(*x, _mm256_madd_epi16(*bq, w));
+                }
+            }
+        }
+        for (vi, a) in v.iter().zip(acc.iter_mut()) {
+            for (q, x) in vi.iter().enumerate() {
+                // SAFETY: a row of `acc` is NR8 = 32 i32, four vectors of 8.
+                unsafe { _mm256_storeu_si256(a.as_mut_ptr().add(8 * q).cast(), *x) };
+            }
+        }
+    }
+}
