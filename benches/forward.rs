@@ -240,20 +240,14 @@ fn paper_two_threads(c: &mut Criterion) {
     let net = Net::from_spec(&spec, Device::Cpu).unwrap();
     let x = batch_of_one(&input, arch.input);
     model
-        .forward_with(&threads, &input, &mut arena, &mut logits, |_, _, _| {})
+        .forward_with(&threads, &input, &mut arena, &mut logits)
         .unwrap();
     check_same("paper, two threads", &logits, &net.forward_t(&x, false));
     group.throughput(Throughput::Elements(arch.macs()));
     group.bench_function(BenchmarkId::new("core", "paper"), |b| {
         b.iter(|| {
             model
-                .forward_with(
-                    &threads,
-                    black_box(&input),
-                    &mut arena,
-                    &mut logits,
-                    |_, _, _| {},
-                )
+                .forward_with(&threads, black_box(&input), &mut arena, &mut logits)
                 .unwrap()
         })
     });
@@ -279,13 +273,7 @@ fn paper_two_threads(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("core", "paper-int8"), |b| {
         b.iter(|| {
             qmodel
-                .forward_int8_with(
-                    &threads,
-                    black_box(&codes),
-                    &mut qarena,
-                    &mut qlogits,
-                    |_, _, _| {},
-                )
+                .forward_int8_with(&threads, black_box(&codes), &mut qarena, &mut qlogits)
                 .unwrap()
         })
     });

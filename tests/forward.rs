@@ -18,7 +18,7 @@ fn check_net(arch: &alexnet_core::Arch<'static>, seed: u64) {
         .map(|_| rng.random_range(-2.5f32..2.5))
         .collect();
 
-    let mut arena = vec![0u8; arch.arena_bytes_f32()];
+    let mut arena = vec![0u8; arch.observed_arena_bytes_f32()];
     let mut logits = vec![0.0f32; arch.classes()];
     let mut observed = Vec::new();
     model
@@ -42,6 +42,17 @@ fn check_net(arch: &alexnet_core::Arch<'static>, seed: u64) {
         );
     }
     assert_eq!(&logits, expected.last().unwrap());
+    // The fused forward pass (conv -> ReLU/LRN -> pool a few rows at a time) in its smaller
+    // arena: the same logits, bit for bit.
+    let mut small = vec![0u8; arch.arena_bytes_f32()];
+    let mut fused = vec![0.0f32; arch.classes()];
+    model.forward(&input, &mut small, &mut fused).unwrap();
+    assert_eq!(
+        fused.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        logits.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "{}: fused forward differs",
+        arch.name
+    );
     assert!(
         logits.iter().all(|v| v.is_finite()),
         "{}: {logits:?}",

@@ -44,11 +44,19 @@ fn check_bit_exact(arch: &Arch<'static>, seed: u64, count: usize) {
     let file = BlobFile::from_bytes(&int8.to_blob().unwrap(), arch.name);
     let model = file.model().unwrap();
     assert_eq!(model.arena_bytes(), arch.arena_bytes_int8());
-    let mut arena = vec![0u8; model.arena_bytes()];
+    assert_eq!(
+        model.observed_arena_bytes(),
+        arch.observed_arena_bytes_int8()
+    );
+    let mut arena = vec![0u8; model.observed_arena_bytes()];
+    let mut small = vec![0u8; model.arena_bytes()];
     let mut logits = vec![0i8; model.classes()];
+    let mut fused = vec![0i8; model.classes()];
     let mut codes = vec![0i8; model.input_len()];
     for input in &inputs {
         model.quantize_input(input, &mut codes).unwrap();
+        // The fused forward pass, in the smaller arena.
+        model.forward_int8(&codes, &mut small, &mut fused).unwrap();
         let mut observed = Vec::new();
         model
             .forward_int8_observed(&codes, &mut arena, &mut logits, |_, _, a| {
@@ -65,6 +73,7 @@ fn check_bit_exact(arch: &Arch<'static>, seed: u64, count: usize) {
             );
         }
         assert_eq!(&logits, expected.last().unwrap());
+        assert_eq!(fused, logits, "{}: fused forward differs", arch.name);
         assert!(
             logits.iter().any(|&v| v != logits[0]),
             "{}: degenerate logits",
@@ -100,7 +109,7 @@ fn lrn_accuracy(arch: &Arch<'static>, seed: u64, count: usize) -> (usize, usize,
     let file = BlobFile::from_bytes(&int8.to_blob().unwrap(), arch.name);
     let model: Model = file.model().unwrap();
     let q = model.quantization();
-    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut arena = vec![0u8; model.observed_arena_bytes()];
     let mut logits = vec![0i8; model.classes()];
     let mut codes = vec![0i8; model.input_len()];
     let (mut total, mut exact, mut within1, mut worst) = (0usize, 0usize, 0usize, 0i32);

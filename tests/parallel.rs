@@ -19,28 +19,41 @@ fn input_for(arch: &Arch<'_>) -> Vec<f32> {
 
 /// Every layer's activation (as bits) and the logits of one forward pass.
 fn run_f32<K: Kernels>(model: &Model<'_>, kernels: &K, input: &[f32]) -> Vec<Vec<u32>> {
-    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut arena = vec![0u8; model.observed_arena_bytes()];
     let mut logits = vec![0.0f32; model.classes()];
     let mut seen = Vec::new();
     model
-        .forward_with(kernels, input, &mut arena, &mut logits, |_, _, a| {
+        .forward_observed_with(kernels, input, &mut arena, &mut logits, |_, _, a| {
             seen.push(a.iter().map(|x| x.to_bits()).collect())
         })
         .unwrap();
     seen.push(logits.iter().map(|x| x.to_bits()).collect());
+    // And fused, in the smaller arena.
+    let mut small = vec![0u8; model.arena_bytes()];
+    let mut fused = vec![0.0f32; model.classes()];
+    model
+        .forward_with(kernels, input, &mut small, &mut fused)
+        .unwrap();
+    seen.push(fused.iter().map(|x| x.to_bits()).collect());
     seen
 }
 
 fn run_int8<K: Kernels>(model: &Model<'_>, kernels: &K, codes: &[i8]) -> Vec<Vec<i8>> {
-    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut arena = vec![0u8; model.observed_arena_bytes()];
     let mut logits = vec![0i8; model.classes()];
     let mut seen = Vec::new();
     model
-        .forward_int8_with(kernels, codes, &mut arena, &mut logits, |_, _, a| {
+        .forward_int8_observed_with(kernels, codes, &mut arena, &mut logits, |_, _, a| {
             seen.push(a.to_vec())
         })
         .unwrap();
     seen.push(logits);
+    let mut small = vec![0u8; model.arena_bytes()];
+    let mut fused = vec![0i8; model.classes()];
+    model
+        .forward_int8_with(kernels, codes, &mut small, &mut fused)
+        .unwrap();
+    seen.push(fused);
     seen
 }
 

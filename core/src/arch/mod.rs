@@ -45,8 +45,12 @@ pub struct Plan {
     pub params: usize,
     /// Multiply-accumulates per image.
     pub macs: u64,
-    /// f32 elements of activation arena the forward pass needs.
+    /// Elements of activation arena the forward pass needs, with each conv -> ReLU/LRN ->
+    /// max pool chain fused (the convolution's output held a few rows at a time).
     pub arena_elems: usize,
+    /// Elements of activation arena a forward pass that shows every layer's whole output
+    /// (`forward_observed`) needs: two whole activations at a time.
+    pub observed_arena_elems: usize,
     /// Largest single activation, in elements.
     pub largest_activation: usize,
 }
@@ -84,6 +88,101 @@ const fn max(a: usize, b: usize) -> usize {
     }
 }
 
+/// A convolution whose output only feeds row-local in-place layers (ReLU, LRN, dropout) and
+/// then a max pool: the forward pass computes it a row at a time into a ring of `window` rows
+/// and pools each output row as soon as its rows are there, never holding the convolution's
+/// output whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusedChain {
+    /// Index of the convolution.
+    pub start: usize,
+    /// Index of the max pool.
+    pub end: usize,
+    /// The convolution's input.
+    pub input: Shape,
+    /// The convolution's output (never materialized whole).
+    pub conv: Shape,
+    /// The pool's output.
+    pub output: Shape,
+    /// The convolution.
+    pub spec: ConvSpec,
+    /// The pool.
+    pub pool: PoolSpec,
+}
+
+impl FusedChain {
+    /// Input rows of one output row, zero-padded left and right: `[C_in, k, W + 2p]`.
+    pub const fn band(&self) -> Shape {
+        let p = self.spec.padding as usize;
+        Shape::new(
+            self.input.c,
+            self.spec.kernel as usize,
+            self.input.w + 2 * p,
+        )
+    }
+
+    /// The ring of convolution rows a pooled row reads: `[C, window, W_conv]`.
+    pub const fn ring(&self) -> Shape {
+        Shape::new(self.conv.c, self.pool.window as usize, self.conv.w)
+    }
+
+    /// Elements of scratch the chain needs beside its input and output: the band, the ring,
+    /// one convolution row and one pooled row.
+    pub const fn scratch(&self) -> usize {
+        self.band().len()
+            + self.ring().len()
+            + self.conv.c * self.conv.w
+            + self.output.c * self.output.w
+    }
+}
+
+/// The fused chain starting at layer `i` (whose input has `shape`), if there is one.
+pub const fn fused_chain(layers: &[Layer], i: usize, shape: Shape) -> Option<FusedChain> {
+    if i >= layers.len() {
+        return None;
+    }
+    let spec = match layers[i] {
+        Layer::Conv(spec) => spec,
+        _ => return None,
+    };
+    let mut j = i + 1;
+    while j < layers.len()
+        && matches!(
+            layers[j],
+            Layer::Relu | Layer::Lrn(_) | Layer::Dropout { .. }
+        )
+    {
+        j += 1;
+    }
+    if j >= layers.len() {
+        return None;
+    }
+    let pool = match layers[j] {
+        Layer::MaxPool(pool) => pool,
+        _ => return None,
+    };
+    let conv = match Layer::Conv(spec).output_shape(shape) {
+        Ok(s) => s,
+        Err(_) => return None,
+    };
+    let output = match Layer::MaxPool(pool).output_shape(conv) {
+        Ok(s) => s,
+        Err(_) => return None,
+    };
+    if pool.window == 0 || pool.stride == 0 {
+        return None;
+    }
+    Some(FusedChain {
+        start: i,
+        end: j,
+        input: shape,
+        conv,
+        output,
+        spec,
+        pool,
+    })
+}
+
 impl<'a> Arch<'a> {
     /// Validates the descriptor and computes its [`Plan`].
     pub const fn plan(&self) -> Result<Plan, ArchError> {
@@ -110,8 +209,13 @@ impl<'a> Arch<'a> {
             params: 0,
             macs: 0,
             arena_elems: 0,
+            observed_arena_elems: 0,
             largest_activation: shape.len(),
         };
+        // The fused plan, walked alongside: where its activation lives, and the index up to
+        // which a fused chain has already been counted.
+        let mut fused_side = Side::Input;
+        let mut fused_until = 0;
         let mut i = 0;
         while i < n {
             let layer = &self.layers[i];
@@ -147,7 +251,37 @@ impl<'a> Arch<'a> {
                     out.len()
                 }
             };
-            plan.arena_elems = max(plan.arena_elems, need);
+            plan.observed_arena_elems = max(plan.observed_arena_elems, need);
+            if i >= fused_until {
+                let fused_need = match fused_chain(self.layers, i, shape) {
+                    Some(chain) => {
+                        fused_until = chain.end + 1;
+                        let reads_arena = !matches!(fused_side, Side::Input);
+                        fused_side = fused_side.opposite();
+                        let input = if reads_arena { shape.len() } else { 0 };
+                        input + chain.output.len() + chain.scratch()
+                    }
+                    None => {
+                        fused_until = i + 1;
+                        if layer.in_place() {
+                            fused_side = match fused_side {
+                                Side::Input => Side::Low,
+                                s => s,
+                            };
+                            shape.len()
+                        } else {
+                            let reads_arena = !matches!(fused_side, Side::Input);
+                            fused_side = fused_side.opposite();
+                            if reads_arena {
+                                shape.len() + out.len()
+                            } else {
+                                out.len()
+                            }
+                        }
+                    }
+                };
+                plan.arena_elems = max(plan.arena_elems, fused_need);
+            }
             plan.largest_activation = max(plan.largest_activation, out.len());
             shape = out;
             i += 1;
@@ -175,6 +309,22 @@ impl<'a> Arch<'a> {
     pub const fn arena_bytes_int8(&self) -> usize {
         match self.plan() {
             Ok(p) => p.arena_elems + (ARENA_ALIGN - 1),
+            Err(_) => 0,
+        }
+    }
+
+    /// Bytes of arena `forward_observed` needs in f32 (every layer's output whole).
+    pub const fn observed_arena_bytes_f32(&self) -> usize {
+        match self.plan() {
+            Ok(p) => p.observed_arena_elems * 4 + (ARENA_ALIGN - 1),
+            Err(_) => 0,
+        }
+    }
+
+    /// Bytes of arena `forward_int8_observed` needs (every layer's output whole).
+    pub const fn observed_arena_bytes_int8(&self) -> usize {
+        match self.plan() {
+            Ok(p) => p.observed_arena_elems + (ARENA_ALIGN - 1),
             Err(_) => 0,
         }
     }

@@ -24,7 +24,7 @@ pub use labels::Labels;
 pub use preprocess::{ChannelOrder, Mean, Preprocess};
 pub use quant::{QLayer, QParams, Quantization};
 
-use crate::arch::{Arch, Layer, Plan, Shape, Side, ARENA_ALIGN, MAX_LAYERS};
+use crate::arch::{Arch, ConvSpec, Layer, Plan, Shape, Side, ARENA_ALIGN, MAX_LAYERS};
 use crate::error::{Error, Precision, TensorRole};
 use crate::int8::{self, ZeroPoints};
 use crate::layers;
@@ -76,6 +76,7 @@ impl<'a> Model<'a> {
                 params: 0,
                 macs: 0,
                 arena_elems: 0,
+                observed_arena_elems: 0,
                 largest_activation: 0,
             },
             preprocess: Preprocess {
@@ -111,9 +112,20 @@ impl<'a> Model<'a> {
     /// Bytes of arena the model's forward pass needs ([`Model::forward`] for f32 models,
     /// [`Model::forward_int8`] for int8 ones), including alignment slack.
     pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes_for(self.plan.arena_elems)
+    }
+
+    /// Bytes of arena the observed forward passes need ([`Model::forward_observed`],
+    /// [`Model::forward_int8_observed`]): they show every layer's output whole, so the
+    /// convolutions of fused chains are held whole too.
+    pub fn observed_arena_bytes(&self) -> usize {
+        self.arena_bytes_for(self.plan.observed_arena_elems)
+    }
+
+    fn arena_bytes_for(&self, elems: usize) -> usize {
         match self.precision {
-            Precision::F32 => self.plan.arena_elems * 4 + (ARENA_ALIGN - 1),
-            Precision::Int8 => self.plan.arena_elems + (ARENA_ALIGN - 1),
+            Precision::F32 => elems * 4 + (ARENA_ALIGN - 1),
+            Precision::Int8 => elems + (ARENA_ALIGN - 1),
         }
     }
 
@@ -154,33 +166,47 @@ impl<'a> Model<'a> {
 
     /// Runs the network on `input` (`[C, H, W]`, preprocessed), writing the logits (the
     /// values before any softmax). `arena` needs [`Model::arena_bytes`] bytes, any alignment.
+    /// Each conv -> ReLU/LRN -> max pool chain runs fused, a few rows at a time.
     pub fn forward(
         &self,
         input: &[f32],
         arena: &mut [u8],
         logits: &mut [f32],
     ) -> Result<(), Error> {
-        self.forward_observed(input, arena, logits, |_, _, _| {})
+        self.run_f32(&Serial, input, arena, logits, None)
     }
 
-    /// [`Model::forward`], calling `observe(layer, shape, activation)` after every layer; the
-    /// debugging and comparison tools use it to see inside the network.
+    /// [`Model::forward`] with other [`Kernels`] (e.g. the host's multi-threaded ones); the
+    /// same logits, bit for bit.
+    pub fn forward_with<K: Kernels + ?Sized>(
+        &self,
+        kernels: &K,
+        input: &[f32],
+        arena: &mut [u8],
+        logits: &mut [f32],
+    ) -> Result<(), Error> {
+        self.run_f32(kernels, input, arena, logits, None)
+    }
+
+    /// [`Model::forward`], calling `observe(layer, shape, activation)` after every layer with
+    /// its whole output; the debugging and comparison tools use it to see inside the
+    /// network. Nothing is fused, so `arena` needs [`Model::observed_arena_bytes`] bytes;
+    /// the logits are the same, bit for bit.
     pub fn forward_observed<F>(
         &self,
         input: &[f32],
         arena: &mut [u8],
         logits: &mut [f32],
-        observe: F,
+        mut observe: F,
     ) -> Result<(), Error>
     where
         F: FnMut(usize, Shape, &[f32]),
     {
-        self.forward_with(&Serial, input, arena, logits, observe)
+        self.run_f32(&Serial, input, arena, logits, Some(&mut observe))
     }
 
-    /// [`Model::forward_observed`] with other [`Kernels`] (e.g. the host's multi-threaded
-    /// ones); the same logits, bit for bit.
-    pub fn forward_with<K, F>(
+    /// [`Model::forward_observed`] with other [`Kernels`].
+    pub fn forward_observed_with<K, F>(
         &self,
         kernels: &K,
         input: &[f32],
@@ -192,14 +218,31 @@ impl<'a> Model<'a> {
         K: Kernels + ?Sized,
         F: FnMut(usize, Shape, &[f32]),
     {
-        let (arena, too_small) =
-            self.prepare::<f32>(Precision::F32, input.len(), logits.len(), arena)?;
+        self.run_f32(kernels, input, arena, logits, Some(&mut observe))
+    }
+
+    fn run_f32<K: Kernels + ?Sized>(
+        &self,
+        kernels: &K,
+        input: &[f32],
+        arena: &mut [u8],
+        logits: &mut [f32],
+        observe: Observer<'_, f32>,
+    ) -> Result<(), Error> {
+        let (arena, too_small) = self.prepare::<f32>(
+            Precision::F32,
+            input.len(),
+            logits.len(),
+            arena,
+            observe.is_some(),
+        )?;
         self.walk(
             input,
             arena,
             logits,
             too_small,
-            &mut observe,
+            observe,
+            |_| 0.0,
             |i, layer, shape, buffers| {
                 match (buffers, layer) {
                     (Buffers::InPlace(buf), Layer::Relu) => layers::relu_in_place(buf),
@@ -241,6 +284,7 @@ impl<'a> Model<'a> {
         input_len: usize,
         logits_len: usize,
         arena: &'b mut [u8],
+        observed: bool,
     ) -> Result<(&'b mut [T], Error), Error> {
         if self.precision != precision {
             return Err(Error::WrongPrecision {
@@ -250,33 +294,63 @@ impl<'a> Model<'a> {
         }
         layers::expect_len("input", self.input.len(), input_len)?;
         layers::expect_len("logits", self.classes(), logits_len)?;
-        let needed = self.arena_bytes();
+        let elems = if observed {
+            self.plan.observed_arena_elems
+        } else {
+            self.plan.arena_elems
+        };
+        let needed = self.arena_bytes_for(elems);
         let too_small = Error::BufferTooSmall {
             what: "arena",
             needed,
             found: arena.len(),
         };
-        Ok((
-            aligned_arena::<T>(arena, self.plan.arena_elems, needed)?,
-            too_small,
-        ))
+        Ok((aligned_arena::<T>(arena, elems, needed)?, too_small))
     }
 
     /// Walks the layers over the two-ended arena (see [`Side`]): each layer gets its input
     /// in place, or its input and a separate output, then `observe` sees the result, and the
-    /// last activation is copied to `logits`. Shared by the f32 and int8 paths.
+    /// last activation is copied to `logits`. Without an observer, fused chains run row by
+    /// row ([`run_chain`]); `pad(i)` is the padding value of layer `i`'s input. Shared by the
+    /// f32 and int8 paths.
+    #[allow(clippy::too_many_arguments)]
     fn walk<T: Copy>(
         &self,
         input: &[T],
         arena: &mut [T],
         logits: &mut [T],
         too_small: Error,
-        observe: &mut impl FnMut(usize, Shape, &[T]),
+        mut observe: Observer<'_, T>,
+        pad: impl Fn(usize) -> T,
         mut compute: impl FnMut(usize, &Layer, Shape, Buffers<'_, T>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mut side = Side::Input;
         let mut shape = self.input;
-        for (i, layer) in self.layers().iter().enumerate() {
+        let layer_list = self.layers();
+        let mut i = 0;
+        while let Some(layer) = layer_list.get(i) {
+            let chain = match observe {
+                None => crate::arch::fused_chain(layer_list, i, shape),
+                Some(_) => None,
+            };
+            if let Some(chain) = chain {
+                let (src, scratch, dst) =
+                    split3(arena, input, side, shape.len(), chain.output.len()).ok_or(too_small)?;
+                run_chain(
+                    &chain,
+                    layer_list,
+                    src,
+                    scratch,
+                    dst,
+                    pad(i),
+                    too_small,
+                    &mut compute,
+                )?;
+                side = side.opposite();
+                shape = chain.output;
+                i = chain.end + 1;
+                continue;
+            }
             let out_shape = layers::output_shape(layer, shape)?;
             if layer.in_place() {
                 if side == Side::Input {
@@ -294,12 +368,15 @@ impl<'a> Model<'a> {
                 compute(i, layer, shape, Buffers::Apart(src, dst))?;
                 side = side.opposite();
             }
-            observe(
-                i,
-                out_shape,
-                region_mut(arena, side, out_shape.len()).ok_or(too_small)?,
-            );
+            if let Some(observe) = observe.as_mut() {
+                observe(
+                    i,
+                    out_shape,
+                    region_mut(arena, side, out_shape.len()).ok_or(too_small)?,
+                );
+            }
             shape = out_shape;
+            i += 1;
         }
         let out = region_mut(arena, side, shape.len()).ok_or(too_small)?;
         // `prepare` checked this; checking it here too keeps the copy free of a panic path.
@@ -309,34 +386,201 @@ impl<'a> Model<'a> {
     }
 }
 
+/// Runs a fused chain ([`crate::arch::FusedChain`]): for each pooled row, the convolution
+/// rows its window needs that the ring lacks are computed one at a time (the input rows of
+/// one output row copied into a band with the padding made explicit, so the layer's own
+/// kernel runs with padding 0 and computes the same sums), passed through the chain's
+/// in-place layers, and appended to the ring; the pool then reads the ring. Every value is
+/// computed by the same kernel, in the same order, as without fusion.
+#[allow(clippy::too_many_arguments)]
+fn run_chain<T: Copy>(
+    chain: &crate::arch::FusedChain,
+    layer_list: &[Layer],
+    src: &[T],
+    scratch: &mut [T],
+    dst: &mut [T],
+    pad: T,
+    too_small: Error,
+    compute: &mut impl FnMut(usize, &Layer, Shape, Buffers<'_, T>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let (band_shape, ring_shape) = (chain.band(), chain.ring());
+    let (c, conv_w) = (chain.conv.c, chain.conv.w.max(1));
+    let (out_h, out_w) = (chain.output.h, chain.output.w.max(1));
+    let (band, rest) = scratch
+        .split_at_mut_checked(band_shape.len())
+        .ok_or(too_small)?;
+    let (ring, rest) = rest
+        .split_at_mut_checked(ring_shape.len())
+        .ok_or(too_small)?;
+    let (row, rest) = rest.split_at_mut_checked(c * conv_w).ok_or(too_small)?;
+    let pooled = rest.get_mut(..c * out_w).ok_or(too_small)?;
+    let band_layer = Layer::Conv(ConvSpec {
+        padding: 0,
+        ..chain.spec
+    });
+    let row_shape = Shape::new(c, 1, conv_w);
+    let (stride, padding) = (chain.spec.stride as usize, chain.spec.padding as usize);
+    let (in_h, in_w) = (chain.input.h, chain.input.w.max(1));
+    let band_w = band_shape.w.max(1);
+    let window = (chain.pool.window as usize).max(1);
+    let pool_stride = chain.pool.stride as usize;
+    let in_plane = (in_h * in_w).max(1);
+    // The ring holds convolution rows `first..first + filled`, in order, per channel.
+    let (mut first, mut filled) = (0usize, 0usize);
+    for py in 0..out_h {
+        let want = py * pool_stride;
+        let drop = want.saturating_sub(first);
+        if drop >= filled {
+            filled = 0;
+        } else {
+            let (shift, keep) = (drop * conv_w, (filled - drop) * conv_w);
+            for plane in ring.chunks_exact_mut((window * conv_w).max(1)) {
+                // Forward copy: the rows move towards the start.
+                for at in 0..keep {
+                    if let Some(&v) = plane.get(at + shift) {
+                        if let Some(d) = plane.get_mut(at) {
+                            *d = v;
+                        }
+                    }
+                }
+            }
+            filled -= drop;
+        }
+        first = want;
+        while filled < window {
+            let r = first + filled;
+            // The band: input rows r * stride - padding .. + k, padding made explicit.
+            for (ic_k, band_row) in band.chunks_exact_mut(band_w).enumerate() {
+                let (ic, ky) = (ic_k / band_shape.h.max(1), ic_k % band_shape.h.max(1));
+                let iy = (r * stride + ky).wrapping_sub(padding);
+                let source = src
+                    .chunks_exact(in_plane)
+                    .nth(ic)
+                    .and_then(|plane| plane.chunks_exact(in_w).nth(iy))
+                    .filter(|_| iy < in_h);
+                match source {
+                    Some(line) => {
+                        let (left, rest) = band_row.split_at_mut(padding.min(band_row.len()));
+                        left.fill(pad);
+                        let (middle, right) = rest.split_at_mut(in_w.min(rest.len()));
+                        middle.iter_mut().zip(line).for_each(|(m, &v)| *m = v);
+                        right.fill(pad);
+                    }
+                    None => band_row.fill(pad),
+                }
+            }
+            compute(
+                chain.start,
+                &band_layer,
+                band_shape,
+                Buffers::Apart(band, row),
+            )?;
+            for l in chain.start + 1..chain.end {
+                if let Some(layer) = layer_list.get(l) {
+                    compute(l, layer, row_shape, Buffers::InPlace(row))?;
+                }
+            }
+            for (plane, line) in ring
+                .chunks_exact_mut((window * conv_w).max(1))
+                .zip(row.chunks_exact(conv_w))
+            {
+                if let Some(slot) = plane.get_mut(filled * conv_w..(filled + 1) * conv_w) {
+                    slot.iter_mut().zip(line).for_each(|(d, &v)| *d = v);
+                }
+            }
+            filled += 1;
+        }
+        let pool_layer = layer_list.get(chain.end).ok_or(too_small)?;
+        compute(
+            chain.end,
+            pool_layer,
+            ring_shape,
+            Buffers::Apart(ring, pooled),
+        )?;
+        for (plane, line) in dst
+            .chunks_exact_mut((out_h * out_w).max(1))
+            .zip(pooled.chunks_exact(out_w))
+        {
+            if let Some(slot) = plane.get_mut(py * out_w..(py + 1) * out_w) {
+                slot.iter_mut().zip(line).for_each(|(d, &v)| *d = v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What an observed forward pass calls after every layer; `None` runs fused.
+type Observer<'o, T> = Option<&'o mut dyn FnMut(usize, Shape, &[T])>;
+
+/// The source activation, the free middle of the arena (the fused chain's scratch) and the
+/// destination at the opposite end.
+fn split3<'b, T>(
+    arena: &'b mut [T],
+    input: &'b [T],
+    side: Side,
+    in_len: usize,
+    out_len: usize,
+) -> Option<(&'b [T], &'b mut [T], &'b mut [T])> {
+    let total = arena.len();
+    match side {
+        Side::Input => {
+            let (dst, scratch) = arena.split_at_mut_checked(out_len)?;
+            Some((input, scratch, dst))
+        }
+        Side::Low => {
+            let (low, dst) = arena.split_at_mut_checked(total.checked_sub(out_len)?)?;
+            let (src, scratch) = low.split_at_mut_checked(in_len)?;
+            Some((src, scratch, dst))
+        }
+        Side::High => {
+            let (low, src) = arena.split_at_mut_checked(total.checked_sub(in_len)?)?;
+            let (dst, scratch) = low.split_at_mut_checked(out_len)?;
+            Some((src, scratch, dst))
+        }
+    }
+}
+
 impl<'a> Model<'a> {
     /// Runs an int8 model on quantized input codes (see [`Model::quantize_input`]), writing
-    /// the int8 logits. Integer arithmetic only (`docs/int8-spec.md`).
+    /// the int8 logits. Integer arithmetic only (`docs/int8-spec.md`). `arena` needs
+    /// [`Model::arena_bytes`] bytes; fused chains as in [`Model::forward`].
     pub fn forward_int8(
         &self,
         input: &[i8],
         arena: &mut [u8],
         logits: &mut [i8],
     ) -> Result<(), Error> {
-        self.forward_int8_observed(input, arena, logits, |_, _, _| {})
+        self.run_int8(&Serial, input, arena, logits, None)
     }
 
-    /// [`Model::forward_int8`], calling `observe(layer, shape, codes)` after every layer.
+    /// [`Model::forward_int8`] with other [`Kernels`]; the same logits, bit for bit.
+    pub fn forward_int8_with<K: Kernels + ?Sized>(
+        &self,
+        kernels: &K,
+        input: &[i8],
+        arena: &mut [u8],
+        logits: &mut [i8],
+    ) -> Result<(), Error> {
+        self.run_int8(kernels, input, arena, logits, None)
+    }
+
+    /// [`Model::forward_int8`], calling `observe(layer, shape, codes)` after every layer with
+    /// its whole output; `arena` needs [`Model::observed_arena_bytes`] bytes.
     pub fn forward_int8_observed<F>(
         &self,
         input: &[i8],
         arena: &mut [u8],
         logits: &mut [i8],
-        observe: F,
+        mut observe: F,
     ) -> Result<(), Error>
     where
         F: FnMut(usize, Shape, &[i8]),
     {
-        self.forward_int8_with(&Serial, input, arena, logits, observe)
+        self.run_int8(&Serial, input, arena, logits, Some(&mut observe))
     }
 
-    /// [`Model::forward_int8_observed`] with other [`Kernels`]; the same logits, bit for bit.
-    pub fn forward_int8_with<K, F>(
+    /// [`Model::forward_int8_observed`] with other [`Kernels`].
+    pub fn forward_int8_observed_with<K, F>(
         &self,
         kernels: &K,
         input: &[i8],
@@ -348,16 +592,40 @@ impl<'a> Model<'a> {
         K: Kernels + ?Sized,
         F: FnMut(usize, Shape, &[i8]),
     {
-        let (arena, too_small) =
-            self.prepare::<i8>(Precision::Int8, input.len(), logits.len(), arena)?;
+        self.run_int8(kernels, input, arena, logits, Some(&mut observe))
+    }
+
+    fn run_int8<K: Kernels + ?Sized>(
+        &self,
+        kernels: &K,
+        input: &[i8],
+        arena: &mut [u8],
+        logits: &mut [i8],
+        observe: Observer<'_, i8>,
+    ) -> Result<(), Error> {
+        let (arena, too_small) = self.prepare::<i8>(
+            Precision::Int8,
+            input.len(),
+            logits.len(),
+            arena,
+            observe.is_some(),
+        )?;
         let quant = &self.quant;
-        let mut zp_in = quant.input.zero_point;
+        // Layer `i` reads codes of the zero point layer `i - 1` wrote (the input's for 0).
+        let zp_in = |i: usize| match i.checked_sub(1) {
+            Some(prev) => quant
+                .layers
+                .get(prev)
+                .map_or(quant.input.zero_point, |q| q.output.zero_point),
+            None => quant.input.zero_point,
+        };
         self.walk(
             input,
             arena,
             logits,
             too_small,
-            &mut observe,
+            observe,
+            |i| int8::requant::saturate(zp_in(i) as i64),
             |i, layer, shape, buffers| {
                 let q = quant
                     .layers
@@ -365,10 +633,9 @@ impl<'a> Model<'a> {
                     .copied()
                     .unwrap_or(Quantization::EMPTY.layers[0]);
                 let zero_points = ZeroPoints {
-                    input: zp_in,
+                    input: zp_in(i),
                     output: q.output.zero_point,
                 };
-                zp_in = q.output.zero_point;
                 let kernel = || {
                     q.kernel.ok_or(Error::MissingTensor {
                         layer: i,

@@ -30,7 +30,7 @@ pub fn run(f32_path: &Path, int8_path: &Path, image: &Path) -> Result<()> {
     let input = load_image(image, f32_model.preprocess(), f32_model.arch().input)?;
     let layers = f32_model.layers();
     let mut acts: Vec<Vec<f32>> = vec![Vec::new(); layers.len()];
-    let mut arena = vec![0u8; f32_model.arena_bytes()];
+    let mut arena = vec![0u8; f32_model.observed_arena_bytes()];
     let mut logits = vec![0.0f32; f32_model.classes()];
     f32_model
         .forward_observed(&input, &mut arena, &mut logits, |i, _, a| {
@@ -41,7 +41,7 @@ pub fn run(f32_path: &Path, int8_path: &Path, image: &Path) -> Result<()> {
     int8_model
         .quantize_input(&input, &mut codes)
         .map_err(anyhow::Error::msg)?;
-    let mut arena8 = vec![0u8; int8_model.arena_bytes()];
+    let mut arena8 = vec![0u8; int8_model.observed_arena_bytes()];
     let mut q_logits = vec![0i8; int8_model.classes()];
     let q = int8_model.quantization();
     let arch = f32_model.arch();

@@ -100,8 +100,9 @@ pub fn describe(model: &Model<'_>, blob_len: usize, path: &Path) -> String {
     );
     let _ = writeln!(
         s,
-        "arena       {} bytes (largest activation {} values, {} classes out)",
+        "arena       {} bytes, fused conv/pool chains ({} to see every layer whole; largest activation {} values, {} classes out)",
         thousands(model.arena_bytes() as u64),
+        thousands(model.observed_arena_bytes() as u64),
         thousands(plan.largest_activation as u64),
         model.classes()
     );

@@ -72,7 +72,7 @@ fn init_info_infer_paper_net_on_real_images() {
         "60,965,224 parameters, 724,406,816 MACs (724.4 M)",
         "conv2    256 @ 5x5 /1 pad 2 groups 2           256x27x27      307,456    223,948,800",
         "lrn      n=5 k=2 a=0.0001 b=0.75 (paper)",
-        "arena       1,441,599 bytes",
+        "arena       636,479 bytes, fused conv/pool chains (1,441,599 to see every layer whole",
         "labels      1000 classes",
     ] {
         assert!(text.contains(needle), "info lacks {needle:?}:\n{text}");
@@ -330,7 +330,7 @@ fn int8_blobs_infer_and_diff() {
         stdout(&info)
     );
     assert!(
-        stdout(&info).contains("arena       30,559 bytes"),
+        stdout(&info).contains("arena       12,927 bytes, fused conv/pool chains (30,559 to see"),
         "{}",
         stdout(&info)
     );

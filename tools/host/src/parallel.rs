@@ -11,7 +11,7 @@
 //! let input = vec![0.0f32; model.input_len()];
 //! let mut arena = vec![0u8; model.arena_bytes()];
 //! let mut logits = vec![0.0f32; model.classes()];
-//! model.forward_with(&threads, &input, &mut arena, &mut logits, |_, _, _| {})?;
+//! model.forward_with(&threads, &input, &mut arena, &mut logits)?;
 //! # Ok(()) }
 //! ```
 

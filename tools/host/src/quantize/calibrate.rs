@@ -94,7 +94,7 @@ pub fn calibrate(
         samples: inputs.len(),
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
-    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut arena = vec![0u8; model.observed_arena_bytes()];
     let mut logits = vec![0.0f32; model.classes()];
     for (k, input) in inputs.iter().enumerate() {
         ensure!(

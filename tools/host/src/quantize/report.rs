@@ -89,8 +89,8 @@ pub fn evaluate(
     let mut signal = vec![0.0f64; n];
     let mut noise = vec![0.0f64; n];
     let mut agree = 0usize;
-    let mut arena32 = vec![0u8; f32_model.arena_bytes()];
-    let mut arena8 = vec![0u8; int8_model.arena_bytes()];
+    let mut arena32 = vec![0u8; f32_model.observed_arena_bytes()];
+    let mut arena8 = vec![0u8; int8_model.observed_arena_bytes()];
     let classes = f32_model.classes();
     let (mut l32, mut l8) = (vec![0.0f32; classes], vec![0i8; classes]);
     let mut codes = vec![0i8; f32_model.input_len()];
