@@ -188,6 +188,19 @@ impl<'a> Model<'a> {
         self.run_f32(kernels, input, arena, logits, None)
     }
 
+    /// [`Model::forward_with`] without fusion: every layer's output whole, in an arena of
+    /// [`Model::observed_arena_bytes`]. More memory, fewer and larger kernel calls: what a
+    /// host with threads to split each layer over wants. The same logits, bit for bit.
+    pub fn forward_unfused_with<K: Kernels + ?Sized>(
+        &self,
+        kernels: &K,
+        input: &[f32],
+        arena: &mut [u8],
+        logits: &mut [f32],
+    ) -> Result<(), Error> {
+        self.run_f32(kernels, input, arena, logits, Some(&mut |_, _, _| {}))
+    }
+
     /// [`Model::forward`], calling `observe(layer, shape, activation)` after every layer with
     /// its whole output; the debugging and comparison tools use it to see inside the
     /// network. Nothing is fused, so `arena` needs [`Model::observed_arena_bytes`] bytes;
@@ -562,6 +575,17 @@ impl<'a> Model<'a> {
         logits: &mut [i8],
     ) -> Result<(), Error> {
         self.run_int8(kernels, input, arena, logits, None)
+    }
+
+    /// [`Model::forward_int8_with`] without fusion (see [`Model::forward_unfused_with`]).
+    pub fn forward_int8_unfused_with<K: Kernels + ?Sized>(
+        &self,
+        kernels: &K,
+        input: &[i8],
+        arena: &mut [u8],
+        logits: &mut [i8],
+    ) -> Result<(), Error> {
+        self.run_int8(kernels, input, arena, logits, Some(&mut |_, _, _| {}))
     }
 
     /// [`Model::forward_int8`], calling `observe(layer, shape, codes)` after every layer with

@@ -9,9 +9,11 @@
 //! let model = file.model()?;
 //! let threads = alexnet_host::parallel::Parallel::new(2)?;
 //! let input = vec![0.0f32; model.input_len()];
-//! let mut arena = vec![0u8; model.arena_bytes()];
+//! // Unfused: whole layers are what threads split well (the fused `forward_with` works too,
+//! // in the smaller `arena_bytes()`, but its per-row calls gain little from threads).
+//! let mut arena = vec![0u8; model.observed_arena_bytes()];
 //! let mut logits = vec![0.0f32; model.classes()];
-//! model.forward_with(&threads, &input, &mut arena, &mut logits)?;
+//! model.forward_unfused_with(&threads, &input, &mut arena, &mut logits)?;
 //! # Ok(()) }
 //! ```
 
