@@ -146,6 +146,19 @@ pub struct Summary {
     pub timings: Vec<(String, f64)>,
 }
 
+/// `12927` as `12,927`.
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Instructions at 168 MHz and one instruction per cycle, in ms (a Cortex-M4F's clock; real
 /// cycles per instruction vary with memory wait states).
 fn at_168_mhz(instructions: f64) -> f64 {
@@ -176,9 +189,9 @@ impl Summary {
             mb(self.blob_int8),
         );
         row(
-            "activation arena",
-            format!("{:.0} bytes", self.arena_f32),
-            format!("{:.0} bytes", self.arena_int8),
+            "activation arena (fused conv/pool chains)",
+            format!("{} bytes", thousands(self.arena_f32)),
+            format!("{} bytes", thousands(self.arena_int8)),
         );
         row(
             "time per image on this host (core, one thread)",
@@ -223,8 +236,10 @@ impl Summary {
             d.int8_correct.clone(),
         );
         s.push_str(&format!(
-            "\nFirmware (`dsp` build): flash {:.0} bytes, static RAM {:.0} bytes, stack peak {:.0} bytes.\n",
-            d.flash, d.ram, d.stack
+            "\nFirmware (`dsp` build): flash {} bytes, static RAM {} bytes, stack peak {} bytes.\n",
+            thousands(d.flash),
+            thousands(d.ram),
+            thousands(d.stack)
         ));
         s.push_str("\n| step | seconds |\n|---|---:|\n");
         for (title, secs) in &self.timings {
@@ -312,5 +327,8 @@ firmware report, features [\"dsp\"] (5.9 s under QEMU):
         let table = s.to_markdown();
         assert!(table.contains("NO (31/32)"), "{table}");
         assert!(table.contains("yes (32/32)"), "{table}");
+        assert_eq!(thousands(1757660.0), "1,757,660");
+        assert_eq!(thousands(12927.0), "12,927");
+        assert_eq!(thousands(63.0), "63");
     }
 }

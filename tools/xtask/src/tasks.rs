@@ -209,7 +209,11 @@ pub fn demo(options: &DemoOptions) -> Result<(), String> {
     let devices = options.devices.clone().unwrap_or_else(|| "cpu".into());
     let start = Instant::now();
     let mut timings: Vec<(String, f64)> = Vec::new();
-    setup::all()?;
+    timed(
+        &mut timings,
+        "setup: what a fresh machine lacks (Rust target, Debian packages, libtorch venv)",
+        setup::all,
+    )?;
     timed(
         &mut timings,
         "building the alexnet CLI and quantize (release)",
