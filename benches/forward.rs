@@ -41,6 +41,31 @@ fn check_same(what: &str, core: &[f32], peer: &Tensor) {
     assert!(rel < 1e-3, "{what}: core and libtorch differ by {rel}");
 }
 
+/// The net quantized on two real images (timing does not depend on the calibration), and
+/// the first image's input codes.
+fn quantized(
+    arch: &alexnet_core::Arch<'_>,
+    spec: &alexnet_host::ModelSpec,
+    model: &alexnet_core::Model<'_>,
+) -> (BlobFile, Vec<i8>) {
+    use alexnet_host::quantize::{self, Method};
+    let images = std::path::Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
+        .join("t10k-images-idx3-ubyte.gz");
+    let inputs = alexnet_host::dataset::from_idx(&images, 2, model.preprocess(), arch.input)
+        .unwrap()
+        .inputs;
+    let cal = quantize::calibrate(model, &inputs, |_| {}).unwrap();
+    let (int8, _) = quantize::quantize(spec, &cal, Method::MinMax).unwrap();
+    let qfile = BlobFile::from_bytes(&int8.to_blob().unwrap(), arch.name);
+    let mut codes = vec![0i8; arch.input_len()];
+    qfile
+        .model()
+        .unwrap()
+        .quantize_input(&inputs[0], &mut codes)
+        .unwrap();
+    (qfile, codes)
+}
+
 fn whole_nets(c: &mut Criterion) {
     let _guard = tch::no_grad_guard();
     let mut group = c.benchmark_group("forward_f32");
@@ -81,7 +106,6 @@ fn whole_nets(c: &mut Criterion) {
 /// The int8 path of the same nets, quantized on two synthetic inputs (timing does not
 /// depend on the calibration). Core only: its peer is libtorch's f32 in `forward_f32`.
 fn whole_nets_int8(c: &mut Criterion) {
-    use alexnet_host::quantize::{self, Method};
     let mut group = c.benchmark_group("forward_int8");
     group
         .sample_size(10)
@@ -90,18 +114,8 @@ fn whole_nets_int8(c: &mut Criterion) {
         let spec = paper_init(arch, 0).unwrap();
         let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), arch.name);
         let model = file.model().unwrap();
-        let images = std::path::Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
-            .join("t10k-images-idx3-ubyte.gz");
-        let inputs = alexnet_host::dataset::from_idx(&images, 2, model.preprocess(), arch.input)
-            .unwrap()
-            .inputs;
-
-        let cal = quantize::calibrate(&model, &inputs, |_| {}).unwrap();
-        let (int8, _) = quantize::quantize(&spec, &cal, Method::MinMax).unwrap();
-        let qfile = BlobFile::from_bytes(&int8.to_blob().unwrap(), arch.name);
+        let (qfile, codes) = quantized(arch, &spec, &model);
         let qmodel = qfile.model().unwrap();
-        let mut codes = vec![0i8; arch.input_len()];
-        qmodel.quantize_input(&inputs[0], &mut codes).unwrap();
         let mut arena = vec![0u8; qmodel.arena_bytes()];
         let mut logits = vec![0i8; qmodel.classes()];
         group.throughput(Throughput::Elements(arch.macs()));
@@ -222,7 +236,6 @@ fn paper_layers(c: &mut Criterion) {
 /// (`alexnet_host::parallel`) against libtorch with two intra-op threads; f32 and int8.
 fn paper_two_threads(c: &mut Criterion) {
     use alexnet_host::parallel::Parallel;
-    use alexnet_host::quantize::{self, Method};
     let _guard = tch::no_grad_guard();
     let threads = Parallel::new(2).unwrap();
     let mut group = c.benchmark_group("forward_2_threads");
@@ -258,17 +271,8 @@ fn paper_two_threads(c: &mut Criterion) {
     });
     tch::set_num_threads(1);
 
-    let images = std::path::Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
-        .join("t10k-images-idx3-ubyte.gz");
-    let inputs = alexnet_host::dataset::from_idx(&images, 2, model.preprocess(), arch.input)
-        .unwrap()
-        .inputs;
-    let cal = quantize::calibrate(&model, &inputs, |_| {}).unwrap();
-    let (int8, _) = quantize::quantize(&spec, &cal, Method::MinMax).unwrap();
-    let qfile = BlobFile::from_bytes(&int8.to_blob().unwrap(), arch.name);
+    let (qfile, codes) = quantized(arch, &spec, &model);
     let qmodel = qfile.model().unwrap();
-    let mut codes = vec![0i8; arch.input_len()];
-    qmodel.quantize_input(&inputs[0], &mut codes).unwrap();
     let mut qarena = vec![0u8; qmodel.observed_arena_bytes()];
     let mut qlogits = vec![0i8; qmodel.classes()];
     group.bench_function(BenchmarkId::new("core", "paper-int8"), |b| {

@@ -75,30 +75,7 @@ fn macs(g: &ConvGeom) -> usize {
 /// has 6, the int8 tile 2), output planes up to 24 x 24 (panels of 16 and 32 pixels), up to
 /// 20 x 7 x 7 = 980 taps (f32 panels of at most 384, int8 of 256), strides up to 4.
 fn geometry() -> impl Strategy<Value = ConvGeom> {
-    (
-        1usize..=3,
-        1usize..=20,
-        1usize..=20,
-        1usize..=7,
-        1usize..=4,
-        0usize..7,
-        0usize..24,
-        0usize..24,
-    )
-        .prop_map(|(groups, cin_g, cout_g, k, stride, pad, dh, dw)| {
-            let pad = pad % k;
-            let side = |d: usize| (k + d).saturating_sub(2 * pad).max(1);
-            ConvGeom {
-                c: groups * cin_g,
-                h: side(dh),
-                w: side(dw),
-                out_c: groups * cout_g,
-                k,
-                stride,
-                pad,
-                groups,
-            }
-        })
+    alexnet_tests::conv_geometry_up_to(20, 7, 24)
         .prop_filter("at most 3 M MACs per case", |g| macs(g) <= 3_000_000)
 }
 

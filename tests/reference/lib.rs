@@ -44,16 +44,27 @@ impl ConvGeom {
 /// A valid convolution geometry with groups, stride and padding; inputs may be smaller than
 /// the kernel where padding makes up for it.
 pub fn conv_geometry() -> impl proptest::strategy::Strategy<Value = ConvGeom> {
+    conv_geometry_up_to(3, 5, 9)
+}
+
+/// [`conv_geometry`] up to `channels` input and output channels per group, `kernel` x
+/// `kernel` kernels and `extra` input rows and columns beyond the kernel (1 to 3 groups,
+/// strides 1 to 4).
+pub fn conv_geometry_up_to(
+    channels: usize,
+    kernel: usize,
+    extra: usize,
+) -> impl proptest::strategy::Strategy<Value = ConvGeom> {
     use proptest::strategy::Strategy;
     (
         1usize..=3,
-        1usize..=3,
-        1usize..=3,
-        1usize..=5,
+        1usize..=channels,
+        1usize..=channels,
+        1usize..=kernel,
         1usize..=4,
-        0usize..5,
-        0usize..9,
-        0usize..9,
+        0usize..kernel,
+        0usize..extra,
+        0usize..extra,
     )
         .prop_map(|(groups, cin_g, cout_g, k, stride, pad, dh, dw)| {
             let pad = pad % k;
