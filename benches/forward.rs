@@ -66,6 +66,13 @@ fn quantized(
     (qfile, codes)
 }
 
+/// A deterministic input in the range of preprocessed pixels.
+fn test_input(arch: &alexnet_core::Arch<'_>) -> Vec<f32> {
+    (0..arch.input_len())
+        .map(|i| ((i * 7919) % 255) as f32 / 64.0 - 2.0)
+        .collect()
+}
+
 fn whole_nets(c: &mut Criterion) {
     let _guard = tch::no_grad_guard();
     let mut group = c.benchmark_group("forward_f32");
@@ -76,9 +83,7 @@ fn whole_nets(c: &mut Criterion) {
         let spec = paper_init(arch, 0).unwrap();
         let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), arch.name);
         let model = file.model().unwrap();
-        let input: Vec<f32> = (0..arch.input_len())
-            .map(|i| ((i * 7919) % 255) as f32 / 64.0 - 2.0)
-            .collect();
+        let input = test_input(arch);
         let mut arena = vec![0u8; model.arena_bytes()];
         let mut logits = vec![0.0f32; model.classes()];
 
@@ -246,9 +251,7 @@ fn paper_two_threads(c: &mut Criterion) {
     let spec = paper_init(arch, 0).unwrap();
     let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), arch.name);
     let model = file.model().unwrap();
-    let input: Vec<f32> = (0..arch.input_len())
-        .map(|i| ((i * 7919) % 255) as f32 / 64.0 - 2.0)
-        .collect();
+    let input = test_input(arch);
     let mut arena = vec![0u8; model.observed_arena_bytes()];
     let mut logits = vec![0.0f32; model.classes()];
     let net = Net::from_spec(&spec, Device::Cpu).unwrap();
