@@ -9,7 +9,10 @@
 //! `cargo run --release -p alexnet-benches --bin bench-summary` for the ratios.
 
 use alexnet_core::builtin::{MICRO, PAPER, TORCHVISION};
-use alexnet_core::{layers, Arch, Layer, Shape};
+use alexnet_core::geometry::{ConvGeometry, PoolGeometry};
+use alexnet_core::kernels::{native, Kernels};
+use alexnet_core::RunOptions;
+use alexnet_core::{Arch, Layer, Shape};
 use alexnet_host::init::paper_init;
 use alexnet_host::BlobFile;
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -143,6 +146,7 @@ fn whole_nets_int8(c: &mut Criterion) {
 fn paper_layers(c: &mut Criterion) {
     let _guard = tch::no_grad_guard();
     let mut group = c.benchmark_group("paper_layers_f32");
+    let kernels = native();
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(2))
@@ -186,11 +190,15 @@ fn paper_layers(c: &mut Criterion) {
                         cs.groups as i64,
                     )
                 };
-                layers::conv2d(&input, step.input, &cs, &p.weight, &p.bias, &mut out).unwrap();
+                let g = ConvGeometry::new(&cs, step.input).unwrap();
+                kernels
+                    .conv2d(&g, &input, &p.weight, &p.bias, &mut out)
+                    .unwrap();
                 check_same(&name, &out, &run(&x));
                 group.bench_function(core, |b| {
                     b.iter(|| {
-                        layers::conv2d(&input, step.input, &cs, &p.weight, &p.bias, &mut out)
+                        kernels
+                            .conv2d(&g, &input, &p.weight, &p.bias, &mut out)
                             .unwrap()
                     })
                 });
@@ -201,21 +209,27 @@ fn paper_layers(c: &mut Criterion) {
                 let x = x.reshape([1, -1]);
                 let w = Tensor::from_slice(&p.weight).reshape([out_features as i64, -1]);
                 let bias = Tensor::from_slice(&p.bias);
-                layers::linear(&input, &p.weight, &p.bias, &mut out).unwrap();
+                kernels
+                    .linear(&input, &p.weight, &p.bias, &mut out)
+                    .unwrap();
                 check_same(&name, &out, &x.linear(&w, Some(&bias)));
                 group.bench_function(core, |b| {
-                    b.iter(|| layers::linear(&input, &p.weight, &p.bias, &mut out).unwrap())
+                    b.iter(|| {
+                        kernels
+                            .linear(&input, &p.weight, &p.bias, &mut out)
+                            .unwrap()
+                    })
                 });
                 group.bench_function(peer, |b| b.iter(|| black_box(&x).linear(&w, Some(&bias))));
             }
             Layer::Lrn(l) => {
                 let mut buf = input.clone();
-                layers::lrn_in_place(&mut buf, step.input, &l).unwrap();
+                kernels.lrn(&mut buf, step.input, &l).unwrap();
                 check_same(&name, &buf, &host_train::lrn::lrn(&x, &l));
                 group.bench_function(core, |b| {
                     b.iter(|| {
                         buf.copy_from_slice(&input);
-                        layers::lrn_in_place(&mut buf, step.input, &l).unwrap()
+                        kernels.lrn(&mut buf, step.input, &l).unwrap()
                     })
                 });
                 group.bench_function(peer, |b| b.iter(|| host_train::lrn::lrn(black_box(&x), &l)));
@@ -223,10 +237,11 @@ fn paper_layers(c: &mut Criterion) {
             Layer::MaxPool(ps) => {
                 let (w, s) = (ps.window as i64, ps.stride as i64);
                 let run = |x: &Tensor| x.max_pool2d([w, w], [s, s], [0, 0], [1, 1], false);
-                layers::max_pool(&input, step.input, &ps, &mut out).unwrap();
+                let g = PoolGeometry::new(&ps, step.input).unwrap();
+                kernels.max_pool(&g, &input, &mut out).unwrap();
                 check_same(&name, &out, &run(&x));
                 group.bench_function(core, |b| {
-                    b.iter(|| layers::max_pool(&input, step.input, &ps, &mut out).unwrap())
+                    b.iter(|| kernels.max_pool(&g, &input, &mut out).unwrap())
                 });
                 group.bench_function(peer, |b| b.iter(|| run(black_box(&x))));
             }
@@ -257,14 +272,24 @@ fn paper_two_threads(c: &mut Criterion) {
     let net = Net::from_spec(&spec, Device::Cpu).unwrap();
     let x = batch_of_one(&input, arch.input);
     model
-        .forward_unfused_with(&threads, &input, &mut arena, &mut logits)
+        .run(
+            &input,
+            &mut arena,
+            &mut logits,
+            RunOptions::new().kernels(&threads).unfused(),
+        )
         .unwrap();
     check_same("paper, two threads", &logits, &net.forward_t(&x, false));
     group.throughput(Throughput::Elements(arch.macs()));
     group.bench_function(BenchmarkId::new("core", "paper"), |b| {
         b.iter(|| {
             model
-                .forward_unfused_with(&threads, black_box(&input), &mut arena, &mut logits)
+                .run(
+                    black_box(&input),
+                    &mut arena,
+                    &mut logits,
+                    RunOptions::new().kernels(&threads).unfused(),
+                )
                 .unwrap()
         })
     });
@@ -281,7 +306,12 @@ fn paper_two_threads(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("core", "paper-int8"), |b| {
         b.iter(|| {
             qmodel
-                .forward_int8_unfused_with(&threads, black_box(&codes), &mut qarena, &mut qlogits)
+                .run(
+                    black_box(&codes),
+                    &mut qarena,
+                    &mut qlogits,
+                    RunOptions::new().kernels(&threads).unfused(),
+                )
                 .unwrap()
         })
     });

@@ -3,6 +3,7 @@
 
 use alexnet_core::builtin::{self, MICRO};
 use alexnet_core::Model;
+use alexnet_core::RunOptions;
 use alexnet_host::init::paper_init;
 use alexnet_host::BlobFile;
 use alexnet_tests::contract;
@@ -22,10 +23,15 @@ fn check_net(arch: &alexnet_core::Arch<'static>, seed: u64) {
     let mut logits = vec![0.0f32; arch.classes()];
     let mut observed = Vec::new();
     model
-        .forward_observed(&input, &mut arena, &mut logits, |i, shape, act| {
-            assert_eq!(act.len(), shape.len(), "layer {i}");
-            observed.push(act.to_vec())
-        })
+        .run(
+            &input,
+            &mut arena,
+            &mut logits,
+            RunOptions::new().observe(&mut |i, shape, act| {
+                assert_eq!(act.len(), shape.len(), "layer {i}");
+                observed.push(act.to_vec())
+            }),
+        )
         .unwrap();
     let expected = contract::forward(&spec, &input);
     assert_eq!(observed.len(), expected.len());

@@ -3,6 +3,7 @@
 //! stays within the contract's accuracy of float-LRN-then-quantize.
 
 use alexnet_core::builtin::{self, MICRO};
+use alexnet_core::RunOptions;
 use alexnet_core::{Arch, Layer, Model};
 use alexnet_host::idx::FASHION_MNIST_DIR;
 use alexnet_host::init::paper_init;
@@ -59,9 +60,12 @@ fn check_bit_exact(arch: &Arch<'static>, seed: u64, count: usize) {
         model.forward_int8(&codes, &mut small, &mut fused).unwrap();
         let mut observed = Vec::new();
         model
-            .forward_int8_observed(&codes, &mut arena, &mut logits, |_, _, a| {
-                observed.push(a.to_vec())
-            })
+            .run(
+                &codes,
+                &mut arena,
+                &mut logits,
+                RunOptions::new().observe(&mut |_, _, a| observed.push(a.to_vec())),
+            )
             .unwrap();
         let expected = reference::forward(&int8, &codes);
         for (i, (got, want)) in observed.iter().zip(&expected).enumerate() {
@@ -117,9 +121,12 @@ fn lrn_accuracy(arch: &Arch<'static>, seed: u64, count: usize) -> (usize, usize,
         model.quantize_input(input, &mut codes).unwrap();
         let mut acts: Vec<(alexnet_core::Shape, Vec<i8>)> = Vec::new();
         model
-            .forward_int8_observed(&codes, &mut arena, &mut logits, |_, s, a| {
-                acts.push((s, a.to_vec()))
-            })
+            .run(
+                &codes,
+                &mut arena,
+                &mut logits,
+                RunOptions::new().observe(&mut |_, s, a| acts.push((s, a.to_vec()))),
+            )
             .unwrap();
         for (i, layer) in arch.layers.iter().enumerate() {
             let Layer::Lrn(spec) = layer else { continue };

@@ -1,11 +1,12 @@
-//! The core's kernels on two threads (`alexnet_host::parallel`) against the single-threaded
-//! forward pass: every layer's activations and the logits, bit for bit, f32 and int8, on the
-//! full-size nets.
+//! Whole forward passes with every kind of kernels: two threads (`alexnet_host::parallel`),
+//! the native kernels and the reference definitions, fused and unfused: every layer's
+//! activations and the logits, bit for bit, f32 and int8, on the full-size nets. (Each
+//! kernel alone, errors included, runs the shared suite, `tests/kernel_suite.rs`.)
 
-use alexnet_core::arch::ConvSpec;
 use alexnet_core::builtin::{MICRO, PAPER, TORCHVISION};
-use alexnet_core::model::{Kernels, Serial};
-use alexnet_core::{Arch, Error, Model, Shape};
+use alexnet_core::kernels::{native, Kernels, Reference};
+use alexnet_core::RunOptions;
+use alexnet_core::{Arch, Model};
 use alexnet_host::init::paper_init;
 use alexnet_host::parallel::Parallel;
 use alexnet_host::quantize::{self, Method};
@@ -23,16 +24,26 @@ fn run_f32<K: Kernels>(model: &Model<'_>, kernels: &K, input: &[f32]) -> Vec<Vec
     let mut logits = vec![0.0f32; model.classes()];
     let mut seen = Vec::new();
     model
-        .forward_observed_with(kernels, input, &mut arena, &mut logits, |_, _, a| {
-            seen.push(a.iter().map(|x| x.to_bits()).collect())
-        })
+        .run(
+            input,
+            &mut arena,
+            &mut logits,
+            RunOptions::new()
+                .kernels(kernels)
+                .observe(&mut |_, _, a| seen.push(a.iter().map(|x| x.to_bits()).collect())),
+        )
         .unwrap();
     seen.push(logits.iter().map(|x| x.to_bits()).collect());
     // And fused, in the smaller arena.
     let mut small = vec![0u8; model.arena_bytes()];
     let mut fused = vec![0.0f32; model.classes()];
     model
-        .forward_with(kernels, input, &mut small, &mut fused)
+        .run(
+            input,
+            &mut small,
+            &mut fused,
+            RunOptions::new().kernels(kernels),
+        )
         .unwrap();
     seen.push(fused.iter().map(|x| x.to_bits()).collect());
     seen
@@ -43,15 +54,25 @@ fn run_int8<K: Kernels>(model: &Model<'_>, kernels: &K, codes: &[i8]) -> Vec<Vec
     let mut logits = vec![0i8; model.classes()];
     let mut seen = Vec::new();
     model
-        .forward_int8_observed_with(kernels, codes, &mut arena, &mut logits, |_, _, a| {
-            seen.push(a.to_vec())
-        })
+        .run(
+            codes,
+            &mut arena,
+            &mut logits,
+            RunOptions::new()
+                .kernels(kernels)
+                .observe(&mut |_, _, a| seen.push(a.to_vec())),
+        )
         .unwrap();
     seen.push(logits);
     let mut small = vec![0u8; model.arena_bytes()];
     let mut fused = vec![0i8; model.classes()];
     model
-        .forward_int8_with(kernels, codes, &mut small, &mut fused)
+        .run(
+            codes,
+            &mut small,
+            &mut fused,
+            RunOptions::new().kernels(kernels),
+        )
         .unwrap();
     seen.push(fused);
     seen
@@ -66,7 +87,13 @@ fn two_threads_compute_what_one_does_f32_and_int8() {
         let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), arch.name);
         let model = file.model().unwrap();
         let input = input_for(arch);
-        let serial = run_f32(&model, &Serial, &input);
+        let serial = run_f32(&model, &native(), &input);
+        assert_eq!(
+            serial,
+            run_f32(&model, &Reference, &input),
+            "{} f32 reference",
+            arch.name
+        );
         assert_eq!(
             serial,
             run_f32(&model, &threads, &input),
@@ -86,7 +113,13 @@ fn two_threads_compute_what_one_does_f32_and_int8() {
         let qmodel = qfile.model().unwrap();
         let mut codes = vec![0i8; arch.input_len()];
         qmodel.quantize_input(&inputs[1], &mut codes).unwrap();
-        let serial = run_int8(&qmodel, &Serial, &codes);
+        let serial = run_int8(&qmodel, &native(), &codes);
+        assert_eq!(
+            serial,
+            run_int8(&qmodel, &Reference, &codes),
+            "{} int8 reference",
+            arch.name
+        );
         assert_eq!(
             serial,
             run_int8(&qmodel, &threads, &codes),
@@ -94,35 +127,4 @@ fn two_threads_compute_what_one_does_f32_and_int8() {
             arch.name
         );
     }
-}
-
-#[test]
-fn wrong_slices_are_errors_not_panics() {
-    let threads = Parallel::new(2).unwrap();
-    let spec = ConvSpec {
-        out_channels: 4,
-        kernel: 3,
-        stride: 1,
-        padding: 1,
-        groups: 2,
-    };
-    let shape = Shape::new(2, 5, 5);
-    let (input, bias, mut out) = (vec![0.0f32; 50], vec![0.0f32; 4], vec![0.0f32; 100]);
-    let short = vec![0.0f32; 17]; // needs 4 x 1 x 3 x 3 = 36
-    assert_eq!(
-        threads.conv2d(&input, shape, &spec, &short, &bias, &mut out),
-        Err(Error::WrongLength {
-            what: "conv weight",
-            expected: 36,
-            found: 17
-        })
-    );
-    let weight = vec![0.0f32; 36];
-    assert!(threads
-        .conv2d(&input[..49], shape, &spec, &weight, &bias, &mut out)
-        .is_err());
-    assert!(threads.linear(&input, &weight, &bias, &mut out).is_err());
-    assert!(threads
-        .conv2d(&input, shape, &spec, &weight, &bias, &mut out)
-        .is_ok());
 }

@@ -177,6 +177,9 @@ pub enum Error {
     },
     /// The architecture descriptor is invalid.
     Arch(ArchError),
+    /// A kernel was called with a layer geometry its layer's rules refuse (the kernel does
+    /// not know the layer's index; [`Error::Arch`] names it when a whole net is checked).
+    Geometry(ArchProblem),
     /// A tensor the architecture needs is absent.
     MissingTensor {
         /// Layer index (`usize::MAX` for model-level tensors).
@@ -371,6 +374,7 @@ impl fmt::Display for Error {
             ),
             Error::BadUtf8 { what } => write!(f, "{what} is not valid UTF-8"),
             Error::Arch(e) => write!(f, "invalid architecture at layer {}: {}", e.layer, e.problem),
+            Error::Geometry(problem) => write!(f, "invalid layer geometry: {problem}"),
             Error::MissingTensor { layer, role } => {
                 write!(f, "{} lacks its {} tensor", LayerRef(layer), role.name())
             }

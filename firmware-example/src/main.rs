@@ -10,6 +10,7 @@
 mod images;
 mod measure;
 
+use alexnet_core::RunOptions;
 use alexnet_core::builtin::MICRO;
 use alexnet_core::{include_model, Error, Model, Precision};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
@@ -102,6 +103,7 @@ fn run() -> Result<(), Error> {
     let int8 = load(int8_blob(), Precision::Int8, "int8")?;
     let f32m = load(f32_blob(), Precision::F32, "f32")?;
     let mem = measure::memory();
+    defmt::println!("kernels: {=str}", alexnet_core::kernels::native().name());
     defmt::println!(
         "FW arena={=usize} arena_f32={=usize} arena_int8={=usize} flash={=u32} ram_static={=u32} cal_instructions={=u32} cal_ticks={=u64} int8_blob={=usize} f32_blob={=usize} macs={=u64}",
         ARENA_BYTES,
@@ -148,7 +150,7 @@ fn run() -> Result<(), Error> {
         f32m.forward(&input, arena, &mut logits)?;
         let f32_ticks = clock.since(t0);
         let mut best = [0usize];
-        alexnet_core::layers::top_k(&logits, &mut best);
+        alexnet_core::postprocess::top_k(&logits, &mut best);
         let bits = logits.map(f32::to_bits);
 
         right8 += u32::from(class8 == label as usize);
@@ -173,22 +175,22 @@ fn run() -> Result<(), Error> {
         int8.preprocess().apply(pixels, MICRO.input, &mut input)?;
         int8.quantize_input(&input, &mut codes)?;
         let mut last = clock.now();
-        int8.forward_int8_observed(&codes, arena, &mut q_logits, |i, _, _| {
+        int8.run(&codes, arena, &mut q_logits, RunOptions::new().observe(&mut |i, _, _| {
             let now = clock.now();
             if let Some(t) = ticks8.get_mut(i) {
                 *t = now - last;
             }
             last = clock.now();
-        })?;
+        }))?;
         f32m.preprocess().apply(pixels, MICRO.input, &mut input)?;
         let mut last = clock.now();
-        f32m.forward_observed(&input, arena, &mut logits, |i, _, _| {
+        f32m.run(&input, arena, &mut logits, RunOptions::new().observe(&mut |i, _, _| {
             let now = clock.now();
             if let Some(t) = ticks32.get_mut(i) {
                 *t = now - last;
             }
             last = clock.now();
-        })?;
+        }))?;
         defmt::println!("LAYERS int8={=[?]} f32={=[?]}", ticks8, ticks32);
     }
     defmt::println!(

@@ -86,20 +86,28 @@ pub fn lrn(
     out
 }
 
-/// Max pooling, `[c, h, w]`, no padding.
+/// Max pooling, `[c, h, w]`, no padding, by the rule of `docs/numerics-f32.md`: the window
+/// is read row by row; the result is NaN if any value is NaN, else the largest value, and of
+/// equal largest values (`-0.0` and `0.0`) the first one read.
 pub fn max_pool(input: &[f32], c: usize, h: usize, w: usize, win: usize, s: usize) -> Vec<f32> {
     let (oh, ow) = ((h - win) / s + 1, (w - win) / s + 1);
     let mut out = Vec::with_capacity(c * oh * ow);
     for ch in 0..c {
         for oy in 0..oh {
             for ox in 0..ow {
-                let mut m = f32::NEG_INFINITY;
-                for y in oy * s..oy * s + win {
-                    for x in ox * s..ox * s + win {
-                        m = m.max(input[(ch * h + y) * w + x]);
-                    }
-                }
-                out.push(m);
+                let window: Vec<f32> = (oy * s..oy * s + win)
+                    .flat_map(|y| (ox * s..ox * s + win).map(move |x| (y, x)))
+                    .map(|(y, x)| input[(ch * h + y) * w + x])
+                    .collect();
+                let pick = if window.iter().any(|v| v.is_nan()) {
+                    f32::NAN
+                } else {
+                    let top = window.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    // `f32::max` may return either zero of `max(-0.0, 0.0)`; take the first
+                    // value read that equals the maximum.
+                    window.iter().copied().find(|&v| v == top).unwrap_or(top)
+                };
+                out.push(pick);
             }
         }
     }

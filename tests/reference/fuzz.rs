@@ -71,7 +71,7 @@ pub fn forward(data: &[u8]) {
     let _ = model.forward(&input, &mut small, &mut logits);
     let _ = model.forward_int8(&codes, &mut small, &mut qlogits);
     let mut best = [0usize; 5];
-    alexnet_core::layers::top_k(&logits, &mut best);
+    alexnet_core::postprocess::top_k(&logits, &mut best);
 }
 
 /// The quantizer's safetensors reader, against the micro and paper nets.

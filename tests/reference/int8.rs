@@ -153,6 +153,35 @@ pub fn lrn_grid(i: usize) -> u64 {
     }
 }
 
+/// An LRN layer's table and shift `Q`, derived from `docs/int8-spec.md` alone:
+/// `g(S) = (s_in / s_out) * (k + alpha' s_in^2 S)^(-beta)`, `Q` the largest in [0, 62] with
+/// `g(0) * 2^Q < 2^31`, `G[i] = round(g(grid(i)) * 2^Q)` (half away from zero), one entry per
+/// grid point at or below the largest sum `n * 255^2` plus the next one (which the lookup of
+/// that sum interpolates towards). `None` when even `Q = 0` overflows.
+pub fn lrn_table(
+    n: usize,
+    alpha_eff: f64,
+    beta: f64,
+    k: f64,
+    s_in: f64,
+    s_out: f64,
+) -> Option<(Vec<i32>, u32)> {
+    let g = |sum: u64| (s_in / s_out) * (k + alpha_eff * s_in * s_in * sum as f64).powf(-beta);
+    let limit = 2f64.powi(31);
+    if g(0) >= limit {
+        return None;
+    }
+    let q = (0..=62u32)
+        .rev()
+        .find(|&q| g(0) * 2f64.powi(q as i32) < limit)?;
+    let max_sum = n as u64 * 255 * 255;
+    let at_or_below = (0..).take_while(|&i| lrn_grid(i) <= max_sum).count();
+    let table = (0..=at_or_below)
+        .map(|i| (g(lrn_grid(i)) * 2f64.powi(q as i32)).round() as i32)
+        .collect();
+    Some((table, q))
+}
+
 /// Integer LRN over `[c, plane]` codes.
 #[allow(clippy::too_many_arguments)]
 pub fn lrn(

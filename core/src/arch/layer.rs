@@ -106,7 +106,7 @@ pub enum Layer {
         p: f32,
     },
     /// Softmax over the classes. Only as the last layer; [`crate::Model::forward`] returns
-    /// the logits before it, and [`crate::layers::softmax`] applies it.
+    /// the logits before it, and [`crate::postprocess::softmax`] applies it.
     Softmax,
 }
 

@@ -49,7 +49,7 @@ pub struct Plan {
     /// max pool chain fused (the convolution's output held a few rows at a time).
     pub arena_elems: usize,
     /// Elements of activation arena a forward pass that shows every layer's whole output
-    /// (`forward_observed`) needs: two whole activations at a time.
+    /// (`Model::run` unfused or observed) needs: two whole activations at a time.
     pub observed_arena_elems: usize,
     /// Largest single activation, in elements.
     pub largest_activation: usize,
@@ -313,7 +313,7 @@ impl<'a> Arch<'a> {
         }
     }
 
-    /// Bytes of arena `forward_observed` needs in f32 (every layer's output whole).
+    /// Bytes of arena `Model::run` needs unfused or observed, f32 (every layer's output whole).
     pub const fn observed_arena_bytes_f32(&self) -> usize {
         match self.plan() {
             Ok(p) => p.observed_arena_elems * 4 + (ARENA_ALIGN - 1),
@@ -321,7 +321,7 @@ impl<'a> Arch<'a> {
         }
     }
 
-    /// Bytes of arena `forward_int8_observed` needs (every layer's output whole).
+    /// Bytes of arena `Model::run` needs unfused or observed, int8 (every layer's output whole).
     pub const fn observed_arena_bytes_int8(&self) -> usize {
         match self.plan() {
             Ok(p) => p.observed_arena_elems + (ARENA_ALIGN - 1),

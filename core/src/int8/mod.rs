@@ -1,22 +1,12 @@
-//! The int8 kernels: integer-only, as `docs/int8-spec.md` defines them. No floating point
-//! is used here, so this path runs on FPU-less cores.
+//! The int8 contract's data and arithmetic (`docs/int8-spec.md`): a quantized layer's
+//! tensors, zero points, requantization, the LRN table's grid and the DSP kernel's packed
+//! weight layout. The int8 kernels themselves are in [`crate::kernels`].
 
-mod conv;
-pub mod dsp;
-mod linear;
-mod lrn;
+mod lrn_table;
 pub mod packed;
-mod pool;
 pub mod requant;
 
-#[cfg(target_arch = "x86_64")]
-pub(crate) use conv::check as conv_check;
-pub use conv::{conv2d, conv2d_generic};
-pub use linear::linear;
-pub use lrn::{
-    lrn_grid, lrn_in_place, lrn_max_sum, lrn_table_index, lrn_table_len, LRN_DIRECT, LRN_STEPS,
-};
-pub use pool::{adaptive_avg_pool, max_pool};
+pub use lrn_table::{lrn_grid, lrn_max_sum, lrn_table_index, lrn_table_len, LRN_DIRECT, LRN_STEPS};
 
 /// A quantized convolution or linear layer's tensors, borrowed from the blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,16 +31,6 @@ pub struct ZeroPoints {
     pub input: i32,
     /// Output zero point.
     pub output: i32,
-}
-
-/// `max(q, zp)` in place: ReLU on int8 codes.
-pub fn relu_in_place(values: &mut [i8], zero_point: i32) {
-    let zp = requant::saturate(zero_point as i64);
-    for v in values {
-        if *v < zp {
-            *v = zp;
-        }
-    }
 }
 
 /// The largest magnitude of one product `(q - zp) * w`: 255 * 127.

@@ -8,26 +8,29 @@
 //! let mut logits = [0.0f32; 10];
 //! model.forward(image, &mut arena, &mut logits)?;
 //! let mut best = [0usize; 1];
-//! alexnet_core::layers::top_k(&logits, &mut best);
+//! alexnet_core::postprocess::top_k(&logits, &mut best);
 //! # Ok(best[0]) }
 //! ```
 
 mod blob;
 pub mod format;
-mod kernels;
 mod labels;
+mod options;
 mod preprocess;
 mod quant;
 
-pub use kernels::{Kernels, Serial};
 pub use labels::Labels;
+pub use options::{Element, Observer, RunOptions};
 pub use preprocess::{ChannelOrder, Mean, Preprocess};
 pub use quant::{QLayer, QParams, Quantization};
 
 use crate::arch::{Arch, ConvSpec, Layer, Plan, Shape, Side, ARENA_ALIGN, MAX_LAYERS};
+use crate::error::ArchError;
 use crate::error::{Error, Precision, TensorRole};
+use crate::geometry::{expect_len, AdaptivePoolGeometry, ConvGeometry, PoolGeometry};
 use crate::int8::{self, ZeroPoints};
-use crate::layers;
+use crate::kernels::LrnTable;
+use options::Schedule;
 
 /// The weight and bias of a convolution or linear layer, borrowed from the blob.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -110,14 +113,15 @@ impl<'a> Model<'a> {
     }
 
     /// Bytes of arena the model's forward pass needs ([`Model::forward`] for f32 models,
-    /// [`Model::forward_int8`] for int8 ones), including alignment slack.
+    /// [`Model::forward_int8`] for int8 ones, [`Model::run`] fused), including alignment
+    /// slack.
     pub fn arena_bytes(&self) -> usize {
         self.arena_bytes_for(self.plan.arena_elems)
     }
 
-    /// Bytes of arena the observed forward passes need ([`Model::forward_observed`],
-    /// [`Model::forward_int8_observed`]): they show every layer's output whole, so the
-    /// convolutions of fused chains are held whole too.
+    /// Bytes of arena [`Model::run`] needs unfused or observed ([`RunOptions::unfused`],
+    /// [`RunOptions::observe`]): every layer's output is held whole, the convolutions of
+    /// fused chains too.
     pub fn observed_arena_bytes(&self) -> usize {
         self.arena_bytes_for(self.plan.observed_arena_elems)
     }
@@ -166,121 +170,108 @@ impl<'a> Model<'a> {
 
     /// Runs the network on `input` (`[C, H, W]`, preprocessed), writing the logits (the
     /// values before any softmax). `arena` needs [`Model::arena_bytes`] bytes, any alignment.
-    /// Each conv -> ReLU/LRN -> max pool chain runs fused, a few rows at a time.
+    /// Each conv -> ReLU/LRN -> max pool chain runs fused, a few rows at a time, on the
+    /// [`crate::kernels::native`] kernels. The firmware's one-liner; [`Model::run`] takes
+    /// options.
     pub fn forward(
         &self,
         input: &[f32],
         arena: &mut [u8],
         logits: &mut [f32],
     ) -> Result<(), Error> {
-        self.run_f32(&Serial, input, arena, logits, None)
+        self.run(input, arena, logits, RunOptions::new())
     }
 
-    /// [`Model::forward`] with other [`Kernels`] (e.g. the host's multi-threaded ones); the
-    /// same logits, bit for bit.
-    pub fn forward_with<K: Kernels + ?Sized>(
+    /// Runs an int8 model on quantized input codes (see [`Model::quantize_input`]), writing
+    /// the int8 logits. Integer arithmetic only (`docs/int8-spec.md`). `arena` needs
+    /// [`Model::arena_bytes`] bytes; fused chains as in [`Model::forward`].
+    pub fn forward_int8(
         &self,
-        kernels: &K,
-        input: &[f32],
+        input: &[i8],
         arena: &mut [u8],
-        logits: &mut [f32],
+        logits: &mut [i8],
     ) -> Result<(), Error> {
-        self.run_f32(kernels, input, arena, logits, None)
+        self.run(input, arena, logits, RunOptions::new())
     }
 
-    /// [`Model::forward_with`] without fusion: every layer's output whole, in an arena of
-    /// [`Model::observed_arena_bytes`]. More memory, fewer and larger kernel calls: what a
-    /// host with threads to split each layer over wants. The same logits, bit for bit.
-    pub fn forward_unfused_with<K: Kernels + ?Sized>(
+    /// Runs the network, f32 (`T = f32`) or int8 (`T = i8`), as `options` say: which
+    /// [`Kernels`], fused or unfused, and an observer that sees every layer's output. Every
+    /// choice gives the same logits, bit for bit. `arena` needs [`Model::arena_bytes`]
+    /// bytes fused, [`Model::observed_arena_bytes`] unfused or observed.
+    ///
+    /// ```
+    /// # fn run(model: &alexnet_core::Model, x: &[f32], arena: &mut [u8]) -> Result<(), alexnet_core::Error> {
+    /// use alexnet_core::{kernels::Reference, RunOptions};
+    /// let mut logits = [0.0f32; 10];
+    /// let mut seen = 0;
+    /// let mut observe = |_layer: usize, _shape: alexnet_core::Shape, _out: &[f32]| seen += 1;
+    /// let options = RunOptions::new().kernels(&Reference).observe(&mut observe);
+    /// model.run(x, arena, &mut logits, options)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn run<T: Element>(
         &self,
-        kernels: &K,
-        input: &[f32],
+        input: &[T],
         arena: &mut [u8],
-        logits: &mut [f32],
+        logits: &mut [T],
+        options: RunOptions<'_, T>,
     ) -> Result<(), Error> {
-        self.run_f32(kernels, input, arena, logits, Some(&mut |_, _, _| {}))
+        T::run(self, input, arena, logits, options)
     }
 
-    /// [`Model::forward`], calling `observe(layer, shape, activation)` after every layer with
-    /// its whole output; the debugging and comparison tools use it to see inside the
-    /// network. Nothing is fused, so `arena` needs [`Model::observed_arena_bytes`] bytes;
-    /// the logits are the same, bit for bit.
-    pub fn forward_observed<F>(
+    pub(crate) fn run_f32(
         &self,
         input: &[f32],
         arena: &mut [u8],
         logits: &mut [f32],
-        mut observe: F,
-    ) -> Result<(), Error>
-    where
-        F: FnMut(usize, Shape, &[f32]),
-    {
-        self.run_f32(&Serial, input, arena, logits, Some(&mut observe))
-    }
-
-    /// [`Model::forward_observed`] with other [`Kernels`].
-    pub fn forward_observed_with<K, F>(
-        &self,
-        kernels: &K,
-        input: &[f32],
-        arena: &mut [u8],
-        logits: &mut [f32],
-        mut observe: F,
-    ) -> Result<(), Error>
-    where
-        K: Kernels + ?Sized,
-        F: FnMut(usize, Shape, &[f32]),
-    {
-        self.run_f32(kernels, input, arena, logits, Some(&mut observe))
-    }
-
-    fn run_f32<K: Kernels + ?Sized>(
-        &self,
-        kernels: &K,
-        input: &[f32],
-        arena: &mut [u8],
-        logits: &mut [f32],
-        observe: Observer<'_, f32>,
+        options: RunOptions<'_, f32>,
     ) -> Result<(), Error> {
+        let (kernels, schedule) = options.into_parts();
         let (arena, too_small) = self.prepare::<f32>(
             Precision::F32,
             input.len(),
             logits.len(),
             arena,
-            observe.is_some(),
+            schedule.is_fused(),
         )?;
         self.walk(
             input,
             arena,
             logits,
             too_small,
-            observe,
+            schedule,
             |_| 0.0,
             |i, layer, shape, buffers| {
+                let params = || {
+                    self.params(i).ok_or(Error::MissingTensor {
+                        layer: i,
+                        role: TensorRole::Weight,
+                    })
+                };
                 match (buffers, layer) {
-                    (Buffers::InPlace(buf), Layer::Relu) => layers::relu_in_place(buf),
+                    (Buffers::InPlace(buf), Layer::Relu) => {
+                        kernels.relu(buf);
+                    }
                     (Buffers::InPlace(buf), Layer::Lrn(spec)) => {
-                        layers::lrn_in_place(buf, shape, spec)?
+                        kernels.lrn(buf, shape, spec).map_err(at_layer(i))?;
                     }
                     (Buffers::Apart(src, dst), Layer::Conv(spec)) => {
-                        let p = self.params(i).ok_or(Error::MissingTensor {
-                            layer: i,
-                            role: TensorRole::Weight,
-                        })?;
-                        kernels.conv2d(src, shape, spec, p.weight, p.bias, dst)?;
+                        let p = params()?;
+                        let g = ConvGeometry::new(spec, shape).map_err(at_layer(i))?;
+                        kernels.conv2d(&g, src, p.weight, p.bias, dst)?;
                     }
                     (Buffers::Apart(src, dst), Layer::Linear { .. }) => {
-                        let p = self.params(i).ok_or(Error::MissingTensor {
-                            layer: i,
-                            role: TensorRole::Weight,
-                        })?;
+                        let p = params()?;
                         kernels.linear(src, p.weight, p.bias, dst)?;
                     }
                     (Buffers::Apart(src, dst), Layer::MaxPool(spec)) => {
-                        layers::max_pool(src, shape, spec, dst)?;
+                        let g = PoolGeometry::new(spec, shape).map_err(at_layer(i))?;
+                        kernels.max_pool(&g, src, dst)?;
                     }
                     (Buffers::Apart(src, dst), Layer::AdaptiveAvgPool { out_h, out_w }) => {
-                        layers::adaptive_avg_pool(src, shape, *out_h, *out_w, dst)?;
+                        let g = AdaptivePoolGeometry::new(shape, *out_h, *out_w)
+                            .map_err(at_layer(i))?;
+                        kernels.adaptive_avg_pool(&g, src, dst)?;
                     }
                     _ => {} // Dropout, Flatten, Softmax: nothing to compute at inference.
                 }
@@ -297,7 +288,7 @@ impl<'a> Model<'a> {
         input_len: usize,
         logits_len: usize,
         arena: &'b mut [u8],
-        observed: bool,
+        fused: bool,
     ) -> Result<(&'b mut [T], Error), Error> {
         if self.precision != precision {
             return Err(Error::WrongPrecision {
@@ -305,12 +296,12 @@ impl<'a> Model<'a> {
                 called: precision,
             });
         }
-        layers::expect_len("input", self.input.len(), input_len)?;
-        layers::expect_len("logits", self.classes(), logits_len)?;
-        let elems = if observed {
-            self.plan.observed_arena_elems
-        } else {
+        expect_len("input", self.input.len(), input_len)?;
+        expect_len("logits", self.classes(), logits_len)?;
+        let elems = if fused {
             self.plan.arena_elems
+        } else {
+            self.plan.observed_arena_elems
         };
         let needed = self.arena_bytes_for(elems);
         let too_small = Error::BufferTooSmall {
@@ -323,8 +314,8 @@ impl<'a> Model<'a> {
 
     /// Walks the layers over the two-ended arena (see [`Side`]): each layer gets its input
     /// in place, or its input and a separate output, then `observe` sees the result, and the
-    /// last activation is copied to `logits`. Without an observer, fused chains run row by
-    /// row ([`run_chain`]); `pad(i)` is the padding value of layer `i`'s input. Shared by the
+    /// last activation is copied to `logits`. Fused, the chains run row by row
+    /// ([`run_chain`]); `pad(i)` is the padding value of layer `i`'s input. Shared by the
     /// f32 and int8 paths.
     #[allow(clippy::too_many_arguments)]
     fn walk<T: Copy>(
@@ -333,7 +324,7 @@ impl<'a> Model<'a> {
         arena: &mut [T],
         logits: &mut [T],
         too_small: Error,
-        mut observe: Observer<'_, T>,
+        mut schedule: Schedule<'_, T>,
         pad: impl Fn(usize) -> T,
         mut compute: impl FnMut(usize, &Layer, Shape, Buffers<'_, T>) -> Result<(), Error>,
     ) -> Result<(), Error> {
@@ -342,9 +333,10 @@ impl<'a> Model<'a> {
         let layer_list = self.layers();
         let mut i = 0;
         while let Some(layer) = layer_list.get(i) {
-            let chain = match observe {
-                None => crate::arch::fused_chain(layer_list, i, shape),
-                Some(_) => None,
+            let chain = if schedule.is_fused() {
+                crate::arch::fused_chain(layer_list, i, shape)
+            } else {
+                None
             };
             if let Some(chain) = chain {
                 let (src, scratch, dst) =
@@ -364,7 +356,9 @@ impl<'a> Model<'a> {
                 i = chain.end + 1;
                 continue;
             }
-            let out_shape = layers::output_shape(layer, shape)?;
+            let out_shape = layer
+                .output_shape(shape)
+                .map_err(|problem| ArchError { layer: i, problem })?;
             if layer.in_place() {
                 if side == Side::Input {
                     arena
@@ -381,7 +375,7 @@ impl<'a> Model<'a> {
                 compute(i, layer, shape, Buffers::Apart(src, dst))?;
                 side = side.opposite();
             }
-            if let Some(observe) = observe.as_mut() {
+            if let Schedule::Observed(observe) = &mut schedule {
                 observe(
                     i,
                     out_shape,
@@ -393,7 +387,7 @@ impl<'a> Model<'a> {
         }
         let out = region_mut(arena, side, shape.len()).ok_or(too_small)?;
         // `prepare` checked this; checking it here too keeps the copy free of a panic path.
-        layers::expect_len("logits", out.len(), logits.len())?;
+        expect_len("logits", out.len(), logits.len())?;
         logits.copy_from_slice(out);
         Ok(())
     }
@@ -522,8 +516,13 @@ fn run_chain<T: Copy>(
     Ok(())
 }
 
-/// What an observed forward pass calls after every layer; `None` runs fused.
-type Observer<'o, T> = Option<&'o mut dyn FnMut(usize, Shape, &[T])>;
+/// Names the layer of a kernel's geometry error (the kernel cannot know its index).
+fn at_layer(layer: usize) -> impl Fn(Error) -> Error {
+    move |e| match e {
+        Error::Geometry(problem) => Error::Arch(ArchError { layer, problem }),
+        other => other,
+    }
+}
 
 /// The source activation, the free middle of the arena (the fused chain's scratch) and the
 /// destination at the opposite end.
@@ -554,85 +553,20 @@ fn split3<'b, T>(
 }
 
 impl<'a> Model<'a> {
-    /// Runs an int8 model on quantized input codes (see [`Model::quantize_input`]), writing
-    /// the int8 logits. Integer arithmetic only (`docs/int8-spec.md`). `arena` needs
-    /// [`Model::arena_bytes`] bytes; fused chains as in [`Model::forward`].
-    pub fn forward_int8(
+    pub(crate) fn run_int8(
         &self,
         input: &[i8],
         arena: &mut [u8],
         logits: &mut [i8],
+        options: RunOptions<'_, i8>,
     ) -> Result<(), Error> {
-        self.run_int8(&Serial, input, arena, logits, None)
-    }
-
-    /// [`Model::forward_int8`] with other [`Kernels`]; the same logits, bit for bit.
-    pub fn forward_int8_with<K: Kernels + ?Sized>(
-        &self,
-        kernels: &K,
-        input: &[i8],
-        arena: &mut [u8],
-        logits: &mut [i8],
-    ) -> Result<(), Error> {
-        self.run_int8(kernels, input, arena, logits, None)
-    }
-
-    /// [`Model::forward_int8_with`] without fusion (see [`Model::forward_unfused_with`]).
-    pub fn forward_int8_unfused_with<K: Kernels + ?Sized>(
-        &self,
-        kernels: &K,
-        input: &[i8],
-        arena: &mut [u8],
-        logits: &mut [i8],
-    ) -> Result<(), Error> {
-        self.run_int8(kernels, input, arena, logits, Some(&mut |_, _, _| {}))
-    }
-
-    /// [`Model::forward_int8`], calling `observe(layer, shape, codes)` after every layer with
-    /// its whole output; `arena` needs [`Model::observed_arena_bytes`] bytes.
-    pub fn forward_int8_observed<F>(
-        &self,
-        input: &[i8],
-        arena: &mut [u8],
-        logits: &mut [i8],
-        mut observe: F,
-    ) -> Result<(), Error>
-    where
-        F: FnMut(usize, Shape, &[i8]),
-    {
-        self.run_int8(&Serial, input, arena, logits, Some(&mut observe))
-    }
-
-    /// [`Model::forward_int8_observed`] with other [`Kernels`].
-    pub fn forward_int8_observed_with<K, F>(
-        &self,
-        kernels: &K,
-        input: &[i8],
-        arena: &mut [u8],
-        logits: &mut [i8],
-        mut observe: F,
-    ) -> Result<(), Error>
-    where
-        K: Kernels + ?Sized,
-        F: FnMut(usize, Shape, &[i8]),
-    {
-        self.run_int8(kernels, input, arena, logits, Some(&mut observe))
-    }
-
-    fn run_int8<K: Kernels + ?Sized>(
-        &self,
-        kernels: &K,
-        input: &[i8],
-        arena: &mut [u8],
-        logits: &mut [i8],
-        observe: Observer<'_, i8>,
-    ) -> Result<(), Error> {
+        let (kernels, schedule) = options.into_parts();
         let (arena, too_small) = self.prepare::<i8>(
             Precision::Int8,
             input.len(),
             logits.len(),
             arena,
-            observe.is_some(),
+            schedule.is_fused(),
         )?;
         let quant = &self.quant;
         // Layer `i` reads codes of the zero point layer `i - 1` wrote (the input's for 0).
@@ -648,7 +582,7 @@ impl<'a> Model<'a> {
             arena,
             logits,
             too_small,
-            observe,
+            schedule,
             |i| int8::requant::saturate(zp_in(i) as i64),
             |i, layer, shape, buffers| {
                 let q = quant
@@ -668,24 +602,34 @@ impl<'a> Model<'a> {
                 };
                 match (buffers, layer) {
                     (Buffers::InPlace(buf), Layer::Relu) => {
-                        int8::relu_in_place(buf, q.output.zero_point)
+                        kernels.relu_int8(buf, q.output.zero_point);
                     }
                     (Buffers::InPlace(buf), Layer::Lrn(spec)) => {
-                        int8::lrn_in_place(buf, shape, spec, q.lrn_table, q.lrn_shift, zero_points)?
+                        let table = LrnTable {
+                            table: q.lrn_table,
+                            shift: q.lrn_shift,
+                        };
+                        kernels
+                            .lrn_int8(buf, shape, spec, table, zero_points)
+                            .map_err(at_layer(i))?;
                     }
                     (Buffers::Apart(src, dst), Layer::Conv(spec)) => {
-                        kernels.conv2d_int8(src, shape, spec, &kernel()?, zero_points, dst)?;
+                        let g = ConvGeometry::new(spec, shape).map_err(at_layer(i))?;
+                        kernels.conv2d_int8(&g, src, &kernel()?, zero_points, dst)?;
                     }
                     (Buffers::Apart(src, dst), Layer::Linear { .. }) => {
                         kernels.linear_int8(src, &kernel()?, zero_points, dst)?;
                     }
                     (Buffers::Apart(src, dst), Layer::MaxPool(spec)) => {
-                        int8::max_pool(src, shape, spec, dst)?;
+                        let g = PoolGeometry::new(spec, shape).map_err(at_layer(i))?;
+                        kernels.max_pool_int8(&g, src, dst)?;
                     }
                     (Buffers::Apart(src, dst), Layer::AdaptiveAvgPool { out_h, out_w }) => {
-                        int8::adaptive_avg_pool(src, shape, *out_h, *out_w, dst)?;
+                        let g = AdaptivePoolGeometry::new(shape, *out_h, *out_w)
+                            .map_err(at_layer(i))?;
+                        kernels.adaptive_avg_pool_int8(&g, src, dst)?;
                     }
-                    _ => {}
+                    _ => {} // Dropout, Flatten, Softmax: nothing to compute at inference.
                 }
                 Ok(())
             },
@@ -695,8 +639,8 @@ impl<'a> Model<'a> {
     /// Quantizes a preprocessed f32 input with the model's input scale and zero point:
     /// `clamp(roundf(x / scale) + zp)`. Floating point, outside the integer path.
     pub fn quantize_input(&self, input: &[f32], codes: &mut [i8]) -> Result<(), Error> {
-        layers::expect_len("input", self.input.len(), input.len())?;
-        layers::expect_len("codes", self.input.len(), codes.len())?;
+        expect_len("input", self.input.len(), input.len())?;
+        expect_len("codes", self.input.len(), codes.len())?;
         let QParams { scale, zero_point } = self.quant.input;
         for (q, &x) in codes.iter_mut().zip(input) {
             // Saturating: +-Inf (and huge values) become i64's ends, which must not wrap
@@ -709,7 +653,7 @@ impl<'a> Model<'a> {
 
     /// Real values of int8 logits, `(q - zp) * scale`, for softmax.
     pub fn dequantize_logits(&self, codes: &[i8], logits: &mut [f32]) -> Result<(), Error> {
-        layers::expect_len("logits", codes.len(), logits.len())?;
+        expect_len("logits", codes.len(), logits.len())?;
         let last = self.layers().len().saturating_sub(1);
         let out = self
             .quant

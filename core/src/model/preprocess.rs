@@ -95,8 +95,8 @@ impl Preprocess<'_> {
                 found: c,
             });
         }
-        crate::layers::expect_len("preprocess pixels", shape.len(), pixels.len())?;
-        crate::layers::expect_len("preprocess output", shape.len(), out.len())?;
+        crate::geometry::expect_len("preprocess pixels", shape.len(), pixels.len())?;
+        crate::geometry::expect_len("preprocess output", shape.len(), out.len())?;
         let plane = shape.plane();
         for (p, px) in pixels.chunks_exact(c).enumerate() {
             for (ch, &v) in px.iter().enumerate() {

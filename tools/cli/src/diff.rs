@@ -1,5 +1,6 @@
 //! `alexnet diff`: the f32 and int8 paths side by side, layer by layer, on one image.
 
+use alexnet_core::RunOptions;
 use alexnet_host::image_input::load_image;
 use alexnet_host::quantize::report::{computes, reference_index};
 use alexnet_host::BlobFile;
@@ -33,9 +34,12 @@ pub fn run(f32_path: &Path, int8_path: &Path, image: &Path) -> Result<()> {
     let mut arena = vec![0u8; f32_model.observed_arena_bytes()];
     let mut logits = vec![0.0f32; f32_model.classes()];
     f32_model
-        .forward_observed(&input, &mut arena, &mut logits, |i, _, a| {
-            acts[i] = a.to_vec()
-        })
+        .run(
+            &input,
+            &mut arena,
+            &mut logits,
+            RunOptions::new().observe(&mut |i, _, a| acts[i] = a.to_vec()),
+        )
         .map_err(anyhow::Error::msg)?;
     let mut codes = vec![0i8; int8_model.input_len()];
     int8_model
@@ -51,37 +55,43 @@ pub fn run(f32_path: &Path, int8_path: &Path, image: &Path) -> Result<()> {
     );
     let mut rows = Vec::new();
     int8_model
-        .forward_int8_observed(&codes, &mut arena8, &mut q_logits, |i, shape, a| {
-            let Some(layer) = layers.get(i) else { return };
-            if !computes(layer) {
-                return;
-            }
-            let r = &acts[reference_index(layers, i)];
-            let p = q.layers[i].output;
-            let (mut sig, mut noise, mut max_ref, mut max_err) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-            for (&c, &x) in a.iter().zip(r) {
-                let deq = (c as i32 - p.zero_point) as f64 * p.scale as f64;
-                let e = (x as f64 - deq).abs();
-                sig += (x as f64).powi(2);
-                noise += e * e;
-                max_ref = max_ref.max((x as f64).abs());
-                max_err = max_err.max(e);
-            }
-            let name = arch
-                .param_layer_name(i)
-                .map_or(layer.kind_name().to_string(), |n| n.to_string());
-            let name = if reference_index(layers, i) != i {
-                format!("{name}+relu")
-            } else {
-                name
-            };
-            let sqnr = 10.0 * (sig / noise.max(f64::MIN_POSITIVE)).log10();
-            rows.push(format!(
-                "{i:>3}  {name:<12} {:>12} {max_ref:>12.5} {max_err:>12.5} {sqnr:>9.2} {:>6.2}",
-                shape.to_string(),
-                max_err / p.scale as f64
-            ));
-        })
+        .run(
+            &codes,
+            &mut arena8,
+            &mut q_logits,
+            RunOptions::new().observe(&mut |i, shape, a| {
+                let Some(layer) = layers.get(i) else { return };
+                if !computes(layer) {
+                    return;
+                }
+                let r = &acts[reference_index(layers, i)];
+                let p = q.layers[i].output;
+                let (mut sig, mut noise, mut max_ref, mut max_err) =
+                    (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+                for (&c, &x) in a.iter().zip(r) {
+                    let deq = (c as i32 - p.zero_point) as f64 * p.scale as f64;
+                    let e = (x as f64 - deq).abs();
+                    sig += (x as f64).powi(2);
+                    noise += e * e;
+                    max_ref = max_ref.max((x as f64).abs());
+                    max_err = max_err.max(e);
+                }
+                let name = arch
+                    .param_layer_name(i)
+                    .map_or(layer.kind_name().to_string(), |n| n.to_string());
+                let name = if reference_index(layers, i) != i {
+                    format!("{name}+relu")
+                } else {
+                    name
+                };
+                let sqnr = 10.0 * (sig / noise.max(f64::MIN_POSITIVE)).log10();
+                rows.push(format!(
+                    "{i:>3}  {name:<12} {:>12} {max_ref:>12.5} {max_err:>12.5} {sqnr:>9.2} {:>6.2}",
+                    shape.to_string(),
+                    max_err / p.scale as f64
+                ));
+            }),
+        )
         .map_err(anyhow::Error::msg)?;
     for r in rows {
         println!("{r}");
@@ -91,8 +101,8 @@ pub fn run(f32_path: &Path, int8_path: &Path, image: &Path) -> Result<()> {
         .dequantize_logits(&q_logits, &mut deq)
         .map_err(anyhow::Error::msg)?;
     let (mut b32, mut b8) = ([0usize; 5], [0usize; 5]);
-    alexnet_core::layers::top_k(&logits, &mut b32);
-    alexnet_core::layers::top_k(&deq, &mut b8);
+    alexnet_core::postprocess::top_k(&logits, &mut b32);
+    alexnet_core::postprocess::top_k(&deq, &mut b8);
     let label = |c: usize| {
         f32_model
             .labels()

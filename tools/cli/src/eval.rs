@@ -2,7 +2,7 @@
 //! labelled IDX set, and the time per image.
 
 use crate::infer::Runner;
-use alexnet_core::layers::top_k;
+use alexnet_core::postprocess::top_k;
 use alexnet_host::{dataset, idx, BlobFile};
 use anyhow::{ensure, Result};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! `alexnet infer`.
 
-use alexnet_core::layers::{softmax, top_k};
+use alexnet_core::postprocess::{softmax, top_k};
 use alexnet_host::image_input::load_image;
 use alexnet_host::BlobFile;
 use anyhow::{ensure, Result};

@@ -1,42 +1,59 @@
-//! The core's kernels on several threads (feature `parallel`): each convolution and fully
-//! connected layer is split by output channels, every part computed by the core's own kernel
-//! on its slice of the weights. An output's arithmetic does not depend on the split, so the
-//! logits are bit-identical to the single-threaded forward pass.
+//! The core's kernels on several threads (feature `parallel`): [`Parallel`] wraps any
+//! [`Kernels`] and splits each convolution and fully connected layer by output channels,
+//! every part computed by the wrapped kernel on its slice of the weights over a one-group
+//! [`ConvGeometry`]. An output's arithmetic does not depend on the split, so the logits are
+//! bit-identical to the single-threaded forward pass. The cheap layers (ReLU, LRN, pooling)
+//! run on the calling thread.
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
+//! use alexnet_core::RunOptions;
 //! let file = alexnet_host::BlobFile::read("model.blob")?;
 //! let model = file.model()?;
 //! let threads = alexnet_host::parallel::Parallel::new(2)?;
 //! let input = vec![0.0f32; model.input_len()];
-//! // Unfused: whole layers are what threads split well (the fused `forward_with` works too,
-//! // in the smaller `arena_bytes()`, but its per-row calls gain little from threads).
+//! // Unfused: whole layers are what threads split well (fused works too, in the smaller
+//! // `arena_bytes()`, but its per-row calls gain little from threads).
 //! let mut arena = vec![0u8; model.observed_arena_bytes()];
 //! let mut logits = vec![0.0f32; model.classes()];
-//! model.forward_unfused_with(&threads, &input, &mut arena, &mut logits)?;
+//! let options = RunOptions::new().kernels(&threads).unfused();
+//! model.run(&input, &mut arena, &mut logits, options)?;
 //! # Ok(()) }
 //! ```
 
-use alexnet_core::arch::{ConvSpec, Layer, Shape};
-use alexnet_core::int8::{self, QKernel, ZeroPoints};
-use alexnet_core::model::Kernels;
-use alexnet_core::{layers, Error};
+use alexnet_core::arch::{ConvSpec, LrnSpec, Shape};
+use alexnet_core::geometry::{AdaptivePoolGeometry, ConvGeometry, PoolGeometry};
+use alexnet_core::int8::{QKernel, ZeroPoints};
+use alexnet_core::kernels::{native, KernelPath, Kernels, LrnTable};
+use alexnet_core::Error;
 use rayon::prelude::*;
 
-/// A thread pool running the core's kernels split by output channels.
-pub struct Parallel {
+/// A thread pool running kernels `K` split by output channels.
+pub struct Parallel<K = &'static dyn Kernels> {
     pool: rayon::ThreadPool,
     threads: usize,
+    inner: K,
 }
 
 impl Parallel {
-    /// A pool of `threads` threads (0: one per core).
+    /// The [`native`] kernels on a pool of `threads` threads (0: one per core).
     pub fn new(threads: usize) -> anyhow::Result<Self> {
+        Parallel::with_kernels(threads, native())
+    }
+}
+
+impl<K: Kernels> Parallel<K> {
+    /// `inner` on a pool of `threads` threads (0: one per core).
+    pub fn with_kernels(threads: usize, inner: K) -> anyhow::Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()?;
         let threads = pool.current_num_threads();
-        Ok(Parallel { pool, threads })
+        Ok(Parallel {
+            pool,
+            threads,
+            inner,
+        })
     }
 
     /// Threads in the pool.
@@ -63,14 +80,52 @@ impl Parallel {
             })
             .collect()
     }
+
+    /// Cuts a checked convolution into parts by output channels.
+    fn conv_parts(&self, g: &ConvGeometry) -> Result<Vec<ConvPart>, Error> {
+        let in_shape = g.input();
+        let cin_g = g.in_per_group().get();
+        let group_len = cin_g * in_shape.plane();
+        self.parts(g.groups().get(), g.out_per_group().get())
+            .into_iter()
+            .map(|(group, first, end)| {
+                let spec = ConvSpec {
+                    out_channels: (end - first) as u32,
+                    groups: 1,
+                    ..*g.spec()
+                };
+                Ok(ConvPart {
+                    input: group * group_len..(group + 1) * group_len,
+                    geometry: ConvGeometry::new(&spec, Shape::new(cin_g, in_shape.h, in_shape.w))?,
+                    channels: first..end,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `part(index, output slice)` for every part on the pool; the parts' paths agree
+    /// (one kernel ran them all), so the first one's is the layer's.
+    fn run_parts<T: Send>(
+        &self,
+        outputs: Vec<&mut [T]>,
+        part: impl Fn(usize, &mut [T]) -> Result<KernelPath, Error> + Sync,
+    ) -> Result<KernelPath, Error> {
+        let paths: Vec<KernelPath> = self.pool.install(|| {
+            outputs
+                .into_par_iter()
+                .enumerate()
+                .map(|(i, out)| part(i, out))
+                .collect::<Result<_, Error>>()
+        })?;
+        Ok(paths.first().copied().unwrap_or(KernelPath::Reference))
+    }
 }
 
-fn wrong(what: &'static str, expected: usize, found: usize) -> Error {
-    Error::WrongLength {
-        what,
-        expected,
-        found,
-    }
+/// What one convolution part sees: its group's input, a one-group geometry for its channels.
+struct ConvPart {
+    input: std::ops::Range<usize>,
+    geometry: ConvGeometry,
+    channels: std::ops::Range<usize>,
 }
 
 /// Splits `output` into consecutive parts of `lens[i]` elements.
@@ -85,95 +140,39 @@ fn split_by<T>(mut output: &mut [T], lens: impl Iterator<Item = usize>) -> Vec<&
     out
 }
 
-/// What one convolution part sees: its group's input, a one-group spec for its channels.
-struct ConvPart {
-    input: std::ops::Range<usize>,
-    in_shape: Shape,
-    spec: ConvSpec,
-    channels: std::ops::Range<usize>,
-}
-
-/// Checks a convolution's slices and cuts it into parts by output channels.
-fn conv_parts(
-    pool: &Parallel,
-    input_len: usize,
-    in_shape: Shape,
-    spec: &ConvSpec,
-    weight_len: usize,
-    bias_len: usize,
-    output_len: usize,
-) -> Result<(Shape, usize, Vec<ConvPart>), Error> {
-    let layer = Layer::Conv(*spec);
-    let out_shape = layer
-        .output_shape(in_shape)
-        .map_err(|problem| Error::Arch(alexnet_core::ArchError { layer: 0, problem }))?;
-    let groups = (spec.groups as usize).max(1);
-    let (cin_g, cout_g) = (in_shape.c / groups, out_shape.c / groups);
-    let taps = cin_g * (spec.kernel as usize).pow(2);
-    for (what, expected, found) in [
-        ("conv input", in_shape.len(), input_len),
-        ("conv weight", out_shape.c * taps, weight_len),
-        ("conv bias", out_shape.c, bias_len),
-        ("conv output", out_shape.len(), output_len),
-    ] {
-        if expected != found {
-            return Err(wrong(what, expected, found));
-        }
+impl<K: Kernels> Kernels for Parallel<K> {
+    fn name(&self) -> &'static str {
+        "parallel"
     }
-    let group_len = cin_g * in_shape.plane();
-    let parts = pool
-        .parts(groups, cout_g)
-        .into_iter()
-        .map(|(g, first, end)| ConvPart {
-            input: g * group_len..(g + 1) * group_len,
-            in_shape: Shape::new(cin_g, in_shape.h, in_shape.w),
-            spec: ConvSpec {
-                out_channels: (end - first) as u32,
-                groups: 1,
-                ..*spec
-            },
-            channels: first..end,
-        })
-        .collect();
-    Ok((out_shape, taps, parts))
-}
 
-impl Kernels for Parallel {
     fn conv2d(
         &self,
+        g: &ConvGeometry,
         input: &[f32],
-        in_shape: Shape,
-        spec: &ConvSpec,
         weight: &[f32],
         bias: &[f32],
         output: &mut [f32],
-    ) -> Result<Shape, Error> {
-        let (out_shape, taps, parts) = conv_parts(
-            self,
+    ) -> Result<KernelPath, Error> {
+        g.check(
             input.len(),
-            in_shape,
-            spec,
             weight.len(),
-            bias.len(),
+            &[("conv bias", bias.len())],
             output.len(),
         )?;
-        let plane = out_shape.plane();
+        let parts = self.conv_parts(g)?;
+        let (taps, plane) = (g.taps().get(), g.out_plane().get());
         let outputs = split_by(output, parts.iter().map(|p| p.channels.len() * plane));
-        self.pool.install(|| {
-            parts.into_par_iter().zip(outputs).try_for_each(|(p, out)| {
-                let o = p.channels;
-                layers::conv2d(
-                    &input[p.input],
-                    p.in_shape,
-                    &p.spec,
-                    &weight[o.start * taps..o.end * taps],
-                    &bias[o],
-                    out,
-                )
-                .map(|_| ())
-            })
-        })?;
-        Ok(out_shape)
+        self.run_parts(outputs, |i, out| {
+            let p = &parts[i];
+            let o = p.channels.clone();
+            self.inner.conv2d(
+                &p.geometry,
+                &input[p.input.clone()],
+                &weight[o.start * taps..o.end * taps],
+                &bias[o],
+                out,
+            )
+        })
     }
 
     fn linear(
@@ -182,59 +181,78 @@ impl Kernels for Parallel {
         weight: &[f32],
         bias: &[f32],
         output: &mut [f32],
-    ) -> Result<(), Error> {
+    ) -> Result<KernelPath, Error> {
         let (n, o) = (input.len(), output.len());
         if bias.len() != o || weight.len() != n * o {
-            return layers::linear(input, weight, bias, output); // the core names the problem
+            return self.inner.linear(input, weight, bias, output); // it names the problem
         }
         let parts = self.parts(1, o);
         let outputs = split_by(output, parts.iter().map(|&(_, a, b)| b - a));
-        self.pool.install(|| {
-            parts
-                .into_par_iter()
-                .zip(outputs)
-                .try_for_each(|((_, a, b), out)| {
-                    layers::linear(input, &weight[a * n..b * n], &bias[a..b], out)
-                })
+        self.run_parts(outputs, |i, out| {
+            let (_, a, b) = parts[i];
+            self.inner
+                .linear(input, &weight[a * n..b * n], &bias[a..b], out)
         })
+    }
+
+    fn relu(&self, values: &mut [f32]) -> KernelPath {
+        self.inner.relu(values)
+    }
+
+    fn lrn(&self, values: &mut [f32], shape: Shape, spec: &LrnSpec) -> Result<KernelPath, Error> {
+        self.inner.lrn(values, shape, spec)
+    }
+
+    fn max_pool(
+        &self,
+        g: &PoolGeometry,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        self.inner.max_pool(g, input, output)
+    }
+
+    fn adaptive_avg_pool(
+        &self,
+        g: &AdaptivePoolGeometry,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        self.inner.adaptive_avg_pool(g, input, output)
     }
 
     fn conv2d_int8(
         &self,
+        g: &ConvGeometry,
         input: &[i8],
-        in_shape: Shape,
-        spec: &ConvSpec,
         kernel: &QKernel<'_>,
         zero_points: ZeroPoints,
         output: &mut [i8],
-    ) -> Result<Shape, Error> {
-        let c = out_channels_of(kernel)?;
-        let (out_shape, taps, parts) = conv_parts(
-            self,
+    ) -> Result<KernelPath, Error> {
+        g.check(
             input.len(),
-            in_shape,
-            spec,
             kernel.weight.len(),
-            c,
+            &[
+                ("conv bias", kernel.bias.len()),
+                ("conv multiplier", kernel.multiplier.len()),
+                ("conv shift", kernel.shift.len()),
+            ],
             output.len(),
         )?;
-        let plane = out_shape.plane();
+        let parts = self.conv_parts(g)?;
+        let (taps, plane) = (g.taps().get(), g.out_plane().get());
         let outputs = split_by(output, parts.iter().map(|p| p.channels.len() * plane));
-        self.pool.install(|| {
-            parts.into_par_iter().zip(outputs).try_for_each(|(p, out)| {
-                let part = sub_kernel(kernel, p.channels, taps);
-                int8::conv2d(
-                    &input[p.input],
-                    p.in_shape,
-                    &p.spec,
-                    &part,
-                    zero_points,
-                    out,
-                )
-                .map(|_| ())
-            })
-        })?;
-        Ok(out_shape)
+        self.run_parts(outputs, |i, out| {
+            let p = &parts[i];
+            let part = sub_kernel(kernel, p.channels.clone(), taps);
+            self.inner.conv2d_int8(
+                &p.geometry,
+                &input[p.input.clone()],
+                &part,
+                zero_points,
+                out,
+            )
+        })
     }
 
     fn linear_int8(
@@ -243,40 +261,61 @@ impl Kernels for Parallel {
         kernel: &QKernel<'_>,
         zero_points: ZeroPoints,
         output: &mut [i8],
-    ) -> Result<(), Error> {
+    ) -> Result<KernelPath, Error> {
         let (n, o) = (input.len(), output.len());
-        if out_channels_of(kernel)? != o || kernel.weight.len() != n * o {
-            return int8::linear(input, kernel, zero_points, output);
+        let per_channel = [
+            kernel.bias.len(),
+            kernel.multiplier.len(),
+            kernel.shift.len(),
+        ];
+        if per_channel.iter().any(|&c| c != o) || kernel.weight.len() != n * o {
+            return self.inner.linear_int8(input, kernel, zero_points, output);
         }
         let parts = self.parts(1, o);
         let outputs = split_by(output, parts.iter().map(|&(_, a, b)| b - a));
-        self.pool.install(|| {
-            parts
-                .into_par_iter()
-                .zip(outputs)
-                .try_for_each(|((_, a, b), out)| {
-                    int8::linear(input, &sub_kernel(kernel, a..b, n), zero_points, out)
-                })
+        self.run_parts(outputs, |i, out| {
+            let (_, a, b) = parts[i];
+            self.inner
+                .linear_int8(input, &sub_kernel(kernel, a..b, n), zero_points, out)
         })
     }
-}
 
-/// The channel count of an int8 kernel, once its per-channel tensors agree.
-fn out_channels_of(kernel: &QKernel<'_>) -> Result<usize, Error> {
-    let c = kernel.bias.len();
-    for (what, len) in [
-        ("multiplier", kernel.multiplier.len()),
-        ("shift", kernel.shift.len()),
-    ] {
-        if len != c {
-            return Err(wrong(what, c, len));
-        }
+    fn relu_int8(&self, values: &mut [i8], zero_point: i32) -> KernelPath {
+        self.inner.relu_int8(values, zero_point)
     }
-    Ok(c)
+
+    fn lrn_int8(
+        &self,
+        values: &mut [i8],
+        shape: Shape,
+        spec: &LrnSpec,
+        table: LrnTable<'_>,
+        zero_points: ZeroPoints,
+    ) -> Result<KernelPath, Error> {
+        self.inner.lrn_int8(values, shape, spec, table, zero_points)
+    }
+
+    fn max_pool_int8(
+        &self,
+        g: &PoolGeometry,
+        input: &[i8],
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        self.inner.max_pool_int8(g, input, output)
+    }
+
+    fn adaptive_avg_pool_int8(
+        &self,
+        g: &AdaptivePoolGeometry,
+        input: &[i8],
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        self.inner.adaptive_avg_pool_int8(g, input, output)
+    }
 }
 
 /// Channels `channels` of an int8 kernel with `taps` weights per channel (the prepacked DSP
-/// weights are for the Cortex-M kernel and are left out).
+/// weights are laid out for whole layers, so parts go without them).
 fn sub_kernel<'a>(
     kernel: &QKernel<'a>,
     channels: std::ops::Range<usize>,

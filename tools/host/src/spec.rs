@@ -184,7 +184,7 @@ impl ModelSpec {
                 else {
                     return None;
                 };
-                if !q.packed_dsp || !alexnet_core::int8::dsp::packed_fits(&spec, step.input) {
+                if !q.packed_dsp || !alexnet_core::int8::packed::packed_fits(&spec, step.input) {
                     return None;
                 }
                 let geometry = alexnet_core::int8::packed::PackedGeometry::new(&spec, step.input)?;

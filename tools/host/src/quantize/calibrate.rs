@@ -2,6 +2,7 @@
 //! range, by min/max or by percentile.
 
 use alexnet_core::Model;
+use alexnet_core::RunOptions;
 use anyhow::{ensure, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -104,12 +105,17 @@ pub fn calibrate(
         cal.input.add(input, &mut rng);
         let mut err = None;
         model
-            .forward_observed(input, &mut arena, &mut logits, |i, _, act| {
-                if act.iter().any(|v| !v.is_finite()) && err.is_none() {
-                    err = Some(i);
-                }
-                cal.layers[i].add(act, &mut rng);
-            })
+            .run(
+                input,
+                &mut arena,
+                &mut logits,
+                RunOptions::new().observe(&mut |i, _, act| {
+                    if act.iter().any(|v| !v.is_finite()) && err.is_none() {
+                        err = Some(i);
+                    }
+                    cal.layers[i].add(act, &mut rng);
+                }),
+            )
             .map_err(anyhow::Error::msg)?;
         if let Some(i) = err {
             anyhow::bail!("layer {i} produced NaN or infinity on calibration input {k}");

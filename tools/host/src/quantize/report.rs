@@ -2,6 +2,7 @@
 
 use super::Adjustments;
 use crate::spec::ModelSpec;
+use alexnet_core::RunOptions;
 use alexnet_core::{Layer, Model};
 use anyhow::Result;
 
@@ -97,28 +98,36 @@ pub fn evaluate(
     for input in inputs {
         let mut acts32: Vec<Vec<f32>> = vec![Vec::new(); n];
         f32_model
-            .forward_observed(input, &mut arena32, &mut l32, |i, _, a| {
-                acts32[i] = a.to_vec()
-            })
+            .run(
+                input,
+                &mut arena32,
+                &mut l32,
+                RunOptions::new().observe(&mut |i, _, a| acts32[i] = a.to_vec()),
+            )
             .map_err(anyhow::Error::msg)?;
         int8_model
             .quantize_input(input, &mut codes)
             .map_err(anyhow::Error::msg)?;
         int8_model
-            .forward_int8_observed(&codes, &mut arena8, &mut l8, |i, _, a| {
-                let p = q.layers[i].output;
-                for (&c, &r) in a.iter().zip(&acts32[reference[i]]) {
-                    let deq = (c as i32 - p.zero_point) as f64 * p.scale as f64;
-                    signal[i] += (r as f64).powi(2);
-                    noise[i] += (r as f64 - deq).powi(2);
-                }
-            })
+            .run(
+                &codes,
+                &mut arena8,
+                &mut l8,
+                RunOptions::new().observe(&mut |i, _, a| {
+                    let p = q.layers[i].output;
+                    for (&c, &r) in a.iter().zip(&acts32[reference[i]]) {
+                        let deq = (c as i32 - p.zero_point) as f64 * p.scale as f64;
+                        signal[i] += (r as f64).powi(2);
+                        noise[i] += (r as f64 - deq).powi(2);
+                    }
+                }),
+            )
             .map_err(anyhow::Error::msg)?;
         let mut b32 = [0usize];
         let mut b8 = [0usize];
-        alexnet_core::layers::top_k(&l32, &mut b32);
+        alexnet_core::postprocess::top_k(&l32, &mut b32);
         let l8f: Vec<f32> = l8.iter().map(|&c| c as f32).collect();
-        alexnet_core::layers::top_k(&l8f, &mut b8);
+        alexnet_core::postprocess::top_k(&l8f, &mut b8);
         agree += usize::from(b32 == b8);
     }
     let arch = f32_spec.arch();

@@ -1,51 +1,11 @@
 //! Integer-only Local Response Normalization (`docs/int8-spec.md`): the exact integer sum of
 //! squares indexes a table of the normalization factor that the quantizer computed.
 
-use super::requant::saturate;
-use super::ZeroPoints;
 use crate::arch::{Layer, LrnSpec, Shape, MAX_LRN_SIZE};
 use crate::error::Error;
-use crate::layers::{expect_len, output_shape};
-
-/// Sums below this are table indices themselves.
-pub const LRN_DIRECT: u32 = 64;
-/// Grid points per octave above [`LRN_DIRECT`].
-pub const LRN_STEPS: u32 = 32;
-
-/// The sum of squares at table entry `i`.
-pub const fn lrn_grid(i: u32) -> u64 {
-    if i < LRN_DIRECT {
-        i as u64
-    } else {
-        let octave = (i - LRN_DIRECT) / LRN_STEPS; // e - 6
-        let j = (i - LRN_DIRECT) % LRN_STEPS;
-        ((LRN_STEPS + j) as u64) << (octave + 1)
-    }
-}
-
-/// `(i, f, sh)`: the entry at or below `s`, the offset from it and the octave's shift
-/// (`f < 2^sh`; `sh = 0` and `f = 0` for direct entries).
-pub const fn lrn_table_index(s: u32) -> (u32, u32, u32) {
-    if s < LRN_DIRECT {
-        return (s, 0, 0);
-    }
-    let e = 31 - s.leading_zeros(); // >= 6
-    let sh = e - 5;
-    let top = s >> sh; // in [32, 64)
-    let i = LRN_DIRECT + LRN_STEPS * (e - 6) + (top - LRN_STEPS);
-    (i, s - (top << sh), sh)
-}
-
-/// Entries a table needs to cover sums up to `max_sum` (the interpolation reads `i + 1`).
-pub const fn lrn_table_len(max_sum: u32) -> usize {
-    let (i, _, _) = lrn_table_index(max_sum);
-    i as usize + 2
-}
-
-/// Largest sum of squares for an LRN of size `n`: `n * 255^2`.
-pub const fn lrn_max_sum(size: u32) -> u32 {
-    size * 255 * 255
-}
+use crate::geometry::{expect_len, output_shape};
+use crate::int8::requant::saturate;
+use crate::int8::{lrn_max_sum, lrn_table_index, lrn_table_len, ZeroPoints};
 
 /// The interpolated table value for sum `s`, or `None` if the table is too short.
 fn lookup(table: &[i32], s: u32) -> Option<i64> {
@@ -117,21 +77,4 @@ pub fn lrn_in_place(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grid_and_index_agree() {
-        for s in 0..400_000u32 {
-            let (i, f, sh) = lrn_table_index(s);
-            assert_eq!(lrn_grid(i) + f as u64, s as u64, "s = {s}");
-            assert!(f < (1 << sh) || sh == 0 && f == 0);
-            assert!(lrn_grid(i + 1) > s as u64);
-        }
-        // The paper's n = 5 needs 457 entries.
-        assert_eq!(lrn_table_len(lrn_max_sum(5)), 457);
-    }
 }

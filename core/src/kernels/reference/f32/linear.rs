@@ -1,7 +1,7 @@
 //! Fully connected layers.
 
-use super::expect_len;
 use crate::error::Error;
+use crate::geometry::expect_len;
 
 /// Partial sums a linear layer keeps (see [`linear`]): 16 f32 lanes fill one AVX-512
 /// register or two AVX2 registers, and cost nothing extra on a scalar core.

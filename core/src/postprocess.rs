@@ -1,7 +1,7 @@
 //! Softmax and top-k over logits.
 
-use super::expect_len;
 use crate::error::Error;
+use crate::geometry::expect_len;
 
 /// `probs[i] = exp(x[i] - max) / sum_j exp(x[j] - max)`, with `libm::expf` and the sum taken
 /// in ascending `j` from 0.0, so it is reproducible across targets.

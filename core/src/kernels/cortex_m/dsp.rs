@@ -1,18 +1,22 @@
-//! Cortex-M4 DSP kernels: the int8 convolution and linear layer as dot products of packed
-//! 16-bit pairs, two multiply-accumulates per `SMLAD` instruction.
+//! The `SMLAD` int8 convolution: dot products of packed 16-bit pairs, two
+//! multiply-accumulates per instruction.
 //!
-//! Bit-exact with the generic kernels by construction: they compute the same integer sums
+//!
+//! Bit-exact with the definition by construction: they compute the same integer sums
 //! (integer addition is associative, and the contract's overflow bound holds for any order).
 //! The instructions are reached through [`sxtb16`], [`sxtb16_ror8`] and [`smlad`]: inline
 //! assembly when building for ARM with the `dsp` feature (enable it only for cores with the
 //! DSP extension: Cortex-M4, M7, M33...), exact portable definitions elsewhere, so the host
-//! tests run this very code against the generic kernels, and the QEMU test runs it with the
+//! tests run this very code against the definition, and the QEMU test runs it with the
 //! real instructions.
 
-use super::requant::output_code;
-use super::{QKernel, ZeroPoints};
-use crate::arch::{ConvSpec, Shape};
+use super::super::reference::int8 as definition;
+use super::super::KernelPath;
 use crate::error::Error;
+use crate::geometry::ConvGeometry;
+use crate::int8::packed::{packed_fits, PackedGeometry, MAX_PACKED_TAPS, MAX_PADDED_INPUT};
+use crate::int8::requant::output_code;
+use crate::int8::{QKernel, ZeroPoints};
 use core::mem::MaybeUninit;
 
 /// Largest patch (input channels per group x kernel area) the stack buffer holds; larger
@@ -206,36 +210,32 @@ fn dot2_quads(words: &[u32], w0: &[i8], w1: &[i8], quads: usize) -> (i32, i32) {
     (a0, a1)
 }
 
-/// The int8 convolution of [`super::conv2d`], as im2col patches and `SMLAD` dot products,
-/// two output channels at a time. Falls back to the generic kernel for patches larger than
-/// [`MAX_PATCH`].
+/// The int8 convolution ([`definition::conv2d`]) as im2col patches and `SMLAD` dot
+/// products, two output channels at a time; with the host's prepacked weights, the 2x2-block
+/// kernel. Patches larger than [`MAX_PATCH`] run the definition (and say so).
 pub fn conv2d(
+    g: &ConvGeometry,
     input: &[i8],
-    in_shape: Shape,
-    spec: &ConvSpec,
     kernel: &QKernel<'_>,
     zero_points: ZeroPoints,
     output: &mut [i8],
-) -> Result<Shape, Error> {
-    let out_shape = super::conv::check(input, in_shape, spec, kernel, output)?;
-    let oc = spec.out_channels as usize;
-    let k = spec.kernel as usize;
-    // `check` proved `groups` nonzero; `max(1)` lets the optimizer see it.
-    let groups = (spec.groups as usize).max(1);
-    let cin_group = in_shape.c / groups;
-    let cout_group = oc / groups;
-    let taps = cin_group * k * k;
+) -> Result<KernelPath, Error> {
+    definition::check(g, input, kernel, output)?;
+    let (in_shape, out_shape) = (g.input(), g.output());
+    let k = g.kernel().get();
+    let groups = g.groups().get();
+    let (cin_group, cout_group) = (g.in_per_group().get(), g.out_per_group().get());
+    let taps = g.taps().get();
     if let Some(packed) = kernel.packed {
-        if let Some(shape) =
-            conv2d_packed(input, in_shape, spec, kernel, packed, zero_points, output)
-        {
-            return Ok(shape);
+        if conv2d_packed(g, input, kernel, packed, zero_points, output).is_some() {
+            return Ok(KernelPath::CortexMDsp);
         }
     }
     if taps > MAX_PATCH {
-        return super::conv::conv2d_generic(input, in_shape, spec, kernel, zero_points, output);
+        return definition::conv2d(g, input, kernel, zero_points, output)
+            .map(|()| KernelPath::Reference);
     }
-    let (s, p) = (spec.stride as usize, spec.padding as usize);
+    let (s, p) = (g.stride().get(), g.padding());
     let (in_h, in_w, plane) = (in_shape.h, in_shape.w, out_shape.plane());
     let mut patch = Patch {
         halves: Halves([0; MAX_PATCH]),
@@ -295,24 +295,7 @@ pub fn conv2d(
             }
         }
     }
-    Ok(out_shape)
-}
-
-/// Largest channels-last, zero-padded copy of one group's input (16-bit values) the packed
-/// kernel keeps on the stack.
-pub const MAX_PADDED_INPUT: usize = 8192;
-/// Largest padded patch (taps per output channel) of the packed kernel.
-pub const MAX_PACKED_TAPS: usize = 1152;
-
-/// Whether the packed kernel's stack buffers hold this convolution (otherwise the unpacked
-/// kernel runs, and a blob need not carry its packed weights).
-pub const fn packed_fits(spec: &ConvSpec, in_shape: Shape) -> bool {
-    let Some(geometry) = super::packed::PackedGeometry::new(spec, in_shape) else {
-        return false;
-    };
-    let p = spec.padding as usize;
-    let padded = geometry.cin_group * (in_shape.h + 2 * p) * (in_shape.w + 2 * p);
-    padded <= MAX_PADDED_INPUT && geometry.padded_taps <= MAX_PACKED_TAPS && geometry.taps > 0
+    Ok(KernelPath::CortexMDsp)
 }
 
 /// Words of the column buffer: pixel pairs of at most [`MAX_PACKED_TAPS`] taps each.
@@ -348,22 +331,19 @@ impl<const N: usize> Scratch<N> {
 /// and one of activations per four `SMLAD`s. `None` when the layer exceeds the stack buffers
 /// or `packed` is not laid out for it; the caller then uses the unpacked kernel.
 fn conv2d_packed(
+    g: &ConvGeometry,
     input: &[i8],
-    in_shape: Shape,
-    spec: &ConvSpec,
     kernel: &QKernel<'_>,
     packed: &[i16],
     zero_points: ZeroPoints,
     output: &mut [i8],
-) -> Option<Shape> {
-    let geometry = super::packed::PackedGeometry::new(spec, in_shape)?;
-    let out_shape = crate::arch::Layer::Conv(*spec)
-        .output_shape(in_shape)
-        .ok()?;
+) -> Option<()> {
+    let (spec, in_shape, out_shape) = (g.spec(), g.input(), g.output());
+    let geometry = PackedGeometry::new(spec, in_shape)?;
     if !packed_fits(spec, in_shape) || packed.len() != geometry.len() {
         return None;
     }
-    let (s, p) = ((spec.stride as usize).max(1), spec.padding as usize);
+    let (s, p) = (g.stride().get(), g.padding());
     let (k, cin) = (geometry.kernel, geometry.cin_group.max(1));
     let (in_h, in_w) = (in_shape.h, in_shape.w);
     let padded_w = in_w + 2 * p;
@@ -476,7 +456,7 @@ fn conv2d_packed(
             }
         }
     }
-    Some(out_shape)
+    Some(())
 }
 
 /// One output channel's requantization, prepared once per tile. For `r >= 33`, the usual

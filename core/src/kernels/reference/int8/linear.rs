@@ -1,9 +1,9 @@
 //! int8 fully connected layer.
 
-use super::requant::output_code;
-use super::{QKernel, ZeroPoints};
 use crate::error::Error;
-use crate::layers::expect_len;
+use crate::geometry::expect_len;
+use crate::int8::requant::output_code;
+use crate::int8::{QKernel, ZeroPoints};
 
 /// `q_out[o] = clamp(zp_out + requantize(bias[o] + sum_i (q_in[i] - zp_in) * w[o][i]))`.
 pub fn linear(

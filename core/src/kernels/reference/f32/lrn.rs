@@ -1,8 +1,8 @@
 //! Local Response Normalization across channels (paper §3.3).
 
-use super::{expect_len, output_shape};
 use crate::arch::{Layer, LrnSpec, Shape, MAX_LRN_SIZE};
 use crate::error::Error;
+use crate::geometry::{expect_len, output_shape};
 
 /// Normalizes `values` (`[C, H, W]`) in place:
 /// `b[c] = a[c] / powf(k + alpha' * S, beta)`, `S = sum a[c']^2` over

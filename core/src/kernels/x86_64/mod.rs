@@ -1,6 +1,6 @@
-//! Fast host kernels: the f32 and int8 convolutions as register-blocked matrix products for
-//! x86-64 with AVX2, chosen at run time, bit-identical to the definitions
-//! ([`crate::layers::conv2d_reference`], [`crate::int8::conv2d_generic`]).
+//! x86-64 kernels: the f32 and int8 convolutions as register-blocked matrix products for
+//! AVX2, chosen at run time ([`X86Avx2::detect`]), bit-identical to the definitions
+//! ([`super::reference::f32::conv2d`], [`super::reference::int8::conv2d`]).
 //!
 //! A convolution is a matrix product per group: `out[o][pixel] = bias[o] + sum over taps t of
 //! w[o][t] * patch[t][pixel]`, the taps `t = (input channel, kernel row, kernel column)` in
@@ -28,70 +28,88 @@
 //! optimizer may commute an addition's operands; NaN-ness, infinities, signed zeros and every
 //! finite bit are identical.
 //!
-//! Detection works without `std`: CPUID for AVX2 and OSXSAVE, XGETBV for the OS saving the
-//! AVX state, cached in an atomic. Other architectures, and x86-64 without AVX2, run the
-//! definitions. This is the crate's one module besides `int8::dsp` that uses `unsafe`: the
-//! intrinsics, their loads and stores, each with its argument.
+//! Detection is the kernels' one place for it (`kernels::detect`, CPUID and XGETBV, no
+//! `std`); an [`X86Avx2`] exists only where AVX2 was found, which is what makes the
+//! intrinsics sound to call. With `kernels::cortex_m`, this is where the crate uses
+//! `unsafe`: the intrinsics, their loads and stores, each with its argument.
 
-use crate::arch::{ConvSpec, Shape};
+use super::{KernelPath, Kernels};
 use crate::error::Error;
+use crate::geometry::ConvGeometry;
 use crate::int8::{QKernel, ZeroPoints};
 
-/// Whether [`conv2d_f32`] and [`conv2d_int8`] run the fast kernels on this machine (x86-64
-/// with AVX2, enabled by the OS); when `false` they are the definitions.
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        x86::avx2()
+/// The AVX2 kernels: the convolutions run blocked SIMD code, every other layer the
+/// reference. Only [`X86Avx2::detect`] makes one, on a machine that has AVX2.
+#[derive(Clone, Copy, Debug)]
+pub struct X86Avx2 {
+    _detected: (),
+}
+
+impl X86Avx2 {
+    /// The AVX2 kernels if this is x86-64 with AVX2 enabled by the OS, else `None`.
+    pub fn detect() -> Option<Self> {
+        super::detect::x86_avx2().then_some(Self::DETECTED)
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// The value [`X86Avx2::detect`] returns; private, so that only detection hands it out.
+    pub(super) const DETECTED: Self = X86Avx2 { _detected: () };
+}
+
+impl Kernels for X86Avx2 {
+    fn name(&self) -> &'static str {
+        "x86-64 AVX2"
+    }
+
+    /// Same checks, same errors, same bits as [`super::reference::f32::conv2d`].
+    fn conv2d(
+        &self,
+        g: &ConvGeometry,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            g.check(
+                input.len(),
+                weight.len(),
+                &[("conv bias", bias.len())],
+                output.len(),
+            )?;
+            x86::conv_f32(input, weight, bias, output, &Dims::new(g));
+            Ok(KernelPath::X86Avx2)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            super::reference::f32::conv2d(g, input, weight, bias, output)
+                .map(|()| KernelPath::Reference)
+        }
+    }
+
+    /// Same checks, same errors, same codes as [`super::reference::int8::conv2d`]; an input
+    /// zero point outside the int8 codes (never in a valid blob) runs the reference.
+    fn conv2d_int8(
+        &self,
+        g: &ConvGeometry,
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        #[cfg(target_arch = "x86_64")]
+        if (-128..=127).contains(&zero_points.input) {
+            super::reference::int8::check(g, input, kernel, output)?;
+            x86::conv_int8(input, kernel, zero_points, output, &Dims::new(g));
+            return Ok(KernelPath::X86Avx2);
+        }
+        super::reference::int8::conv2d(g, input, kernel, zero_points, output)
+            .map(|()| KernelPath::Reference)
     }
 }
 
-/// The f32 convolution ([`crate::layers::conv2d`]): the fast kernel when [`available`],
-/// otherwise [`crate::layers::conv2d_reference`]. Same checks, same errors, same bits.
-pub fn conv2d_f32(
-    input: &[f32],
-    in_shape: Shape,
-    spec: &ConvSpec,
-    weight: &[f32],
-    bias: &[f32],
-    output: &mut [f32],
-) -> Result<Shape, Error> {
-    #[cfg(target_arch = "x86_64")]
-    if x86::avx2() {
-        let out_shape = crate::layers::conv_check(input, in_shape, spec, weight, bias, output)?;
-        let dims = Dims::new(in_shape, spec, out_shape);
-        x86::conv_f32(input, weight, bias, output, &dims);
-        return Ok(out_shape);
-    }
-    crate::layers::conv2d_reference(input, in_shape, spec, weight, bias, output)
-}
-
-/// The int8 convolution without the `dsp` feature ([`crate::int8::conv2d`]): the fast kernel
-/// when [`available`] (and the input zero point is an int8 code, as a valid blob's is),
-/// otherwise [`crate::int8::conv2d_generic`]. Same checks, same errors, same codes.
-pub fn conv2d_int8(
-    input: &[i8],
-    in_shape: Shape,
-    spec: &ConvSpec,
-    kernel: &QKernel<'_>,
-    zero_points: ZeroPoints,
-    output: &mut [i8],
-) -> Result<Shape, Error> {
-    #[cfg(target_arch = "x86_64")]
-    if x86::avx2() && (-128..=127).contains(&zero_points.input) {
-        let out_shape = crate::int8::conv_check(input, in_shape, spec, kernel, output)?;
-        let dims = Dims::new(in_shape, spec, out_shape);
-        x86::conv_int8(input, kernel, zero_points, output, &dims);
-        return Ok(out_shape);
-    }
-    crate::int8::conv2d_generic(input, in_shape, spec, kernel, zero_points, output)
-}
-
-/// A checked convolution's geometry, every divisor and chunk size nonzero.
+/// A checked convolution's geometry ([`ConvGeometry`]) as the plain sizes the hot loops
+/// index with.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, Debug)]
 struct Dims {
@@ -113,23 +131,20 @@ struct Dims {
 
 #[cfg(target_arch = "x86_64")]
 impl Dims {
-    fn new(in_shape: Shape, spec: &ConvSpec, out_shape: Shape) -> Self {
-        let k = (spec.kernel as usize).max(1);
-        let groups = (spec.groups as usize).max(1);
-        let cin_g = (in_shape.c / groups).max(1);
+    fn new(g: &ConvGeometry) -> Self {
         Dims {
-            groups,
-            cin_g,
-            cout_g: (out_shape.c / groups).max(1),
-            k,
-            stride: (spec.stride as usize).max(1),
-            pad: spec.padding as usize,
-            in_h: in_shape.h,
-            in_w: in_shape.w.max(1),
-            in_plane: in_shape.plane().max(1),
-            out_w: out_shape.w.max(1),
-            pixels: out_shape.plane().max(1),
-            taps: cin_g.saturating_mul(k * k).max(1),
+            groups: g.groups().get(),
+            cin_g: g.in_per_group().get(),
+            cout_g: g.out_per_group().get(),
+            k: g.kernel().get(),
+            stride: g.stride().get(),
+            pad: g.padding(),
+            in_h: g.input().h,
+            in_w: g.in_w().get(),
+            in_plane: g.in_plane().get(),
+            out_w: g.out_w().get(),
+            pixels: g.out_plane().get(),
+            taps: g.taps().get(),
         }
     }
 }
@@ -140,55 +155,6 @@ mod x86 {
     use crate::int8::requant::output_code;
     use crate::int8::{QKernel, ZeroPoints};
     use core::arch::x86_64::*;
-    use core::sync::atomic::{AtomicU8, Ordering};
-
-    /// 0: not yet detected, 1: no AVX2, 2: AVX2.
-    static AVX2: AtomicU8 = AtomicU8::new(0);
-
-    /// Whether the CPU has AVX2 and the OS saves the AVX state (detected once).
-    pub(super) fn avx2() -> bool {
-        match AVX2.load(Ordering::Relaxed) {
-            1 => false,
-            2 => true,
-            _ => {
-                let found = detect();
-                AVX2.store(if found { 2 } else { 1 }, Ordering::Relaxed);
-                found
-            }
-        }
-    }
-
-    fn detect() -> bool {
-        // CPUID exists on every x86-64 processor. (The intrinsic is a safe function in
-        // newer Rust, an unsafe one in the crate's oldest supported Rust.)
-        // SAFETY: CPUID is available on x86-64.
-        #[allow(unused_unsafe)]
-        let (max_leaf, ecx) = unsafe { (__cpuid(0).eax, __cpuid(1).ecx) };
-        if max_leaf < 7 {
-            return false;
-        }
-        let (osxsave, avx) = (ecx & (1 << 27) != 0, ecx & (1 << 28) != 0);
-        if !(osxsave && avx) {
-            return false;
-        }
-        // SAFETY: OSXSAVE is set, so XGETBV is available and XCR0 readable.
-        let xcr0 = unsafe { xcr0() };
-        // The OS saves the SSE (bit 1) and AVX (bit 2) register state.
-        if xcr0 & 0b110 != 0b110 {
-            return false;
-        }
-        // SAFETY: CPUID is available on x86-64, and leaf 7 exists (max_leaf >= 7).
-        #[allow(unused_unsafe)]
-        let ebx = unsafe { __cpuid_count(7, 0).ebx };
-        ebx & (1 << 5) != 0
-    }
-
-    /// # Safety
-    /// The CPU must support XGETBV (CPUID.1:ECX.OSXSAVE).
-    #[target_feature(enable = "xsave")]
-    unsafe fn xcr0() -> u64 {
-        _xgetbv(0)
-    }
 
     /// Where the `N` output pixels of a block read their tap `(0, 0)`: row and column in
     /// unpadded input coordinates, wrapped below zero (so `< in_h`, `< in_w` test both ends).
@@ -521,7 +487,8 @@ mod x86 {
         output: &mut [f32],
         d: &Dims,
     ) {
-        // SAFETY: called only after `avx2()` returned true.
+        // SAFETY: reached only through an `X86Avx2`, which exists only where
+        // `detect::x86_avx2()` found AVX2 enabled by the OS.
         unsafe { conv_f32_avx2(input, weight, bias, output, d) }
     }
 
@@ -724,7 +691,8 @@ mod x86 {
         output: &mut [i8],
         d: &Dims,
     ) {
-        // SAFETY: called only after `avx2()` returned true.
+        // SAFETY: reached only through an `X86Avx2`, which exists only where
+        // `detect::x86_avx2()` found AVX2 enabled by the OS.
         unsafe { conv_int8_avx2(input, kernel, zero_points, output, d) }
     }
 

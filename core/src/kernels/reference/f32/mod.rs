@@ -1,0 +1,18 @@
+//! The f32 definitions. Each one is its layer's contract: it checks its slices, then
+//! computes every output with the accumulation order that `docs/numerics-f32.md` fixes, so
+//! that faster kernels and other targets can reproduce it bit for bit.
+//!
+//! Activations are `[C, H, W]` row-major; weights are PyTorch's layouts.
+
+mod conv;
+mod linear;
+mod lrn;
+mod pool;
+mod relu;
+
+pub use conv::conv2d;
+pub use linear::{linear, LINEAR_LANES};
+pub use lrn::lrn_in_place;
+pub use pool::{adaptive_avg_pool, max_pool};
+pub(crate) use pool::{adaptive_pool_by, max_pool_by};
+pub use relu::relu_in_place;
