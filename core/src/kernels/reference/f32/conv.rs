@@ -25,7 +25,14 @@ pub fn conv2d(
         &[("conv bias", bias.len())],
         output.len(),
     )?;
-    let (area, k) = (g.area(), g.kernel().get());
+    let (area, k) = (g.area().get(), g.kernel().get());
+    let columns = Columns {
+        in_h: g.input().h,
+        in_w: g.in_w().get(),
+        out_w: g.out_w().get(),
+        stride: g.stride().get(),
+        padding: g.padding(),
+    };
     let out_planes = output.chunks_exact_mut(g.out_plane().get());
     let kernels = weight.chunks_exact(g.taps().get());
     for (oc, ((plane, kernel), &b)) in out_planes.zip(kernels).zip(bias).enumerate() {
@@ -33,10 +40,10 @@ pub fn conv2d(
         let in_planes = input
             .chunks_exact(g.in_plane().get())
             .skip(g.group_of(oc) * g.in_per_group().get());
-        for (in_plane, taps) in in_planes.zip(kernel.chunks_exact(area.get())) {
+        for (in_plane, taps) in in_planes.zip(kernel.chunks_exact(area)) {
             for (ky, tap_row) in taps.chunks_exact(k).enumerate() {
                 for (kx, &w) in tap_row.iter().enumerate() {
-                    accumulate_tap(g, in_plane, plane, ky, kx, w);
+                    columns.accumulate_tap(in_plane, plane, ky, kx, w);
                 }
             }
         }
@@ -44,45 +51,66 @@ pub fn conv2d(
     Ok(())
 }
 
-/// Adds tap `(ky, kx)` of weight `w` to every output of one output plane.
-fn accumulate_tap(
-    g: &ConvGeometry,
-    in_plane: &[f32],
-    out_plane: &mut [f32],
-    ky: usize,
-    kx: usize,
-    w: f32,
-) {
-    let s = g.stride().get();
-    let padded = 0.0 * w;
-    let (ox_lo, ox_hi) = g.valid_columns(kx);
-    for (oy, out_row) in out_plane.chunks_exact_mut(g.out_w().get()).enumerate() {
-        let in_row = g
-            .input_row(oy, ky)
-            .and_then(|iy| in_plane.chunks_exact(g.in_w().get()).nth(iy));
-        let Some(in_row) = in_row else {
-            out_row.iter_mut().for_each(|o| *o += padded);
-            continue;
-        };
-        // ox_lo <= ox_hi <= out_w: the splits always succeed.
-        let Some((left, rest)) = out_row.split_at_mut_checked(ox_lo) else {
-            continue;
-        };
-        let Some((valid, right)) = rest.split_at_mut_checked(ox_hi - ox_lo) else {
-            continue;
-        };
-        left.iter_mut().for_each(|o| *o += padded);
-        let start = (ox_lo * s + kx).wrapping_sub(g.padding());
-        let taps = in_row.get(start..).unwrap_or(&[]);
-        if s == 1 {
-            valid.iter_mut().zip(taps).for_each(|(o, &x)| *o += x * w);
+/// The geometry's sizes as plain values, for the loop over a plane's rows.
+struct Columns {
+    in_h: usize,
+    in_w: usize,
+    out_w: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl Columns {
+    /// Adds tap `(ky, kx)` of weight `w` to every output of one output plane.
+    fn accumulate_tap(
+        &self,
+        in_plane: &[f32],
+        out_plane: &mut [f32],
+        ky: usize,
+        kx: usize,
+        w: f32,
+    ) {
+        let (s, p, out_w) = (self.stride.max(1), self.padding, self.out_w.max(1));
+        let padded = 0.0 * w;
+        // `ConvGeometry::valid_columns`, by hand: the compiler keeps these in registers.
+        let ox_lo = if kx >= p { 0 } else { (p - kx).div_ceil(s) }.min(out_w);
+        let ox_hi = if self.in_w + p > kx {
+            ((self.in_w + p - kx - 1) / s + 1).min(out_w)
         } else {
-            valid
-                .iter_mut()
-                .zip(taps.iter().step_by(s))
-                .for_each(|(o, &x)| *o += x * w);
+            0
+        };
+        let ox_hi = ox_hi.clamp(ox_lo, out_w);
+        for (oy, out_row) in out_plane.chunks_exact_mut(out_w).enumerate() {
+            let iy = (oy * s + ky).wrapping_sub(p);
+            let in_row = if iy < self.in_h {
+                in_plane.chunks_exact(self.in_w.max(1)).nth(iy)
+            } else {
+                None
+            };
+            let Some(in_row) = in_row else {
+                out_row.iter_mut().for_each(|o| *o += padded);
+                continue;
+            };
+            // ox_lo <= ox_hi <= out_w: the splits always succeed.
+            let Some((left, rest)) = out_row.split_at_mut_checked(ox_lo) else {
+                continue;
+            };
+            let Some((valid, right)) = rest.split_at_mut_checked(ox_hi - ox_lo) else {
+                continue;
+            };
+            left.iter_mut().for_each(|o| *o += padded);
+            let start = (ox_lo * s + kx).wrapping_sub(p);
+            let taps = in_row.get(start..).unwrap_or(&[]);
+            if s == 1 {
+                valid.iter_mut().zip(taps).for_each(|(o, &x)| *o += x * w);
+            } else {
+                valid
+                    .iter_mut()
+                    .zip(taps.iter().step_by(s))
+                    .for_each(|(o, &x)| *o += x * w);
+            }
+            right.iter_mut().for_each(|o| *o += padded);
         }
-        right.iter_mut().for_each(|o| *o += padded);
     }
 }
 

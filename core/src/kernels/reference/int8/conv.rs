@@ -38,32 +38,44 @@ pub fn conv2d(
     output: &mut [i8],
 ) -> Result<(), Error> {
     check(g, input, kernel, output)?;
+    // The geometry's sizes as locals: the hot loops below index with them.
     let (k, s, p) = (g.kernel().get(), g.stride().get(), g.padding());
+    let (in_h, in_w) = (g.input().h, g.in_w().get());
+    let (in_plane_len, out_plane_len, out_w) =
+        (g.in_plane().get(), g.out_plane().get(), g.out_w().get());
+    let (area, cin_group) = (g.area().get(), g.in_per_group().get());
     let zp_in = zero_points.input;
 
-    let out_planes = output.chunks_exact_mut(g.out_plane().get());
+    let out_planes = output.chunks_exact_mut(out_plane_len);
     let kernels = kernel.weight.chunks_exact(g.taps().get());
     let per_channel = kernel.bias.iter().zip(kernel.multiplier).zip(kernel.shift);
     for (o, ((plane, taps), ((&bias, &m), &r))) in
         out_planes.zip(kernels).zip(per_channel).enumerate()
     {
-        let first_in = g.group_of(o) * g.in_per_group().get();
-        for (oy, out_row) in plane.chunks_exact_mut(g.out_w().get()).enumerate() {
+        let group = g.group_of(o);
+        for (oy, out_row) in plane.chunks_exact_mut(out_w).enumerate() {
             for (seg, out_seg) in out_row.chunks_mut(SEGMENT).enumerate() {
                 let x0 = seg * SEGMENT;
                 let mut acc = [bias; SEGMENT];
-                let in_planes = input.chunks_exact(g.in_plane().get()).skip(first_in);
-                for (in_plane, w_ic) in in_planes.zip(taps.chunks_exact(g.area().get())) {
+                let in_planes = input.chunks_exact(in_plane_len).skip(group * cin_group);
+                for (in_plane, w_ic) in in_planes.zip(taps.chunks_exact(area)) {
                     for (ky, w_row) in w_ic.chunks_exact(k).enumerate() {
-                        let Some(in_row) = g
-                            .input_row(oy, ky)
-                            .and_then(|iy| in_plane.chunks_exact(g.in_w().get()).nth(iy))
+                        let iy = (oy * s + ky).wrapping_sub(p);
+                        let Some(in_row) =
+                            in_plane.chunks_exact(in_w).nth(iy).filter(|_| iy < in_h)
                         else {
                             continue;
                         };
                         for (kx, &w) in w_row.iter().enumerate() {
-                            // Outputs x0..x0 + len whose column x*s + kx - p is inside the row.
-                            let (lo, hi) = g.valid_columns(kx);
+                            // Outputs x0..x0 + len whose column x*s + kx - p is inside the row
+                            // (`ConvGeometry::valid_columns`, inlined by hand: this is the
+                            // innermost loop's prologue).
+                            let lo = if kx >= p { 0 } else { (p - kx).div_ceil(s) };
+                            let hi = if in_w + p > kx {
+                                (in_w + p - kx - 1) / s + 1
+                            } else {
+                                0
+                            };
                             let end = x0 + out_seg.len();
                             let (lo, hi) = (lo.max(x0).min(end), hi.max(x0).min(end));
                             if lo >= hi {
