@@ -6,11 +6,20 @@
 
 use crate::arch::{ConvSpec, Layer, PoolSpec, Shape};
 use crate::error::{ArchProblem, Error};
+use crate::int8::QKernel;
 use core::num::NonZeroUsize;
 
 /// `n` as a [`NonZeroUsize`], or the layer problem a zero size is.
 fn non_zero(n: usize) -> Result<NonZeroUsize, Error> {
     NonZeroUsize::new(n).ok_or(Error::Geometry(ArchProblem::ZeroDimension))
+}
+
+/// `h * w` of a validated shape whose width is `w` (nonzero; so is its height).
+const fn plane(shape: Shape, w: NonZeroUsize) -> NonZeroUsize {
+    match NonZeroUsize::new(shape.h * shape.w) {
+        Some(n) => n,
+        None => w,
+    }
 }
 
 /// The output shape of `layer` on `input`, as a kernel-level error.
@@ -101,18 +110,11 @@ impl ConvGeometry {
     }
     /// Input plane `H * W`.
     pub const fn in_plane(&self) -> NonZeroUsize {
-        // `in_w` is nonzero and the validated shape has a nonzero height.
-        match NonZeroUsize::new(self.input.h * self.input.w) {
-            Some(n) => n,
-            None => self.in_w,
-        }
+        plane(self.input, self.in_w)
     }
     /// Output plane `H' * W'`.
     pub const fn out_plane(&self) -> NonZeroUsize {
-        match NonZeroUsize::new(self.output.h * self.output.w) {
-            Some(n) => n,
-            None => self.out_w,
-        }
+        plane(self.output, self.out_w)
     }
     /// Kernel area `k * k`.
     pub const fn area(&self) -> NonZeroUsize {
@@ -171,9 +173,43 @@ impl ConvGeometry {
         ConvGeometry::new(&spec, band)
     }
 
-    /// Checks the slices of one call: input, weight, bias (and any other per-channel
-    /// tensor, all of `out_channels`) and output.
-    pub fn check(
+    /// Checks the slices of an f32 call against the geometry.
+    pub fn check_f32(
+        &self,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &[f32],
+    ) -> Result<(), Error> {
+        self.check(
+            input.len(),
+            weight.len(),
+            &[("conv bias", bias.len())],
+            output.len(),
+        )
+    }
+
+    /// Checks the slices of an int8 call against the geometry.
+    pub fn check_int8(
+        &self,
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        output: &[i8],
+    ) -> Result<(), Error> {
+        self.check(
+            input.len(),
+            kernel.weight.len(),
+            &[
+                ("conv bias", kernel.bias.len()),
+                ("conv multiplier", kernel.multiplier.len()),
+                ("conv shift", kernel.shift.len()),
+            ],
+            output.len(),
+        )
+    }
+
+    /// Input, weight, every per-channel tensor (all of `out_channels`) and output.
+    fn check(
         &self,
         input: usize,
         weight: usize,
@@ -241,17 +277,11 @@ impl PoolGeometry {
     }
     /// Input plane `H * W`.
     pub const fn in_plane(&self) -> NonZeroUsize {
-        match NonZeroUsize::new(self.input.h * self.input.w) {
-            Some(n) => n,
-            None => self.in_w,
-        }
+        plane(self.input, self.in_w)
     }
     /// Output plane `H' * W'`.
     pub const fn out_plane(&self) -> NonZeroUsize {
-        match NonZeroUsize::new(self.output.h * self.output.w) {
-            Some(n) => n,
-            None => self.out_w,
-        }
+        plane(self.output, self.out_w)
     }
 
     /// Checks the slices of one call.
@@ -301,17 +331,11 @@ impl AdaptivePoolGeometry {
     }
     /// Input plane `H * W`.
     pub const fn in_plane(&self) -> NonZeroUsize {
-        match NonZeroUsize::new(self.input.h * self.input.w) {
-            Some(n) => n,
-            None => self.in_w,
-        }
+        plane(self.input, self.in_w)
     }
     /// Output plane `H' * W'`.
     pub const fn out_plane(&self) -> NonZeroUsize {
-        match NonZeroUsize::new(self.output.h * self.output.w) {
-            Some(n) => n,
-            None => self.out_w,
-        }
+        plane(self.output, self.out_w)
     }
     /// The input rows (or columns) `[lo, hi)` of output index `i`: PyTorch's
     /// `[floor(i * n / out), ceil((i + 1) * n / out))`.

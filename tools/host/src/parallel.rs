@@ -153,12 +153,7 @@ impl<K: Kernels> Kernels for Parallel<K> {
         bias: &[f32],
         output: &mut [f32],
     ) -> Result<KernelPath, Error> {
-        g.check(
-            input.len(),
-            weight.len(),
-            &[("conv bias", bias.len())],
-            output.len(),
-        )?;
+        g.check_f32(input, weight, bias, output)?;
         let parts = self.conv_parts(g)?;
         let (taps, plane) = (g.taps().get(), g.out_plane().get());
         let outputs = split_by(output, parts.iter().map(|p| p.channels.len() * plane));
@@ -229,16 +224,7 @@ impl<K: Kernels> Kernels for Parallel<K> {
         zero_points: ZeroPoints,
         output: &mut [i8],
     ) -> Result<KernelPath, Error> {
-        g.check(
-            input.len(),
-            kernel.weight.len(),
-            &[
-                ("conv bias", kernel.bias.len()),
-                ("conv multiplier", kernel.multiplier.len()),
-                ("conv shift", kernel.shift.len()),
-            ],
-            output.len(),
-        )?;
+        g.check_int8(input, kernel, output)?;
         let parts = self.conv_parts(g)?;
         let (taps, plane) = (g.taps().get(), g.out_plane().get());
         let outputs = split_by(output, parts.iter().map(|p| p.channels.len() * plane));

@@ -220,7 +220,7 @@ pub fn conv2d(
     zero_points: ZeroPoints,
     output: &mut [i8],
 ) -> Result<KernelPath, Error> {
-    definition::check(g, input, kernel, output)?;
+    g.check_int8(input, kernel, output)?;
     let (in_shape, out_shape) = (g.input(), g.output());
     let k = g.kernel().get();
     let groups = g.groups().get();

@@ -71,12 +71,7 @@ impl Kernels for X86Avx2 {
     ) -> Result<KernelPath, Error> {
         #[cfg(target_arch = "x86_64")]
         {
-            g.check(
-                input.len(),
-                weight.len(),
-                &[("conv bias", bias.len())],
-                output.len(),
-            )?;
+            g.check_f32(input, weight, bias, output)?;
             x86::conv_f32(input, weight, bias, output, &Dims::new(g));
             Ok(KernelPath::X86Avx2)
         }
@@ -99,7 +94,7 @@ impl Kernels for X86Avx2 {
     ) -> Result<KernelPath, Error> {
         #[cfg(target_arch = "x86_64")]
         if (-128..=127).contains(&zero_points.input) {
-            super::reference::int8::check(g, input, kernel, output)?;
+            g.check_int8(input, kernel, output)?;
             x86::conv_int8(input, kernel, zero_points, output, &Dims::new(g));
             return Ok(KernelPath::X86Avx2);
         }

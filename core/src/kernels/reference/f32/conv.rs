@@ -19,12 +19,7 @@ pub fn conv2d(
     bias: &[f32],
     output: &mut [f32],
 ) -> Result<(), Error> {
-    g.check(
-        input.len(),
-        weight.len(),
-        &[("conv bias", bias.len())],
-        output.len(),
-    )?;
+    g.check_f32(input, weight, bias, output)?;
     let (area, k) = (g.area().get(), g.kernel().get());
     let columns = Columns {
         in_h: g.input().h,

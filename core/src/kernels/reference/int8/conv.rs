@@ -8,25 +8,6 @@ use crate::int8::{QKernel, ZeroPoints};
 /// Outputs accumulated at once per row segment (an i32 scratch on the stack).
 const SEGMENT: usize = 64;
 
-/// Checks every slice of an int8 convolution against its geometry.
-pub(crate) fn check(
-    g: &ConvGeometry,
-    input: &[i8],
-    kernel: &QKernel<'_>,
-    output: &[i8],
-) -> Result<(), Error> {
-    g.check(
-        input.len(),
-        kernel.weight.len(),
-        &[
-            ("conv bias", kernel.bias.len()),
-            ("conv multiplier", kernel.multiplier.len()),
-            ("conv shift", kernel.shift.len()),
-        ],
-        output.len(),
-    )
-}
-
 /// `q_out = clamp(zp_out + requantize(bias + sum (q_in - zp_in) * w), -128, 127)` for every
 /// output; padding contributes nothing (its code is `zp_in`). The definition: tap by tap
 /// over row segments of i32 accumulators. Every other int8 convolution gives the same codes.
@@ -37,7 +18,7 @@ pub fn conv2d(
     zero_points: ZeroPoints,
     output: &mut [i8],
 ) -> Result<(), Error> {
-    check(g, input, kernel, output)?;
+    g.check_int8(input, kernel, output)?;
     // The geometry's sizes as locals: the hot loops below index with them.
     let (k, s, p) = (g.kernel().get(), g.stride().get(), g.padding());
     let (in_h, in_w) = (g.input().h, g.in_w().get());

@@ -6,7 +6,6 @@ mod linear;
 mod lrn;
 mod pool;
 
-pub(crate) use conv::check;
 pub use conv::conv2d;
 pub use linear::linear;
 pub use lrn::lrn_in_place;
