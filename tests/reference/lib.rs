@@ -81,3 +81,7 @@ pub fn conv_geometry_up_to(
             }
         })
 }
+
+/// `docs/kernels.md`, included so that its Rust example compiles and runs as a doctest.
+#[doc = include_str!("../../docs/kernels.md")]
+pub mod kernels_doc {}
