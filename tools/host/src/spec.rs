@@ -564,3 +564,66 @@ fn pad_to(buf: &mut Vec<u8>, align: usize) {
     let len = buf.len().next_multiple_of(align);
     buf.resize(len, 0);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantize::{self, Method};
+    use crate::BlobFile;
+    use alexnet_core::builtin::MICRO;
+
+    /// The micro net from a fixed seed, as f32 with the default preprocessing (per-channel
+    /// mean, std, labels) and as the other f32 options (a per-pixel mean, no std, no labels).
+    fn f32_specs() -> [ModelSpec; 2] {
+        let spec = crate::init::paper_init(&MICRO, 11).unwrap();
+        let mut other = spec.clone();
+        other.preprocess.mean = MeanSpec::PerPixel((0..28 * 28).map(|i| i as f32 / 1e3).collect());
+        other.preprocess.std = None;
+        other.labels = None;
+        [spec, other]
+    }
+
+    /// `f32` quantized on two fixed synthetic inputs, without and with prepacked DSP weights.
+    fn int8_specs(f32: &ModelSpec) -> [ModelSpec; 2] {
+        let file = BlobFile::from_bytes(&f32.to_blob().unwrap(), "micro");
+        let model = file.model().unwrap();
+        let inputs: Vec<Vec<f32>> = (0..2)
+            .map(|k| {
+                (0..28 * 28)
+                    .map(|i| ((i * 7 + k * 13) % 29) as f32 / 10.0 - 1.0)
+                    .collect()
+            })
+            .collect();
+        let cal = quantize::calibrate(&model, &inputs, |_| {}).unwrap();
+        let (plain, _) = quantize::quantize(f32, &cal, Method::MinMax).unwrap();
+        let mut packed = plain.clone();
+        packed.quant.as_mut().unwrap().packed_dsp = true;
+        [plain, packed]
+    }
+
+    /// (length, CRC-32 of every byte) of each spec's blob, in the order f32 default, f32
+    /// other, int8, int8 packed, as the writer wrote them before it was split into one writer
+    /// per section. A change here is a format change: the golden blob test in `tests/` must
+    /// change with it.
+    const FINGERPRINTS: [(usize, u32); 4] = [
+        (1075716, 0x02417645),
+        (1078656, 0xd2438e46),
+        (285124, 0x5dccf75f),
+        (553668, 0xa57a2c12),
+    ];
+
+    #[test]
+    fn written_blobs_parse_round_trip_and_keep_their_bytes() {
+        let [f32, other] = f32_specs();
+        let [int8, packed] = int8_specs(&f32);
+        let mut got = Vec::new();
+        for spec in [f32, other, int8, packed] {
+            let bytes = spec.to_blob().unwrap();
+            let file = BlobFile::from_bytes(&bytes, "spec");
+            let model = file.model().unwrap();
+            assert_eq!(ModelSpec::from_model(&model), spec);
+            got.push((bytes.len(), crc32fast::hash(&bytes)));
+        }
+        assert_eq!(got, FINGERPRINTS);
+    }
+}
