@@ -1,6 +1,7 @@
 //! The task runner: `cargo xtask <task>`. Std only: it drives cargo, rustup, apt and the
 //! project's own binaries, and installs what a fresh machine lacks before using it.
 
+mod process;
 mod setup;
 mod summary;
 mod tasks;
@@ -25,7 +26,7 @@ tasks:
   firmware build the Cortex-M4F firmware, run it under QEMU, check it bit for bit
            against the host and report flash, RAM and instructions per inference
   setup    install what the other tasks need (rustup target, Debian packages,
-           defmt-print)
+           defmt-print, the torch wheel for libtorch)
 ";
 
 /// The demo's options.

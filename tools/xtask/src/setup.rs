@@ -1,6 +1,6 @@
 //! Installing what the tasks need, only where it is missing.
 
-use crate::tasks::{run, step};
+use crate::process::{cargo, root, run, step};
 use std::path::Path;
 use std::process::Command;
 
@@ -40,24 +40,14 @@ pub fn cargo_tool(name: &str, version: &str) -> Result<(), String> {
     }
     step(
         &format!("installing {name} {version} (cargo install, once)"),
-        || {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            run(Command::new(cargo).args([
-                "install",
-                "--locked",
-                "--quiet",
-                name,
-                "--version",
-                version,
-            ]))
-        },
+        || run(cargo().args(["install", "--locked", "--quiet", name, "--version", version])),
     )
 }
 
 /// A project-local Python venv with the torch wheel, and `.venv/libtorch` pointing at the
 /// wheel's torch folder (include/ and lib/), which .cargo/config.toml hands to torch-sys.
 pub fn libtorch() -> Result<(), String> {
-    let venv = crate::tasks::root().join(".venv");
+    let venv = root().join(".venv");
     let link = venv.join("libtorch");
     if link.join("lib").join("libtorch_cpu.so").exists() {
         return Ok(());

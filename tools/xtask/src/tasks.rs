@@ -1,59 +1,20 @@
 //! The tasks.
 
+use crate::process::{cargo, root, run, run_tee, step, timed};
 use crate::setup;
-use crate::summary::{self, run_tee, timed, Summary};
+use crate::summary::{self, Summary};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
-
-/// The workspace root (the xtask crate lives in `tools/xtask`).
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap_or_else(|_| ".".into())
-}
-
-fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(root());
-    c
-}
-
-/// Runs a command, failing with its command line if it fails.
-pub fn run(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?} failed ({status})"))
-    }
-}
-
-/// Runs a titled step and reports its duration.
-pub fn step<T>(title: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    eprintln!("\n==> {title}");
-    let start = Instant::now();
-    let out = f();
-    let secs = start.elapsed().as_secs_f64();
-    match &out {
-        Ok(_) => eprintln!("    done in {secs:.1} s"),
-        Err(_) => eprintln!("    FAILED after {secs:.1} s"),
-    }
-    out
-}
 
 /// `cargo xtask test`: every check a submission must pass.
 pub fn test() -> Result<(), String> {
     let start = Instant::now();
     setup::all()?;
     let mut timings = Vec::new();
-    let mut timed =
-        |title: &str, cmd: &mut Command| summary::timed(&mut timings, title, || run(cmd));
-    timed("format", cargo().args(["fmt", "--all", "--check"]))?;
-    timed(
+    let mut check = |title: &str, cmd: &mut Command| timed(&mut timings, title, || run(cmd));
+    check("format", cargo().args(["fmt", "--all", "--check"]))?;
+    check(
         "clippy, warnings as errors",
         cargo().args([
             "clippy",
@@ -64,16 +25,16 @@ pub fn test() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    timed(
+    check(
         "tests of every crate (the firmware under QEMU among them)",
         cargo().args(["test", "--workspace"]),
     )?;
     let firmware = root().join("firmware-example");
-    timed(
+    check(
         "firmware: format",
         cargo().current_dir(&firmware).args(["fmt", "--check"]),
     )?;
-    timed(
+    check(
         "firmware: clippy, warnings as errors",
         cargo().current_dir(&firmware).args([
             "clippy",
@@ -84,7 +45,7 @@ pub fn test() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    timed(
+    check(
         "firmware: clippy with the dsp feature",
         cargo().current_dir(&firmware).args([
             "clippy",
@@ -97,7 +58,7 @@ pub fn test() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    timed(
+    check(
         "alexnet-core builds for a Cortex-M4F with no std and no alloc",
         cargo().args([
             "build",
@@ -107,7 +68,7 @@ pub fn test() -> Result<(), String> {
             setup::EMBEDDED_TARGET,
         ]),
     )?;
-    timed(
+    check(
         "... and with its defmt feature",
         cargo().args([
             "build",
@@ -120,13 +81,13 @@ pub fn test() -> Result<(), String> {
         ]),
     )?;
     let panic_check = root().join("core/panic-check");
-    timed(
+    check(
         "no panic path in alexnet-core: a Cortex-M binary whose panic handler cannot link",
         cargo()
             .current_dir(&panic_check)
             .args(["build", "--release", "--quiet"]),
     )?;
-    timed(
+    check(
         "... and with the dsp feature",
         cargo().current_dir(&panic_check).args([
             "build",
@@ -136,7 +97,7 @@ pub fn test() -> Result<(), String> {
             "dsp",
         ]),
     )?;
-    timed(
+    check(
         "host-train with the nccl feature: clippy (NCCL loads at run time, so no CUDA needed)",
         cargo().args([
             "clippy",
@@ -150,7 +111,7 @@ pub fn test() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    timed(
+    check(
         "benchmarks compile",
         cargo().args(["bench", "-p", "alexnet-benches", "--no-run"]),
     )?;
