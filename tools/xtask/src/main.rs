@@ -1,6 +1,7 @@
 //! The task runner: `cargo xtask <task>`. Std only: it drives cargo, rustup, apt and the
 //! project's own binaries, and installs what a fresh machine lacks before using it.
 
+mod miri;
 mod process;
 mod setup;
 mod summary;
@@ -25,6 +26,8 @@ tasks:
            among them), the no_std build for thumbv7em-none-eabihf
   firmware build the Cortex-M4F firmware, run it under QEMU, check it bit for bit
            against the host and report flash, RAM and instructions per inference
+  miri     the core's unit tests and the portable kernel tests under Miri
+           (undefined behaviour), on the nightly toolchain
   setup    install what the other tasks need (rustup target, Debian packages,
            defmt-print, the torch wheel for libtorch)
 ";
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         },
         Some("test") => tasks::test(),
         Some("firmware") => tasks::firmware(),
+        Some("miri") => miri::all(),
         Some("setup") => setup::all(),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");

@@ -108,6 +108,42 @@ pub fn rust_target() -> Result<(), String> {
     )
 }
 
+/// The nightly toolchain with Miri and the standard library's source (Miri builds its own
+/// sysroot from it), unless rustup lists both as installed.
+pub fn miri() -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", "nightly"])
+        .output()
+        .map_err(|e| format!("cannot run rustup: {e}"))?;
+    let listed = String::from_utf8_lossy(&installed.stdout).into_owned();
+    let has = |c: &str| listed.lines().any(|l| l.trim().starts_with(c));
+    if installed.status.success() && has("miri") && has("rust-src") {
+        return Ok(());
+    }
+    step(
+        "installing Miri (rustup: the nightly toolchain, miri, rust-src)",
+        || {
+            if !installed.status.success() {
+                run(Command::new("rustup").args([
+                    "toolchain",
+                    "install",
+                    "nightly",
+                    "--profile",
+                    "minimal",
+                ]))?;
+            }
+            run(Command::new("rustup").args([
+                "component",
+                "add",
+                "miri",
+                "rust-src",
+                "--toolchain",
+                "nightly",
+            ]))
+        },
+    )
+}
+
 /// `apt-get install`s each package whose marker file is missing.
 pub fn debian_packages(packages: &[(&str, std::path::PathBuf)]) -> Result<(), String> {
     let missing: Vec<&str> = packages
