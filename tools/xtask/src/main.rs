@@ -3,6 +3,7 @@
 
 mod miri;
 mod process;
+mod readme;
 mod setup;
 mod summary;
 mod tasks;
@@ -23,7 +24,8 @@ tasks:
                           (DIR/train/<class>/*.jpg, DIR/val/<class>/*.jpg), quantize
                           it and compare f32 with int8 on validation images
   test     every check: fmt, clippy, all tests of all crates (the firmware under QEMU
-           among them), the no_std build for thumbv7em-none-eabihf
+           among them), the no_std build for thumbv7em-none-eabihf, the API docs
+           (rustdoc warnings as errors), the README's firmware snippet under QEMU
   firmware build the Cortex-M4F firmware, run it under QEMU, check it bit for bit
            against the host and report flash, RAM and instructions per inference
   miri     the core's unit tests and the portable kernel tests under Miri

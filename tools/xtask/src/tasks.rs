@@ -1,10 +1,11 @@
 //! The tasks.
 
 use crate::process::{cargo, root, run, run_tee, step, timed};
-use crate::setup;
 use crate::summary::{self, Summary};
-use std::path::PathBuf;
-use std::process::Command;
+use crate::{readme, setup};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// `cargo xtask test`: every check a submission must pass.
@@ -35,11 +36,13 @@ pub fn test() -> Result<(), String> {
         cargo().current_dir(&firmware).args(["fmt", "--check"]),
     )?;
     check(
-        "firmware: clippy, warnings as errors",
+        "firmware and its README example: clippy, warnings as errors",
         cargo().current_dir(&firmware).args([
             "clippy",
             "--release",
             "--quiet",
+            "--bins",
+            "--examples",
             "--",
             "-D",
             "warnings",
@@ -115,6 +118,21 @@ pub fn test() -> Result<(), String> {
         "benchmarks compile",
         cargo().args(["bench", "-p", "alexnet-benches", "--no-run"]),
     )?;
+    check(
+        "API docs, rustdoc warnings (broken links among them) as errors",
+        cargo()
+            .args(["doc", "--no-deps", "--workspace", "--quiet"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    timed(
+        &mut timings,
+        "README's firmware snippet: verbatim in firmware-example/examples/readme.rs, which \
+         runs under QEMU",
+        || {
+            readme::check(&root())?;
+            readme_example(&firmware)
+        },
+    )?;
     eprintln!(
         "\nall checks passed in {:.0} s:",
         start.elapsed().as_secs_f64()
@@ -123,6 +141,59 @@ pub fn test() -> Result<(), String> {
         eprintln!("  {secs:>7.1} s  {title}");
     }
     Ok(())
+}
+
+/// Builds the README's snippet as a firmware (`firmware-example/examples/readme.rs`), runs it
+/// under QEMU and shows its decoded log; fails unless it classified every test image.
+fn readme_example(firmware: &Path) -> Result<(), String> {
+    // Its own target folder, as tests/firmware.rs builds the firmware: the dependencies built
+    // for the device are shared, the host's target folder is not touched.
+    let target = firmware.join("target");
+    let out = cargo()
+        .current_dir(firmware)
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--example",
+            "readme",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .env_remove("CARGO_TARGET_DIR")
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo for the README example: {e}"))?;
+    let elf = target
+        .join(setup::EMBEDDED_TARGET)
+        .join("release/examples/readme");
+    let mut decode = Command::new("defmt-print")
+        .arg("-e")
+        .arg(&elf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start defmt-print: {e}"))?;
+    // defmt-print reads to the end of its input: close it after writing.
+    let written = decode
+        .stdin
+        .take()
+        .ok_or("defmt-print has no stdin")?
+        .write_all(&out.stdout);
+    let log = decode
+        .wait_with_output()
+        .map_err(|e| format!("defmt-print: {e}"))?;
+    let log = String::from_utf8_lossy(&log.stdout);
+    written.map_err(|e| format!("defmt-print: {e}"))?;
+    eprint!("{log}");
+    if out.status.success() && log.contains("DONE") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the README example failed under QEMU ({}); its log is above",
+            out.status
+        ))
+    }
 }
 
 /// `cargo xtask firmware`: builds the firmware, runs it under QEMU and checks it against the
