@@ -72,8 +72,8 @@ fn macs(g: &ConvGeom) -> usize {
 }
 
 /// Geometries around the kernels' blocks: up to 20 output channels per group (the f32 tile
-/// has 6, the int8 tile 2), output planes up to 24 x 24 (panels of 16 and 32 pixels), up to
-/// 20 x 7 x 7 = 980 taps (f32 panels of at most 384, int8 of 256), strides up to 4.
+/// has 5, the int8 tile 2), output planes up to 24 x 24 (panels of 16 and 32 pixels), up to
+/// 20 x 7 x 7 = 980 taps (f32 panels of at most 512, int8 of 256), strides up to 4.
 fn geometry() -> impl Strategy<Value = ConvGeom> {
     alexnet_tests::conv_geometry_up_to(20, 7, 24)
         .prop_filter("at most 3 M MACs per case", |g| macs(g) <= 3_000_000)
