@@ -164,7 +164,8 @@ fn every_builtin_matches_its_facts() {
 
 #[test]
 fn published_rounded_figures() {
-    // alexnet-facts.md: 724.4 M MACs (paper), 714.2 M (torchvision); per-layer paper MACs.
+    // The published figures `docs/architectures.md` cites: 724.4 M MACs (paper), 714.2 M
+    // (torchvision), and the paper net's MACs per layer.
     assert_eq!(format!("{:.1}", PAPER.macs() as f64 / 1e6), "724.4");
     assert_eq!(format!("{:.1}", TORCHVISION.macs() as f64 / 1e6), "714.2");
     let per_layer: Vec<String> = PAPER

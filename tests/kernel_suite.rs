@@ -698,6 +698,7 @@ macro_rules! kernel_suite {
             }
 
             #[test]
+            #[cfg_attr(miri, ignore = "a billion MACs: too slow to interpret")]
             fn paper_convolutions_at_full_size() {
                 super::paper_convolutions_at_full_size(&kernels(), expect);
             }
@@ -708,6 +709,7 @@ macro_rules! kernel_suite {
             }
 
             #[test]
+            #[cfg_attr(miri, ignore = "rows of 2^14 values: too slow to interpret")]
             fn unusual_geometries_match() {
                 super::unusual_geometries_match(&kernels());
             }
@@ -727,12 +729,14 @@ macro_rules! kernel_suite {
 
 /// The x86-64 kernels, which the development and CI machines (x86-64 with AVX2) must have:
 /// a machine without them fails here rather than skipping the suite.
+#[cfg(target_arch = "x86_64")]
 fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
     alexnet_core::kernels::X86Avx2::detect()
         .expect("this machine has no AVX2 (or is not x86-64): the x86-64 kernels are untested")
 }
 
 /// What the x86-64 kernels run: their own convolutions, the reference elsewhere.
+#[cfg(target_arch = "x86_64")]
 fn x86_paths(op: Op) -> KernelPath {
     match op {
         Op::Conv | Op::ConvInt8 { .. } => KernelPath::X86Avx2,
@@ -756,10 +760,26 @@ fn parallel() -> alexnet_host::parallel::Parallel {
     alexnet_host::parallel::Parallel::new(2).expect("a two-thread pool")
 }
 
+/// What [`alexnet_core::kernels::native`] runs here: the x86-64 kernels on x86-64 (which
+/// must have AVX2, see [`x86_avx2`]), the reference elsewhere (Miri interprets the suite for
+/// aarch64).
+fn native_paths(op: Op) -> KernelPath {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_paths(op)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = op;
+        KernelPath::Reference
+    }
+}
+
 kernel_suite!(reference, Reference, |_| KernelPath::Reference);
+#[cfg(target_arch = "x86_64")]
 kernel_suite!(x86_64, x86_avx2(), x86_paths);
 kernel_suite!(cortex_m_dsp, alexnet_core::kernels::CortexMDsp, dsp_paths);
-kernel_suite!(parallel_native, parallel(), x86_paths);
+kernel_suite!(parallel_native, parallel(), native_paths);
 kernel_suite!(
     parallel_dsp,
     alexnet_host::parallel::Parallel::with_kernels(2, alexnet_core::kernels::CortexMDsp).unwrap(),
@@ -768,6 +788,7 @@ kernel_suite!(
 
 /// `native()` is what the firmware and the host run by default: on this machine (x86-64
 /// with AVX2, no `dsp` feature) the x86-64 kernels.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn native_is_the_machines_best() {
     let native = alexnet_core::kernels::native();

@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod fpenv;
 mod images;
 mod measure;
 
@@ -51,12 +52,18 @@ fn f32_blob() -> &'static [u8] {
 #[entry]
 fn main() -> ! {
     measure::paint_stack();
-    let outcome = run();
-    let code = match outcome {
-        Ok(()) => debug::EXIT_SUCCESS,
-        Err(e) => {
-            defmt::error!("FAIL {}", e);
-            debug::EXIT_FAILURE
+    #[cfg(feature = "wrong-fpu-mode")]
+    fpenv::set_flush_to_zero();
+    // Before any float operation: in another mode the f32 logits would differ silently.
+    let code = if !fpenv::check() {
+        debug::EXIT_FAILURE
+    } else {
+        match run() {
+            Ok(()) => debug::EXIT_SUCCESS,
+            Err(e) => {
+                defmt::error!("FAIL {}", e);
+                debug::EXIT_FAILURE
+            }
         }
     };
     debug::exit(code);

@@ -1,7 +1,7 @@
 //! Independent reference implementations the integration tests check the core against.
 //!
 //! Two kinds, both plain loops written from the documents, not from the core's code:
-//! * [`f64`]: the mathematics in f64, with the textbook error bound of an f32 computation of
+//! * [`mod@f64`]: the mathematics in f64, with the textbook error bound of an f32 computation of
 //!   the same sum, for accuracy checks.
 //! * [`contract`]: the f32 accumulation order of `docs/numerics-f32.md`, for bit-exact checks
 //!   of the core (and of any faster kernel later).

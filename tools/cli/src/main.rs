@@ -106,6 +106,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any float work: in another mode the f32 results would differ silently.
+    if let Err(e) = alexnet_host::fpenv::check() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Init { arch, seed, output } => init::run(&arch, seed, &output),
         Command::Info { model } => info::run(&model),

@@ -12,7 +12,9 @@ pub const FASHION_MNIST_CLASSES: &str = include_str!("../../../data/fashion-mnis
 /// ImageNet RGB mean on `0..=255` pixels.
 const IMAGENET_MEAN_255: [f32; 3] = [123.68, 116.78, 103.94];
 
-/// Default preprocessing for a built-in architecture (by name); `None` for unknown names.
+/// Default preprocessing for an architecture: torchvision's and Caffe's by name; otherwise
+/// Fashion-MNIST's statistics for a one-channel input and the paper's (ImageNet mean on
+/// `0..=255` pixels) for any other, so every architecture gets one.
 pub fn preprocess_for(arch: &Arch<'_>) -> PreprocessSpec {
     match arch.name {
         // torchvision: pixels to [0, 1], then ImageNet mean and std per channel.

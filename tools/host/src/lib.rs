@@ -5,6 +5,7 @@
 //! * [`init`]: the paper's random initialization.
 //! * [`defaults`]: per-architecture preprocessing and labels.
 //! * [`blob_file`]: reading a blob from disk into aligned memory.
+//! * [`fpenv`]: the check that the floating-point mode is the one the f32 contract needs.
 //! * [`image_input`]: decoding, resizing, cropping and normalizing images for a model.
 //! * [`idx`]: Fashion-MNIST / MNIST IDX files (optionally gzip-compressed).
 //! * [`npy`]: writing NumPy `.npy` arrays.
@@ -16,6 +17,7 @@ pub mod blob_file;
 pub mod dataset;
 pub mod defaults;
 pub mod firmware;
+pub mod fpenv;
 pub mod idx;
 pub mod image_input;
 pub mod init;

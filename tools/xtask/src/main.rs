@@ -1,6 +1,9 @@
 //! The task runner: `cargo xtask <task>`. Std only: it drives cargo, rustup, apt and the
 //! project's own binaries, and installs what a fresh machine lacks before using it.
 
+mod miri;
+mod process;
+mod readme;
 mod setup;
 mod summary;
 mod tasks;
@@ -21,11 +24,14 @@ tasks:
                           (DIR/train/<class>/*.jpg, DIR/val/<class>/*.jpg), quantize
                           it and compare f32 with int8 on validation images
   test     every check: fmt, clippy, all tests of all crates (the firmware under QEMU
-           among them), the no_std build for thumbv7em-none-eabihf
+           among them), the no_std build for thumbv7em-none-eabihf, the API docs
+           (rustdoc warnings as errors), the README's firmware snippet under QEMU
   firmware build the Cortex-M4F firmware, run it under QEMU, check it bit for bit
            against the host and report flash, RAM and instructions per inference
+  miri     the core's unit tests and the portable kernel tests under Miri
+           (undefined behaviour), on the nightly toolchain
   setup    install what the other tasks need (rustup target, Debian packages,
-           defmt-print)
+           defmt-print, the torch wheel for libtorch)
 ";
 
 /// The demo's options.
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
         },
         Some("test") => tasks::test(),
         Some("firmware") => tasks::firmware(),
+        Some("miri") => miri::all(),
         Some("setup") => setup::all(),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");

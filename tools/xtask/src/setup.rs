@@ -1,6 +1,6 @@
 //! Installing what the tasks need, only where it is missing.
 
-use crate::tasks::{run, step};
+use crate::process::{cargo, root, run, step};
 use std::path::Path;
 use std::process::Command;
 
@@ -40,24 +40,14 @@ pub fn cargo_tool(name: &str, version: &str) -> Result<(), String> {
     }
     step(
         &format!("installing {name} {version} (cargo install, once)"),
-        || {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            run(Command::new(cargo).args([
-                "install",
-                "--locked",
-                "--quiet",
-                name,
-                "--version",
-                version,
-            ]))
-        },
+        || run(cargo().args(["install", "--locked", "--quiet", name, "--version", version])),
     )
 }
 
 /// A project-local Python venv with the torch wheel, and `.venv/libtorch` pointing at the
 /// wheel's torch folder (include/ and lib/), which .cargo/config.toml hands to torch-sys.
 pub fn libtorch() -> Result<(), String> {
-    let venv = crate::tasks::root().join(".venv");
+    let venv = root().join(".venv");
     let link = venv.join("libtorch");
     if link.join("lib").join("libtorch_cpu.so").exists() {
         return Ok(());
@@ -115,6 +105,42 @@ pub fn rust_target() -> Result<(), String> {
     step(
         &format!("installing the Rust target {EMBEDDED_TARGET}"),
         || run(Command::new("rustup").args(["target", "add", EMBEDDED_TARGET])),
+    )
+}
+
+/// The nightly toolchain with Miri and the standard library's source (Miri builds its own
+/// sysroot from it), unless rustup lists both as installed.
+pub fn miri() -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", "nightly"])
+        .output()
+        .map_err(|e| format!("cannot run rustup: {e}"))?;
+    let listed = String::from_utf8_lossy(&installed.stdout).into_owned();
+    let has = |c: &str| listed.lines().any(|l| l.trim().starts_with(c));
+    if installed.status.success() && has("miri") && has("rust-src") {
+        return Ok(());
+    }
+    step(
+        "installing Miri (rustup: the nightly toolchain, miri, rust-src)",
+        || {
+            if !installed.status.success() {
+                run(Command::new("rustup").args([
+                    "toolchain",
+                    "install",
+                    "nightly",
+                    "--profile",
+                    "minimal",
+                ]))?;
+            }
+            run(Command::new("rustup").args([
+                "component",
+                "add",
+                "miri",
+                "rust-src",
+                "--toolchain",
+                "nightly",
+            ]))
+        },
     )
 }
 

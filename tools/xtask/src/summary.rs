@@ -1,61 +1,6 @@
 //! The demo's closing summary: figures read back from what its steps printed (the tools'
 //! own output is the record, so the summary cannot drift from what the user saw).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
-use std::time::Instant;
-
-/// Runs a command, echoing its output as it comes, and returns stdout and stderr together.
-pub fn run_tee(cmd: &mut Command) -> Result<String, String> {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    fn pump<R: Read + Send + 'static>(from: R, to_stderr: bool) -> std::thread::JoinHandle<String> {
-        std::thread::spawn(move || {
-            let mut all = String::new();
-            let mut reader = BufReader::new(from);
-            let mut line = Vec::new();
-            // Split on '\r' too: progress bars redraw a line in place.
-            while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-                let text = String::from_utf8_lossy(&line);
-                if to_stderr {
-                    let _ = std::io::stderr().write_all(text.as_bytes());
-                } else {
-                    let _ = std::io::stdout().write_all(text.as_bytes());
-                }
-                all.push_str(&text);
-                line.clear();
-            }
-            all
-        })
-    }
-    let out = pump(child.stdout.take().ok_or("no stdout")?, false);
-    let err = pump(child.stderr.take().ok_or("no stderr")?, true);
-    let status = child
-        .wait()
-        .map_err(|e| format!("waiting for {cmd:?}: {e}"))?;
-    let text = out.join().unwrap_or_default() + &err.join().unwrap_or_default();
-    if status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{cmd:?} failed ({status})"))
-    }
-}
-
-/// Runs a titled step, reports and records its duration.
-pub fn timed<T>(
-    timings: &mut Vec<(String, f64)>,
-    title: &str,
-    f: impl FnOnce() -> Result<T, String>,
-) -> Result<T, String> {
-    let start = Instant::now();
-    let out = crate::tasks::step(title, f);
-    timings.push((title.to_string(), start.elapsed().as_secs_f64()));
-    out
-}
-
 /// The number after `key` in `text` (thousands separators allowed), e.g. `"arena"` in
 /// `"arena       30,559 bytes"`; the last occurrence wins.
 pub fn number_after(text: &str, key: &str) -> Option<f64> {

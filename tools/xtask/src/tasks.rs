@@ -1,59 +1,21 @@
 //! The tasks.
 
-use crate::setup;
-use crate::summary::{self, run_tee, timed, Summary};
-use std::path::PathBuf;
-use std::process::Command;
+use crate::process::{cargo, root, run, run_tee, step, timed};
+use crate::summary::{self, Summary};
+use crate::{readme, setup};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
-
-/// The workspace root (the xtask crate lives in `tools/xtask`).
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap_or_else(|_| ".".into())
-}
-
-fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(root());
-    c
-}
-
-/// Runs a command, failing with its command line if it fails.
-pub fn run(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?} failed ({status})"))
-    }
-}
-
-/// Runs a titled step and reports its duration.
-pub fn step<T>(title: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    eprintln!("\n==> {title}");
-    let start = Instant::now();
-    let out = f();
-    let secs = start.elapsed().as_secs_f64();
-    match &out {
-        Ok(_) => eprintln!("    done in {secs:.1} s"),
-        Err(_) => eprintln!("    FAILED after {secs:.1} s"),
-    }
-    out
-}
 
 /// `cargo xtask test`: every check a submission must pass.
 pub fn test() -> Result<(), String> {
     let start = Instant::now();
     setup::all()?;
     let mut timings = Vec::new();
-    let mut timed =
-        |title: &str, cmd: &mut Command| summary::timed(&mut timings, title, || run(cmd));
-    timed("format", cargo().args(["fmt", "--all", "--check"]))?;
-    timed(
+    let mut check = |title: &str, cmd: &mut Command| timed(&mut timings, title, || run(cmd));
+    check("format", cargo().args(["fmt", "--all", "--check"]))?;
+    check(
         "clippy, warnings as errors",
         cargo().args([
             "clippy",
@@ -64,27 +26,29 @@ pub fn test() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    timed(
+    check(
         "tests of every crate (the firmware under QEMU among them)",
         cargo().args(["test", "--workspace"]),
     )?;
     let firmware = root().join("firmware-example");
-    timed(
+    check(
         "firmware: format",
         cargo().current_dir(&firmware).args(["fmt", "--check"]),
     )?;
-    timed(
-        "firmware: clippy, warnings as errors",
+    check(
+        "firmware and its README example: clippy, warnings as errors",
         cargo().current_dir(&firmware).args([
             "clippy",
             "--release",
             "--quiet",
+            "--bins",
+            "--examples",
             "--",
             "-D",
             "warnings",
         ]),
     )?;
-    timed(
+    check(
         "firmware: clippy with the dsp feature",
         cargo().current_dir(&firmware).args([
             "clippy",
@@ -97,7 +61,7 @@ pub fn test() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    timed(
+    check(
         "alexnet-core builds for a Cortex-M4F with no std and no alloc",
         cargo().args([
             "build",
@@ -107,7 +71,7 @@ pub fn test() -> Result<(), String> {
             setup::EMBEDDED_TARGET,
         ]),
     )?;
-    timed(
+    check(
         "... and with its defmt feature",
         cargo().args([
             "build",
@@ -120,13 +84,13 @@ pub fn test() -> Result<(), String> {
         ]),
     )?;
     let panic_check = root().join("core/panic-check");
-    timed(
+    check(
         "no panic path in alexnet-core: a Cortex-M binary whose panic handler cannot link",
         cargo()
             .current_dir(&panic_check)
             .args(["build", "--release", "--quiet"]),
     )?;
-    timed(
+    check(
         "... and with the dsp feature",
         cargo().current_dir(&panic_check).args([
             "build",
@@ -136,7 +100,7 @@ pub fn test() -> Result<(), String> {
             "dsp",
         ]),
     )?;
-    timed(
+    check(
         "host-train with the nccl feature: clippy (NCCL loads at run time, so no CUDA needed)",
         cargo().args([
             "clippy",
@@ -150,9 +114,24 @@ pub fn test() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    timed(
+    check(
         "benchmarks compile",
         cargo().args(["bench", "-p", "alexnet-benches", "--no-run"]),
+    )?;
+    check(
+        "API docs, rustdoc warnings (broken links among them) as errors",
+        cargo()
+            .args(["doc", "--no-deps", "--workspace", "--quiet"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    timed(
+        &mut timings,
+        "README's firmware snippet: verbatim in firmware-example/examples/readme.rs, which \
+         runs under QEMU",
+        || {
+            readme::check(&root())?;
+            readme_example(&firmware)
+        },
     )?;
     eprintln!(
         "\nall checks passed in {:.0} s:",
@@ -162,6 +141,59 @@ pub fn test() -> Result<(), String> {
         eprintln!("  {secs:>7.1} s  {title}");
     }
     Ok(())
+}
+
+/// Builds the README's snippet as a firmware (`firmware-example/examples/readme.rs`), runs it
+/// under QEMU and shows its decoded log; fails unless it classified every test image.
+fn readme_example(firmware: &Path) -> Result<(), String> {
+    // Its own target folder, as tests/firmware.rs builds the firmware: the dependencies built
+    // for the device are shared, the host's target folder is not touched.
+    let target = firmware.join("target");
+    let out = cargo()
+        .current_dir(firmware)
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--example",
+            "readme",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .env_remove("CARGO_TARGET_DIR")
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo for the README example: {e}"))?;
+    let elf = target
+        .join(setup::EMBEDDED_TARGET)
+        .join("release/examples/readme");
+    let mut decode = Command::new("defmt-print")
+        .arg("-e")
+        .arg(&elf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start defmt-print: {e}"))?;
+    // defmt-print reads to the end of its input: close it after writing.
+    let written = decode
+        .stdin
+        .take()
+        .ok_or("defmt-print has no stdin")?
+        .write_all(&out.stdout);
+    let log = decode
+        .wait_with_output()
+        .map_err(|e| format!("defmt-print: {e}"))?;
+    let log = String::from_utf8_lossy(&log.stdout);
+    written.map_err(|e| format!("defmt-print: {e}"))?;
+    eprint!("{log}");
+    if out.status.success() && log.contains("DONE") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the README example failed under QEMU ({}); its log is above",
+            out.status
+        ))
+    }
 }
 
 /// `cargo xtask firmware`: builds the firmware, runs it under QEMU and checks it against the
