@@ -189,6 +189,7 @@ fn firmware_under_qemu() {
         generic / dsp
     );
     a_blob_of_the_wrong_architecture_fails_cleanly();
+    a_wrong_floating_point_mode_is_refused();
 }
 
 /// Runs one build of the firmware and checks it; returns the int8 instructions per inference.
@@ -297,6 +298,24 @@ fn a_blob_of_the_wrong_architecture_fails_cleanly() {
         text.contains("FAIL") && text.contains("architecture"),
         "expected a logged error:\n{text}"
     );
+    assert!(
+        !text.contains("HARDFAULT") && !text.contains("PANIC"),
+        "{text}"
+    );
+}
+
+/// A startup that leaves flush-to-zero on (the `wrong-fpu-mode` build sets it, as a vendor
+/// startup file could) is refused before any inference: the f32 contract needs
+/// round-to-nearest without flushing.
+fn a_wrong_floating_point_mode_is_refused() {
+    let elf = build(&["wrong-fpu-mode"]);
+    let (code, text) = run(&elf);
+    assert_eq!(code, Some(1), "expected a failing exit code:\n{text}");
+    assert!(
+        text.contains("FAIL floating-point mode: FPSCR") && text.contains("flush-to-zero"),
+        "expected the FPSCR error:\n{text}"
+    );
+    assert!(!text.contains("IMG "), "it ran an inference:\n{text}");
     assert!(
         !text.contains("HARDFAULT") && !text.contains("PANIC"),
         "{text}"
