@@ -4,17 +4,17 @@
 //! exact resume needs.
 //!
 //! Crash safety: a checkpoint is written into a temporary folder, each file fsynced, the
-//! folder renamed into place and its parent fsynced; only then is `latest` (itself written
-//! to a temporary file, fsynced and renamed) pointed at it. A crash at any moment leaves
+//! folder renamed into place and its parent fsynced; only then is `latest` (written with
+//! [`alexnet_host::atomic::write_atomic`]) pointed at it. A crash at any moment leaves
 //! `latest` naming a complete checkpoint.
 
 use crate::metrics::EpochMetrics;
 use crate::net::Net;
 use crate::sgd::Sgd;
+use alexnet_host::atomic::{sync_dir, sync_file, write_atomic, TMP_SUFFIX};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -49,41 +49,6 @@ const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.toml";
 const LATEST: &str = "latest";
 
-/// Writes `bytes` to `path` through a temporary file, fsynced and renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let mut f =
-        fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    drop(f);
-    fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
-    sync_dir(dir)
-}
-
-fn sync_file(path: &Path) -> Result<()> {
-    fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("cannot fsync {}", path.display()))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    // Directories can be fsynced on Unix; elsewhere this is best effort.
-    match fs::File::open(dir) {
-        Ok(f) => {
-            let _ = f.sync_all();
-            Ok(())
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot open {}", dir.display())),
-    }
-}
-
 /// The checkpoint folder of a run.
 pub fn dir(out: &Path) -> PathBuf {
     out.join("checkpoints")
@@ -95,23 +60,20 @@ pub fn save(out: &Path, net: &Net, sgd: &Sgd, state: &TrainState, keep: usize) -
     let root = dir(out);
     fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     let name = format!("step-{:09}", state.step);
-    let tmp = root.join(format!(".{name}.tmp"));
+    let tmp = root.join(format!(".{name}{TMP_SUFFIX}"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp)?;
     }
     fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let weights = tmp.join(WEIGHTS);
     alexnet_host::safetensors_io::save(&net.to_spec()?, &weights)?;
-    sync_file(&weights)?;
     let optimizer = tmp.join(OPTIMIZER);
     let velocity = sgd.state(net);
     Tensor::write_safetensors(&velocity, &optimizer)
         .with_context(|| format!("cannot write {}", optimizer.display()))?;
     sync_file(&optimizer)?;
     let state_path = tmp.join(STATE);
-    fs::write(&state_path, toml::to_string(state)?)
-        .with_context(|| format!("cannot write {}", state_path.display()))?;
-    sync_file(&state_path)?;
+    write_atomic(&state_path, toml::to_string(state)?.as_bytes())?;
     sync_dir(&tmp)?;
     let final_dir = root.join(&name);
     if final_dir.exists() {
@@ -120,13 +82,14 @@ pub fn save(out: &Path, net: &Net, sgd: &Sgd, state: &TrainState, keep: usize) -
     fs::rename(&tmp, &final_dir)
         .with_context(|| format!("cannot move {} into place", final_dir.display()))?;
     sync_dir(&root)?;
-    write_atomic(&root.join(LATEST), name.as_bytes())?;
+    write_atomic(root.join(LATEST), name.as_bytes())?;
     prune(&root, &name, keep)?;
     Ok(final_dir)
 }
 
-/// Deletes complete checkpoints beyond the newest `keep` (never `current`) and stale
-/// temporary folders.
+/// Deletes complete checkpoints beyond the newest `keep` (never `current`) and what killed
+/// runs left: temporary checkpoint folders and temporary files of atomic writes (a run has one
+/// writer, and it is not writing now).
 fn prune(root: &Path, current: &str, keep: usize) -> Result<()> {
     let mut names: Vec<String> = fs::read_dir(root)?
         .filter_map(|e| e.ok())
@@ -135,12 +98,14 @@ fn prune(root: &Path, current: &str, keep: usize) -> Result<()> {
     names.sort();
     for n in names
         .iter()
-        .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+        .filter(|n| n.starts_with('.') && n.ends_with(TMP_SUFFIX))
     {
         let p = root.join(n);
-        if p.is_dir() {
-            let _ = fs::remove_dir_all(p);
-        }
+        let _ = if p.is_dir() {
+            fs::remove_dir_all(p)
+        } else {
+            fs::remove_file(p)
+        };
     }
     let complete: Vec<&String> = names.iter().filter(|n| n.starts_with("step-")).collect();
     let excess = complete.len().saturating_sub(keep.max(1));

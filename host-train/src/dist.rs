@@ -34,7 +34,7 @@ pub fn rendezvous(url: &str, rank: usize, world: usize, id: Option<&[u8]>) -> Re
 fn file_rendezvous(path: &Path, rank: usize, id: Option<&[u8]>) -> Result<Vec<u8>> {
     if rank == 0 {
         let id = id.context("rank 0 must provide the id")?;
-        crate::checkpoint::write_atomic(path, id)?;
+        alexnet_host::atomic::write_atomic(path, id)?;
         return Ok(id.to_vec());
     }
     let start = Instant::now();

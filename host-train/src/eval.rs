@@ -4,7 +4,6 @@
 use crate::data::{Augment, ImageSet, Loader, Normalize, Schedule, View};
 use crate::net::Net;
 use anyhow::{ensure, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Arc;
 use tch::{Kind, Tensor};
 
@@ -57,18 +56,11 @@ pub fn evaluate(
     let n = set.len();
     let classes = net.arch().classes() as i64;
     let probs = Tensor::zeros([n as i64, classes], (Kind::Float, tch::Device::Cpu));
-    let bar = if loader.progress {
-        let bar = ProgressBar::new((n * views.len()) as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "  evaluating [{bar:30}] {pos}/{len} views {per_sec} eta {eta}",
-            )?
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = alexnet_host::progress::bar(
+        loader.progress,
+        (n * views.len()) as u64,
+        "evaluating views",
+    );
     let s = net.arch().input;
     let device = net.devices()[0];
     for &view in views {

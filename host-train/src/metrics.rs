@@ -51,7 +51,7 @@ pub fn write_csv(history: &[EpochMetrics], path: &Path) -> Result<()> {
             m.seconds
         ));
     }
-    crate::checkpoint::write_atomic(path, text.as_bytes())
+    alexnet_host::atomic::write_atomic(path, text.as_bytes())
 }
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");

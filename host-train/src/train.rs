@@ -12,7 +12,6 @@ use alexnet_core::Arch;
 use alexnet_host::spec::MeanSpec;
 use alexnet_host::{ModelSpec, PreprocessSpec};
 use anyhow::{bail, ensure, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -217,36 +216,10 @@ pub fn kaiming_init(arch: &Arch<'_>, seed: u64) -> Result<ModelSpec> {
     Ok(spec)
 }
 
-/// Reads weights for `arch` from a core blob, a safetensors file or a PyTorch checkpoint.
+/// Reads weights for `arch` from a core blob, a safetensors file or a PyTorch checkpoint
+/// ([`alexnet_host::weights::load`]: the format is told by the content).
 pub fn load_weights(path: &Path, arch: &Arch<'_>) -> Result<ModelSpec> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let spec = match ext.as_str() {
-        "safetensors" => alexnet_host::safetensors_io::load(path, arch)?,
-        "pth" | "pt" => alexnet_host::pth::load(path, arch)?,
-        _ => {
-            let blob = alexnet_host::BlobFile::read(path)?;
-            let model = blob.model()?;
-            let spec = ModelSpec::from_model(&model);
-            ensure!(
-                spec.layers == arch.layers && spec.input == arch.input,
-                "{} holds a {} net, not {}",
-                path.display(),
-                model.arch().name,
-                arch.name
-            );
-            ensure!(
-                spec.params.iter().any(|p| p.is_some()),
-                "{} holds no f32 weights (an int8 blob cannot be trained)",
-                path.display()
-            );
-            spec
-        }
-    };
-    Ok(spec)
+    alexnet_host::weights::load(path, Some(arch))
 }
 
 /// Options of a run beyond the config.
@@ -337,7 +310,7 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
         }
         None
     };
-    checkpoint::write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    alexnet_host::atomic::write_atomic(out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
 
     let data = prepare_data(cfg, out, opts.progress)?;
     let is_main = rank == 0;
@@ -427,20 +400,12 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
             },
         )
         .start_at(state.batch_in_epoch as usize);
-        let bar = if opts.progress && is_main {
-            let bar = ProgressBar::new(data.train.len() as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} {per_sec} {msg} eta {eta}",
-                )?
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("epoch {}/{}", epoch + 1, total_epochs));
-            bar.set_position((skip * world) as u64);
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
+        let bar = alexnet_host::progress::bar(
+            opts.progress && is_main,
+            data.train.len() as u64,
+            format!("epoch {}/{}", epoch + 1, total_epochs),
+        );
+        bar.set_position((skip * world) as u64);
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (
             state.epoch_loss_sum,
@@ -597,7 +562,7 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
 pub fn export(net: &Net, out: &Path) -> Result<(PathBuf, PathBuf)> {
     let spec = net.to_spec()?;
     let blob = out.join("model.blob");
-    alexnet_host::blob_file::write_blob(&blob, &spec.to_blob()?)?;
+    alexnet_host::atomic::write_atomic(&blob, &spec.to_blob()?)?;
     let safetensors = out.join("model.safetensors");
     alexnet_host::safetensors_io::save(&spec, &safetensors)?;
     Ok((blob, safetensors))
@@ -616,7 +581,7 @@ mod tests {
         let st = dir.path().join("w.safetensors");
         alexnet_host::safetensors_io::save(&from_pth, &st)?;
         let blob = dir.path().join("w.blob");
-        alexnet_host::blob_file::write_blob(&blob, &from_pth.to_blob()?)?;
+        alexnet_host::atomic::write_atomic(&blob, &from_pth.to_blob()?)?;
         assert_eq!(load_weights(&st, &MICRO)?.params, from_pth.params);
         assert_eq!(load_weights(&blob, &MICRO)?.params, from_pth.params);
         let err = load_weights(&blob, &PAPER).unwrap_err();

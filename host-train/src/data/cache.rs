@@ -11,10 +11,11 @@
 //! padded file is refused before anything is mapped.
 
 use super::{ImageSet, Pixels};
+use alexnet_host::atomic::AtomicFile;
 use anyhow::{bail, ensure, Context, Result};
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"ALXIMGS\0";
@@ -25,13 +26,11 @@ const MAX_NAME: usize = 4096;
 /// Most classes accepted, likewise.
 const MAX_CLASSES: usize = 1 << 20;
 
-/// Writes a cache image by image: to a temporary file in the same folder, which
-/// [`CacheWriter::finish`] completes, flushes to disk and renames over the target, so a
-/// crash never leaves a half-written cache behind (an unfinished writer deletes its file).
+/// Writes a cache image by image through an [`AtomicFile`], which
+/// [`CacheWriter::finish`] completes and moves into place, so a crash never leaves a
+/// half-written cache behind (an unfinished writer deletes its temporary file).
 pub struct CacheWriter {
-    out: Option<BufWriter<File>>,
-    tmp: PathBuf,
-    path: PathBuf,
+    out: Option<BufWriter<AtomicFile>>,
     channels: usize,
     size: usize,
     labels: Vec<u32>,
@@ -44,29 +43,12 @@ impl CacheWriter {
             (1..=4).contains(&channels) && size > 0,
             "cannot cache {channels}-channel images of side {size}"
         );
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the cache folder {}", dir.display()))?;
-        let name = path
-            .file_name()
-            .with_context(|| format!("cache path {} has no file name", path.display()))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp.{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let file = AtomicFile::create(path).context("cannot start the image cache")?;
         let mut out = BufWriter::with_capacity(1 << 22, file);
         out.write_all(&[0u8; HEADER])
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(CacheWriter {
             out: Some(out),
-            tmp,
-            path: path.to_path_buf(),
             channels,
             size,
             labels: Vec::new(),
@@ -83,7 +65,7 @@ impl CacheWriter {
         );
         let out = self.out.as_mut().context("cache writer already finished")?;
         out.write_all(pixels)
-            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+            .with_context(|| format!("cannot write {}", out.get_ref().path().display()))?;
         self.labels.push(label);
         Ok(())
     }
@@ -98,7 +80,7 @@ impl CacheWriter {
         self.labels.is_empty()
     }
 
-    /// Writes the trailer and the header, syncs, and renames the file into place.
+    /// Writes the trailer and the header, and commits the file.
     pub fn finish(mut self, classes: &[String], fingerprint: u64) -> Result<()> {
         ensure!(classes.len() <= MAX_CLASSES, "too many classes");
         if let Some(bad) = self.labels.iter().find(|&&l| l as usize >= classes.len()) {
@@ -107,7 +89,7 @@ impl CacheWriter {
                 classes.len()
             );
         }
-        let mut out = self.out.take().context("cache writer already finished")?;
+        let out = self.out.take().context("cache writer already finished")?;
         let count = self.labels.len() as u64;
         let trailer_at = HEADER as u64 + count * (self.channels * self.size * self.size) as u64;
         let mut trailer = Vec::new();
@@ -133,38 +115,17 @@ impl CacheWriter {
         header.extend_from_slice(&fingerprint.to_le_bytes());
         header.extend_from_slice(&trailer_at.to_le_bytes());
         header.resize(HEADER, 0);
-        let tmp = self.tmp.clone();
-        let write = |out: &mut BufWriter<File>| -> std::io::Result<()> {
+        let path = out.get_ref().path().to_path_buf();
+        let complete = |mut out: BufWriter<AtomicFile>| -> std::io::Result<AtomicFile> {
             out.write_all(&trailer)?;
-            out.flush()?;
-            let file = out.get_mut();
+            let mut file = out.into_inner().map_err(|e| e.into_error())?;
             file.seek(SeekFrom::Start(0))?;
             file.write_all(&header)?;
-            file.sync_all()
+            Ok(file)
         };
-        write(&mut out).with_context(|| format!("cannot write {}", tmp.display()))?;
-        drop(out);
-        std::fs::rename(&tmp, &self.path)
-            .with_context(|| format!("cannot move {} to {}", tmp.display(), self.path.display()))?;
-        if let Some(dir) = self.path.parent() {
-            // Makes the rename itself durable; not every platform allows syncing a folder.
-            if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            }) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for CacheWriter {
-    fn drop(&mut self) {
-        if self.out.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        complete(out)
+            .with_context(|| format!("cannot write {} (disk full?)", path.display()))?
+            .commit()
     }
 }
 

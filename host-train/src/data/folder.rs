@@ -378,18 +378,7 @@ pub fn preprocess_into(
     ensure!(size > 0, "preprocessing size is 0");
     ensure!(!scan.files.is_empty(), "no image files to preprocess");
     let n = scan.files.len();
-    let bar = if progress {
-        let bar = indicatif::ProgressBar::new(n as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "preprocessing {bar:40} {pos}/{len} images, {per_sec}, eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = alexnet_host::progress::bar(progress, n as u64, "preprocessing images");
     let mut report = PrepReport::default();
     for round in scan.files.chunks(ROUND) {
         let outcomes: Vec<Decoded> = round

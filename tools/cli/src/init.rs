@@ -1,7 +1,7 @@
 //! `alexnet init`.
 
 use alexnet_core::builtin;
-use alexnet_host::blob_file::write_blob;
+use alexnet_host::atomic::write_atomic;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Instant;
@@ -22,7 +22,7 @@ pub fn run(arch_name: &str, seed: u64, output: &Path) -> Result<()> {
     );
     let spec = alexnet_host::init::paper_init(arch, seed)?;
     let blob = spec.to_blob()?;
-    write_blob(output, &blob)?;
+    write_atomic(output, &blob)?;
     println!(
         "wrote {} ({:.1} MB) in {:.1} s",
         output.display(),

@@ -49,36 +49,3 @@ impl BlobFile {
         &self.path
     }
 }
-
-/// Writes a blob file atomically: a temporary file beside it, then a rename, so an
-/// interrupted write never leaves a half-written blob under the final name.
-pub fn write_blob(path: impl AsRef<Path>, blob: &[u8]) -> Result<()> {
-    let path = path.as_ref();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file_name = path.file_name().context("output path has no file name")?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            use std::io::Write;
-            f.write_all(blob)?;
-            f.sync_all()
-        })
-        .with_context(|| format!("cannot write {} (disk full?)", path.display()))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
-        });
-    if written.is_err() {
-        // Nothing half-written stays behind, under either name.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}

@@ -121,7 +121,7 @@ pub(crate) fn spec_from_tensors(
     Ok(ModelSpec::with_defaults(arch, params))
 }
 
-/// Writes an f32 spec's weights as safetensors with the names [`load`] reads.
+/// Writes an f32 spec's weights as safetensors with the names [`load`] reads, atomically.
 pub fn save(spec: &ModelSpec, path: impl AsRef<Path>) -> Result<()> {
     let arch = spec.arch();
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -150,8 +150,7 @@ pub fn save(spec: &ModelSpec, path: impl AsRef<Path>) -> Result<()> {
         .map(|(n, shape, data)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     let bytes = safetensors::serialize(views, None)?;
-    std::fs::write(path.as_ref(), bytes)
-        .with_context(|| format!("cannot write {}", path.as_ref().display()))
+    crate::atomic::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! calibrating activation ranges on real images, and reports what it cost per layer.
 
 use alexnet_core::builtin;
-use alexnet_host::blob_file::write_blob;
+use alexnet_host::atomic::write_atomic;
 use alexnet_host::quantize::{self, Method};
-use alexnet_host::{dataset, BlobFile, ModelSpec};
+use alexnet_host::{dataset, progress, weights, BlobFile, ModelSpec};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
@@ -103,12 +103,9 @@ fn run(args: Args) -> Result<()> {
     }
     let n = samples.inputs.len();
     eprintln!("calibrating {} on {n} images ({:?})...", arch.name, method);
-    let cal = quantize::calibrate(&model, &samples.inputs, |k| {
-        if k % 10 == 0 || k == n {
-            eprint!("\r  {k}/{n}");
-        }
-    })?;
-    eprintln!();
+    let bar = progress::bar(true, n as u64, "calibrating images");
+    let cal = quantize::calibrate(&model, &samples.inputs, |k| bar.set_position(k as u64))?;
+    bar.finish_and_clear();
     let (mut int8, adjustments) = quantize::quantize(&spec, &cal, method)?;
     if let Some(q) = int8.quant.as_mut() {
         q.packed_dsp = args.pack_dsp;
@@ -129,7 +126,7 @@ fn run(args: Args) -> Result<()> {
         &samples.inputs,
     )?;
     print!("{}", report.to_table());
-    write_blob(&args.output, &int8_blob)?;
+    write_atomic(&args.output, &int8_blob)?;
     println!(
         "wrote {} ({:.2} MB int8, f32 was {:.2} MB) in {:.1} s",
         args.output.display(),
@@ -139,42 +136,22 @@ fn run(args: Args) -> Result<()> {
     );
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
+        write_atomic(path, json.as_bytes())?;
         println!("report written to {}", path.display());
     }
     Ok(())
 }
 
+/// The f32 weights, whatever the file's format; `--arch` is needed by the formats that do
+/// not name their net, and checked against a blob's.
 fn load_weights(args: &Args) -> Result<ModelSpec> {
-    let is_blob = std::fs::read(&args.weights)
-        .map(|b| b.starts_with(&alexnet_core::model::format::MAGIC))
-        .with_context(|| format!("cannot read {}", args.weights.display()))?;
-    if is_blob {
-        let file = BlobFile::read(&args.weights)?;
-        let model = file.model()?;
-        if model.precision() != alexnet_core::Precision::F32 {
-            bail!("{} is already an int8 model", args.weights.display());
+    let format = weights::detect(&args.weights)?;
+    let arch = match &args.arch {
+        Some(name) => {
+            Some(builtin::by_name(name).with_context(|| format!("unknown architecture {name:?}"))?)
         }
-        return Ok(ModelSpec::from_model(&model));
-    }
-    let pytorch = args
-        .weights
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("pth") || e.eq_ignore_ascii_case("pt"));
-    let kind = if pytorch {
-        "a PyTorch checkpoint"
-    } else {
-        "a safetensors file"
+        None if format.names_its_arch() => None,
+        None => bail!("{format} needs --arch (paper, caffe, torchvision or micro)"),
     };
-    let name = args
-        .arch
-        .as_deref()
-        .with_context(|| format!("{kind} needs --arch (paper, caffe, torchvision or micro)"))?;
-    let arch = builtin::by_name(name).with_context(|| format!("unknown architecture {name:?}"))?;
-    if pytorch {
-        alexnet_host::pth::load(&args.weights, arch)
-    } else {
-        alexnet_host::safetensors_io::load(&args.weights, arch)
-    }
+    weights::load(&args.weights, arch)
 }

@@ -2,10 +2,12 @@
 //! every scale, zero point, multiplier and LRN table, and measure what was lost.
 
 pub mod calibrate;
+pub mod compare;
 pub mod params;
 pub mod report;
 
 pub use calibrate::{calibrate, Calibration, Method};
+pub use compare::{Comparison, LayerError, Logits};
 pub use report::{evaluate, LayerReport, Report};
 
 use crate::spec::{ModelSpec, QKernelSpec, QLayerSpec, QuantSpec};
@@ -140,4 +142,46 @@ pub fn check_finite(spec: &ModelSpec) -> Result<()> {
 /// Input scale and zero point of a quantized spec.
 pub fn input_params(spec: &ModelSpec) -> Option<QParams> {
     spec.quant.as_ref().map(|q| q.input)
+}
+
+/// Small quantized models for the tests of this crate.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::BlobFile;
+    use rand::{Rng, SeedableRng};
+
+    /// A micro net and its int8 quantization.
+    pub(crate) struct QuantizedMicro {
+        pub f32_spec: ModelSpec,
+        pub f32_blob: BlobFile,
+        pub int8_blob: BlobFile,
+        /// The calibration inputs.
+        pub inputs: Vec<Vec<f32>>,
+    }
+
+    /// A micro net (paper init, `seed`) quantized with min/max ranges from 8 random inputs
+    /// in the range of preprocessed Fashion-MNIST pixels.
+    pub(crate) fn quantized_micro(seed: u64) -> QuantizedMicro {
+        let arch = &alexnet_core::builtin::MICRO;
+        let f32_spec = crate::init::paper_init(arch, seed).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let inputs: Vec<Vec<f32>> = (0..8)
+            .map(|_| {
+                (0..arch.input.len())
+                    .map(|_| rng.random_range(-0.8f32..2.0))
+                    .collect()
+            })
+            .collect();
+        let f32_blob = BlobFile::from_bytes(&f32_spec.to_blob().unwrap(), "f32.blob");
+        let cal = calibrate(&f32_blob.model().unwrap(), &inputs, |_| {}).unwrap();
+        let (int8_spec, _) = quantize(&f32_spec, &cal, Method::MinMax).unwrap();
+        let int8_blob = BlobFile::from_bytes(&int8_spec.to_blob().unwrap(), "int8.blob");
+        QuantizedMicro {
+            f32_spec,
+            f32_blob,
+            int8_blob,
+            inputs,
+        }
+    }
 }

@@ -1,9 +1,10 @@
-//! What quantization cost: per-layer SQNR of the int8 path against f32, and top-1 agreement.
+//! What quantization cost, as the quantizer reports it: per-layer ranges, scales and SQNR of
+//! the int8 path against f32 ([`super::compare`]), and top-1 agreement.
 
+use super::compare::Comparison;
 use super::Adjustments;
 use crate::spec::ModelSpec;
-use alexnet_core::RunOptions;
-use alexnet_core::{Layer, Model};
+use alexnet_core::Model;
 use anyhow::Result;
 
 /// One row of the report.
@@ -49,31 +50,7 @@ pub struct Report {
     pub top1_agreement: f64,
 }
 
-/// Which f32 activation int8 layer `i`'s output corresponds to: a convolution or linear
-/// layer followed by ReLU outputs the ReLU's result (the ReLU is fused into its clamp).
-pub fn reference_index(layers: &[Layer], i: usize) -> usize {
-    let fused = matches!(layers.get(i), Some(Layer::Conv(_) | Layer::Linear { .. }))
-        && matches!(layers.get(i + 1), Some(Layer::Relu));
-    if fused {
-        i + 1
-    } else {
-        i
-    }
-}
-
-/// Whether a layer computes a new tensor (the rows worth reporting).
-pub fn computes(layer: &Layer) -> bool {
-    matches!(
-        layer,
-        Layer::Conv(_)
-            | Layer::Linear { .. }
-            | Layer::Lrn(_)
-            | Layer::MaxPool(_)
-            | Layer::AdaptiveAvgPool { .. }
-    )
-}
-
-/// Runs both models over `inputs` and builds the report.
+/// Runs both models over `inputs` (a [`Comparison`]) and builds the report.
 pub fn evaluate(
     f32_spec: &ModelSpec,
     f32_model: &Model<'_>,
@@ -83,97 +60,48 @@ pub fn evaluate(
     calibration_samples: usize,
     inputs: &[Vec<f32>],
 ) -> Result<Report> {
-    let layers = f32_model.layers();
-    let n = layers.len();
-    let reference: Vec<usize> = (0..n).map(|i| reference_index(layers, i)).collect();
-    let q = int8_model.quantization();
-    let mut signal = vec![0.0f64; n];
-    let mut noise = vec![0.0f64; n];
-    let mut agree = 0usize;
-    let mut arena32 = vec![0u8; f32_model.observed_arena_bytes()];
-    let mut arena8 = vec![0u8; int8_model.observed_arena_bytes()];
-    let classes = f32_model.classes();
-    let (mut l32, mut l8) = (vec![0.0f32; classes], vec![0i8; classes]);
-    let mut codes = vec![0i8; f32_model.input_len()];
+    let mut comparison = Comparison::new(f32_model, int8_model)?;
     for input in inputs {
-        let mut acts32: Vec<Vec<f32>> = vec![Vec::new(); n];
-        f32_model
-            .run(
-                input,
-                &mut arena32,
-                &mut l32,
-                RunOptions::new().observe(&mut |i, _, a| acts32[i] = a.to_vec()),
-            )
-            .map_err(anyhow::Error::msg)?;
-        int8_model
-            .quantize_input(input, &mut codes)
-            .map_err(anyhow::Error::msg)?;
-        int8_model
-            .run(
-                &codes,
-                &mut arena8,
-                &mut l8,
-                RunOptions::new().observe(&mut |i, _, a| {
-                    let p = q.layers[i].output;
-                    for (&c, &r) in a.iter().zip(&acts32[reference[i]]) {
-                        let deq = (c as i32 - p.zero_point) as f64 * p.scale as f64;
-                        signal[i] += (r as f64).powi(2);
-                        noise[i] += (r as f64 - deq).powi(2);
-                    }
-                }),
-            )
-            .map_err(anyhow::Error::msg)?;
-        let mut b32 = [0usize];
-        let mut b8 = [0usize];
-        alexnet_core::postprocess::top_k(&l32, &mut b32);
-        let l8f: Vec<f32> = l8.iter().map(|&c| c as f32).collect();
-        alexnet_core::postprocess::top_k(&l8f, &mut b8);
-        agree += usize::from(b32 == b8);
+        comparison.add(input)?;
     }
-    let arch = f32_spec.arch();
-    let mut rows = Vec::new();
-    for (i, layer) in layers.iter().enumerate() {
-        if !computes(layer) {
-            continue;
-        }
-        let p = q.layers[i].output;
-        let weight_range = f32_spec.params[i].as_ref().map(|p| {
-            p.weight
-                .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &w| {
-                    (a.min(w), b.max(w))
-                })
-        });
-        let name = arch
-            .param_layer_name(i)
-            .map_or_else(|| layer.kind_name().to_string(), |n| n.to_string());
-        rows.push(LayerReport {
-            index: i,
-            name: if reference[i] != i {
-                format!("{name}+relu")
-            } else {
-                name
-            },
-            weight_range,
-            activation_range: (
-                (-128 - p.zero_point) as f32 * p.scale,
-                (127 - p.zero_point) as f32 * p.scale,
-            ),
-            scale: p.scale,
-            zero_point: p.zero_point,
-            sqnr_db: 10.0 * (signal[i] / noise[i].max(f64::MIN_POSITIVE)).log10(),
-            adjustments: adjustments.get(i).cloned().unwrap_or_default(),
-        });
-    }
+    let q = int8_model.quantization();
+    let rows = comparison
+        .layers()
+        .iter()
+        .map(|e| {
+            let i = e.index;
+            let p = q.layers[i].output;
+            let weight_range = f32_spec.params[i].as_ref().map(|p| {
+                p.weight
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &w| {
+                        (a.min(w), b.max(w))
+                    })
+            });
+            LayerReport {
+                index: i,
+                name: e.name.clone(),
+                weight_range,
+                activation_range: (
+                    (-128 - p.zero_point) as f32 * p.scale,
+                    (127 - p.zero_point) as f32 * p.scale,
+                ),
+                scale: p.scale,
+                zero_point: p.zero_point,
+                sqnr_db: e.sqnr_db(),
+                adjustments: adjustments.get(i).cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
     Ok(Report {
-        arch: arch.name.to_string(),
+        arch: f32_spec.name.clone(),
         method: method.to_string(),
         calibration_samples,
-        evaluation_samples: inputs.len(),
+        evaluation_samples: comparison.samples(),
         input_scale: q.input.scale,
         input_zero_point: q.input.zero_point,
         layers: rows,
-        top1_agreement: agree as f64 / inputs.len().max(1) as f64,
+        top1_agreement: comparison.top1_agreement(),
     })
 }
 
@@ -230,5 +158,38 @@ impl Report {
             self.evaluation_samples
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantize::test_support::quantized_micro;
+
+    #[test]
+    fn rows_are_the_comparisons_with_the_quantizers_figures() {
+        let m = quantized_micro(4);
+        let (f32_spec, inputs) = (&m.f32_spec, &m.inputs);
+        let (f32_model, int8_model) = (m.f32_blob.model().unwrap(), m.int8_blob.model().unwrap());
+        let report = evaluate(f32_spec, &f32_model, &int8_model, &[], "MinMax", 8, inputs).unwrap();
+        let mut c = Comparison::new(&f32_model, &int8_model).unwrap();
+        for input in inputs {
+            c.add(input).unwrap();
+        }
+        assert_eq!(report.layers.len(), c.layers().len());
+        for (r, e) in report.layers.iter().zip(c.layers()) {
+            assert_eq!(
+                (r.index, &r.name, r.sqnr_db),
+                (e.index, &e.name, e.sqnr_db())
+            );
+            assert_eq!(r.scale, e.scale);
+            let (lo, hi) = r.activation_range;
+            assert!(lo <= 0.0 && hi > 0.0, "{}: [{lo}, {hi}]", r.name);
+            assert_eq!(r.weight_range.is_some(), f32_spec.params[r.index].is_some());
+        }
+        assert_eq!(report.top1_agreement, c.top1_agreement());
+        assert_eq!(report.evaluation_samples, inputs.len());
+        let table = report.to_table();
+        assert!(table.contains("conv1+relu") && table.contains("top-1 agreement"));
     }
 }
