@@ -2,8 +2,8 @@
 //!
 //! * [`spec`]: an owned model description (architecture, weights, preprocessing, labels) and
 //!   the blob writer that serializes it in the core's format.
-//! * [`init`]: the paper's random initialization.
-//! * [`defaults`]: per-architecture preprocessing and labels.
+//! * [`profile`]: per built-in net, as data: tensor names, preprocessing, labels, initializer.
+//! * [`init`]: random initializations (the paper's, He et al.'s).
 //! * [`weights`]: f32 weights from any file the tools read (blob, safetensors, `.pth`),
 //!   the format told by the file's content.
 //! * [`blob_file`]: reading a blob from disk into aligned memory.
@@ -22,7 +22,6 @@
 pub mod atomic;
 pub mod blob_file;
 pub mod dataset;
-pub mod defaults;
 pub mod firmware;
 pub mod idx;
 pub mod image_input;
@@ -30,12 +29,19 @@ pub mod init;
 pub mod npy;
 #[cfg(feature = "parallel")]
 pub mod parallel;
+pub mod profile;
 pub mod progress;
 pub mod pth;
 pub mod quantize;
 pub mod safetensors_io;
 pub mod spec;
 pub mod weights;
+
+/// The former home of the default preprocessing, kept for callers not yet moved to
+/// [`profile`] (`tests/forward.rs`).
+pub mod defaults {
+    pub use crate::profile::preprocess_for;
+}
 
 pub use blob_file::BlobFile;
 pub use spec::{
