@@ -28,10 +28,10 @@ enum MethodArg {
 struct Args {
     /// f32 weights: a core blob (`alexnet init`, `host-train`), a safetensors file, or a
     /// PyTorch checkpoint (`.pth`/`.pt`, a torch.save'd state_dict such as torchvision's
-    /// alexnet-owt-7be5be79.pth).
+    /// alexnet-owt-7be5be79.pth); told apart by content, whatever the file's name.
     weights: PathBuf,
     /// Architecture of a safetensors file or PyTorch checkpoint (paper, caffe, torchvision,
-    /// micro); blobs carry their own.
+    /// micro); blobs carry their own, which must then be this one.
     #[arg(long)]
     arch: Option<String>,
     /// Calibration images: a folder of JPEG/PNG files (searched recursively) or an IDX file.
