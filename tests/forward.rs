@@ -162,7 +162,7 @@ mod random_architectures {
             let Ok(plan) = arch.plan() else {
                 // The writer refuses what the parser would refuse.
                 let spec = ModelSpec { name: "random".into(), input: arch.input, layers: layers.clone(), params: vec![None; layers.len()],
-                    preprocess: alexnet_host::defaults::preprocess_for(&alexnet_core::builtin::MICRO), labels: None, quant: None };
+                    preprocess: alexnet_host::profile::preprocess_for(&alexnet_core::builtin::MICRO), labels: None, quant: None };
                 prop_assert!(spec.to_blob().is_err());
                 return Ok(());
             };
@@ -174,7 +174,7 @@ mod random_architectures {
                     bias: (0..s.layer.bias_len()).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
                 })
             }).collect();
-            let mut preprocess = alexnet_host::defaults::preprocess_for(&alexnet_core::builtin::MICRO);
+            let mut preprocess = alexnet_host::profile::preprocess_for(&alexnet_core::builtin::MICRO);
             preprocess.channel_order = if c == 3 { alexnet_core::model::ChannelOrder::Rgb } else { alexnet_core::model::ChannelOrder::Gray };
             preprocess.resize = 0;
             preprocess.mean = alexnet_host::MeanSpec::None;

@@ -2,6 +2,7 @@
 //! command-line flags over both. Unknown keys are errors, so a typo never trains silently
 //! with a default.
 
+use alexnet_host::profile::Profile;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -26,16 +27,8 @@ pub enum MeanKind {
     Arch,
 }
 
-/// Initial weights.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Init {
-    /// N(0, 0.01) and the paper's biases of 1 (§5).
-    Paper,
-    /// He et al.'s normal (std sqrt(2 / fan_in)), biases 0: what deep nets without the
-    /// paper's hand tuning need to start learning.
-    Kaiming,
-}
+/// Initial weights (`paper` or `kaiming` in the TOML).
+pub use alexnet_host::init::Initializer as Init;
 
 /// How several devices share the work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -119,8 +112,8 @@ pub struct TrainConfig {
     pub plateau_threshold: f64,
     /// No drop below this rate.
     pub min_lr: f64,
-    /// Initialization (default: the paper's for the ImageNet nets, Kaiming for the small
-    /// ones, which do not start learning from the paper's N(0, 0.01)).
+    /// Initialization (default: the net's profile's: the paper's for the ImageNet nets,
+    /// Kaiming for micro, which does not start learning from the paper's N(0, 0.01)).
     pub init: Option<Init>,
     /// Seed of everything random: weights, data order, augmentation, dropout.
     pub seed: u64,
@@ -239,14 +232,14 @@ impl Config {
         Ok(toml::to_string_pretty(self)?)
     }
 
+    /// The architecture's profile: its descriptor and host-side facts.
+    pub fn profile(&self) -> Result<&'static Profile> {
+        alexnet_host::profile::by_name(&self.arch)
+    }
+
     /// The architecture descriptor.
     pub fn arch(&self) -> Result<&'static alexnet_core::Arch<'static>> {
-        alexnet_core::builtin::by_name(&self.arch).with_context(|| {
-            format!(
-                "unknown architecture {:?} (paper, caffe, torchvision or micro)",
-                self.arch
-            )
-        })
+        Ok(self.profile()?.arch)
     }
 
     /// Checks what can be checked before any work starts.
@@ -333,10 +326,7 @@ impl Config {
     pub fn init(&self) -> Init {
         self.train
             .init
-            .unwrap_or(match self.arch().map(|a| a.input.c) {
-                Ok(3) => Init::Paper,
-                _ => Init::Kaiming,
-            })
+            .unwrap_or_else(|| self.profile().map_or(Init::Kaiming, |p| p.init))
     }
 
     /// The zero padding around stored images.

@@ -1,6 +1,7 @@
 //! `host-train`: trains AlexNet with libtorch from the core's descriptors, evaluates it, and
 //! exports what `quantize` and the device read.
 
+use alexnet_host::profile::Dataset;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use host_train::config::{Config, Init, Parallel, Source};
@@ -168,7 +169,11 @@ fn base_config(path: Option<&PathBuf>, fallback: Option<PathBuf>) -> Result<Conf
 fn apply(cfg: &mut Config, o: &Overrides) -> Result<()> {
     if let Some(a) = &o.arch {
         cfg.arch = a.clone();
-        if cfg.arch()?.input.c == 3 && o.source.is_none() && cfg.data.source == Source::FashionMnist
+        // A net made for another data set than Fashion-MNIST reads image folders, unless
+        // told otherwise.
+        if cfg.profile()?.dataset != Dataset::FashionMnist
+            && o.source.is_none()
+            && cfg.data.source == Source::FashionMnist
         {
             cfg.data.source = Source::Folder;
         }
@@ -325,8 +330,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 }
 
 fn bench(arch: &str, devices: &str, batch: i64, steps: u32, threads: i32) -> Result<()> {
-    let arch = alexnet_core::builtin::by_name(arch)
-        .with_context(|| format!("unknown architecture {arch:?}"))?;
+    let arch = alexnet_host::profile::by_name(arch)?.arch;
     let devices = host_train::device::parse_all(&[devices.to_string()])?;
     if threads > 0 {
         tch::set_num_threads(threads);
@@ -386,12 +390,7 @@ fn main() -> Result<()> {
             let data = train::prepare_data(&cfg, &run, false)?;
             let spec = alexnet_host::safetensors_io::load(&c.weights, arch)?;
             let mut net = host_train::Net::from_spec(&spec, Device::Cpu)?;
-            let labels = if data.classes.len() == arch.classes() {
-                Some(data.classes.clone())
-            } else {
-                alexnet_host::defaults::labels_for(arch.classes())
-            };
-            net.set_metadata(data.preprocess.clone(), labels);
+            net.set_metadata(data.preprocess.clone(), Some(data.labels.clone()));
             let (blob, st) = train::export(&net, &run)?;
             println!("model     {}\nweights   {}", blob.display(), st.display());
             Ok(())
@@ -404,8 +403,7 @@ fn main() -> Result<()> {
             threads,
         } => bench(&arch, &devices, batch_size, steps, threads),
         Command::Check { arch, devices } => {
-            let arch = alexnet_core::builtin::by_name(&arch)
-                .with_context(|| format!("unknown architecture {arch:?}"))?;
+            let arch = alexnet_host::profile::by_name(&arch)?.arch;
             let devices = host_train::device::parse_all(&[devices])?;
             let spec = alexnet_host::init::paper_init(arch, 0)?;
             let net = host_train::Net::with_towers(&spec, &devices)?;

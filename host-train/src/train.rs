@@ -2,7 +2,7 @@
 //! metrics and the export of what the device needs.
 
 use crate::checkpoint::{self, TrainState};
-use crate::config::{Config, Init, MeanKind, Parallel, Source};
+use crate::config::{Config, MeanKind, Parallel, Source};
 use crate::data::{self, Augment, ImageSet, Loader, Normalize, Pca, Schedule, View};
 use crate::eval::{self, Eval, LoaderSettings};
 use crate::metrics::{self, EpochMetrics};
@@ -37,6 +37,9 @@ pub struct Data {
     pub preprocess: PreprocessSpec,
     /// Class names.
     pub classes: Vec<String>,
+    /// The labels the exported model carries: the class names when there is one per
+    /// output of the net, else the net's own (its profile's data set).
+    pub labels: Vec<String>,
 }
 
 /// Up to `limit` images spread evenly over the set (0: all).
@@ -51,7 +54,8 @@ fn limited(set: ImageSet, limit: usize) -> ImageSet {
 /// Loads (or preprocesses and caches) the data a config names and derives the
 /// normalization and augmentation from the training set.
 pub fn prepare_data(cfg: &Config, out: &Path, progress: bool) -> Result<Data> {
-    let arch = cfg.arch()?;
+    let profile = cfg.profile()?;
+    let arch = profile.arch;
     let d = &cfg.data;
     let (train, val, test) = match d.source {
         Source::FashionMnist => {
@@ -141,7 +145,7 @@ pub fn prepare_data(cfg: &Config, out: &Path, progress: bool) -> Result<Data> {
         arch.name,
         arch.input.c
     );
-    let defaults = alexnet_host::defaults::preprocess_for(arch);
+    let defaults = profile.preprocess.spec(arch);
     let (norm, preprocess) = match cfg.mean() {
         MeanKind::Arch => {
             let mean = match &defaults.mean {
@@ -188,6 +192,11 @@ pub fn prepare_data(cfg: &Config, out: &Path, progress: bool) -> Result<Data> {
         pca_std: d.pca_std,
     };
     let classes = train.classes.clone();
+    let labels = if classes.len() == arch.classes() {
+        classes.clone()
+    } else {
+        profile.dataset.labels()
+    };
     Ok(Data {
         train: Arc::new(train),
         val: Arc::new(val),
@@ -196,24 +205,8 @@ pub fn prepare_data(cfg: &Config, out: &Path, progress: bool) -> Result<Data> {
         augment: Arc::new(augment),
         preprocess,
         classes,
+        labels,
     })
-}
-
-/// He-normal weights (std sqrt(2 / fan_in)), zero biases.
-pub fn kaiming_init(arch: &Arch<'_>, seed: u64) -> Result<ModelSpec> {
-    use rand::SeedableRng;
-    use rand_distr::{Distribution, Normal};
-    let mut spec = alexnet_host::init::paper_init(arch, seed)?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    for p in spec.params.iter_mut().flatten() {
-        let fan_in = (p.weight.len() / p.bias.len().max(1)).max(1);
-        let normal = Normal::new(0.0f32, (2.0 / fan_in as f32).sqrt())?;
-        for w in &mut p.weight {
-            *w = normal.sample(&mut rng);
-        }
-        p.bias.iter_mut().for_each(|b| *b = 0.0);
-    }
-    Ok(spec)
 }
 
 /// Reads weights for `arch` from a core blob, a safetensors file or a PyTorch checkpoint
@@ -319,18 +312,10 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
     let spec = match (&resume_from, &opts.init_from) {
         (Some(c), _) => alexnet_host::safetensors_io::load(&c.weights, arch)?,
         (None, Some(p)) => load_weights(p, arch)?,
-        (None, None) => match cfg.init() {
-            Init::Paper => alexnet_host::init::paper_init(arch, t.seed)?,
-            Init::Kaiming => kaiming_init(arch, t.seed)?,
-        },
+        (None, None) => cfg.init().init(arch, t.seed)?,
     };
     let mut net = Net::with_towers(&spec, &devices)?;
-    let labels = if data.classes.len() == arch.classes() {
-        Some(data.classes.clone())
-    } else {
-        alexnet_host::defaults::labels_for(arch.classes())
-    };
-    net.set_metadata(data.preprocess.clone(), labels);
+    net.set_metadata(data.preprocess.clone(), Some(data.labels.clone()));
     let mut sgd = Sgd::new(&net, t.momentum, t.weight_decay);
     let mut state = TrainState {
         lr: t.lr,
@@ -586,18 +571,6 @@ mod tests {
         assert_eq!(load_weights(&blob, &MICRO)?.params, from_pth.params);
         let err = load_weights(&blob, &PAPER).unwrap_err();
         assert!(format!("{err:#}").contains("micro"), "{err:#}");
-        Ok(())
-    }
-
-    #[test]
-    fn kaiming_init_has_he_scale() -> Result<()> {
-        let spec = kaiming_init(&MICRO, 1)?;
-        let fc6 = spec.params[16].as_ref().expect("fc6");
-        let fan_in = fc6.weight.len() / fc6.bias.len();
-        let var = fc6.weight.iter().map(|w| w * w).sum::<f32>() / fc6.weight.len() as f32;
-        let expected = 2.0 / fan_in as f32;
-        assert!((var / expected - 1.0).abs() < 0.02, "{var} vs {expected}");
-        assert!(fc6.bias.iter().all(|&b| b == 0.0));
         Ok(())
     }
 }

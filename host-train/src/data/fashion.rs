@@ -5,7 +5,7 @@
 
 use super::ImageSet;
 use alexnet_host::idx::{read_images, read_labels, FASHION_MNIST_DIR};
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use std::path::{Path, PathBuf};
 
 /// Which half of the data set.
@@ -67,7 +67,7 @@ pub fn load(dir: &Path, split: Split) -> Result<ImageSet> {
         images.rows,
         images.cols
     );
-    let classes = alexnet_host::defaults::labels_for(10).context("no Fashion-MNIST labels")?;
+    let classes = alexnet_host::profile::Dataset::FashionMnist.labels();
     if let Some((i, l)) = labels
         .iter()
         .enumerate()

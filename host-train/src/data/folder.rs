@@ -632,7 +632,7 @@ mod tests {
         };
         let tmp = tempfile::tempdir().unwrap();
         let train = tmp.path().join("train");
-        let names = alexnet_host::defaults::labels_for(10).unwrap();
+        let names = alexnet_host::profile::Dataset::FashionMnist.labels();
         let labels = alexnet_host::idx::read_labels(
             Path::new(FASHION_MNIST_DIR).join("t10k-labels-idx1-ubyte.gz"),
         )

@@ -1,19 +1,12 @@
 //! `alexnet init`.
 
-use alexnet_core::builtin;
 use alexnet_host::atomic::write_atomic;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::Path;
 use std::time::Instant;
 
 pub fn run(arch_name: &str, seed: u64, output: &Path) -> Result<()> {
-    let arch = builtin::by_name(arch_name).with_context(|| {
-        let names: Vec<&str> = builtin::ALL.iter().map(|a| a.name).collect();
-        format!(
-            "unknown architecture {arch_name:?}; built in: {}",
-            names.join(", ")
-        )
-    })?;
+    let arch = alexnet_host::profile::by_name(arch_name)?.arch;
     let start = Instant::now();
     eprintln!(
         "initializing {} ({} parameters, paper init N(0, 0.01), seed {seed})...",

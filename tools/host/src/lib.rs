@@ -2,8 +2,8 @@
 //!
 //! * [`spec`]: an owned model description (architecture, weights, preprocessing, labels) and
 //!   the blob writer that serializes it in the core's format.
-//! * [`init`]: the paper's random initialization.
-//! * [`defaults`]: per-architecture preprocessing and labels.
+//! * [`profile`]: per built-in net, as data: tensor names, preprocessing, labels, initializer.
+//! * [`init`]: random initializations (the paper's, He et al.'s).
 //! * [`weights`]: f32 weights from any file the tools read (blob, safetensors, `.pth`),
 //!   the format told by the file's content.
 //! * [`blob_file`]: reading a blob from disk into aligned memory.
@@ -23,7 +23,6 @@
 pub mod atomic;
 pub mod blob_file;
 pub mod dataset;
-pub mod defaults;
 pub mod firmware;
 pub mod fpenv;
 pub mod idx;
@@ -32,6 +31,7 @@ pub mod init;
 pub mod npy;
 #[cfg(feature = "parallel")]
 pub mod parallel;
+pub mod profile;
 pub mod progress;
 pub mod pth;
 pub mod quantize;

@@ -1,30 +1,20 @@
 //! Weights as safetensors: torchvision's state_dict names for the torchvision net, the
 //! conventional `conv1.weight` ... `fc8.bias` for the others (`docs/architectures.md`).
 
+use crate::profile::{self, TensorNames};
 use crate::spec::{LayerParams, ModelSpec};
-use alexnet_core::{Arch, Layer};
+use alexnet_core::Arch;
 use anyhow::{ensure, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::path::Path;
 
-/// The safetensors name stem of parameterized layer `i`: `features.3` for torchvision's
-/// conv2, `conv2` otherwise.
+/// The safetensors name stem of parameterized layer `i`: the naming of `arch`'s profile
+/// ([`crate::profile::TensorNames`]; `features.3` for torchvision's conv2), `conv2` for a net
+/// that is not built in.
 pub fn tensor_stem(arch: &Arch<'_>, i: usize) -> Option<String> {
-    let name = arch.param_layer_name(i)?;
-    if arch.name == "torchvision" {
-        // torchvision: `features` is our layers 0..13, `classifier` our layers 15.. (after
-        // the adaptive pool and flatten, which torchvision does outside its Sequentials).
-        let flatten = arch
-            .layers
-            .iter()
-            .position(|l| matches!(l, Layer::Flatten))?;
-        return Some(if i < flatten {
-            format!("features.{i}")
-        } else {
-            format!("classifier.{}", i - flatten - 1)
-        });
-    }
-    Some(name.to_string())
+    profile::of(arch)
+        .map_or(TensorNames::Layer, |p| p.tensor_names)
+        .stem(arch, i)
 }
 
 /// The weight tensor's shape, as safetensors stores it (no trailing zeros).
@@ -159,23 +149,11 @@ mod tests {
     use alexnet_core::builtin::{MICRO, TORCHVISION};
 
     #[test]
-    fn torchvision_names_match_its_state_dict() {
-        let stems: Vec<String> = (0..TORCHVISION.layers.len())
-            .filter_map(|i| tensor_stem(&TORCHVISION, i))
-            .collect();
-        assert_eq!(
-            stems,
-            [
-                "features.0",
-                "features.3",
-                "features.6",
-                "features.8",
-                "features.10",
-                "classifier.1",
-                "classifier.4",
-                "classifier.6"
-            ]
-        );
+    fn names_follow_the_profile() {
+        let stem = |arch, i| tensor_stem(arch, i).unwrap();
+        assert_eq!(stem(&TORCHVISION, 3), "features.3");
+        assert_eq!(stem(&TORCHVISION, 21), "classifier.6");
+        assert_eq!(stem(&MICRO, 4), "conv2");
     }
 
     #[test]

@@ -100,15 +100,15 @@ pub struct ModelSpec {
 
 impl ModelSpec {
     /// An f32 model of a built-in (or any) architecture with these parameters, the
-    /// architecture's default preprocessing and its labels.
+    /// architecture's default preprocessing and its labels ([`crate::profile`]).
     pub fn with_defaults(arch: &Arch<'_>, params: Vec<Option<LayerParams>>) -> Self {
         ModelSpec {
             name: arch.name.to_string(),
             input: arch.input,
             layers: arch.layers.to_vec(),
             params,
-            preprocess: crate::defaults::preprocess_for(arch),
-            labels: crate::defaults::labels_for(arch.classes()),
+            preprocess: crate::profile::preprocess_for(arch),
+            labels: crate::profile::labels_for(arch),
             quant: None,
         }
     }

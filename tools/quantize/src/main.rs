@@ -2,10 +2,9 @@
 //! into an int8 blob,
 //! calibrating activation ranges on real images, and reports what it cost per layer.
 
-use alexnet_core::builtin;
 use alexnet_host::atomic::write_atomic;
 use alexnet_host::quantize::{self, Method};
-use alexnet_host::{dataset, progress, weights, BlobFile, ModelSpec};
+use alexnet_host::{dataset, profile, progress, weights, BlobFile, ModelSpec};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
@@ -29,10 +28,10 @@ enum MethodArg {
 struct Args {
     /// f32 weights: a core blob (`alexnet init`, `host-train`), a safetensors file, or a
     /// PyTorch checkpoint (`.pth`/`.pt`, a torch.save'd state_dict such as torchvision's
-    /// alexnet-owt-7be5be79.pth).
+    /// alexnet-owt-7be5be79.pth); told apart by content, whatever the file's name.
     weights: PathBuf,
     /// Architecture of a safetensors file or PyTorch checkpoint (paper, caffe, torchvision,
-    /// micro); blobs carry their own.
+    /// micro); blobs carry their own, which must then be this one.
     #[arg(long)]
     arch: Option<String>,
     /// Calibration images: a folder of JPEG/PNG files (searched recursively) or an IDX file.
@@ -147,9 +146,7 @@ fn run(args: Args) -> Result<()> {
 fn load_weights(args: &Args) -> Result<ModelSpec> {
     let format = weights::detect(&args.weights)?;
     let arch = match &args.arch {
-        Some(name) => {
-            Some(builtin::by_name(name).with_context(|| format!("unknown architecture {name:?}"))?)
-        }
+        Some(name) => Some(profile::by_name(name)?.arch),
         None if format.names_its_arch() => None,
         None => bail!("{format} needs --arch (paper, caffe, torchvision or micro)"),
     };

@@ -178,6 +178,18 @@ fn bad_input_is_refused_clearly() {
     assert!(
         run(&f32_blob, &cal, &["--percentile", "20"]).contains("--percentile must be in [50, 100]")
     );
+    // A blob of another net than --arch names; a file of no weights format; an unknown net.
+    let e = run(&f32_blob, &cal, &["--arch", "paper"]);
+    assert!(e.contains("holds a micro net, not paper"), "{e}");
+    let text_file = dir.path().join("weights.pth");
+    std::fs::write(&text_file, "not weights").unwrap();
+    let e = run(&text_file, &cal, &["--arch", "micro"]);
+    assert!(e.contains("is not a weights file"), "{e}");
+    let e = run(&f32_blob, &cal, &["--arch", "vgg16"]);
+    assert!(
+        e.contains("unknown architecture \"vgg16\"; built in: paper"),
+        "{e}"
+    );
 
     let mut nan = spec.clone();
     nan.params[16].as_mut().unwrap().weight[7] = f32::INFINITY;
