@@ -27,21 +27,84 @@ pub(crate) fn output_shape(layer: &Layer, input: Shape) -> Result<Shape, Error> 
     layer.output_shape(input).map_err(Error::Geometry)
 }
 
+/// A layer's input and output shapes, validated, with their (nonzero) widths and planes:
+/// what every geometry below has ([`ConvGeometry`], [`PoolGeometry`] and
+/// [`AdaptivePoolGeometry`] dereference to it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Planes {
+    input: Shape,
+    output: Shape,
+    in_w: NonZeroUsize,
+    out_w: NonZeroUsize,
+}
+
+impl Planes {
+    fn new(input: Shape, output: Shape) -> Result<Self, Error> {
+        Ok(Planes {
+            input,
+            output,
+            in_w: non_zero(input.w)?,
+            out_w: non_zero(output.w)?,
+        })
+    }
+
+    /// Input shape `[C, H, W]`.
+    pub const fn input(&self) -> Shape {
+        self.input
+    }
+    /// Output shape `[C', H', W']`.
+    pub const fn output(&self) -> Shape {
+        self.output
+    }
+    /// Input width.
+    pub const fn in_w(&self) -> NonZeroUsize {
+        self.in_w
+    }
+    /// Output width.
+    pub const fn out_w(&self) -> NonZeroUsize {
+        self.out_w
+    }
+    /// Input plane `H * W`.
+    pub const fn in_plane(&self) -> NonZeroUsize {
+        plane(self.input, self.in_w)
+    }
+    /// Output plane `H' * W'`.
+    pub const fn out_plane(&self) -> NonZeroUsize {
+        plane(self.output, self.out_w)
+    }
+
+    /// Checks the input and output slices (named `names`) of a layer with no other tensor.
+    fn check(&self, names: [&'static str; 2], input: usize, output: usize) -> Result<(), Error> {
+        expect_len(names[0], self.input.len(), input)?;
+        expect_len(names[1], self.output.len(), output)
+    }
+}
+
+macro_rules! deref_to_planes {
+    ($($geometry:ty),*) => {$(
+        impl core::ops::Deref for $geometry {
+            type Target = Planes;
+            fn deref(&self) -> &Planes {
+                &self.planes
+            }
+        }
+    )*};
+}
+deref_to_planes!(ConvGeometry, PoolGeometry, AdaptivePoolGeometry);
+
 /// A convolution's geometry on one input shape, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConvGeometry {
     spec: ConvSpec,
-    input: Shape,
-    output: Shape,
+    planes: Planes,
     kernel: NonZeroUsize,
     stride: NonZeroUsize,
     padding: usize,
     groups: NonZeroUsize,
     in_per_group: NonZeroUsize,
     out_per_group: NonZeroUsize,
-    in_w: NonZeroUsize,
-    out_w: NonZeroUsize,
 }
 
 impl ConvGeometry {
@@ -51,30 +114,19 @@ impl ConvGeometry {
         let groups = non_zero(spec.groups as usize)?;
         Ok(ConvGeometry {
             spec: *spec,
-            input,
-            output,
+            planes: Planes::new(input, output)?,
             kernel: non_zero(spec.kernel as usize)?,
             stride: non_zero(spec.stride as usize)?,
             padding: spec.padding as usize,
             groups,
             in_per_group: non_zero(input.c / groups)?,
             out_per_group: non_zero(output.c / groups)?,
-            in_w: non_zero(input.w)?,
-            out_w: non_zero(output.w)?,
         })
     }
 
     /// The layer's descriptor.
     pub const fn spec(&self) -> &ConvSpec {
         &self.spec
-    }
-    /// Input shape `[C, H, W]`.
-    pub const fn input(&self) -> Shape {
-        self.input
-    }
-    /// Output shape `[O, H', W']`.
-    pub const fn output(&self) -> Shape {
-        self.output
     }
     /// Kernel height and width.
     pub const fn kernel(&self) -> NonZeroUsize {
@@ -100,22 +152,6 @@ impl ConvGeometry {
     pub const fn out_per_group(&self) -> NonZeroUsize {
         self.out_per_group
     }
-    /// Input width.
-    pub const fn in_w(&self) -> NonZeroUsize {
-        self.in_w
-    }
-    /// Output width.
-    pub const fn out_w(&self) -> NonZeroUsize {
-        self.out_w
-    }
-    /// Input plane `H * W`.
-    pub const fn in_plane(&self) -> NonZeroUsize {
-        plane(self.input, self.in_w)
-    }
-    /// Output plane `H' * W'`.
-    pub const fn out_plane(&self) -> NonZeroUsize {
-        plane(self.output, self.out_w)
-    }
     /// Kernel area `k * k`.
     pub const fn area(&self) -> NonZeroUsize {
         match NonZeroUsize::new(self.kernel.get() * self.kernel.get()) {
@@ -132,7 +168,7 @@ impl ConvGeometry {
     }
     /// Weight elements: `out_channels * taps`.
     pub const fn weight_len(&self) -> usize {
-        self.output.c * self.taps().get()
+        self.planes.output.c * self.taps().get()
     }
     /// The group output channel `o` belongs to.
     pub fn group_of(&self, o: usize) -> usize {
@@ -142,13 +178,14 @@ impl ConvGeometry {
     /// The input row that kernel row `ky` of output row `oy` reads, `None` in the padding.
     pub fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
         let iy = (oy * self.stride.get() + ky).checked_sub(self.padding)?;
-        (iy < self.input.h).then_some(iy)
+        (iy < self.planes.input.h).then_some(iy)
     }
 
     /// The output columns `lo..hi` whose kernel column `kx` falls inside the input row
     /// (`x * stride + kx - padding` in `[0, W)`); the rest read padding.
     pub fn valid_columns(&self, kx: usize) -> (usize, usize) {
-        let (s, p, out_w, in_w) = (self.stride, self.padding, self.out_w.get(), self.in_w.get());
+        let (s, p) = (self.stride, self.padding);
+        let (out_w, in_w) = (self.planes.out_w.get(), self.planes.in_w.get());
         let lo = if kx >= p {
             0
         } else {
@@ -216,12 +253,12 @@ impl ConvGeometry {
         per_channel: &[(&'static str, usize)],
         output: usize,
     ) -> Result<(), Error> {
-        expect_len("conv input", self.input.len(), input)?;
+        expect_len("conv input", self.planes.input.len(), input)?;
         expect_len("conv weight", self.weight_len(), weight)?;
         for &(what, len) in per_channel {
-            expect_len(what, self.output.c, len)?;
+            expect_len(what, self.planes.output.c, len)?;
         }
-        expect_len("conv output", self.output.len(), output)
+        expect_len("conv output", self.planes.output.len(), output)
     }
 }
 
@@ -229,12 +266,9 @@ impl ConvGeometry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PoolGeometry {
-    input: Shape,
-    output: Shape,
+    planes: Planes,
     window: NonZeroUsize,
     stride: NonZeroUsize,
-    in_w: NonZeroUsize,
-    out_w: NonZeroUsize,
 }
 
 impl PoolGeometry {
@@ -242,23 +276,12 @@ impl PoolGeometry {
     pub fn new(spec: &PoolSpec, input: Shape) -> Result<Self, Error> {
         let output = output_shape(&Layer::MaxPool(*spec), input)?;
         Ok(PoolGeometry {
-            input,
-            output,
+            planes: Planes::new(input, output)?,
             window: non_zero(spec.window as usize)?,
             stride: non_zero(spec.stride as usize)?,
-            in_w: non_zero(input.w)?,
-            out_w: non_zero(output.w)?,
         })
     }
 
-    /// Input shape.
-    pub const fn input(&self) -> Shape {
-        self.input
-    }
-    /// Output shape.
-    pub const fn output(&self) -> Shape {
-        self.output
-    }
     /// Window height and width.
     pub const fn window(&self) -> NonZeroUsize {
         self.window
@@ -267,27 +290,11 @@ impl PoolGeometry {
     pub const fn stride(&self) -> NonZeroUsize {
         self.stride
     }
-    /// Input width.
-    pub const fn in_w(&self) -> NonZeroUsize {
-        self.in_w
-    }
-    /// Output width.
-    pub const fn out_w(&self) -> NonZeroUsize {
-        self.out_w
-    }
-    /// Input plane `H * W`.
-    pub const fn in_plane(&self) -> NonZeroUsize {
-        plane(self.input, self.in_w)
-    }
-    /// Output plane `H' * W'`.
-    pub const fn out_plane(&self) -> NonZeroUsize {
-        plane(self.output, self.out_w)
-    }
 
     /// Checks the slices of one call.
     pub fn check(&self, input: usize, output: usize) -> Result<(), Error> {
-        expect_len("maxpool input", self.input.len(), input)?;
-        expect_len("maxpool output", self.output.len(), output)
+        self.planes
+            .check(["maxpool input", "maxpool output"], input, output)
     }
 }
 
@@ -295,10 +302,7 @@ impl PoolGeometry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AdaptivePoolGeometry {
-    input: Shape,
-    output: Shape,
-    in_w: NonZeroUsize,
-    out_w: NonZeroUsize,
+    planes: Planes,
 }
 
 impl AdaptivePoolGeometry {
@@ -306,37 +310,10 @@ impl AdaptivePoolGeometry {
     pub fn new(input: Shape, out_h: u32, out_w: u32) -> Result<Self, Error> {
         let output = output_shape(&Layer::AdaptiveAvgPool { out_h, out_w }, input)?;
         Ok(AdaptivePoolGeometry {
-            input,
-            output,
-            in_w: non_zero(input.w)?,
-            out_w: non_zero(output.w)?,
+            planes: Planes::new(input, output)?,
         })
     }
 
-    /// Input shape.
-    pub const fn input(&self) -> Shape {
-        self.input
-    }
-    /// Output shape.
-    pub const fn output(&self) -> Shape {
-        self.output
-    }
-    /// Input width.
-    pub const fn in_w(&self) -> NonZeroUsize {
-        self.in_w
-    }
-    /// Output width.
-    pub const fn out_w(&self) -> NonZeroUsize {
-        self.out_w
-    }
-    /// Input plane `H * W`.
-    pub const fn in_plane(&self) -> NonZeroUsize {
-        plane(self.input, self.in_w)
-    }
-    /// Output plane `H' * W'`.
-    pub const fn out_plane(&self) -> NonZeroUsize {
-        plane(self.output, self.out_w)
-    }
     /// The input rows (or columns) `[lo, hi)` of output index `i`: PyTorch's
     /// `[floor(i * n / out), ceil((i + 1) * n / out))`.
     pub const fn window(i: usize, n: usize, out: usize) -> (usize, usize) {
@@ -348,8 +325,8 @@ impl AdaptivePoolGeometry {
 
     /// Checks the slices of one call.
     pub fn check(&self, input: usize, output: usize) -> Result<(), Error> {
-        expect_len("avgpool input", self.input.len(), input)?;
-        expect_len("avgpool output", self.output.len(), output)
+        self.planes
+            .check(["avgpool input", "avgpool output"], input, output)
     }
 }
 
