@@ -73,7 +73,9 @@ fn geometry() -> impl Strategy<Value = ConvGeom> {
         (20, 7, 24, 3_000_000)
     };
     alexnet_tests::conv_geometry_up_to(channels, kernel, extra)
-        .prop_filter("a bounded number of MACs per case", move |g| macs(g) <= most)
+        .prop_filter("a bounded number of MACs per case", move |g| {
+            macs(g) <= most
+        })
 }
 
 /// An f32 value: mostly ordinary, sometimes special (`specials`).
