@@ -11,8 +11,8 @@ mod fpenv;
 mod images;
 mod measure;
 
-use alexnet_core::RunOptions;
 use alexnet_core::builtin::MICRO;
+use alexnet_core::RunOptions;
 use alexnet_core::{include_model, Error, Model, Precision};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
@@ -182,22 +182,32 @@ fn run() -> Result<(), Error> {
         int8.preprocess().apply(pixels, MICRO.input, &mut input)?;
         int8.quantize_input(&input, &mut codes)?;
         let mut last = clock.now();
-        int8.run(&codes, arena, &mut q_logits, RunOptions::new().observe(&mut |i, _, _| {
-            let now = clock.now();
-            if let Some(t) = ticks8.get_mut(i) {
-                *t = now - last;
-            }
-            last = clock.now();
-        }))?;
+        int8.run(
+            &codes,
+            arena,
+            &mut q_logits,
+            RunOptions::new().observe(&mut |i, _, _| {
+                let now = clock.now();
+                if let Some(t) = ticks8.get_mut(i) {
+                    *t = now - last;
+                }
+                last = clock.now();
+            }),
+        )?;
         f32m.preprocess().apply(pixels, MICRO.input, &mut input)?;
         let mut last = clock.now();
-        f32m.run(&input, arena, &mut logits, RunOptions::new().observe(&mut |i, _, _| {
-            let now = clock.now();
-            if let Some(t) = ticks32.get_mut(i) {
-                *t = now - last;
-            }
-            last = clock.now();
-        }))?;
+        f32m.run(
+            &input,
+            arena,
+            &mut logits,
+            RunOptions::new().observe(&mut |i, _, _| {
+                let now = clock.now();
+                if let Some(t) = ticks32.get_mut(i) {
+                    *t = now - last;
+                }
+                last = clock.now();
+            }),
+        )?;
         defmt::println!("LAYERS int8={=[?]} f32={=[?]}", ticks8, ticks32);
     }
     defmt::println!(

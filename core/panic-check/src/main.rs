@@ -8,8 +8,8 @@
 #![no_std]
 #![no_main]
 
-use alexnet_core::RunOptions;
 use alexnet_core::postprocess::{softmax, top_k};
+use alexnet_core::RunOptions;
 use alexnet_core::{Model, Preprocess, Shape};
 use core::hint::black_box;
 use cortex_m_rt::entry;
@@ -44,8 +44,18 @@ fn main() -> ! {
         let _ = black_box(model.forward_int8(qin, arena, qout));
         let _ = black_box(model.quantize_input(input, qin));
         let _ = black_box(model.dequantize_logits(qout, out));
-        let _ = black_box(model.run(input, arena, out, RunOptions::new().observe(&mut |_, _, _| {})));
-        let _ = black_box(model.run(qin, arena, qout, RunOptions::new().observe(&mut |_, _, _| {})));
+        let _ = black_box(model.run(
+            input,
+            arena,
+            out,
+            RunOptions::new().observe(&mut |_, _, _| {}),
+        ));
+        let _ = black_box(model.run(
+            qin,
+            arena,
+            qout,
+            RunOptions::new().observe(&mut |_, _, _| {}),
+        ));
         let shape = Shape::new(black_box(3), black_box(16), black_box(16));
         let prep: &Preprocess<'_> = black_box(model.preprocess());
         let _ = black_box(prep.apply(pixels, shape, input));
