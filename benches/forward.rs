@@ -10,7 +10,7 @@
 
 use alexnet_core::builtin::{MICRO, PAPER, TORCHVISION};
 use alexnet_core::geometry::{ConvGeometry, PoolGeometry};
-use alexnet_core::kernels::{native, Kernels};
+use alexnet_core::kernels::native;
 use alexnet_core::RunOptions;
 use alexnet_core::{Arch, Layer, Shape};
 use alexnet_host::init::paper_init;
