@@ -2,7 +2,7 @@
 //!
 //! | module | runs on | what it holds |
 //! |---|---|---|
-//! | [`reference`] | everywhere | the contracts' definitions, every layer, f32 and int8 |
+//! | [`reference`](mod@reference) | everywhere | the contracts' definitions, every layer, f32 and int8 |
 //! | [`x86_64`] | x86-64 with AVX2 (detected at run time) | blocked f32 and int8 convolutions |
 //! | [`cortex_m`] | Cortex-M4/M7/M33 with the DSP extension (feature `dsp`; an exact emulation elsewhere) | the int8 convolution on `SMLAD` |
 //!
@@ -36,7 +36,7 @@ use crate::int8::{QKernel, ZeroPoints};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum KernelPath {
-    /// The portable definition ([`reference`]).
+    /// The portable definition ([`reference`](mod@reference)).
     Reference,
     /// The AVX2 kernels of [`x86_64`].
     X86Avx2,

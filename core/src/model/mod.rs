@@ -195,7 +195,7 @@ impl<'a> Model<'a> {
     }
 
     /// Runs the network, f32 (`T = f32`) or int8 (`T = i8`), as `options` say: which
-    /// [`Kernels`], fused or unfused, and an observer that sees every layer's output. Every
+    /// [`Kernels`](crate::kernels::Kernels), fused or unfused, and an observer that sees every layer's output. Every
     /// choice gives the same logits, bit for bit. `arena` needs [`Model::arena_bytes`]
     /// bytes fused, [`Model::observed_arena_bytes`] unfused or observed.
     ///

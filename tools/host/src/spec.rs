@@ -126,7 +126,7 @@ impl ModelSpec {
     ///
     /// One writer per part of the blob, as the core's parser (`alexnet_core::model::blob`)
     /// reads them: the ARCH, PREP, LABL and QUNT sections, the layers' tensors and the
-    /// model-level mean and std; then [`assemble`] lays them out behind the header and the
+    /// model-level mean and std; then `assemble` lays them out behind the header and the
     /// section table, with the TENS table last.
     pub fn to_blob(&self) -> Result<Vec<u8>> {
         let classes = self.check_arch()?;

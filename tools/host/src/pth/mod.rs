@@ -1,17 +1,17 @@
 //! PyTorch checkpoints (`torch.save`d state_dicts, `.pth` / `.pt`) read natively, without
 //! Python: torchvision's `alexnet-owt-7be5be79.pth` or your own fine-tuned weights.
 //!
-//! Both formats `torch.save` writes are read: the zip format ([`zip_format`], the default
-//! since torch 1.6) and the legacy format ([`legacy`]). Their pickles are run by a small,
-//! bounded pickle machine ([`pickle`]) that knows only what `torch.save` emits for a
-//! state_dict ([`torch`]: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` /
+//! Both formats `torch.save` writes are read: the zip format (`zip_format`, the default
+//! since torch 1.6) and the legacy format (`legacy`). Their pickles are run by a small,
+//! bounded pickle machine (`pickle`) that knows only what `torch.save` emits for a
+//! state_dict (`torch`: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` /
 //! `_v3`, `_rebuild_parameter`, `torch._tensor._rebuild_from_type_v2`, typed and untyped
 //! storages); it never imports or executes anything, so a hostile file can do no more than
-//! fail to load. The state_dict is found in the unpickled object ([`state_dict`]: also one
+//! fail to load. The state_dict is found in the unpickled object (`state_dict`: also one
 //! nested in a training checkpoint, `{"state_dict": ..., "epoch": ...}`, `"model"`, ...),
-//! then each tensor is rebuilt from its storage ([`rebuild`]): offsets and strides are
+//! then each tensor is rebuilt from its storage (`rebuild`): offsets and strides are
 //! honoured, so views and transposed tensors come out as torch sees them, and float16,
-//! bfloat16, float64 and the integer types are converted to f32 ([`dtype`]).
+//! bfloat16, float64 and the integer types are converted to f32 (`dtype`).
 //!
 //! Every malformed input is an error naming the file (and the tensor when known), never a
 //! panic; no storage larger than the file is believed, and the tensors together may not hold
