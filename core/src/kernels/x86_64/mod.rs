@@ -72,7 +72,7 @@ impl Kernels for X86Avx2 {
         #[cfg(target_arch = "x86_64")]
         {
             g.check_f32(input, weight, bias, output)?;
-            x86::conv_f32(input, weight, bias, output, &Dims::new(g));
+            x86::conv_f32(input, weight, bias, output, &g.dims());
             Ok(KernelPath::X86Avx2)
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -95,7 +95,7 @@ impl Kernels for X86Avx2 {
         #[cfg(target_arch = "x86_64")]
         if (-128..=127).contains(&zero_points.input) {
             g.check_int8(input, kernel, output)?;
-            x86::conv_int8(input, kernel, zero_points, output, &Dims::new(g));
+            x86::conv_int8(input, kernel, zero_points, output, &g.dims());
             return Ok(KernelPath::X86Avx2);
         }
         super::reference::int8::conv2d(g, input, kernel, zero_points, output)
@@ -103,50 +103,9 @@ impl Kernels for X86Avx2 {
     }
 }
 
-/// A checked convolution's geometry ([`ConvGeometry`]) as the plain sizes the hot loops
-/// index with.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy, Debug)]
-struct Dims {
-    groups: usize,
-    cin_g: usize,
-    cout_g: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    in_h: usize,
-    in_w: usize,
-    in_plane: usize,
-    out_w: usize,
-    /// Output pixels per channel.
-    pixels: usize,
-    /// Taps per output: `cin_g * k * k`.
-    taps: usize,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Dims {
-    fn new(g: &ConvGeometry) -> Self {
-        Dims {
-            groups: g.groups().get(),
-            cin_g: g.in_per_group().get(),
-            cout_g: g.out_per_group().get(),
-            k: g.kernel().get(),
-            stride: g.stride().get(),
-            pad: g.padding(),
-            in_h: g.input().h,
-            in_w: g.in_w().get(),
-            in_plane: g.in_plane().get(),
-            out_w: g.out_w().get(),
-            pixels: g.out_plane().get(),
-            taps: g.taps().get(),
-        }
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::Dims;
+    use crate::geometry::ConvDims as Dims;
     use crate::int8::requant::output_code;
     use crate::int8::{QKernel, ZeroPoints};
     use core::arch::x86_64::*;

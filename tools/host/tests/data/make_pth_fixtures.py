@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the PyTorch checkpoint fixtures of `tools/host/src/pth.rs` with real `torch.save`.
+"""Writes the PyTorch checkpoint fixtures of `tools/host/src/pth/` with real `torch.save`.
 
 Run from anywhere with the project's venv (torch 2.x, numpy, safetensors):
 

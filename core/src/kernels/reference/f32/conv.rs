@@ -1,7 +1,7 @@
 //! 2-D convolution with stride, zero padding and groups.
 
 use crate::error::Error;
-use crate::geometry::ConvGeometry;
+use crate::geometry::{ConvDims, ConvGeometry};
 
 /// Convolves `input` (`[C, H, W]`) with `weight` (`[O, C/groups, k, k]`) and `bias` (`[O]`)
 /// over the checked geometry `g`.
@@ -20,25 +20,19 @@ pub fn conv2d(
     output: &mut [f32],
 ) -> Result<(), Error> {
     g.check_f32(input, weight, bias, output)?;
-    let (area, k) = (g.area().get(), g.kernel().get());
-    let columns = Columns {
-        in_h: g.input().h,
-        in_w: g.in_w().get(),
-        out_w: g.out_w().get(),
-        stride: g.stride().get(),
-        padding: g.padding(),
-    };
-    let out_planes = output.chunks_exact_mut(g.out_plane().get());
-    let kernels = weight.chunks_exact(g.taps().get());
+    let d = g.dims();
+    let area = g.area().get();
+    let out_planes = output.chunks_exact_mut(d.pixels.max(1));
+    let kernels = weight.chunks_exact(d.taps.max(1));
     for (oc, ((plane, kernel), &b)) in out_planes.zip(kernels).zip(bias).enumerate() {
         plane.fill(b);
         let in_planes = input
-            .chunks_exact(g.in_plane().get())
-            .skip(g.group_of(oc) * g.in_per_group().get());
+            .chunks_exact(d.in_plane.max(1))
+            .skip(g.group_of(oc) * d.cin_g);
         for (in_plane, taps) in in_planes.zip(kernel.chunks_exact(area)) {
-            for (ky, tap_row) in taps.chunks_exact(k).enumerate() {
+            for (ky, tap_row) in taps.chunks_exact(d.k.max(1)).enumerate() {
                 for (kx, &w) in tap_row.iter().enumerate() {
-                    columns.accumulate_tap(in_plane, plane, ky, kx, w);
+                    accumulate_tap(&d, in_plane, plane, ky, kx, w);
                 }
             }
         }
@@ -46,66 +40,45 @@ pub fn conv2d(
     Ok(())
 }
 
-/// The geometry's sizes as plain values, for the loop over a plane's rows.
-struct Columns {
-    in_h: usize,
-    in_w: usize,
-    out_w: usize,
-    stride: usize,
-    padding: usize,
-}
-
-impl Columns {
-    /// Adds tap `(ky, kx)` of weight `w` to every output of one output plane.
-    fn accumulate_tap(
-        &self,
-        in_plane: &[f32],
-        out_plane: &mut [f32],
-        ky: usize,
-        kx: usize,
-        w: f32,
-    ) {
-        let (s, p, out_w) = (self.stride.max(1), self.padding, self.out_w.max(1));
-        let padded = 0.0 * w;
-        // `ConvGeometry::valid_columns`, by hand: the compiler keeps these in registers.
-        let ox_lo = if kx >= p { 0 } else { (p - kx).div_ceil(s) }.min(out_w);
-        let ox_hi = if self.in_w + p > kx {
-            ((self.in_w + p - kx - 1) / s + 1).min(out_w)
-        } else {
-            0
+/// Adds tap `(ky, kx)` of weight `w` to every output of one output plane.
+fn accumulate_tap(
+    d: &ConvDims,
+    in_plane: &[f32],
+    out_plane: &mut [f32],
+    ky: usize,
+    kx: usize,
+    w: f32,
+) {
+    let s = d.stride.max(1);
+    let padded = 0.0 * w;
+    let (ox_lo, ox_hi) = d.valid_columns(kx);
+    for (oy, out_row) in out_plane.chunks_exact_mut(d.out_w.max(1)).enumerate() {
+        let in_row = d
+            .input_row(oy, ky)
+            .and_then(|iy| in_plane.chunks_exact(d.in_w.max(1)).nth(iy));
+        let Some(in_row) = in_row else {
+            out_row.iter_mut().for_each(|o| *o += padded);
+            continue;
         };
-        let ox_hi = ox_hi.clamp(ox_lo, out_w);
-        for (oy, out_row) in out_plane.chunks_exact_mut(out_w).enumerate() {
-            let iy = (oy * s + ky).wrapping_sub(p);
-            let in_row = if iy < self.in_h {
-                in_plane.chunks_exact(self.in_w.max(1)).nth(iy)
-            } else {
-                None
-            };
-            let Some(in_row) = in_row else {
-                out_row.iter_mut().for_each(|o| *o += padded);
-                continue;
-            };
-            // ox_lo <= ox_hi <= out_w: the splits always succeed.
-            let Some((left, rest)) = out_row.split_at_mut_checked(ox_lo) else {
-                continue;
-            };
-            let Some((valid, right)) = rest.split_at_mut_checked(ox_hi - ox_lo) else {
-                continue;
-            };
-            left.iter_mut().for_each(|o| *o += padded);
-            let start = (ox_lo * s + kx).wrapping_sub(p);
-            let taps = in_row.get(start..).unwrap_or(&[]);
-            if s == 1 {
-                valid.iter_mut().zip(taps).for_each(|(o, &x)| *o += x * w);
-            } else {
-                valid
-                    .iter_mut()
-                    .zip(taps.iter().step_by(s))
-                    .for_each(|(o, &x)| *o += x * w);
-            }
-            right.iter_mut().for_each(|o| *o += padded);
+        // ox_lo <= ox_hi <= out_w: the splits always succeed.
+        let Some((left, rest)) = out_row.split_at_mut_checked(ox_lo) else {
+            continue;
+        };
+        let Some((valid, right)) = rest.split_at_mut_checked(ox_hi - ox_lo) else {
+            continue;
+        };
+        left.iter_mut().for_each(|o| *o += padded);
+        let start = (ox_lo * s + kx).wrapping_sub(d.pad);
+        let taps = in_row.get(start..).unwrap_or(&[]);
+        if s == 1 {
+            valid.iter_mut().zip(taps).for_each(|(o, &x)| *o += x * w);
+        } else {
+            valid
+                .iter_mut()
+                .zip(taps.iter().step_by(s))
+                .for_each(|(o, &x)| *o += x * w);
         }
+        right.iter_mut().for_each(|o| *o += padded);
     }
 }
 

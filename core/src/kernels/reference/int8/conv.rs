@@ -48,9 +48,11 @@ pub fn conv2d(
                             continue;
                         };
                         for (kx, &w) in w_row.iter().enumerate() {
-                            // Outputs x0..x0 + len whose column x*s + kx - p is inside the row
-                            // (`ConvGeometry::valid_columns`, inlined by hand: this is the
-                            // innermost loop's prologue).
+                            // Outputs x0..x0 + len whose column x*s + kx - p is inside the row:
+                            // `ConvDims::valid_columns` and `input_row` by hand, without the
+                            // clamps the segment's make redundant; through those methods this
+                            // innermost prologue cost the Cortex-M4 19.98 to 21.88
+                            // instructions per MAC against 18.72.
                             let lo = if kx >= p { 0 } else { (p - kx).div_ceil(s) };
                             let hi = if in_w + p > kx {
                                 (in_w + p - kx - 1) / s + 1
