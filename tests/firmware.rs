@@ -5,10 +5,11 @@
 //! `cargo xtask firmware` runs this test and prints its report.
 
 use alexnet_core::builtin::MICRO;
-use alexnet_host::firmware::{compare, parse_log, write_images_bin};
+use alexnet_host::firmware::{
+    compare, find_tool, parse_log, run_on_qemu, untrained_micro_blobs, write_images_bin,
+};
 use alexnet_host::idx::{self, FASHION_MNIST_DIR};
-use alexnet_host::quantize::{self, Method};
-use alexnet_host::{dataset, BlobFile};
+use alexnet_host::BlobFile;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,24 +19,6 @@ const IMAGES: usize = 32;
 
 fn firmware_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware-example")
-}
-
-fn tool(name: &str) -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(home.map(|h| h.join("bin")));
-    for dir in candidates {
-        let p = dir.join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed: `cargo xtask setup` installs it");
 }
 
 /// Folder with a trained `micro.blob` and its `micro-int8.blob` to embed instead of the
@@ -70,24 +53,9 @@ fn make_assets(dir: &Path) {
 
 /// The micro net with the paper's random initialization, quantized on 500 training images.
 fn make_untrained_models(dir: &Path, fm: &Path) {
-    let spec = alexnet_host::init::paper_init(&MICRO, 0).unwrap();
-    let f32_blob = spec.to_blob().unwrap();
-    let file = BlobFile::from_bytes(&f32_blob, "micro-f32");
-    let model = file.model().unwrap();
-    let cal = dataset::from_idx(
-        &fm.join("train-images-idx3-ubyte.gz"),
-        500,
-        model.preprocess(),
-        MICRO.input,
-    )
-    .unwrap();
-    let stats = quantize::calibrate(&model, &cal.inputs, |_| {}).unwrap();
-    let (mut int8, _) = quantize::quantize(&spec, &stats, Method::Percentile(99.99)).unwrap();
-    // With the DSP kernel's prepacked weights (format version 3), as `quantize --pack-dsp`
-    // writes them; the generic build ignores them.
-    int8.quant.as_mut().unwrap().packed_dsp = true;
-    std::fs::write(dir.join("micro-f32.blob"), &f32_blob).unwrap();
-    std::fs::write(dir.join("micro-int8.blob"), int8.to_blob().unwrap()).unwrap();
+    let (f32_blob, int8_blob) = untrained_micro_blobs(fm).unwrap();
+    std::fs::write(dir.join("micro-f32.blob"), f32_blob).unwrap();
+    std::fs::write(dir.join("micro-int8.blob"), int8_blob).unwrap();
 }
 
 /// Builds the firmware with `features`. The builds share one target folder (dependencies are
@@ -120,49 +88,8 @@ fn build(features: &[&str]) -> PathBuf {
 
 /// Runs the ELF under QEMU; returns (exit code, decoded log).
 fn run(elf: &Path) -> (Option<i32>, String) {
-    let mut qemu = Command::new(tool("qemu-system-arm"))
-        .args([
-            "-machine",
-            "mps2-an386",
-            "-cpu",
-            "cortex-m4",
-            "-nographic",
-            "-monitor",
-            "none",
-            "-serial",
-            "none",
-        ])
-        .args([
-            "-icount",
-            "shift=0",
-            "-semihosting-config",
-            "enable=on,target=native",
-            "-kernel",
-        ])
-        .arg(elf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start qemu-system-arm");
-    let mut frames = Vec::new();
-    let mut out = qemu.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        std::io::Read::read_to_end(&mut out, &mut frames).unwrap();
-        frames
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = qemu.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(600) {
-            qemu.kill().unwrap();
-            panic!("the firmware ran for more than 10 minutes under QEMU");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let frames = reader.join().unwrap();
-    let mut decode = Command::new(tool("defmt-print"))
+    let (code, frames) = run_on_qemu(elf, Duration::from_secs(600)).unwrap();
+    let mut decode = Command::new(find_tool("defmt-print").unwrap())
         .arg("-e")
         .arg(elf)
         .stdin(Stdio::piped())
@@ -171,10 +98,7 @@ fn run(elf: &Path) -> (Option<i32>, String) {
         .expect("start defmt-print");
     std::io::Write::write_all(&mut decode.stdin.take().unwrap(), &frames).unwrap();
     let text = decode.wait_with_output().unwrap();
-    (
-        status.code(),
-        String::from_utf8_lossy(&text.stdout).into_owned(),
-    )
+    (code, String::from_utf8_lossy(&text.stdout).into_owned())
 }
 
 /// One test, so that the asset files and the builds are never raced by a parallel test.

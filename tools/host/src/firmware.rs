@@ -1,11 +1,91 @@
-//! The host's half of the firmware check: the image file the firmware embeds, the parser of
-//! its decoded defmt log, and the comparison of every logit with the core on this machine.
+//! The host's half of the firmware checks (the Rust firmware's and the C one's): the models
+//! and the image file the firmware embeds, running it under QEMU, the parser of its log, and
+//! the comparison of every logit with the core on this machine.
 
 use crate::idx::IdxImages;
+use crate::quantize::{self, Method};
+use crate::{dataset, BlobFile};
+use alexnet_core::builtin::MICRO;
 use alexnet_core::Model;
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The micro net with the paper's random initialization, f32, and its int8 quantization
+/// calibrated on the first 500 training images of Fashion-MNIST (in `fashion_mnist`), with
+/// the DSP kernel's prepacked weights (format version 3, as `quantize --pack-dsp` writes
+/// them; other builds ignore them): `(f32 blob, int8 blob)`.
+pub fn untrained_micro_blobs(fashion_mnist: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    let spec = crate::init::paper_init(&MICRO, 0)?;
+    let f32_blob = spec.to_blob()?;
+    let file = BlobFile::from_bytes(&f32_blob, "micro-f32");
+    let model = file.model()?;
+    let cal = dataset::from_idx(
+        &fashion_mnist.join("train-images-idx3-ubyte.gz"),
+        500,
+        model.preprocess(),
+        MICRO.input,
+    )?;
+    let stats = quantize::calibrate(&model, &cal.inputs, |_| {})?;
+    let (mut int8, _) = quantize::quantize(&spec, &stats, Method::Percentile(99.99))?;
+    int8.quant
+        .as_mut()
+        .context("the quantizer wrote no quantization")?
+        .packed_dsp = true;
+    Ok((f32_blob.clone(), int8.to_blob()?))
+}
+
+/// A program on the PATH or in Cargo's bin folder (where `cargo xtask setup` installs).
+pub fn find_tool(name: &str) -> Result<PathBuf> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(home.map(|h| h.join("bin")))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} is not installed: `cargo xtask setup` installs it"))
+}
+
+/// Runs an ELF on QEMU's mps2-an386 (Cortex-M4F) with `-icount shift=0` (its clock counts
+/// instructions) and semihosting; gives its exit code and everything it wrote to stdout.
+/// Killed after `limit`.
+pub fn run_on_qemu(elf: &Path, limit: Duration) -> Result<(Option<i32>, Vec<u8>)> {
+    let mut qemu = Command::new(find_tool("qemu-system-arm")?)
+        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
+        .args(["-monitor", "none", "-serial", "none", "-icount", "shift=0"])
+        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .arg(elf)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start qemu-system-arm")?;
+    let mut out = qemu.stdout.take().context("no stdout from QEMU")?;
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut bytes).map(|_| bytes)
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = qemu.try_wait()? {
+            break s;
+        }
+        if start.elapsed() > limit {
+            qemu.kill()?;
+            bail!("{} ran for more than {limit:?} under QEMU", elf.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let bytes = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread reading QEMU's output panicked"))??;
+    Ok((status.code(), bytes))
+}
 
 /// Magic of the firmware's image file.
 pub const IMAGES_MAGIC: &[u8; 8] = b"ALXIMG01";
