@@ -1,5 +1,6 @@
-//! Links every public entry point of `alexnet-core` that firmware calls, on inputs the
-//! optimizer cannot see (a blob, an input and an arena of unknown contents and sizes), with
+//! Links every public entry point of `alexnet-core` that firmware calls, and every function
+//! of its C API (`alexnet-core-ffi`), on inputs the optimizer cannot see (a blob, an input
+//! and an arena of unknown contents and sizes, pointers it cannot follow), with
 //! a panic handler that calls a function that does not exist. If any panic path survives
 //! optimization, the linker needs that function and fails, naming it; if the binary links,
 //! no panic is reachable from these entry points on any input. (`cargo xtask test` builds it
@@ -62,7 +63,68 @@ fn main() -> ! {
     }
     let _ = black_box(softmax(input, out));
     let _ = black_box(top_k(out, &mut best));
+    c_api();
     spin()
+}
+
+/// Every function of the C API, on pointers and lengths the optimizer cannot know (NULL,
+/// misaligned, overlapping or fine: whatever `black_box` might hold).
+fn c_api() {
+    use alexnet_core_ffi::*;
+    static mut HANDLE: alexnet_model_t = alexnet_model_t {
+        opaque: [0; ALEXNET_MODEL_WORDS],
+    };
+    static mut INFO: [u8; 256] = [0; 256];
+    // SAFETY: the only references to these statics, taken once, single-threaded.
+    #[allow(static_mut_refs)]
+    let (blob, arena, floats, codes, pixels, handle, info) = unsafe {
+        (
+            BLOB.as_mut_ptr(),
+            ARENA.as_mut_ptr(),
+            FLOATS.as_mut_ptr(),
+            CODES.as_mut_ptr(),
+            PIXELS.as_mut_ptr(),
+            &raw mut HANDLE,
+            INFO.as_mut_ptr().cast::<alexnet_model_info_t>(),
+        )
+    };
+    let n = || black_box(0usize);
+    let f = || black_box(floats);
+    let c = || black_box(codes);
+    let h = || black_box(handle);
+    // SAFETY: only linked, never run (see `spin`): the point is the code these calls pull in.
+    unsafe {
+        let _ = black_box(alexnet_model_parse(black_box(blob), n(), h()));
+        let _ = black_box(alexnet_model_info(h(), black_box(info)));
+        let _ = black_box(alexnet_model_arena_bytes(h()));
+        let _ = black_box(alexnet_forward_f32(
+            h(),
+            f(),
+            n(),
+            black_box(arena),
+            n(),
+            f(),
+            n(),
+        ));
+        let _ = black_box(alexnet_forward_int8(
+            h(),
+            c(),
+            n(),
+            black_box(arena),
+            n(),
+            c(),
+            n(),
+        ));
+        let _ = black_box(alexnet_preprocess(h(), black_box(pixels), n(), f(), n()));
+        let _ = black_box(alexnet_quantize_input(h(), f(), n(), c(), n()));
+        let _ = black_box(alexnet_dequantize_logits(h(), c(), n(), f(), n()));
+        let _ = black_box(alexnet_softmax(f(), f(), n()));
+        let indices = black_box(floats.cast::<usize>());
+        let _ = black_box(alexnet_top_k(f(), n(), indices, n(), indices));
+        let _ = black_box(alexnet_class_label(h(), n(), black_box(pixels).cast(), n()));
+        let _ = black_box(alexnet_status_message(black_box(0)));
+        let _ = black_box(alexnet_version());
+    }
 }
 
 /// Where the program ends: it only has to link, never to run.
