@@ -2,6 +2,7 @@
 
 mod diff;
 mod eval;
+mod export_c;
 mod extract;
 mod infer;
 mod info;
@@ -41,7 +42,7 @@ enum Command {
         /// Model blob.
         model: PathBuf,
     },
-    /// Classify images (JPEG or PNG) with an f32 or int8 blob and print the top classes.
+    /// Classify images (JPEG, PNG, or binary PGM/PPM) with an f32 or int8 blob and print the top classes.
     Infer {
         /// Model blob.
         model: PathBuf,
@@ -77,8 +78,21 @@ enum Command {
         f32_model: PathBuf,
         /// The int8 model made from it by `quantize`.
         int8_model: PathBuf,
-        /// Image (JPEG or PNG).
+        /// Image (JPEG, PNG, or binary PGM/PPM).
         image: PathBuf,
+    },
+    /// Write a model blob as a C header: a 64-byte-aligned `const uint8_t` array with its
+    /// length, architecture and precision as macros, for C firmware (docs/c-api.md).
+    ExportC {
+        /// The model blob (checked before it is written).
+        model: PathBuf,
+        /// The header to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The array's name, also the stem of its macros [default: the blob's file name,
+        /// e.g. micro-int8.blob -> micro_int8, MICRO_INT8_LEN].
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Write images of an IDX file (MNIST, Fashion-MNIST; gzip or plain) as PNG files named
     /// `<index>_<label>.png`, to make real test images for `infer`.
@@ -131,6 +145,11 @@ fn main() -> ExitCode {
             int8_model,
             image,
         } => diff::run(&f32_model, &int8_model, &image),
+        Command::ExportC {
+            model,
+            output,
+            name,
+        } => export_c::run(&model, &output, name.as_deref()),
         Command::ExtractIdx {
             images,
             labels,

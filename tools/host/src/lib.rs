@@ -19,9 +19,11 @@
 //! * [`quantize`]: post-training int8 quantization, and the f32-versus-int8 comparison.
 //! * [`progress`]: the tools' one progress-bar style.
 //! * [`firmware`]: the host's half of the firmware check (its image file and log).
+//! * [`c_export`]: a model blob as a C header, for firmware written in C.
 
 pub mod atomic;
 pub mod blob_file;
+pub mod c_export;
 pub mod dataset;
 pub mod firmware;
 pub mod fpenv;
