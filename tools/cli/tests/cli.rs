@@ -459,3 +459,55 @@ fn eval_reports_accuracy_through_the_core() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("nope.gz"), "{}", stderr(&o));
 }
+
+#[test]
+fn export_c_writes_an_aligned_array_and_refuses_what_is_not_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    assert!(
+        alexnet(&["init", "--arch", "micro", "-o", &d("micro-f32.blob")])
+            .status
+            .success()
+    );
+    let out = alexnet(&["export-c", &d("micro-f32.blob"), "-o", &d("m.h")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header = std::fs::read_to_string(d("m.h")).unwrap();
+    let blob = std::fs::read(d("micro-f32.blob")).unwrap();
+    // The default name comes from the file name; every byte is there, in order.
+    assert!(
+        header.contains(&format!("#define MICRO_F32_LEN {}u", blob.len())),
+        "{}",
+        &header[..800]
+    );
+    assert!(header.contains("#define MICRO_F32_ARCH \"micro\""));
+    assert!(header.contains("#define MICRO_F32_PRECISION 0 /* ALEXNET_PRECISION_F32 */"));
+    assert!(header.contains("__attribute__((aligned(64)))"));
+    assert!(header.contains("static const uint8_t micro_f32[MICRO_F32_LEN] MICRO_F32_ALIGNED"));
+    let array = &header[header.find("= {").unwrap()..];
+    let bytes: Vec<u8> = array
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter_map(|t| t.strip_prefix("0x"))
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    assert_eq!(bytes, blob);
+
+    let out = alexnet(&[
+        "export-c",
+        &d("micro-f32.blob"),
+        "--name",
+        "2fast",
+        "-o",
+        &d("x.h"),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("\"2fast\" is not a C identifier"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(d("text.blob"), "hello, I am not a model").unwrap();
+    let out = alexnet(&["export-c", &d("text.blob"), "-o", &d("x.h")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bad magic bytes"), "{}", stderr(&out));
+    assert!(!Path::new(&d("x.h")).exists(), "nothing written on failure");
+}

@@ -1,6 +1,7 @@
 //! The task runner: `cargo xtask <task>`. Std only: it drives cargo, rustup, apt and the
 //! project's own binaries, and installs what a fresh machine lacks before using it.
 
+mod c_api;
 mod miri;
 mod process;
 mod readme;
@@ -24,10 +25,15 @@ tasks:
                           (DIR/train/<class>/*.jpg, DIR/val/<class>/*.jpg), quantize
                           it and compare f32 with int8 on validation images
   test     every check: fmt, clippy, all tests of all crates (the firmware under QEMU
-           among them), the no_std build for thumbv7em-none-eabihf, the API docs
-           (rustdoc warnings as errors), the README's firmware snippet under QEMU
+           among them, the C API's host and firmware examples), the no_std build for
+           thumbv7em-none-eabihf, the panic-freedom proof of the core and its C API,
+           the C API's header, lint and static libraries, the API docs (rustdoc
+           warnings as errors), the README's firmware snippet under QEMU
   firmware build the Cortex-M4F firmware, run it under QEMU, check it bit for bit
            against the host and report flash, RAM and instructions per inference
+  c-lib    the C API's static library for this machine, the Cortex-M4F (with the
+           DSP kernels) and the Cortex-M3, with its header, in core/ffi/target/dist/
+  c-header rewrite core/ffi/include/alexnet.h from the C API's source (cbindgen)
   miri     the core's unit tests and the portable kernel tests under Miri
            (undefined behaviour), on the nightly toolchain
   setup    install what the other tasks need (rustup target, Debian packages,
@@ -84,6 +90,8 @@ fn main() -> ExitCode {
         },
         Some("test") => tasks::test(),
         Some("firmware") => tasks::firmware(),
+        Some("c-lib") => c_api::libraries(),
+        Some("c-header") => c_api::write_header(),
         Some("miri") => miri::all(),
         Some("setup") => setup::all(),
         Some("-h" | "--help" | "help") | None => {

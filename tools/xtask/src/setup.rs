@@ -4,20 +4,25 @@ use crate::process::{cargo, root, run, step};
 use std::path::Path;
 use std::process::Command;
 
-/// The microcontroller target the core must build for.
+/// The microcontroller target the core must build for (Cortex-M4F, M7).
 pub const EMBEDDED_TARGET: &str = "thumbv7em-none-eabihf";
+/// Every Rust target the tasks build for: the Cortex-M4F, and the Cortex-M3 (no FPU, no DSP)
+/// that the C API's static library is built for too.
+const RUST_TARGETS: [&str; 2] = [EMBEDDED_TARGET, "thumbv7m-none-eabi"];
 /// Debian's Fashion-MNIST package and where it puts the data.
 const DATASET_PACKAGE: &str = "dataset-fashion-mnist";
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 /// defmt-print decodes the firmware's log; its version matches the firmware's defmt.
 const DEFMT_PRINT: (&str, &str) = ("defmt-print", "1.2.0");
+/// cbindgen writes the C API's header (`cargo xtask c-header`, checked by `cargo xtask test`).
+const CBINDGEN: (&str, &str) = ("cbindgen", "0.29.2");
 /// The torch wheel whose libtorch `tch` 0.26 links.
 const TORCH: &str = "torch==2.13.0";
 
 /// Everything the tasks need.
 pub fn all() -> Result<(), String> {
-    rust_target()?;
+    rust_targets()?;
     debian_packages(&[
         (
             DATASET_PACKAGE,
@@ -29,7 +34,25 @@ pub fn all() -> Result<(), String> {
         ),
     ])?;
     cargo_tool(DEFMT_PRINT.0, DEFMT_PRINT.1)?;
+    c_tools()?;
     libtorch()
+}
+
+/// What the C API needs: cbindgen for its header, Debian's GCC for the Cortex-M (the C
+/// firmware example), this machine's C compiler (the host examples), and the nightly
+/// toolchain, whose `-Zsanitizer=address` instruments the library itself for the host
+/// examples' AddressSanitizer run.
+pub fn c_tools() -> Result<(), String> {
+    nightly(&[])?;
+    debian_packages(&[
+        (
+            "gcc-arm-none-eabi",
+            Path::new("/usr/bin/arm-none-eabi-gcc").to_path_buf(),
+        ),
+        ("gcc", Path::new("/usr/bin/cc").to_path_buf()),
+        ("make", Path::new("/usr/bin/make").to_path_buf()),
+    ])?;
+    cargo_tool(CBINDGEN.0, CBINDGEN.1)
 }
 
 /// `cargo install`s a tool unless `<tool> --version` already reports this version.
@@ -90,38 +113,55 @@ pub fn libtorch() -> Result<(), String> {
         .map_err(|e| format!("cannot link {} to {torch_dir}: {e}", link.display()))
 }
 
-/// `rustup target add` unless the target is installed.
-pub fn rust_target() -> Result<(), String> {
+/// `rustup target add`s each target not installed.
+pub fn rust_targets() -> Result<(), String> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
         .map_err(|e| format!("cannot run rustup: {e}"))?;
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|l| l.trim() == EMBEDDED_TARGET)
-    {
+    let listed = String::from_utf8_lossy(&installed.stdout).into_owned();
+    let missing: Vec<&str> = RUST_TARGETS
+        .into_iter()
+        .filter(|t| !listed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     step(
-        &format!("installing the Rust target {EMBEDDED_TARGET}"),
-        || run(Command::new("rustup").args(["target", "add", EMBEDDED_TARGET])),
+        &format!("installing the Rust targets {}", missing.join(" ")),
+        || {
+            run(Command::new("rustup")
+                .args(["target", "add"])
+                .args(&missing))
+        },
     )
 }
 
 /// The nightly toolchain with Miri and the standard library's source (Miri builds its own
-/// sysroot from it), unless rustup lists both as installed.
+/// sysroot from it).
 pub fn miri() -> Result<(), String> {
+    nightly(&["miri", "rust-src"])
+}
+
+/// The nightly toolchain (minimal profile) with `components`, unless rustup lists them all
+/// as installed.
+pub fn nightly(components: &[&str]) -> Result<(), String> {
     let installed = Command::new("rustup")
         .args(["component", "list", "--installed", "--toolchain", "nightly"])
         .output()
         .map_err(|e| format!("cannot run rustup: {e}"))?;
     let listed = String::from_utf8_lossy(&installed.stdout).into_owned();
     let has = |c: &str| listed.lines().any(|l| l.trim().starts_with(c));
-    if installed.status.success() && has("miri") && has("rust-src") {
+    if installed.status.success() && components.iter().all(|c| has(c)) {
         return Ok(());
     }
+    let what = if components.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", components.join(", "))
+    };
     step(
-        "installing Miri (rustup: the nightly toolchain, miri, rust-src)",
+        &format!("installing the nightly toolchain{what} (rustup)"),
         || {
             if !installed.status.success() {
                 run(Command::new("rustup").args([
@@ -132,14 +172,13 @@ pub fn miri() -> Result<(), String> {
                     "minimal",
                 ]))?;
             }
-            run(Command::new("rustup").args([
-                "component",
-                "add",
-                "miri",
-                "rust-src",
-                "--toolchain",
-                "nightly",
-            ]))
+            if components.is_empty() {
+                return Ok(());
+            }
+            run(Command::new("rustup")
+                .args(["component", "add"])
+                .args(components)
+                .args(["--toolchain", "nightly"]))
         },
     )
 }

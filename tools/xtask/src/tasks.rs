@@ -2,7 +2,7 @@
 
 use crate::process::{cargo, root, run, run_tee, step, timed};
 use crate::summary::{self, Summary};
-use crate::{readme, setup};
+use crate::{c_api, readme, setup};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -85,7 +85,8 @@ pub fn test() -> Result<(), String> {
     )?;
     let panic_check = root().join("core/panic-check");
     check(
-        "no panic path in alexnet-core: a Cortex-M binary whose panic handler cannot link",
+        "no panic path in alexnet-core and its C API: a Cortex-M binary whose panic handler \
+         cannot link",
         cargo()
             .current_dir(&panic_check)
             .args(["build", "--release", "--quiet"]),
@@ -123,6 +124,21 @@ pub fn test() -> Result<(), String> {
         cargo()
             .args(["doc", "--no-deps", "--workspace", "--quiet"])
             .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    timed(
+        &mut timings,
+        "C API: include/alexnet.h is what cbindgen makes of the source",
+        c_api::check_header,
+    )?;
+    timed(
+        &mut timings,
+        "C API: format, clippy (host and Cortex-M), warnings as errors",
+        c_api::lint,
+    )?;
+    timed(
+        &mut timings,
+        "C API: static libraries for the host, the Cortex-M4F and the Cortex-M3",
+        c_api::libraries,
     )?;
     timed(
         &mut timings,
