@@ -6,12 +6,12 @@
 
 use alexnet_core::builtin::MICRO;
 use alexnet_host::firmware::{
-    compare, find_tool, parse_log, run_on_qemu, untrained_micro_blobs, write_images_bin,
+    build_firmware, compare, decode_defmt, parse_log, run_on_qemu, untrained_micro_blobs,
+    write_images_bin,
 };
 use alexnet_host::idx::{self, FASHION_MNIST_DIR};
 use alexnet_host::BlobFile;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Test images embedded in the firmware.
@@ -62,43 +62,19 @@ fn make_untrained_models(dir: &Path, fm: &Path) {
 /// compiled once); the ELF is overwritten by the next build, so run each one before building
 /// the next.
 fn build(features: &[&str]) -> PathBuf {
-    let target = "target";
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(firmware_dir())
-        .args(["build", "--release", "--quiet", "--target-dir", target]);
-    if !features.is_empty() {
-        cmd.args(["--features", &features.join(",")]);
-    }
-    // The outer `cargo test` exports variables meant for the host build; the firmware has its own.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "CARGO_ENCODED_RUSTFLAGS",
-    ] {
-        cmd.env_remove(var);
-    }
-    let status = cmd.status().expect("run cargo for the firmware");
-    assert!(status.success(), "the firmware does not build");
-    firmware_dir()
-        .join(target)
-        .join("thumbv7em-none-eabihf/release/firmware-example")
+    build_firmware(
+        &firmware_dir(),
+        "thumbv7em-none-eabihf",
+        "firmware-example",
+        features,
+    )
+    .unwrap()
 }
 
 /// Runs the ELF under QEMU; returns (exit code, decoded log).
 fn run(elf: &Path) -> (Option<i32>, String) {
     let (code, frames) = run_on_qemu(elf, Duration::from_secs(600)).unwrap();
-    let mut decode = Command::new(find_tool("defmt-print").unwrap())
-        .arg("-e")
-        .arg(elf)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start defmt-print");
-    std::io::Write::write_all(&mut decode.stdin.take().unwrap(), &frames).unwrap();
-    let text = decode.wait_with_output().unwrap();
-    (code, String::from_utf8_lossy(&text.stdout).into_owned())
+    (code, decode_defmt(elf, &frames).unwrap())
 }
 
 /// One test, so that the asset files and the builds are never raced by a parallel test.

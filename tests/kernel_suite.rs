@@ -30,6 +30,7 @@ use proptest::prelude::*;
 enum Op {
     Conv,
     ConvInt8 { taps: usize },
+    LinearInt8 { inputs: usize },
     Other,
 }
 
@@ -658,7 +659,7 @@ macro_rules! kernel_suite {
                     let kernel = QKernel { weight: &weight, bias: &bias, multiplier: &multiplier, shift: &shift, packed: None };
                     let mut out = vec![0i8; bias.len()];
                     let zps = ZeroPoints { input: zp_in, output: zp_out };
-                    prop_assert_eq!(kernels().linear_int8(&input, &kernel, zps, &mut out).unwrap(), expect(Op::Other));
+                    prop_assert_eq!(kernels().linear_int8(&input, &kernel, zps, &mut out).unwrap(), expect(Op::LinearInt8 { inputs: input.len() }));
                     let rq = int8_reference::Requant { bias: &bias, multiplier: &multiplier, shift: &shift, zp_in, zp_out };
                     prop_assert_eq!(out, int8_reference::linear(&input, &weight, &rq));
                 }
@@ -749,17 +750,18 @@ fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
 fn x86_paths(op: Op) -> KernelPath {
     match op {
         Op::Conv | Op::ConvInt8 { .. } => KernelPath::X86Avx2,
-        Op::Other => KernelPath::Reference,
+        Op::LinearInt8 { .. } | Op::Other => KernelPath::Reference,
     }
 }
 
 /// What the DSP kernels run: their own int8 convolution up to the patch their stack buffer
-/// holds, the reference elsewhere.
+/// holds, and their own int8 fully connected layer up to the input it holds; the reference
+/// elsewhere.
 fn dsp_paths(op: Op) -> KernelPath {
+    use alexnet_core::kernels::cortex_m::dsp::{MAX_LINEAR_INPUT, MAX_PATCH};
     match op {
-        Op::ConvInt8 { taps } if taps <= alexnet_core::kernels::cortex_m::dsp::MAX_PATCH => {
-            KernelPath::CortexMDsp
-        }
+        Op::ConvInt8 { taps } if taps <= MAX_PATCH => KernelPath::CortexMDsp,
+        Op::LinearInt8 { inputs } if inputs <= MAX_LINEAR_INPUT => KernelPath::CortexMDsp,
         _ => KernelPath::Reference,
     }
 }

@@ -7,9 +7,7 @@
 #![no_std]
 #![no_main]
 
-mod fpenv;
 mod images;
-mod measure;
 
 use alexnet_core::builtin::MICRO;
 use alexnet_core::RunOptions;
@@ -17,6 +15,7 @@ use alexnet_core::{include_model, Error, Model, Precision};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
+use firmware_support::{clock, fpenv, memory};
 
 /// One arena serves both paths, known at compile time. Inference alone needs only
 /// `arena_bytes_f32()` / `arena_bytes_int8()` (the fused forward pass); this example also
@@ -51,7 +50,7 @@ fn f32_blob() -> &'static [u8] {
 
 #[entry]
 fn main() -> ! {
-    measure::paint_stack();
+    memory::paint_stack();
     #[cfg(feature = "wrong-fpu-mode")]
     fpenv::set_flush_to_zero();
     // Before any float operation: in another mode the f32 logits would differ silently.
@@ -105,11 +104,11 @@ fn load(blob: &'static [u8], precision: Precision, what: &str) -> Result<Model<'
 }
 
 fn run() -> Result<(), Error> {
-    let mut clock = measure::InstructionClock::start();
+    let mut clock = clock::InstructionClock::start();
     let cal_ticks = clock.calibrate();
     let int8 = load(int8_blob(), Precision::Int8, "int8")?;
     let f32m = load(f32_blob(), Precision::F32, "f32")?;
-    let mem = measure::memory();
+    let mem = memory::memory();
     defmt::println!("kernels: {=str}", alexnet_core::kernels::native().name());
     defmt::println!(
         "FW arena={=usize} arena_f32={=usize} arena_int8={=usize} flash={=u32} ram_static={=u32} cal_instructions={=u32} cal_ticks={=u64} int8_blob={=usize} f32_blob={=usize} macs={=u64}",
@@ -118,7 +117,7 @@ fn run() -> Result<(), Error> {
         MICRO.arena_bytes_int8(),
         mem.flash,
         mem.ram_static,
-        2 * measure::CALIBRATION_TURNS,
+        2 * clock::CALIBRATION_TURNS,
         cal_ticks,
         int8_blob().len(),
         f32_blob().len(),
@@ -215,7 +214,7 @@ fn run() -> Result<(), Error> {
         set.count,
         right8,
         right32,
-        measure::stack_peak()
+        memory::stack_peak()
     );
     Ok(())
 }

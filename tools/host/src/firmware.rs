@@ -18,23 +18,72 @@ use std::time::{Duration, Instant};
 /// the DSP kernel's prepacked weights (format version 3, as `quantize --pack-dsp` writes
 /// them; other builds ignore them): `(f32 blob, int8 blob)`.
 pub fn untrained_micro_blobs(fashion_mnist: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
-    let spec = crate::init::paper_init(&MICRO, 0)?;
+    untrained_blobs(&MICRO, fashion_mnist, 500)
+}
+
+/// Any built-in net with the paper's random initialization (seed 0), f32, and its int8
+/// quantization calibrated on the first `samples` Fashion-MNIST training images (resized and
+/// cropped as the net's preprocessing says), with the DSP kernel's prepacked weights where
+/// a layer fits them: `(f32 blob, int8 blob)`.
+pub fn untrained_blobs(
+    arch: &alexnet_core::Arch<'_>,
+    fashion_mnist: &Path,
+    samples: usize,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let spec = crate::init::paper_init(arch, 0)?;
     let f32_blob = spec.to_blob()?;
-    let file = BlobFile::from_bytes(&f32_blob, "micro-f32");
-    let model = file.model()?;
-    let cal = dataset::from_idx(
-        &fashion_mnist.join("train-images-idx3-ubyte.gz"),
-        500,
-        model.preprocess(),
-        MICRO.input,
-    )?;
-    let stats = quantize::calibrate(&model, &cal.inputs, |_| {})?;
-    let (mut int8, _) = quantize::quantize(&spec, &stats, Method::Percentile(99.99))?;
-    int8.quant
-        .as_mut()
-        .context("the quantizer wrote no quantization")?
-        .packed_dsp = true;
-    Ok((f32_blob.clone(), int8.to_blob()?))
+    let int8_blob = {
+        let file = BlobFile::from_bytes(&f32_blob, arch.name);
+        let model = file.model()?;
+        let cal = dataset::from_idx(
+            &fashion_mnist.join("train-images-idx3-ubyte.gz"),
+            samples,
+            model.preprocess(),
+            arch.input,
+        )?;
+        let stats = quantize::calibrate(&model, &cal.inputs, |_| {})?;
+        let (mut int8, _) = quantize::quantize(&spec, &stats, Method::Percentile(99.99))?;
+        int8.quant
+            .as_mut()
+            .context("the quantizer wrote no quantization")?
+            .packed_dsp = true;
+        int8.to_blob()?
+    };
+    Ok((f32_blob, int8_blob))
+}
+
+/// Builds a firmware crate (`crate_dir`, outside the host workspace, its target set in its
+/// `.cargo/config.toml`) in release, in its own `target/` folder, with `features`; gives the
+/// ELF of its binary `bin` for `target`. The outer `cargo test`'s variables meant for the
+/// host's build are removed: the firmware has its own.
+pub fn build_firmware(
+    crate_dir: &Path,
+    target: &str,
+    bin: &str,
+    features: &[&str],
+) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(crate_dir)
+        .args(["build", "--release", "--quiet", "--target-dir", "target"]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().context("cannot run cargo for the firmware")?;
+    ensure!(status.success(), "{} does not build", crate_dir.display());
+    Ok(crate_dir
+        .join("target")
+        .join(target)
+        .join("release")
+        .join(bin))
 }
 
 /// A program on the PATH or in Cargo's bin folder (where `cargo xtask setup` installs).
@@ -52,14 +101,58 @@ pub fn find_tool(name: &str) -> Result<PathBuf> {
         .with_context(|| format!("{name} is not installed: `cargo xtask setup` installs it"))
 }
 
-/// Runs an ELF on QEMU's mps2-an386 (Cortex-M4F) with `-icount shift=0` (its clock counts
-/// instructions) and semihosting; gives its exit code and everything it wrote to stdout.
-/// Killed after `limit`.
+/// A board QEMU models: its machine, CPU and CPU options.
+#[derive(Clone, Copy, Debug)]
+pub struct Board {
+    /// `-machine`.
+    pub machine: &'static str,
+    /// `-cpu`.
+    pub cpu: &'static str,
+    /// Further options that configure the board.
+    pub options: &'static [&'static str],
+}
+
+/// The Cortex-M4F board of `firmware-example/` and the C firmware.
+pub const MPS2_AN386: Board = Board {
+    machine: "mps2-an386",
+    cpu: "cortex-m4",
+    options: &[],
+};
+/// The Cortex-M33 board with DDR of `firmware-an524/`. QEMU gives the SSE-200's CPU 0
+/// neither FPU nor DSP unless asked (the subsystem's default configuration); the M33s of
+/// the boards this stands for (STM32U5, nRF5340, LPC55S69) have both.
+pub const MPS3_AN524: Board = Board {
+    machine: "mps3-an524",
+    cpu: "cortex-m33",
+    options: &[
+        "-global",
+        "sse-200.CPU0_FPU=on",
+        "-global",
+        "sse-200.CPU0_DSP=on",
+    ],
+};
+
+/// Runs an ELF on QEMU's mps2-an386 (Cortex-M4F); see [`run_on_board`].
 pub fn run_on_qemu(elf: &Path, limit: Duration) -> Result<(Option<i32>, Vec<u8>)> {
+    run_on_board(MPS2_AN386, elf, &[], limit)
+}
+
+/// Runs an ELF on `board` with `-icount shift=0` (its clock counts instructions),
+/// semihosting and `extra` options (e.g. `-device loader,...`); gives its exit code and
+/// everything it wrote to stdout. Killed after `limit`.
+pub fn run_on_board(
+    board: Board,
+    elf: &Path,
+    extra: &[String],
+    limit: Duration,
+) -> Result<(Option<i32>, Vec<u8>)> {
     let mut qemu = Command::new(find_tool("qemu-system-arm")?)
-        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
+        .args(["-machine", board.machine, "-cpu", board.cpu, "-nographic"])
+        .args(board.options)
         .args(["-monitor", "none", "-serial", "none", "-icount", "shift=0"])
-        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args(extra)
+        .arg("-kernel")
         .arg(elf)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -85,6 +178,284 @@ pub fn run_on_qemu(elf: &Path, limit: Duration) -> Result<(Option<i32>, Vec<u8>)
         .join()
         .map_err(|_| anyhow::anyhow!("the thread reading QEMU's output panicked"))??;
     Ok((status.code(), bytes))
+}
+
+/// A firmware's defmt frames as text, decoded by `defmt-print` with the firmware's ELF.
+pub fn decode_defmt(elf: &Path, frames: &[u8]) -> Result<String> {
+    let mut decode = Command::new(find_tool("defmt-print")?)
+        .arg("-e")
+        .arg(elf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start defmt-print")?;
+    // defmt-print reads to the end of its input: close it after writing.
+    let written = std::io::Write::write_all(
+        &mut decode.stdin.take().context("defmt-print has no stdin")?,
+        frames,
+    );
+    let out = decode.wait_with_output().context("defmt-print")?;
+    written.context("defmt-print")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The boot record `firmware-an524` reads at the start of DDR (`firmware-an524/src/boot.rs`):
+/// the blob and the images each at an offset from the record, 4 KiB aligned.
+pub struct BootImage {
+    /// The record.
+    pub record: Vec<u8>,
+    /// Offsets of the blob and of the images from the record's address.
+    pub blob_offset: u32,
+    /// See `blob_offset`.
+    pub images_offset: u32,
+}
+
+/// Lays out `blob_len` bytes of blob and `images_len` of images after the record.
+pub fn boot_image(blob_len: usize, images_len: usize) -> Result<BootImage> {
+    let blob_offset = 4096u64;
+    let images_offset = (blob_offset + blob_len as u64).div_ceil(4096) * 4096;
+    ensure!(
+        images_offset + images_len as u64 <= 0x0F00_0000,
+        "the blob and the images ({} bytes) do not fit the board's DDR below its arenas",
+        blob_len + images_len
+    );
+    let mut record = b"ALXBOOT1".to_vec();
+    for word in [
+        blob_offset,
+        blob_len as u64,
+        images_offset,
+        images_len as u64,
+    ] {
+        record.extend_from_slice(&(word as u32).to_le_bytes());
+    }
+    Ok(BootImage {
+        record,
+        blob_offset: blob_offset as u32,
+        images_offset: images_offset as u32,
+    })
+}
+
+/// Images with channels in the format of `firmware-an524/src/images.rs`: `ALXIMG02`, u32
+/// count, channels, rows, cols, the labels, then each image's bytes (rows of interleaved
+/// channels).
+pub fn images_v2(labels: &[u8], pixels: &[Vec<u8>], shape: alexnet_core::Shape) -> Result<Vec<u8>> {
+    ensure!(labels.len() == pixels.len(), "one label per image");
+    ensure!(
+        pixels.iter().all(|p| p.len() == shape.len()),
+        "every image must have {} bytes",
+        shape.len()
+    );
+    let mut out = b"ALXIMG02".to_vec();
+    for v in [labels.len(), shape.c, shape.h, shape.w] {
+        out.extend_from_slice(&(v as u32).to_le_bytes());
+    }
+    out.extend_from_slice(labels);
+    for p in pixels {
+        out.extend_from_slice(p);
+    }
+    Ok(out)
+}
+
+/// One `LAYER` line of a run log: a layer of the per-layer profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerRecord {
+    /// Layer index.
+    pub index: usize,
+    /// Its kind (`conv`, `lrn`, ...).
+    pub kind: String,
+    /// SysTick ticks it took.
+    pub ticks: u64,
+    /// CRC-32 of its output's bytes.
+    pub crc: u32,
+}
+
+/// The decoded log of a one-model run (`firmware-an524`): `FW`, `IMG ... logits=[..]`,
+/// `LAYER`, `DONE` lines.
+#[derive(Clone, Debug, Default)]
+pub struct RunLog {
+    /// Fields of the `FW` line.
+    pub header: BTreeMap<String, String>,
+    /// Per image: its fields and its logits (int8 values, or f32 bits).
+    pub images: Vec<(BTreeMap<String, String>, Vec<i64>)>,
+    /// The per-layer profile of the first image.
+    pub layers: Vec<LayerRecord>,
+    /// Fields of the `DONE` line.
+    pub done: BTreeMap<String, String>,
+    /// Lines with `FAIL`, `PANIC` or `HARDFAULT`.
+    pub errors: Vec<String>,
+}
+
+/// Parses a one-model run's decoded log.
+pub fn parse_run_log(text: &str) -> Result<RunLog> {
+    let mut log = RunLog::default();
+    for line in text.lines() {
+        if let Some(at) = line.find("FW ") {
+            log.header = fields(&line[at + 3..]);
+        } else if let Some(at) = line.find("IMG ") {
+            let (head, logits) = line[at + 4..]
+                .split_once(" logits=")
+                .context("IMG line lacks logits=")?;
+            log.images.push((fields(head), list(logits)?));
+        } else if let Some(at) = line.find("LAYER ") {
+            let rest = &line[at + 6..];
+            let f = fields(rest);
+            let get = |k: &str| f.get(k).with_context(|| format!("LAYER line lacks {k}"));
+            log.layers.push(LayerRecord {
+                index: rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|i| i.parse().ok())
+                    .context("LAYER line lacks its index")?,
+                kind: get("kind")?.clone(),
+                ticks: get("ticks")?.parse().context("LAYER ticks")?,
+                crc: u32::from_str_radix(get("crc")?, 16).context("LAYER crc")?,
+            });
+        } else if let Some(at) = line.find("DONE ") {
+            log.done = fields(&line[at + 5..]);
+        } else if ["FAIL", "PANIC", "HARDFAULT"]
+            .iter()
+            .any(|m| line.contains(m))
+        {
+            log.errors.push(line.to_string());
+        }
+    }
+    Ok(log)
+}
+
+/// A one-model run compared with the host.
+#[derive(Clone, Debug)]
+pub struct RunComparison {
+    /// Images compared.
+    pub images: usize,
+    /// Images whose logits are identical (int8 values, or f32 bits).
+    pub identical: usize,
+    /// Images the device classified as labelled.
+    pub correct: usize,
+    /// Mean instructions of one inference.
+    pub instructions: f64,
+    /// Instructions per SysTick tick, as the firmware calibrated it.
+    pub instructions_per_tick: f64,
+    /// Per layer of the profile: kind, instructions, whether its digest matches the host's.
+    pub layers: Vec<(String, f64, bool)>,
+    /// The first layer whose output differs from the host's, e.g. `layer 4 (lrn)`.
+    pub first_difference: Option<String>,
+}
+
+/// Recomputes every image of a one-model run on this machine (the same `pixels`, the same
+/// blob) and compares the logits, and the first image's per-layer digests.
+pub fn compare_run(log: &RunLog, model: &Model<'_>, pixels: &[Vec<u8>]) -> Result<RunComparison> {
+    if !log.errors.is_empty() {
+        bail!("the firmware reported errors:\n{}", log.errors.join("\n"));
+    }
+    ensure!(
+        !log.done.is_empty(),
+        "the log has no DONE line: the run did not finish"
+    );
+    ensure!(
+        log.images.len() == pixels.len(),
+        "the log has {} images, the host {}",
+        log.images.len(),
+        pixels.len()
+    );
+    let header = |k: &str| -> Result<f64> {
+        log.header
+            .get(k)
+            .with_context(|| format!("FW line lacks {k}"))?
+            .parse::<f64>()
+            .with_context(|| format!("{k} is not a number"))
+    };
+    let per_tick = header("cal_instructions")? / header("cal_ticks")?.max(1.0);
+    let shape = model.arch().input;
+    let int8 = model.precision() == alexnet_core::Precision::Int8;
+    let mut input = vec![0.0f32; shape.len()];
+    let mut codes = vec![0i8; shape.len()];
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let (mut q, mut l) = (vec![0i8; model.classes()], vec![0.0f32; model.classes()]);
+    let mut c = RunComparison {
+        images: pixels.len(),
+        identical: 0,
+        correct: 0,
+        instructions: 0.0,
+        instructions_per_tick: per_tick,
+        layers: Vec::new(),
+        first_difference: None,
+    };
+    let msg = anyhow::Error::msg;
+    for ((fields, logits), px) in log.images.iter().zip(pixels) {
+        model
+            .preprocess()
+            .apply(px, shape, &mut input)
+            .map_err(msg)?;
+        let host: Vec<i64> = if int8 {
+            model.quantize_input(&input, &mut codes).map_err(msg)?;
+            model
+                .forward_int8(&codes, &mut arena, &mut q)
+                .map_err(msg)?;
+            q.iter().map(|&v| v as i64).collect()
+        } else {
+            model.forward(&input, &mut arena, &mut l).map_err(msg)?;
+            l.iter().map(|v| v.to_bits() as i64).collect()
+        };
+        c.identical += usize::from(*logits == host);
+        let num = |k: &str| -> Result<u64> {
+            fields
+                .get(k)
+                .with_context(|| format!("IMG line lacks {k}"))?
+                .parse()
+                .with_context(|| format!("IMG {k}"))
+        };
+        c.correct += usize::from(num("class")? == num("label")?);
+        c.instructions += num("ticks")? as f64 * per_tick;
+    }
+    c.instructions /= c.images.max(1) as f64;
+    // The first image, layer by layer, digested as the firmware does.
+    if let Some(px) = pixels.first() {
+        model
+            .preprocess()
+            .apply(px, shape, &mut input)
+            .map_err(msg)?;
+        let mut observed = vec![0u8; model.observed_arena_bytes()];
+        let mut digests = Vec::new();
+        if int8 {
+            model.quantize_input(&input, &mut codes).map_err(msg)?;
+            let mut see =
+                |_, _, out: &[i8]| digests.push(crc32fast::hash(bytemuck::cast_slice(out)));
+            model
+                .run(
+                    &codes,
+                    &mut observed,
+                    &mut q,
+                    alexnet_core::RunOptions::new().observe(&mut see),
+                )
+                .map_err(msg)?;
+        } else {
+            let mut see =
+                |_, _, out: &[f32]| digests.push(crc32fast::hash(bytemuck::cast_slice(out)));
+            model
+                .run(
+                    &input,
+                    &mut observed,
+                    &mut l,
+                    alexnet_core::RunOptions::new().observe(&mut see),
+                )
+                .map_err(msg)?;
+        }
+        ensure!(
+            log.layers.len() == digests.len(),
+            "the log profiles {} layers, the model has {}",
+            log.layers.len(),
+            digests.len()
+        );
+        for (layer, host) in log.layers.iter().zip(&digests) {
+            let same = layer.crc == *host;
+            if !same && c.first_difference.is_none() {
+                c.first_difference = Some(format!("layer {} ({})", layer.index, layer.kind));
+            }
+            c.layers
+                .push((layer.kind.clone(), layer.ticks as f64 * per_tick, same));
+        }
+    }
+    Ok(c)
 }
 
 /// Magic of the firmware's image file.

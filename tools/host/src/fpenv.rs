@@ -5,7 +5,7 @@
 //! set flush-to-zero (FTZ) or denormals-are-zero (DAZ), and the logits would then differ from
 //! the device's without any error. [`check`] reads the mode; the `alexnet` CLI calls it
 //! before any work. The Cortex-M firmware checks its FPSCR the same way
-//! (`firmware-example/src/fpenv.rs`).
+//! (`firmware-support/src/fpenv.rs`).
 
 use std::fmt;
 

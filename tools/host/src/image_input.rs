@@ -23,6 +23,17 @@ pub fn load_image(path: impl AsRef<Path>, prep: &Preprocess<'_>, input: Shape) -
 /// Resizes the shorter side to `prep.resize` (bilinear), centre-crops to the input size and
 /// normalizes with the model's preprocessing into `[C, H, W]`.
 pub fn prepare_image(img: &DynamicImage, prep: &Preprocess<'_>, input: Shape) -> Result<Vec<f32>> {
+    let pixels = cropped_pixels(img, prep, input)?;
+    let mut out = vec![0.0f32; input.len()];
+    prep.apply(&pixels, input, &mut out)
+        .map_err(anyhow::Error::msg)?;
+    Ok(out)
+}
+
+/// The resize and centre crop of [`prepare_image`], without the normalization: the 8-bit
+/// pixels at the input size (RGB triples, or grey bytes), which is what a device's camera
+/// pipeline hands to `Preprocess::apply`.
+pub fn cropped_pixels(img: &DynamicImage, prep: &Preprocess<'_>, input: Shape) -> Result<Vec<u8>> {
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 {
         bail!("image is empty");
@@ -53,12 +64,8 @@ pub fn prepare_image(img: &DynamicImage, prep: &Preprocess<'_>, input: Shape) ->
     let x0 = (resized.width() - cw) / 2;
     let y0 = (resized.height() - ch) / 2;
     let cropped = resized.crop_imm(x0, y0, cw, ch);
-    let pixels = match prep.channel_order {
+    Ok(match prep.channel_order {
         ChannelOrder::Gray => cropped.to_luma8().into_raw(),
         ChannelOrder::Rgb | ChannelOrder::Bgr => cropped.to_rgb8().into_raw(),
-    };
-    let mut out = vec![0.0f32; input.len()];
-    prep.apply(&pixels, input, &mut out)
-        .map_err(anyhow::Error::msg)?;
-    Ok(out)
+    })
 }

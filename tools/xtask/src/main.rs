@@ -29,8 +29,12 @@ tasks:
            thumbv7em-none-eabihf, the panic-freedom proof of the core and its C API,
            the C API's header, lint and static libraries, the API docs (rustdoc
            warnings as errors), the README's firmware snippet under QEMU
-  firmware build the Cortex-M4F firmware, run it under QEMU, check it bit for bit
-           against the host and report flash, RAM and instructions per inference
+  firmware build the Cortex-M4F firmware (the micro net) and the Cortex-M33 one (the
+           paper and torchvision nets in int8, weights in DDR), run them under QEMU,
+           check them bit for bit against the host and report flash, RAM, stack and
+           instructions per inference (per layer for the M33)
+           --paper        also the paper net in f32 on the M33 (244 MB of weights in
+                          DDR; several minutes under QEMU)
   c-lib    the C API's static library for this machine, the Cortex-M4F (with the
            DSP kernels) and the Cortex-M3, with its header, in core/ffi/target/dist/
   c-header rewrite core/ffi/include/alexnet.h from the C API's source (cbindgen)
@@ -89,7 +93,11 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Some("test") => tasks::test(),
-        Some("firmware") => tasks::firmware(),
+        Some("firmware") => match args.get(1).map(String::as_str) {
+            None => tasks::firmware(false),
+            Some("--paper") => tasks::firmware(true),
+            Some(other) => Err(format!("unknown firmware option {other:?}\n\n{USAGE}")),
+        },
         Some("c-lib") => c_api::libraries(),
         Some("c-header") => c_api::write_header(),
         Some("miri") => miri::all(),

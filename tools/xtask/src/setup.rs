@@ -6,9 +6,13 @@ use std::process::Command;
 
 /// The microcontroller target the core must build for (Cortex-M4F, M7).
 pub const EMBEDDED_TARGET: &str = "thumbv7em-none-eabihf";
-/// Every Rust target the tasks build for: the Cortex-M4F, and the Cortex-M3 (no FPU, no DSP)
-/// that the C API's static library is built for too.
-const RUST_TARGETS: [&str; 2] = [EMBEDDED_TARGET, "thumbv7m-none-eabi"];
+/// Every Rust target the tasks build for: the Cortex-M4F; the Cortex-M33 (`firmware-an524`);
+/// the Cortex-M3 (no FPU, no DSP) that the C API's static library is built for too.
+const RUST_TARGETS: [&str; 3] = [
+    EMBEDDED_TARGET,
+    "thumbv8m.main-none-eabihf",
+    "thumbv7m-none-eabi",
+];
 /// Debian's Fashion-MNIST package and where it puts the data.
 const DATASET_PACKAGE: &str = "dataset-fashion-mnist";
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";

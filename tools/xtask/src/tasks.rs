@@ -61,6 +61,28 @@ pub fn test() -> Result<(), String> {
             "warnings",
         ]),
     )?;
+    let an524 = root().join("firmware-an524");
+    check(
+        "Cortex-M33 firmware (firmware-an524): format",
+        cargo().current_dir(&an524).args(["fmt", "--check"]),
+    )?;
+    check(
+        "... and the support crate's format",
+        cargo()
+            .current_dir(root().join("firmware-support"))
+            .args(["fmt", "--check"]),
+    )?;
+    check(
+        "Cortex-M33 firmware: clippy, warnings as errors",
+        cargo().current_dir(&an524).args([
+            "clippy",
+            "--release",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
     check(
         "alexnet-core builds for a Cortex-M4F with no std and no alloc",
         cargo().args([
@@ -213,13 +235,44 @@ fn readme_example(firmware: &Path) -> Result<(), String> {
 }
 
 /// `cargo xtask firmware`: builds the firmware, runs it under QEMU and checks it against the
-/// host (the test `tests/firmware.rs`, with its report shown).
-pub fn firmware() -> Result<(), String> {
+/// host (the tests `tests/firmware.rs` and `tests/firmware_an524.rs`, with their reports
+/// shown); with `paper`, also the paper net in f32 on the Cortex-M33.
+pub fn firmware(paper: bool) -> Result<(), String> {
     setup::all()?;
     step(
         "firmware on a Cortex-M4F under QEMU, checked against the host",
         || firmware_test(None).map(|_| ()),
-    )
+    )?;
+    let an524 = |ignored: bool| {
+        let mut cmd = cargo();
+        cmd.args([
+            "test",
+            "--release",
+            "-p",
+            "alexnet-tests",
+            "--test",
+            "firmware_an524",
+            "--",
+            "--nocapture",
+        ]);
+        if ignored {
+            cmd.arg("--ignored");
+        }
+        run(&mut cmd)
+    };
+    step(
+        "the paper and torchvision nets in int8 on a Cortex-M33 under QEMU (weights in DDR), \
+         checked against the host",
+        || an524(false),
+    )?;
+    if paper {
+        step(
+            "the paper net in f32 on a Cortex-M33 under QEMU (244 MB in DDR), checked against \
+             the host",
+            || an524(true),
+        )?;
+    }
+    Ok(())
 }
 
 /// Runs `tests/firmware.rs` with its report shown; `models`: a folder with `micro.blob` and

@@ -13,15 +13,20 @@
 use super::super::reference::int8 as definition;
 use super::super::KernelPath;
 use crate::error::Error;
-use crate::geometry::ConvGeometry;
+use crate::geometry::{expect_len, ConvGeometry};
 use crate::int8::packed::{packed_fits, PackedGeometry, MAX_PACKED_TAPS, MAX_PADDED_INPUT};
 use crate::int8::requant::output_code;
 use crate::int8::{QKernel, ZeroPoints};
 use core::mem::MaybeUninit;
 
 /// Largest patch (input channels per group x kernel area) the stack buffer holds; larger
-/// convolutions use the generic kernel. 2304 covers the paper net's conv3 (256 x 3 x 3).
-pub const MAX_PATCH: usize = 2304;
+/// convolutions use the generic kernel. 4608 covers torchvision's conv4 (384 x 3 x 3) with
+/// room to spare (9 KiB of stack).
+pub const MAX_PATCH: usize = 4608;
+
+/// Largest input of a fully connected layer the DSP kernel widens on its stack (18 KiB):
+/// 9216 is the paper's and torchvision's fc6. Larger layers use the generic kernel.
+pub const MAX_LINEAR_INPUT: usize = 9216;
 
 /// Sign-extends bytes 0 and 2 of `x` into two 16-bit lanes.
 #[inline(always)]
@@ -208,6 +213,92 @@ fn dot2_quads(words: &[u32], w0: &[i8], w1: &[i8], quads: usize) -> (i32, i32) {
         a1 = smlad(p[1], sxtb16_ror8(b1), a1);
     }
     (a0, a1)
+}
+
+/// The int8 fully connected layer ([`definition::linear`]): the input widened once to
+/// `(q - zp)` in 16-bit pairs laid out as [`Patch`] lays out a patch, then two output
+/// neurons at a time through [`dot2_quads`] (13 instructions per 8 multiply-accumulates on a
+/// DSP core), the last `n % 4` inputs one by one. Inputs longer than [`MAX_LINEAR_INPUT`]
+/// run the definition (and say so).
+pub fn linear(
+    input: &[i8],
+    kernel: &QKernel<'_>,
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) -> Result<KernelPath, Error> {
+    let n = input.len();
+    if n == 0 || n > MAX_LINEAR_INPUT {
+        return definition::linear(input, kernel, zero_points, output)
+            .map(|()| KernelPath::Reference);
+    }
+    let o = output.len();
+    expect_len("linear bias", o, kernel.bias.len())?;
+    expect_len("linear multiplier", o, kernel.multiplier.len())?;
+    expect_len("linear shift", o, kernel.shift.len())?;
+    expect_len("linear weight", o.saturating_mul(n), kernel.weight.len())?;
+    let zp = zero_points.input;
+    let quads = n / 4;
+    let mut scratch = Scratch32::<{ MAX_LINEAR_INPUT / 2 }>::new();
+    let words = scratch.prefix(2 * quads, |at| {
+        // Word 2q: inputs 4q and 4q + 2; word 2q + 1: inputs 4q + 1 and 4q + 3.
+        let q = at / 2 * 4 + at % 2;
+        let d = |i: usize| input.get(i).map_or(0, |&x| (x as i32 - zp) as u16 as u32);
+        d(q) | (d(q + 2) << 16)
+    });
+    let tail = input.get(4 * quads..).unwrap_or(&[]);
+    let mut o = 0;
+    while o < output.len() {
+        let o1 = if o + 1 < output.len() { o + 1 } else { o };
+        let w0 = kernel.weight.get(o * n..(o + 1) * n).unwrap_or(&[]);
+        let w1 = kernel.weight.get(o1 * n..(o1 + 1) * n).unwrap_or(&[]);
+        let (mut a0, mut a1) = dot2_quads(words, w0, w1, quads);
+        for ((&x, &v0), &v1) in tail
+            .iter()
+            .zip(w0.get(4 * quads..).unwrap_or(&[]))
+            .zip(w1.get(4 * quads..).unwrap_or(&[]))
+        {
+            let d = x as i32 - zp;
+            a0 += d * v0 as i32;
+            a1 += d * v1 as i32;
+        }
+        for (ch, acc) in [(o, a0), (o1, a1)] {
+            let (Some(&b), Some(&m), Some(&r)) = (
+                kernel.bias.get(ch),
+                kernel.multiplier.get(ch),
+                kernel.shift.get(ch),
+            ) else {
+                continue;
+            };
+            if let Some(q) = output.get_mut(ch) {
+                *q = output_code(b + acc, m, r, zero_points.output);
+            }
+        }
+        o += 2;
+    }
+    Ok(KernelPath::CortexMDsp)
+}
+
+/// A word buffer on the stack of which each call fills only the part it needs.
+#[repr(C, align(8))]
+struct Scratch32<const N: usize>(MaybeUninit<[u32; N]>);
+
+impl<const N: usize> Scratch32<N> {
+    fn new() -> Self {
+        Scratch32(MaybeUninit::uninit())
+    }
+
+    /// The first `len` words (at most `N`), word `i` set to `value(i)`.
+    #[allow(unsafe_code)]
+    fn prefix(&mut self, len: usize, value: impl Fn(usize) -> u32) -> &[u32] {
+        let len = len.min(N);
+        let ptr = self.0.as_mut_ptr().cast::<u32>();
+        for i in 0..len {
+            // SAFETY: `i < len <= N`: within the buffer `self` owns.
+            unsafe { ptr.add(i).write(value(i)) };
+        }
+        // SAFETY: the first `len` words were written just above; the slice borrows `self`.
+        unsafe { core::slice::from_raw_parts(ptr, len) }
+    }
 }
 
 /// The int8 convolution ([`definition::conv2d`]) as im2col patches and `SMLAD` dot

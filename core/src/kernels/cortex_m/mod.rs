@@ -1,5 +1,6 @@
 //! Cortex-M kernels. With the DSP extension (Cortex-M4, M7, M33; feature `dsp`), the int8
-//! convolution runs on `SMLAD` ([`dsp`]); every other layer runs the reference. Off ARM,
+//! convolution and fully connected layer run on `SMLAD` ([`dsp`]); every other layer runs
+//! the reference. Off ARM,
 //! or without `dsp`, the instructions are exact portable emulations, so the host runs this
 //! very code in the kernel suite and the QEMU firmware test runs it with the real ones.
 
@@ -32,5 +33,15 @@ impl Kernels for CortexMDsp {
         output: &mut [i8],
     ) -> Result<KernelPath, Error> {
         dsp::conv2d(g, input, kernel, zero_points, output)
+    }
+
+    fn linear_int8(
+        &self,
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        dsp::linear(input, kernel, zero_points, output)
     }
 }

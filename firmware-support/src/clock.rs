@@ -1,6 +1,6 @@
-//! Measuring on the device: instructions through SysTick (QEMU runs with `-icount`, so its
-//! clock counts instructions), flash and RAM from the linker's symbols, and the stack's peak
-//! by painting it.
+//! SysTick as a 64-bit tick counter. QEMU runs the firmware with `-icount`, so its clock
+//! counts instructions; [`InstructionClock::calibrate`] measures the ratio on a loop of known
+//! length.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::syst::SystClkSource;
@@ -69,61 +69,4 @@ impl InstructionClock {
     pub fn since(&self, t0: u64) -> u64 {
         self.now() - t0
     }
-}
-
-extern "C" {
-    static __sidata: u8;
-    static __sdata: u8;
-    static __edata: u8;
-    static __sheap: u8;
-    static _stack_start: u8;
-}
-
-/// Bytes of flash and of static RAM the image uses.
-pub struct Memory {
-    pub flash: u32,
-    pub ram_static: u32,
-}
-
-pub fn memory() -> Memory {
-    // Only the addresses of the linker's symbols are taken, never their contents.
-    let sidata = core::ptr::addr_of!(__sidata) as u32;
-    let data = core::ptr::addr_of!(__edata) as u32 - core::ptr::addr_of!(__sdata) as u32;
-    let sheap = core::ptr::addr_of!(__sheap) as u32;
-    Memory {
-        flash: sidata + data,
-        ram_static: sheap - 0x2000_0000,
-    }
-}
-
-const PAINT: u32 = 0xC0DE_C0DE;
-
-fn stack_bounds() -> (u32, u32) {
-    (
-        core::ptr::addr_of!(__sheap) as u32,
-        core::ptr::addr_of!(_stack_start) as u32,
-    )
-}
-
-/// Fills the free stack below the current frame with a pattern.
-pub fn paint_stack() {
-    let (low, _) = stack_bounds();
-    let sp = cortex_m::register::msp::read();
-    let mut p = (low + 3) & !3;
-    while p + 512 < sp {
-        // SAFETY: [__sheap, sp - 512) is unused stack; nothing lives there yet.
-        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
-        p += 4;
-    }
-}
-
-/// Deepest stack use so far: from the top down to the lowest word the pattern no longer holds.
-pub fn stack_peak() -> u32 {
-    let (low, top) = stack_bounds();
-    let mut p = (low + 3) & !3;
-    // SAFETY: reads of the painted region.
-    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
-        p += 4;
-    }
-    top - p
 }

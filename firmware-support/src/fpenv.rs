@@ -27,10 +27,11 @@ pub fn problem(bits: u32) -> Option<&'static str> {
     }
 }
 
-/// FPDSCR, the mode exception handlers start in (Cortex-M4 Technical Reference Manual, FPU).
+/// FPDSCR, the mode exception handlers start in (the FPU chapter of the Cortex-M4 and M33
+/// Technical Reference Manuals).
 fn fpdscr() -> u32 {
     // SAFETY: a volatile read of a memory-mapped System Control Space register, which every
-    // Cortex-M4F has at this address; reading it has no side effect.
+    // Cortex-M with an FPU (M4F, M7, M33) has at this address; reading it has no side effect.
     unsafe { (*cortex_m::peripheral::FPU::PTR).fpdscr.read() }
 }
 
@@ -52,8 +53,8 @@ pub fn check() -> bool {
     ok
 }
 
-/// For the `wrong-fpu-mode` test build: sets flush-to-zero as a vendor startup file might.
-#[cfg(feature = "wrong-fpu-mode")]
+/// For the firmware's `wrong-fpu-mode` test build: sets flush-to-zero as a vendor startup
+/// file might.
 pub fn set_flush_to_zero() {
     let mut mode = fpscr::read();
     mode.set_fz(true);

@@ -1,0 +1,11 @@
+//! The parts of a firmware that are the same on every board (one crate per board uses
+//! them: `firmware-example/` for the Cortex-M4F, `firmware-an524/` for the Cortex-M33):
+//!
+//! * [`clock`]: SysTick as a 64-bit instruction counter (QEMU runs with `-icount`);
+//! * [`memory`]: flash and static RAM in use, and the stack's peak by painting;
+//! * [`fpenv`]: the floating-point mode the f32 contract needs, checked before any float.
+#![no_std]
+
+pub mod clock;
+pub mod fpenv;
+pub mod memory;
