@@ -246,6 +246,40 @@ fn int8_conv_check<K: Kernels>(
     Ok(())
 }
 
+/// A convolution whose channels-last padded input (6 x 44 x 45 values) exceeds the packed
+/// DSP kernel's copy buffer (`int8::packed::MAX_PADDED_INPUT`): stride 2, padding 2, an odd
+/// output width and an odd channel count, deterministic values.
+fn large_int8_conv(exact: bool) -> Int8Conv {
+    let g = ConvGeom {
+        c: 6,
+        h: 40,
+        w: 41,
+        out_c: 5,
+        k: 5,
+        stride: 2,
+        pad: 2,
+        groups: 1,
+    };
+    assert!(
+        !alexnet_core::int8::packed::padded_input_fits(&spec(&g), Shape::new(g.c, g.h, g.w)),
+        "the case must exceed the copy buffer"
+    );
+    let mut r = Lcg(7);
+    let input = (0..g.c * g.h * g.w).map(|_| r.next() as i8).collect();
+    let weight = (0..g.out_c * g.c * g.k * g.k)
+        .map(|_| (r.next() % 255) as i8)
+        .map(|w| w.max(-127))
+        .collect();
+    let bias = (0..g.out_c)
+        .map(|_| (r.next() % (1 << 20)) as i32 - (1 << 19))
+        .collect();
+    let multiplier = (0..g.out_c)
+        .map(|_| (1 << 30) + (r.next() >> 2) as i32)
+        .collect();
+    let shift = (0..g.out_c).map(|i| [20, 33, 40, 12, 62][i % 5]).collect();
+    sensitive((g, input, weight, (bias, multiplier, shift), -3, 5, exact))
+}
+
 /// A deterministic generator for the full-size cases.
 struct Lcg(u64);
 impl Lcg {
@@ -542,6 +576,15 @@ macro_rules! kernel_suite {
             fn expect(op: Op) -> KernelPath {
                 let f: fn(Op) -> KernelPath = $expect;
                 f(op)
+            }
+
+            /// A layer whose padded input exceeds the DSP kernel's copy buffer, with prepacked
+            /// weights (its patches come straight from the input), in the exact regime and not.
+            #[test]
+            fn int8_conv_with_prepacked_weights_on_a_large_input() {
+                for exact in [false, true] {
+                    int8_conv_check(&kernels(), &expect, large_int8_conv(exact), true).unwrap();
+                }
             }
 
             proptest! {

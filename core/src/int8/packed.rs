@@ -115,20 +115,30 @@ impl PackedGeometry {
 }
 
 /// Largest channels-last, zero-padded copy of one group's input (16-bit values) the packed
-/// DSP kernel (`kernels::cortex_m`) keeps on the stack.
+/// DSP kernel (`kernels::cortex_m`) keeps on the stack; larger inputs build their patches
+/// straight from the input instead (a little slower per MAC, no larger stack).
 pub const MAX_PADDED_INPUT: usize = 8192;
-/// Largest padded patch (taps per output channel) of the packed kernel.
-pub const MAX_PACKED_TAPS: usize = 1152;
+/// Largest padded patch (taps per output channel) of the packed kernel: one pixel pair's
+/// patches fill its column buffer (18 KiB of stack).
+pub const MAX_PACKED_TAPS: usize = 4608;
 
-/// Whether the packed kernel's stack buffers hold this convolution (otherwise the unpacked
-/// kernel runs, and a blob need not carry its packed weights).
+/// Whether the packed kernel handles this convolution (otherwise the unpacked kernel runs,
+/// and a blob need not carry its packed weights).
 pub const fn packed_fits(spec: &ConvSpec, in_shape: Shape) -> bool {
     let Some(geometry) = PackedGeometry::new(spec, in_shape) else {
         return false;
     };
+    geometry.padded_taps <= MAX_PACKED_TAPS && geometry.taps > 0
+}
+
+/// Whether the packed kernel's channels-last copy of a group's padded input fits its stack
+/// buffer (the faster way to build patches).
+pub const fn padded_input_fits(spec: &ConvSpec, in_shape: Shape) -> bool {
+    let Some(geometry) = PackedGeometry::new(spec, in_shape) else {
+        return false;
+    };
     let p = spec.padding as usize;
-    let padded = geometry.cin_group * (in_shape.h + 2 * p) * (in_shape.w + 2 * p);
-    padded <= MAX_PADDED_INPUT && geometry.padded_taps <= MAX_PACKED_TAPS && geometry.taps > 0
+    geometry.cin_group * (in_shape.h + 2 * p) * (in_shape.w + 2 * p) <= MAX_PADDED_INPUT
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::super::reference::int8 as definition;
 use super::super::KernelPath;
 use crate::error::Error;
 use crate::geometry::{expect_len, ConvGeometry};
-use crate::int8::packed::{packed_fits, PackedGeometry, MAX_PACKED_TAPS, MAX_PADDED_INPUT};
+use crate::int8::packed::{packed_fits, padded_input_fits, PackedGeometry, MAX_PADDED_INPUT};
 use crate::int8::requant::output_code;
 use crate::int8::{QKernel, ZeroPoints};
 use core::mem::MaybeUninit;
@@ -216,8 +216,8 @@ fn dot2_quads(words: &[u32], w0: &[i8], w1: &[i8], quads: usize) -> (i32, i32) {
 }
 
 /// The int8 fully connected layer ([`definition::linear`]): the input widened once to
-/// `(q - zp)` in 16-bit pairs laid out as [`Patch`] lays out a patch, then two output
-/// neurons at a time through [`dot2_quads`] (13 instructions per 8 multiply-accumulates on a
+/// `(q - zp)` in 16-bit pairs laid out as `Patch` lays out a patch, then two output
+/// neurons at a time through `dot2_quads` (13 instructions per 8 multiply-accumulates on a
 /// DSP core), the last `n % 4` inputs one by one. Inputs longer than [`MAX_LINEAR_INPUT`]
 /// run the definition (and say so).
 pub fn linear(
@@ -312,20 +312,41 @@ pub fn conv2d(
     output: &mut [i8],
 ) -> Result<KernelPath, Error> {
     g.check_int8(input, kernel, output)?;
+    if let Some(packed) = kernel.packed {
+        let (spec, shape) = (g.spec(), g.input());
+        let done = if padded_input_fits(spec, shape) {
+            conv2d_packed(g, input, kernel, packed, zero_points, output)
+        } else {
+            conv2d_packed_direct(g, input, kernel, packed, zero_points, output)
+        };
+        if done.is_some() {
+            return Ok(KernelPath::CortexMDsp);
+        }
+    }
+    if g.taps().get() > MAX_PATCH {
+        return definition::conv2d(g, input, kernel, zero_points, output)
+            .map(|()| KernelPath::Reference);
+    }
+    conv2d_unpacked(g, input, kernel, zero_points, output);
+    Ok(KernelPath::CortexMDsp)
+}
+
+/// The unpacked kernel: each output's im2col patch, against the int8 weights of two output
+/// channels at a time. Not inlined: its patch buffer must not add to the packed kernels'
+/// frames (each kernel's buffers are on the stack only while it runs).
+#[inline(never)]
+fn conv2d_unpacked(
+    g: &ConvGeometry,
+    input: &[i8],
+    kernel: &QKernel<'_>,
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) {
     let (in_shape, out_shape) = (g.input(), g.output());
     let k = g.kernel().get();
     let groups = g.groups().get();
     let (cin_group, cout_group) = (g.in_per_group().get(), g.out_per_group().get());
     let taps = g.taps().get();
-    if let Some(packed) = kernel.packed {
-        if conv2d_packed(g, input, kernel, packed, zero_points, output).is_some() {
-            return Ok(KernelPath::CortexMDsp);
-        }
-    }
-    if taps > MAX_PATCH {
-        return definition::conv2d(g, input, kernel, zero_points, output)
-            .map(|()| KernelPath::Reference);
-    }
     let (s, p) = (g.stride().get(), g.padding());
     let (in_h, in_w, plane) = (in_shape.h, in_shape.w, out_shape.plane());
     let mut patch = Patch {
@@ -386,11 +407,11 @@ pub fn conv2d(
             }
         }
     }
-    Ok(KernelPath::CortexMDsp)
 }
 
-/// Words of the column buffer: pixel pairs of at most [`MAX_PACKED_TAPS`] taps each.
-const COLUMN_WORDS: usize = 4 * MAX_PACKED_TAPS;
+/// Words of the column buffer: a tile of pixel pairs' patches, at least one pair of
+/// [`MAX_PACKED_TAPS`](crate::int8::packed::MAX_PACKED_TAPS) taps each.
+const COLUMN_WORDS: usize = 4608;
 
 /// A word-aligned stack buffer of which each call zeroes and uses only the part it needs:
 /// zeroing all of it (34 KiB between the two) cost more than a small layer's im2col.
@@ -420,7 +441,9 @@ impl<const N: usize> Scratch<N> {
 /// The convolution with weights prepacked by the host ([`super::packed`]): a 2x2 block (two
 /// output channels x two output pixels) per pass over the patch, one 64-bit load of weights
 /// and one of activations per four `SMLAD`s. `None` when the layer exceeds the stack buffers
-/// or `packed` is not laid out for it; the caller then uses the unpacked kernel.
+/// or `packed` is not laid out for it; the caller then uses the unpacked kernel. Not inlined:
+/// its stack buffers must not add to the other kernels' frames.
+#[inline(never)]
 fn conv2d_packed(
     g: &ConvGeometry,
     input: &[i8],
@@ -432,6 +455,9 @@ fn conv2d_packed(
     let (spec, in_shape, out_shape) = (g.spec(), g.input(), g.output());
     let geometry = PackedGeometry::new(spec, in_shape)?;
     if !packed_fits(spec, in_shape) || packed.len() != geometry.len() {
+        return None;
+    }
+    if !padded_input_fits(spec, in_shape) {
         return None;
     }
     let (s, p) = (g.stride().get(), g.padding());
@@ -521,6 +547,110 @@ fn conv2d_packed(
                     im2col_pair_gather(padded, pair_columns, origins, table);
                 } else {
                     im2col_pair_values(padded, pair_columns, origins, k, run, padded_w * cin);
+                }
+            }
+            let cols: &[u32] = bytemuck::try_cast_slice(&*columns).ok()?;
+            for (pair, (w, planes)) in group_weights
+                .chunks_exact(pair_words.max(1))
+                .zip(group_outputs.chunks_mut((2 * pixels).max(1)))
+                .enumerate()
+            {
+                let o0 = g * geometry.cout_group + 2 * pair;
+                let (plane0, plane1) = planes.split_at_mut(pixels.min(planes.len()));
+                let o1 = if plane1.is_empty() { o0 } else { o0 + 1 };
+                let (Some(r0), Some(r1)) = (
+                    Requant::of(kernel, o0, zero_points.output),
+                    Requant::of(kernel, o1, zero_points.output),
+                ) else {
+                    continue;
+                };
+                let tile_cols = cols.get(..tile_pairs * 2 * steps).unwrap_or(&[]);
+                let slots = slots.get_mut(..tile_pairs).unwrap_or(&mut []);
+                dot2x2_tile(w, tile_cols, steps, [r0.bias, r1.bias], slots);
+                let start = 2 * tile_start;
+                store_tile(plane0.get_mut(start..).unwrap_or(&mut []), r0, slots, 0);
+                store_tile(plane1.get_mut(start..).unwrap_or(&mut []), r1, slots, 2);
+            }
+        }
+    }
+    Some(())
+}
+
+/// The prepacked kernel for inputs whose padded copy exceeds [`MAX_PADDED_INPUT`] (the paper
+/// net's layers): each pixel pair's patches are gathered straight from the input, in the
+/// packed weights' `(ky, kx, ic)` tap order, `(q - zp)` and zeros for the padding; the 2x2
+/// blocks then run as in [`conv2d_packed`]. Gathering costs a few instructions per tap and
+/// pixel, which the patch's reuse by every output channel pair makes small against the MACs.
+/// `None` when `packed` is not laid out for the layer. Not inlined, as [`conv2d_packed`].
+#[inline(never)]
+fn conv2d_packed_direct(
+    g: &ConvGeometry,
+    input: &[i8],
+    kernel: &QKernel<'_>,
+    packed: &[i16],
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) -> Option<()> {
+    let (spec, in_shape, out_shape) = (g.spec(), g.input(), g.output());
+    let geometry = PackedGeometry::new(spec, in_shape)?;
+    if !packed_fits(spec, in_shape) || packed.len() != geometry.len() {
+        return None;
+    }
+    let (s, p) = (g.stride().get(), g.padding());
+    let (k, cin) = (geometry.kernel, geometry.cin_group.max(1));
+    let (in_h, in_w) = (in_shape.h, in_shape.w);
+    let in_plane = in_h * in_w;
+    let steps = geometry.taps.div_ceil(2);
+    let weights: &[u32] = bytemuck::try_cast_slice(packed).ok()?;
+    let (out_w, pixels) = (out_shape.w.max(1), out_shape.plane());
+    let pair_words = geometry.padded_taps;
+    let tile = (COLUMN_WORDS / (2 * steps).max(1)).clamp(1, MAX_TILE);
+    let mut column_scratch = Scratch::<{ 2 * COLUMN_WORDS }>::new();
+    // Zeroed once: taps beyond the patch (an odd count's last lane) stay zero.
+    let columns = column_scratch.zeroed_prefix(4 * tile * steps);
+    let mut slots = [Slot::default(); MAX_TILE];
+    let pairs = geometry.pairs_per_group();
+    let zp = zero_points.input;
+    for g in 0..geometry.groups {
+        let group_input = input.get(g * cin * in_plane..).unwrap_or(&[]);
+        let group_weights = weights
+            .get(g * pairs * pair_words..(g + 1) * pairs * pair_words)
+            .unwrap_or(&[]);
+        let group_outputs = output
+            .get_mut(g * geometry.cout_group * pixels..(g + 1) * geometry.cout_group * pixels)
+            .unwrap_or(&mut []);
+        let pixel_pairs = pixels.div_ceil(2);
+        for tile_start in (0..pixel_pairs).step_by(tile) {
+            let tile_pairs = tile.min(pixel_pairs - tile_start);
+            for t in 0..tile_pairs {
+                let first = 2 * (tile_start + t);
+                let second = (first + 1).min(pixels.saturating_sub(1));
+                let pair_columns = columns.get_mut(t * 4 * steps..).unwrap_or(&mut []);
+                for (lane, n) in [first, second].into_iter().enumerate() {
+                    let (oy, ox) = (n / out_w, n % out_w);
+                    for ky in 0..k {
+                        let iy = (oy * s + ky).wrapping_sub(p);
+                        for kx in 0..k {
+                            let ix = (ox * s + kx).wrapping_sub(p);
+                            let inside = iy < in_h && ix < in_w;
+                            let u0 = (ky * k + kx) * cin;
+                            let source = group_input.get(iy.wrapping_mul(in_w).wrapping_add(ix)..);
+                            for ic in 0..cin {
+                                let v = match source {
+                                    Some(src) if inside => src
+                                        .get(ic * in_plane)
+                                        .map_or(0, |&q| (q as i32 - zp) as i16),
+                                    _ => 0,
+                                };
+                                let u = u0 + ic;
+                                if let Some(d) =
+                                    pair_columns.get_mut(4 * (u / 2) + 2 * lane + u % 2)
+                                {
+                                    *d = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
             let cols: &[u32] = bytemuck::try_cast_slice(&*columns).ok()?;
