@@ -550,27 +550,24 @@ fn conv2d_packed(
                 }
             }
             let cols: &[u32] = bytemuck::try_cast_slice(&*columns).ok()?;
-            for (pair, (w, planes)) in group_weights
-                .chunks_exact(pair_words.max(1))
-                .zip(group_outputs.chunks_mut((2 * pixels).max(1)))
-                .enumerate()
-            {
-                let o0 = g * geometry.cout_group + 2 * pair;
-                let (plane0, plane1) = planes.split_at_mut(pixels.min(planes.len()));
-                let o1 = if plane1.is_empty() { o0 } else { o0 + 1 };
-                let (Some(r0), Some(r1)) = (
-                    Requant::of(kernel, o0, zero_points.output),
-                    Requant::of(kernel, o1, zero_points.output),
-                ) else {
-                    continue;
-                };
-                let tile_cols = cols.get(..tile_pairs * 2 * steps).unwrap_or(&[]);
-                let slots = slots.get_mut(..tile_pairs).unwrap_or(&mut []);
-                dot2x2_tile(w, tile_cols, steps, [r0.bias, r1.bias], slots);
-                let start = 2 * tile_start;
-                store_tile(plane0.get_mut(start..).unwrap_or(&mut []), r0, slots, 0);
-                store_tile(plane1.get_mut(start..).unwrap_or(&mut []), r1, slots, 2);
-            }
+            let tile = Tile {
+                cols: cols.get(..tile_pairs * 2 * steps).unwrap_or(&[]),
+                steps,
+                first_pixel: 2 * tile_start,
+                pixels,
+            };
+            let first_channel = g * geometry.cout_group;
+            let slots = slots.get_mut(..tile_pairs).unwrap_or(&mut []);
+            run_tile(
+                &tile,
+                group_weights,
+                pair_words,
+                first_channel,
+                kernel,
+                zero_points,
+                slots,
+                group_outputs,
+            );
         }
     }
     Some(())
@@ -654,30 +651,72 @@ fn conv2d_packed_direct(
                 }
             }
             let cols: &[u32] = bytemuck::try_cast_slice(&*columns).ok()?;
-            for (pair, (w, planes)) in group_weights
-                .chunks_exact(pair_words.max(1))
-                .zip(group_outputs.chunks_mut((2 * pixels).max(1)))
-                .enumerate()
-            {
-                let o0 = g * geometry.cout_group + 2 * pair;
-                let (plane0, plane1) = planes.split_at_mut(pixels.min(planes.len()));
-                let o1 = if plane1.is_empty() { o0 } else { o0 + 1 };
-                let (Some(r0), Some(r1)) = (
-                    Requant::of(kernel, o0, zero_points.output),
-                    Requant::of(kernel, o1, zero_points.output),
-                ) else {
-                    continue;
-                };
-                let tile_cols = cols.get(..tile_pairs * 2 * steps).unwrap_or(&[]);
-                let slots = slots.get_mut(..tile_pairs).unwrap_or(&mut []);
-                dot2x2_tile(w, tile_cols, steps, [r0.bias, r1.bias], slots);
-                let start = 2 * tile_start;
-                store_tile(plane0.get_mut(start..).unwrap_or(&mut []), r0, slots, 0);
-                store_tile(plane1.get_mut(start..).unwrap_or(&mut []), r1, slots, 2);
-            }
+            let tile = Tile {
+                cols: cols.get(..tile_pairs * 2 * steps).unwrap_or(&[]),
+                steps,
+                first_pixel: 2 * tile_start,
+                pixels,
+            };
+            let first_channel = g * geometry.cout_group;
+            let slots = slots.get_mut(..tile_pairs).unwrap_or(&mut []);
+            run_tile(
+                &tile,
+                group_weights,
+                pair_words,
+                first_channel,
+                kernel,
+                zero_points,
+                slots,
+                group_outputs,
+            );
         }
     }
     Some(())
+}
+
+/// A tile of pixel pairs' patches (`cols`: `2 * steps` words per pair), starting at pixel
+/// `first_pixel` of a plane of `pixels`.
+struct Tile<'c> {
+    cols: &'c [u32],
+    steps: usize,
+    first_pixel: usize,
+    pixels: usize,
+}
+
+/// Every channel pair of a group (`weights`: `pair_words` per pair, prepacked) on one tile:
+/// the 2x2 blocks, then each output's requantization into `outputs` (the group's planes).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run_tile(
+    tile: &Tile<'_>,
+    weights: &[u32],
+    pair_words: usize,
+    first_channel: usize,
+    kernel: &QKernel<'_>,
+    zero_points: ZeroPoints,
+    slots: &mut [Slot],
+    outputs: &mut [i8],
+) {
+    let pixels = tile.pixels;
+    for (pair, (w, planes)) in weights
+        .chunks_exact(pair_words.max(1))
+        .zip(outputs.chunks_mut((2 * pixels).max(1)))
+        .enumerate()
+    {
+        let o0 = first_channel + 2 * pair;
+        let (plane0, plane1) = planes.split_at_mut(pixels.min(planes.len()));
+        let o1 = if plane1.is_empty() { o0 } else { o0 + 1 };
+        let (Some(r0), Some(r1)) = (
+            Requant::of(kernel, o0, zero_points.output),
+            Requant::of(kernel, o1, zero_points.output),
+        ) else {
+            continue;
+        };
+        dot2x2_tile(w, tile.cols, tile.steps, [r0.bias, r1.bias], slots);
+        let start = tile.first_pixel;
+        store_tile(plane0.get_mut(start..).unwrap_or(&mut []), r0, slots, 0);
+        store_tile(plane1.get_mut(start..).unwrap_or(&mut []), r1, slots, 2);
+    }
 }
 
 /// One output channel's requantization, prepared once per tile. For `r >= 33`, the usual
