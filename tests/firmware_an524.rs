@@ -15,7 +15,7 @@ use alexnet_core::builtin::{PAPER, TORCHVISION};
 use alexnet_core::{Arch, Model};
 use alexnet_host::firmware::{
     boot_image, build_firmware, compare_run, decode_defmt, images_v2, parse_run_log, run_on_board,
-    untrained_blobs, RunComparison, MPS3_AN524,
+    untrained_blobs, RunComparison, RunLog, MPS3_AN524,
 };
 use alexnet_host::idx::{self, FASHION_MNIST_DIR};
 use alexnet_host::image_input::cropped_pixels;
@@ -172,7 +172,21 @@ fn is_bit_exact_with_the_host(elf: &Path, name: &str, blob: &[u8]) -> RunCompari
         c.identical, IMAGES,
         "logits differ between the device and the host"
     );
+    a_difference_would_be_named(&log, &model, &pixels);
     c
+}
+
+/// The comparison itself, on a log tampered with as a device bug would: a wrong digest at one
+/// layer is named as the first difference, and a changed logit is counted.
+fn a_difference_would_be_named(log: &RunLog, model: &Model<'_>, pixels: &[Vec<u8>]) {
+    let mut wrong = log.clone();
+    let (at, kind) = (4, wrong.layers[4].kind.clone());
+    wrong.layers[at].crc ^= 1;
+    wrong.layers[at + 2].crc ^= 1;
+    wrong.images[1].1[7] += 1;
+    let c = compare_run(&wrong, model, pixels).unwrap();
+    assert_eq!(c.first_difference, Some(format!("layer {at} ({kind})")));
+    assert_eq!(c.identical, IMAGES - 1);
 }
 
 /// Expects a failing exit code and `message` in the log, before any inference.
