@@ -9,7 +9,6 @@
 #![no_main]
 
 mod boot;
-mod images;
 
 use alexnet_core::arch::MAX_LAYERS;
 use alexnet_core::builtin::{CAFFE, PAPER, TORCHVISION};
@@ -21,6 +20,7 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use firmware_support::clock::{InstructionClock, CALIBRATION_TURNS};
+use firmware_support::images::Images;
 use firmware_support::{fpenv, memory};
 
 /// The nets this firmware runs: the family's ImageNet-sized members.
@@ -174,7 +174,7 @@ fn run() -> Result<(), Failure> {
         );
         return Err(Failure::Setup);
     }
-    let set = images::Images::parse(loaded.images).ok_or_else(|| {
+    let set = Images::parse(loaded.images).ok_or_else(|| {
         defmt::error!("FAIL the test images in DDR are not an ALXIMG02 file");
         Failure::Setup
     })?;

@@ -46,7 +46,7 @@ fn classify(model: &Model, input: &[f32], arena: &mut [u8]) -> Result<usize, Err
 mod images;
 
 mod board {
-    use crate::images::Images;
+    use crate::images;
     use alexnet_core::Error;
     use core::sync::atomic::{AtomicUsize, Ordering};
     use cortex_m_semihosting::debug;
@@ -58,7 +58,7 @@ mod board {
     /// The next test image's pixels, `None` after the last.
     pub fn next_frame() -> Option<&'static [u8]> {
         let i = FRAMES.fetch_add(1, Ordering::Relaxed);
-        Images::parse()?.image(i).map(|(_, pixels)| pixels)
+        images::embedded()?.image(i).map(|(_, pixels)| pixels)
     }
 
     /// Logs a frame's class; any error ends the run as a failure.
@@ -75,7 +75,7 @@ mod board {
 
     /// Success if every test image was classified.
     pub fn done() -> ! {
-        let count = Images::parse().map_or(0, |set| set.count);
+        let count = images::embedded().map_or(0, |set| set.count);
         if count > 0 && FRAMES.load(Ordering::Relaxed) == count + 1 {
             defmt::println!("DONE {=usize} frames", count);
             exit(debug::EXIT_SUCCESS)

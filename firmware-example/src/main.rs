@@ -131,7 +131,7 @@ fn run() -> Result<(), Error> {
             found: 0,
         },
     )?;
-    let set = images::Images::parse().ok_or(Error::BadField {
+    let set = images::embedded().ok_or(Error::BadField {
         field: "images.bin",
         found: 0,
     })?;

@@ -3,9 +3,11 @@
 //!
 //! * [`clock`]: SysTick as a 64-bit instruction counter (QEMU runs with `-icount`);
 //! * [`memory`]: flash and static RAM in use, and the stack's peak by painting;
-//! * [`fpenv`]: the floating-point mode the f32 contract needs, checked before any float.
+//! * [`fpenv`]: the floating-point mode the f32 contract needs, checked before any float;
+//! * [`images`]: the test images the host hands the firmware.
 #![no_std]
 
 pub mod clock;
 pub mod fpenv;
+pub mod images;
 pub mod memory;

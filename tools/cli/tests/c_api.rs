@@ -7,7 +7,7 @@
 
 use alexnet_core::builtin::MICRO;
 use alexnet_host::firmware::{
-    compare, parse_log, run_on_qemu, untrained_micro_blobs, write_images_bin,
+    compare, outside_workspace, parse_log, run_on_qemu, untrained_micro_blobs, write_images_bin,
 };
 use alexnet_host::idx::{self, FASHION_MNIST_DIR};
 use alexnet_host::BlobFile;
@@ -55,7 +55,7 @@ fn static_library(build: Build, features: &[&str]) -> PathBuf {
         Build::Plain(t) => (t, "target"),
         Build::AddressSanitized => (Some(HOST), "target/asan"),
     };
-    cmd.current_dir(ffi_dir())
+    outside_workspace(&mut cmd, &ffi_dir())
         .args(["rustc", "--release", "--quiet", "--crate-type", "staticlib"])
         .args(["--target-dir", target_dir]);
     if let Some(t) = target {
@@ -63,15 +63,6 @@ fn static_library(build: Build, features: &[&str]) -> PathBuf {
     }
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
-    }
-    // The outer `cargo test` exports variables meant for the host workspace's build.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "CARGO_ENCODED_RUSTFLAGS",
-    ] {
-        cmd.env_remove(var);
     }
     if build == Build::AddressSanitized {
         cmd.env("RUSTFLAGS", "-Zsanitizer=address");

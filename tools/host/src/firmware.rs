@@ -52,6 +52,21 @@ pub fn untrained_blobs(
     Ok((f32_blob, int8_blob))
 }
 
+/// Runs `cargo` (or a wrapper of it) in `crate_dir`, a crate outside the host workspace,
+/// without the variables an outer `cargo test` sets for the workspace's build.
+pub fn outside_workspace<'c>(cargo: &'c mut Command, crate_dir: &Path) -> &'c mut Command {
+    cargo.current_dir(crate_dir);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
+        cargo.env_remove(var);
+    }
+    cargo
+}
+
 /// Builds a firmware crate (`crate_dir`, outside the host workspace, its target set in its
 /// `.cargo/config.toml`) in release, in its own `target/` folder, with `features`; gives the
 /// ELF of its binary `bin` for `target`. The outer `cargo test`'s variables meant for the
@@ -64,18 +79,15 @@ pub fn build_firmware(
 ) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(crate_dir)
-        .args(["build", "--release", "--quiet", "--target-dir", "target"]);
+    outside_workspace(&mut cmd, crate_dir).args([
+        "build",
+        "--release",
+        "--quiet",
+        "--target-dir",
+        "target",
+    ]);
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
-    }
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "CARGO_ENCODED_RUSTFLAGS",
-    ] {
-        cmd.env_remove(var);
     }
     let status = cmd.status().context("cannot run cargo for the firmware")?;
     ensure!(status.success(), "{} does not build", crate_dir.display());
@@ -310,13 +322,8 @@ pub fn parse_run_log(text: &str) -> Result<RunLog> {
                 ticks: get("ticks")?.parse().context("LAYER ticks")?,
                 crc: u32::from_str_radix(get("crc")?, 16).context("LAYER crc")?,
             });
-        } else if let Some(at) = line.find("DONE ") {
-            log.done = fields(&line[at + 5..]);
-        } else if ["FAIL", "PANIC", "HARDFAULT"]
-            .iter()
-            .any(|m| line.contains(m))
-        {
-            log.errors.push(line.to_string());
+        } else {
+            shared_line(line, &mut log.done, &mut log.errors);
         }
     }
     Ok(log)
@@ -344,27 +351,13 @@ pub struct RunComparison {
 /// Recomputes every image of a one-model run on this machine (the same `pixels`, the same
 /// blob) and compares the logits, and the first image's per-layer digests.
 pub fn compare_run(log: &RunLog, model: &Model<'_>, pixels: &[Vec<u8>]) -> Result<RunComparison> {
-    if !log.errors.is_empty() {
-        bail!("the firmware reported errors:\n{}", log.errors.join("\n"));
-    }
-    ensure!(
-        !log.done.is_empty(),
-        "the log has no DONE line: the run did not finish"
-    );
+    let per_tick = finished_run(&log.header, &log.done, &log.errors)?;
     ensure!(
         log.images.len() == pixels.len(),
         "the log has {} images, the host {}",
         log.images.len(),
         pixels.len()
     );
-    let header = |k: &str| -> Result<f64> {
-        log.header
-            .get(k)
-            .with_context(|| format!("FW line lacks {k}"))?
-            .parse::<f64>()
-            .with_context(|| format!("{k} is not a number"))
-    };
-    let per_tick = header("cal_instructions")? / header("cal_ticks")?.max(1.0);
     let shape = model.arch().input;
     let int8 = model.precision() == alexnet_core::Precision::Int8;
     let mut input = vec![0.0f32; shape.len()];
@@ -568,6 +561,44 @@ fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>> {
         .collect()
 }
 
+/// The lines every firmware log ends with: `DONE` (its fields into `done`) and lines with
+/// `FAIL`, `PANIC` or `HARDFAULT` (into `errors`).
+fn shared_line(line: &str, done: &mut BTreeMap<String, String>, errors: &mut Vec<String>) {
+    if let Some(at) = line.find("DONE ") {
+        *done = fields(&line[at + 5..]);
+    } else if ["FAIL", "PANIC", "HARDFAULT"]
+        .iter()
+        .any(|m| line.contains(m))
+    {
+        errors.push(line.to_string());
+    }
+}
+
+/// Checks that a run reported no error and finished; gives its instructions per SysTick tick
+/// (QEMU's clock under -icount: the firmware timed a loop of known length, the `FW` line's
+/// `cal_instructions` over `cal_ticks`).
+fn finished_run(
+    header: &BTreeMap<String, String>,
+    done: &BTreeMap<String, String>,
+    errors: &[String],
+) -> Result<f64> {
+    if !errors.is_empty() {
+        bail!("the firmware reported errors:\n{}", errors.join("\n"));
+    }
+    ensure!(
+        !done.is_empty(),
+        "the log has no DONE line: the run did not finish"
+    );
+    let number = |k: &str| -> Result<f64> {
+        header
+            .get(k)
+            .with_context(|| format!("FW line lacks {k}"))?
+            .parse::<f64>()
+            .with_context(|| format!("{k} is not a number"))
+    };
+    Ok(number("cal_instructions")? / number("cal_ticks")?.max(1.0))
+}
+
 /// Parses defmt-print's output (one message per line, possibly with a level prefix).
 pub fn parse_log(text: &str) -> Result<FirmwareLog> {
     let mut log = FirmwareLog::default();
@@ -588,13 +619,8 @@ pub fn parse_log(text: &str) -> Result<FirmwareLog> {
                 .split_once(" f32=")
                 .context("LAYERS line lacks f32=")?;
             log.layer_ticks = Some((list(int8)?, list(f32)?));
-        } else if let Some(at) = line.find("DONE ") {
-            log.done = fields(&line[at + 5..]);
-        } else if ["FAIL", "PANIC", "HARDFAULT"]
-            .iter()
-            .any(|m| line.contains(m))
-        {
-            log.errors.push(line.to_string());
+        } else {
+            shared_line(line, &mut log.done, &mut log.errors);
         }
     }
     Ok(log)
@@ -628,9 +654,7 @@ pub fn compare(
     f32m: &Model<'_>,
     images: &Path,
 ) -> Result<Comparison> {
-    if !log.errors.is_empty() {
-        bail!("the firmware reported errors:\n{}", log.errors.join("\n"));
-    }
+    let per_tick = finished_run(&log.header, &log.done, &log.errors)?;
     let (labels, pixels) = read_images_bin(images)?;
     ensure!(
         log.images.len() == labels.len(),
@@ -638,19 +662,6 @@ pub fn compare(
         log.images.len(),
         labels.len()
     );
-    ensure!(
-        !log.done.is_empty(),
-        "the log has no DONE line: the run did not finish"
-    );
-    let header = |k: &str| -> Result<f64> {
-        log.header
-            .get(k)
-            .with_context(|| format!("FW line lacks {k}"))?
-            .parse::<f64>()
-            .with_context(|| format!("{k} is not a number"))
-    };
-    // QEMU's clock under -icount: the firmware timed a loop of known length.
-    let per_tick = header("cal_instructions")? / header("cal_ticks")?.max(1.0);
     let shape = f32m.arch().input;
     let mut input = vec![0.0f32; shape.len()];
     let mut codes = vec![0i8; shape.len()];

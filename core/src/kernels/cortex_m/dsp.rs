@@ -313,13 +313,7 @@ pub fn conv2d(
 ) -> Result<KernelPath, Error> {
     g.check_int8(input, kernel, output)?;
     if let Some(packed) = kernel.packed {
-        let (spec, shape) = (g.spec(), g.input());
-        let done = if padded_input_fits(spec, shape) {
-            conv2d_packed(g, input, kernel, packed, zero_points, output)
-        } else {
-            conv2d_packed_direct(g, input, kernel, packed, zero_points, output)
-        };
-        if done.is_some() {
+        if conv2d_packed(g, input, kernel, packed, zero_points, output).is_some() {
             return Ok(KernelPath::CortexMDsp);
         }
     }
@@ -438,11 +432,159 @@ impl<const N: usize> Scratch<N> {
     }
 }
 
+/// Where the prepacked kernel's patches come from: they are the same values, in the packed
+/// weights' `(ky, kx, ic)` tap order, `(q - zp)` and zeros for the padding, however built.
+trait PatchSource {
+    /// Prepares group `g`'s input (`group_input`: its channels' planes), before its tiles.
+    fn begin_group(&mut self, group_input: &[i8]);
+    /// Writes the patches of pixels `pixels[0]` and `pixels[1]` into one pixel pair's columns:
+    /// tap `u` of pixel `lane` at `4 * (u / 2) + 2 * lane + u % 2`. `None` if a buffer is not
+    /// laid out as expected.
+    fn fill_pair(&self, group_input: &[i8], pixels: [usize; 2], columns: &mut [i16]) -> Option<()>;
+}
+
+/// A layer's sizes as both patch sources need them.
+#[derive(Clone, Copy)]
+struct PatchShape {
+    k: usize,
+    cin: usize,
+    s: usize,
+    p: usize,
+    in_h: usize,
+    in_w: usize,
+    out_w: usize,
+    zp: i32,
+}
+
+/// Patches from a channels-last, zero-padded copy of the group's input in a stack buffer:
+/// whole words for even channel counts, a gather table for small odd ones.
+struct PaddedCopy<'b> {
+    shape: PatchShape,
+    padded: &'b mut [i16],
+    gather: [(u32, u32); MAX_GATHER_TAPS],
+    gather_taps: usize,
+    steps: usize,
+}
+
+impl PatchSource for PaddedCopy<'_> {
+    fn begin_group(&mut self, group_input: &[i8]) {
+        let PatchShape {
+            cin,
+            p,
+            in_h,
+            in_w,
+            zp,
+            ..
+        } = self.shape;
+        let padded_w = in_w + 2 * p;
+        for (ic, plane) in group_input
+            .chunks_exact((in_h * in_w).max(1))
+            .take(cin)
+            .enumerate()
+        {
+            for (y, row) in plane.chunks_exact(in_w.max(1)).enumerate() {
+                let mut at = ((y + p) * padded_w + p) * cin + ic;
+                for &q in row {
+                    if let Some(d) = self.padded.get_mut(at) {
+                        *d = (q as i32 - zp) as i16;
+                    }
+                    at += cin;
+                }
+            }
+        }
+    }
+
+    fn fill_pair(&self, _: &[i8], pixels: [usize; 2], columns: &mut [i16]) -> Option<()> {
+        let PatchShape {
+            k,
+            cin,
+            s,
+            p,
+            in_w,
+            out_w,
+            ..
+        } = self.shape;
+        // Nonzero by construction; `max(1)` lets the optimizer see it (no panic path).
+        let (out_w, padded_w, run) = (out_w.max(1), in_w + 2 * p, k * cin);
+        let origin = |n: usize| ((n / out_w) * s * padded_w + (n % out_w) * s) * cin;
+        let origins = [origin(pixels[0]), origin(pixels[1])];
+        let padded = &*self.padded;
+        if cin % 2 == 0 {
+            // Even channels: patch rows and their starts are whole words.
+            let src = bytemuck::try_cast_slice::<i16, u32>(padded.get(..padded.len() & !1)?);
+            let cols = bytemuck::try_cast_slice_mut::<i16, u32>(columns.get_mut(..4 * self.steps)?);
+            let (Ok(src), Ok(cols)) = (src, cols) else {
+                return None;
+            };
+            let origins = [origins[0] / 2, origins[1] / 2];
+            im2col_pair_words(src, cols, origins, k, run / 2, padded_w * cin / 2);
+        } else if self.gather_taps > 0 {
+            let table = self.gather.get(..self.gather_taps)?;
+            im2col_pair_gather(padded, columns, origins, table);
+        } else {
+            im2col_pair_values(padded, columns, origins, k, run, padded_w * cin);
+        }
+        Some(())
+    }
+}
+
+/// Patches gathered straight from the input, tap by tap: for inputs whose padded copy exceeds
+/// [`MAX_PADDED_INPUT`] (the paper net's layers). A few instructions per tap and pixel, which
+/// the patch's reuse by every output channel pair makes small against the MACs.
+struct DirectGather {
+    shape: PatchShape,
+}
+
+impl PatchSource for DirectGather {
+    fn begin_group(&mut self, _: &[i8]) {}
+
+    fn fill_pair(&self, group_input: &[i8], pixels: [usize; 2], columns: &mut [i16]) -> Option<()> {
+        let PatchShape {
+            k,
+            cin,
+            s,
+            p,
+            in_h,
+            in_w,
+            out_w,
+            zp,
+        } = self.shape;
+        // Nonzero by construction; `max(1)` lets the optimizer see it (no panic path).
+        let (out_w, in_plane) = (out_w.max(1), in_h * in_w);
+        for (lane, n) in pixels.into_iter().enumerate() {
+            let (oy, ox) = (n / out_w, n % out_w);
+            for ky in 0..k {
+                let iy = (oy * s + ky).wrapping_sub(p);
+                for kx in 0..k {
+                    let ix = (ox * s + kx).wrapping_sub(p);
+                    let inside = iy < in_h && ix < in_w;
+                    let u0 = (ky * k + kx) * cin;
+                    let source = group_input.get(iy.wrapping_mul(in_w).wrapping_add(ix)..);
+                    for ic in 0..cin {
+                        let v = match source {
+                            Some(src) if inside => src
+                                .get(ic * in_plane)
+                                .map_or(0, |&q| (q as i32 - zp) as i16),
+                            _ => 0,
+                        };
+                        let u = u0 + ic;
+                        if let Some(d) = columns.get_mut(4 * (u / 2) + 2 * lane + u % 2) {
+                            *d = v;
+                        }
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+}
+
 /// The convolution with weights prepacked by the host ([`super::packed`]): a 2x2 block (two
 /// output channels x two output pixels) per pass over the patch, one 64-bit load of weights
-/// and one of activations per four `SMLAD`s. `None` when the layer exceeds the stack buffers
-/// or `packed` is not laid out for it; the caller then uses the unpacked kernel. Not inlined:
-/// its stack buffers must not add to the other kernels' frames.
+/// and one of activations per four `SMLAD`s. Patches come from a channels-last copy of the
+/// input where it fits the stack buffer, straight from the input otherwise. `None` when
+/// `packed` is not laid out for the layer; the caller then uses the unpacked kernel. Not
+/// inlined: its stack buffers must not add to the unpacked kernel's frame.
 #[inline(never)]
 fn conv2d_packed(
     g: &ConvGeometry,
@@ -452,164 +594,126 @@ fn conv2d_packed(
     zero_points: ZeroPoints,
     output: &mut [i8],
 ) -> Option<()> {
-    let (spec, in_shape, out_shape) = (g.spec(), g.input(), g.output());
+    let (spec, in_shape) = (g.spec(), g.input());
     let geometry = PackedGeometry::new(spec, in_shape)?;
     if !packed_fits(spec, in_shape) || packed.len() != geometry.len() {
         return None;
     }
-    if !padded_input_fits(spec, in_shape) {
-        return None;
-    }
-    let (s, p) = (g.stride().get(), g.padding());
-    let (k, cin) = (geometry.kernel, geometry.cin_group.max(1));
-    let (in_h, in_w) = (in_shape.h, in_shape.w);
-    let padded_w = in_w + 2 * p;
-    // Tap pairs the loop runs per pixel pair: the layout's padding beyond them is zeros.
-    let steps = geometry.taps.div_ceil(2);
-    let weights: &[u32] = bytemuck::try_cast_slice(packed).ok()?;
-    let (out_w, pixels) = (out_shape.w.max(1), out_shape.plane());
-    let pair_words = geometry.padded_taps; // per channel pair: padded_taps / 2 steps x 2 words
-    let run = k * cin;
-
-    // The group's input, channels last, in `(q - zp)`: the border stays zero, which is
-    // `q - zp` of padding. Columns: a tile of pixel pairs' patches.
-    let tile = (COLUMN_WORDS / (2 * steps).max(1)).clamp(1, MAX_TILE);
-    let mut padded_scratch = Scratch::<MAX_PADDED_INPUT>::new();
-    let padded = padded_scratch.zeroed_prefix(cin * (in_h + 2 * p) * padded_w);
-    let mut column_scratch = Scratch::<{ 2 * COLUMN_WORDS }>::new();
-    let columns = column_scratch.zeroed_prefix(4 * tile * steps);
-    let mut slots = [Slot::default(); MAX_TILE];
-    // Odd channel counts: where each tap of a patch comes from and goes to, built once.
-    let mut gather = [(0u32, 0u32); MAX_GATHER_TAPS];
-    if cin % 2 == 1 && geometry.taps <= MAX_GATHER_TAPS {
-        for (u, entry) in gather.iter_mut().enumerate().take(geometry.taps) {
-            let (ky, within) = (u / run.max(1), u % run.max(1));
-            let offset = ky * padded_w * cin + within;
-            *entry = (offset as u32, (4 * (u / 2) + u % 2) as u32);
-        }
-    }
-    let gather = if cin % 2 == 1 && geometry.taps <= MAX_GATHER_TAPS {
-        &gather[..]
-    } else {
-        &[]
+    let shape = PatchShape {
+        k: geometry.kernel,
+        cin: geometry.cin_group.max(1),
+        s: g.stride().get(),
+        p: g.padding(),
+        in_h: in_shape.h,
+        in_w: in_shape.w,
+        out_w: g.output().w.max(1),
+        zp: zero_points.input,
     };
-    let pairs = geometry.pairs_per_group();
-    for g in 0..geometry.groups {
-        let group_input = input.get(g * cin * in_h * in_w..).unwrap_or(&[]);
-        for (ic, plane) in group_input
-            .chunks_exact((in_h * in_w).max(1))
-            .take(cin)
-            .enumerate()
-        {
-            for (y, row) in plane.chunks_exact(in_w.max(1)).enumerate() {
-                let base = ((y + p) * padded_w + p) * cin + ic;
-                let mut at = base;
-                for &q in row {
-                    if let Some(d) = padded.get_mut(at) {
-                        *d = (q as i32 - zero_points.input) as i16;
-                    }
-                    at += cin;
-                }
-            }
-        }
-        let group_weights = weights
-            .get(g * pairs * pair_words..(g + 1) * pairs * pair_words)
-            .unwrap_or(&[]);
-        let group_outputs = output
-            .get_mut(g * geometry.cout_group * pixels..(g + 1) * geometry.cout_group * pixels)
-            .unwrap_or(&mut []);
-        let origin = |n: usize| ((n / out_w) * s * padded_w + (n % out_w) * s) * cin;
-        // Pixel pairs im2col'd at once: each channel pair's set-up is paid once per tile.
-        let pixel_pairs = pixels.div_ceil(2);
-        for tile_start in (0..pixel_pairs).step_by(tile) {
-            let tile_pairs = tile.min(pixel_pairs - tile_start);
-            for t in 0..tile_pairs {
-                let first = 2 * (tile_start + t);
-                let second = (first + 1).min(pixels.saturating_sub(1));
-                let origins = [origin(first), origin(second)];
-                let at = t * 4 * steps;
-                let pair_columns = columns.get_mut(at..).unwrap_or(&mut []);
-                if cin % 2 == 0 {
-                    // Even channels: patch rows and their starts are whole words.
-                    let (Ok(src), Ok(cols)) = (
-                        bytemuck::try_cast_slice::<i16, u32>(
-                            padded.get(..padded.len() & !1).unwrap_or(&[]),
-                        ),
-                        bytemuck::try_cast_slice_mut::<i16, u32>(
-                            pair_columns.get_mut(..4 * steps).unwrap_or(&mut []),
-                        ),
-                    ) else {
-                        return None;
-                    };
-                    let origins = [origins[0] / 2, origins[1] / 2];
-                    im2col_pair_words(src, cols, origins, k, run / 2, padded_w * cin / 2);
-                } else if let Some(table) = gather.get(..geometry.taps) {
-                    im2col_pair_gather(padded, pair_columns, origins, table);
-                } else {
-                    im2col_pair_values(padded, pair_columns, origins, k, run, padded_w * cin);
-                }
-            }
-            let cols: &[u32] = bytemuck::try_cast_slice(&*columns).ok()?;
-            let tile = Tile {
-                cols: cols.get(..tile_pairs * 2 * steps).unwrap_or(&[]),
-                steps,
-                first_pixel: 2 * tile_start,
-                pixels,
-            };
-            let first_channel = g * geometry.cout_group;
-            let slots = slots.get_mut(..tile_pairs).unwrap_or(&mut []);
-            run_tile(
-                &tile,
-                group_weights,
-                pair_words,
-                first_channel,
-                kernel,
-                zero_points,
-                slots,
-                group_outputs,
-            );
-        }
+    if !padded_input_fits(spec, in_shape) {
+        let mut source = DirectGather { shape };
+        return run_packed(
+            g,
+            &geometry,
+            input,
+            kernel,
+            packed,
+            zero_points,
+            output,
+            &mut source,
+        );
     }
-    Some(())
+    packed_with_copy(
+        g,
+        &geometry,
+        shape,
+        input,
+        kernel,
+        packed,
+        zero_points,
+        output,
+    )
 }
 
-/// The prepacked kernel for inputs whose padded copy exceeds [`MAX_PADDED_INPUT`] (the paper
-/// net's layers): each pixel pair's patches are gathered straight from the input, in the
-/// packed weights' `(ky, kx, ic)` tap order, `(q - zp)` and zeros for the padding; the 2x2
-/// blocks then run as in [`conv2d_packed`]. Gathering costs a few instructions per tap and
-/// pixel, which the patch's reuse by every output channel pair makes small against the MACs.
-/// `None` when `packed` is not laid out for the layer. Not inlined, as [`conv2d_packed`].
+/// [`run_packed`] with a [`PaddedCopy`]: its buffer in this function's frame, so that only
+/// this path has it on the stack.
+#[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn conv2d_packed_direct(
+fn packed_with_copy(
     g: &ConvGeometry,
+    geometry: &PackedGeometry,
+    shape: PatchShape,
     input: &[i8],
     kernel: &QKernel<'_>,
     packed: &[i16],
     zero_points: ZeroPoints,
     output: &mut [i8],
 ) -> Option<()> {
-    let (spec, in_shape, out_shape) = (g.spec(), g.input(), g.output());
-    let geometry = PackedGeometry::new(spec, in_shape)?;
-    if !packed_fits(spec, in_shape) || packed.len() != geometry.len() {
-        return None;
-    }
-    let (s, p) = (g.stride().get(), g.padding());
-    let (k, cin) = (geometry.kernel, geometry.cin_group.max(1));
-    let (in_h, in_w) = (in_shape.h, in_shape.w);
-    let in_plane = in_h * in_w;
+    let (cin, run, padded_w) = (shape.cin, shape.k * shape.cin, shape.in_w + 2 * shape.p);
+    let mut padded_scratch = Scratch::<MAX_PADDED_INPUT>::new();
+    // The border stays zero, which is `q - zp` of padding.
+    let padded = padded_scratch.zeroed_prefix(cin * (shape.in_h + 2 * shape.p) * padded_w);
+    // Odd channel counts: where each tap of a patch comes from and goes to, built once.
+    let mut gather = [(0u32, 0u32); MAX_GATHER_TAPS];
+    let gather_taps = if cin % 2 == 1 && geometry.taps <= MAX_GATHER_TAPS {
+        for (u, entry) in gather.iter_mut().enumerate().take(geometry.taps) {
+            let (ky, within) = (u / run.max(1), u % run.max(1));
+            let offset = ky * padded_w * cin + within;
+            *entry = (offset as u32, (4 * (u / 2) + u % 2) as u32);
+        }
+        geometry.taps
+    } else {
+        0
+    };
+    let mut source = PaddedCopy {
+        shape,
+        padded,
+        gather,
+        gather_taps,
+        steps: geometry.taps.div_ceil(2),
+    };
+    run_packed(
+        g,
+        geometry,
+        input,
+        kernel,
+        packed,
+        zero_points,
+        output,
+        &mut source,
+    )
+}
+
+/// The prepacked kernel's loop over groups and tiles of pixel pairs: the tile's patches from
+/// `source`, then for every channel pair the 2x2 blocks ([`dot2x2_tile`]) and each output's
+/// requantization. Not inlined: its column buffer is on the stack only while it runs.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn run_packed(
+    g: &ConvGeometry,
+    geometry: &PackedGeometry,
+    input: &[i8],
+    kernel: &QKernel<'_>,
+    packed: &[i16],
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+    source: &mut impl PatchSource,
+) -> Option<()> {
+    let in_plane = g.input().plane();
+    let pixels = g.output().plane();
+    // Tap pairs the loop runs per pixel pair: the layout's padding beyond them is zeros.
     let steps = geometry.taps.div_ceil(2);
     let weights: &[u32] = bytemuck::try_cast_slice(packed).ok()?;
-    let (out_w, pixels) = (out_shape.w.max(1), out_shape.plane());
-    let pair_words = geometry.padded_taps;
+    let pair_words = geometry.padded_taps; // per channel pair: padded_taps / 2 steps x 2 words
+    let (cin, pairs) = (geometry.cin_group, geometry.pairs_per_group());
+    // Pixel pairs im2col'd at once: each channel pair's set-up is paid once per tile.
     let tile = (COLUMN_WORDS / (2 * steps).max(1)).clamp(1, MAX_TILE);
     let mut column_scratch = Scratch::<{ 2 * COLUMN_WORDS }>::new();
     // Zeroed once: taps beyond the patch (an odd count's last lane) stay zero.
     let columns = column_scratch.zeroed_prefix(4 * tile * steps);
     let mut slots = [Slot::default(); MAX_TILE];
-    let pairs = geometry.pairs_per_group();
-    let zp = zero_points.input;
     for g in 0..geometry.groups {
         let group_input = input.get(g * cin * in_plane..).unwrap_or(&[]);
+        source.begin_group(group_input);
         let group_weights = weights
             .get(g * pairs * pair_words..(g + 1) * pairs * pair_words)
             .unwrap_or(&[]);
@@ -623,100 +727,33 @@ fn conv2d_packed_direct(
                 let first = 2 * (tile_start + t);
                 let second = (first + 1).min(pixels.saturating_sub(1));
                 let pair_columns = columns.get_mut(t * 4 * steps..).unwrap_or(&mut []);
-                for (lane, n) in [first, second].into_iter().enumerate() {
-                    let (oy, ox) = (n / out_w, n % out_w);
-                    for ky in 0..k {
-                        let iy = (oy * s + ky).wrapping_sub(p);
-                        for kx in 0..k {
-                            let ix = (ox * s + kx).wrapping_sub(p);
-                            let inside = iy < in_h && ix < in_w;
-                            let u0 = (ky * k + kx) * cin;
-                            let source = group_input.get(iy.wrapping_mul(in_w).wrapping_add(ix)..);
-                            for ic in 0..cin {
-                                let v = match source {
-                                    Some(src) if inside => src
-                                        .get(ic * in_plane)
-                                        .map_or(0, |&q| (q as i32 - zp) as i16),
-                                    _ => 0,
-                                };
-                                let u = u0 + ic;
-                                if let Some(d) =
-                                    pair_columns.get_mut(4 * (u / 2) + 2 * lane + u % 2)
-                                {
-                                    *d = v;
-                                }
-                            }
-                        }
-                    }
-                }
+                source.fill_pair(group_input, [first, second], pair_columns)?;
             }
             let cols: &[u32] = bytemuck::try_cast_slice(&*columns).ok()?;
-            let tile = Tile {
-                cols: cols.get(..tile_pairs * 2 * steps).unwrap_or(&[]),
-                steps,
-                first_pixel: 2 * tile_start,
-                pixels,
-            };
-            let first_channel = g * geometry.cout_group;
+            let cols = cols.get(..tile_pairs * 2 * steps).unwrap_or(&[]);
             let slots = slots.get_mut(..tile_pairs).unwrap_or(&mut []);
-            run_tile(
-                &tile,
-                group_weights,
-                pair_words,
-                first_channel,
-                kernel,
-                zero_points,
-                slots,
-                group_outputs,
-            );
+            for (pair, (w, planes)) in group_weights
+                .chunks_exact(pair_words.max(1))
+                .zip(group_outputs.chunks_mut((2 * pixels).max(1)))
+                .enumerate()
+            {
+                let o0 = g * geometry.cout_group + 2 * pair;
+                let (plane0, plane1) = planes.split_at_mut(pixels.min(planes.len()));
+                let o1 = if plane1.is_empty() { o0 } else { o0 + 1 };
+                let (Some(r0), Some(r1)) = (
+                    Requant::of(kernel, o0, zero_points.output),
+                    Requant::of(kernel, o1, zero_points.output),
+                ) else {
+                    continue;
+                };
+                dot2x2_tile(w, cols, steps, [r0.bias, r1.bias], slots);
+                let start = 2 * tile_start;
+                store_tile(plane0.get_mut(start..).unwrap_or(&mut []), r0, slots, 0);
+                store_tile(plane1.get_mut(start..).unwrap_or(&mut []), r1, slots, 2);
+            }
         }
     }
     Some(())
-}
-
-/// A tile of pixel pairs' patches (`cols`: `2 * steps` words per pair), starting at pixel
-/// `first_pixel` of a plane of `pixels`.
-struct Tile<'c> {
-    cols: &'c [u32],
-    steps: usize,
-    first_pixel: usize,
-    pixels: usize,
-}
-
-/// Every channel pair of a group (`weights`: `pair_words` per pair, prepacked) on one tile:
-/// the 2x2 blocks, then each output's requantization into `outputs` (the group's planes).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn run_tile(
-    tile: &Tile<'_>,
-    weights: &[u32],
-    pair_words: usize,
-    first_channel: usize,
-    kernel: &QKernel<'_>,
-    zero_points: ZeroPoints,
-    slots: &mut [Slot],
-    outputs: &mut [i8],
-) {
-    let pixels = tile.pixels;
-    for (pair, (w, planes)) in weights
-        .chunks_exact(pair_words.max(1))
-        .zip(outputs.chunks_mut((2 * pixels).max(1)))
-        .enumerate()
-    {
-        let o0 = first_channel + 2 * pair;
-        let (plane0, plane1) = planes.split_at_mut(pixels.min(planes.len()));
-        let o1 = if plane1.is_empty() { o0 } else { o0 + 1 };
-        let (Some(r0), Some(r1)) = (
-            Requant::of(kernel, o0, zero_points.output),
-            Requant::of(kernel, o1, zero_points.output),
-        ) else {
-            continue;
-        };
-        dot2x2_tile(w, tile.cols, tile.steps, [r0.bias, r1.bias], slots);
-        let start = tile.first_pixel;
-        store_tile(plane0.get_mut(start..).unwrap_or(&mut []), r0, slots, 0);
-        store_tile(plane1.get_mut(start..).unwrap_or(&mut []), r1, slots, 2);
-    }
 }
 
 /// One output channel's requantization, prepared once per tile. For `r >= 33`, the usual

@@ -1,9 +1,11 @@
-//! The test images the host put in DDR: magic `ALXIMG02`, then u32 count, channels, rows,
-//! cols (little-endian), `count` labels, and `count` images of `rows * cols * channels` bytes
-//! (rows of interleaved channels, at the network's input size).
+//! Test images a host put beside the firmware (embedded in flash, or loaded into memory):
+//! magic `ALXIMG01` then u32 count, rows, cols (grey images), or `ALXIMG02` then u32 count,
+//! channels, rows, cols; then `count` labels and `count` images of `rows * cols * channels`
+//! bytes (rows of interleaved channels), all little-endian.
 
 /// A view of the images.
 pub struct Images {
+    /// Number of images.
     pub count: usize,
     size: usize,
     labels: &'static [u8],
@@ -17,13 +19,15 @@ impl Images {
             let b = bytes.get(8 + 4 * i..12 + 4 * i)?;
             Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
         };
-        if bytes.get(..8)? != b"ALXIMG02" {
-            return None;
-        }
-        let (count, channels, rows, cols) = (word(0)?, word(1)?, word(2)?, word(3)?);
+        let (count, channels, rows, cols, header) = match bytes.get(..8)? {
+            b"ALXIMG01" => (word(0)?, 1, word(1)?, word(2)?, 20usize),
+            b"ALXIMG02" => (word(0)?, word(1)?, word(2)?, word(3)?, 24),
+            _ => return None,
+        };
         let size = channels.checked_mul(rows)?.checked_mul(cols)?;
-        let labels = bytes.get(24..24 + count)?;
-        let pixels = bytes.get(24 + count..24 + count + count.checked_mul(size)?)?;
+        let start = header.checked_add(count)?;
+        let labels = bytes.get(header..start)?;
+        let pixels = bytes.get(start..start.checked_add(count.checked_mul(size)?)?)?;
         Some(Images {
             count,
             size,
