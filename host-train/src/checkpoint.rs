@@ -49,15 +49,30 @@ const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.toml";
 const LATEST: &str = "latest";
 
-/// The checkpoint folder of a run.
-pub fn dir(out: &Path) -> PathBuf {
-    out.join("checkpoints")
+/// The checkpoint folder of rank `rank` of `world`: `<out>/checkpoints` for a single
+/// process, `<out>/checkpoints/rank-<r>` for each rank of a data-parallel run, so that every
+/// rank can resume (its shard of the running figures is its own) and no two ranks write,
+/// point `latest` at or prune the same folder.
+pub fn dir(out: &Path, rank: usize, world: usize) -> PathBuf {
+    let root = out.join("checkpoints");
+    if world > 1 {
+        root.join(format!("rank-{rank}"))
+    } else {
+        root
+    }
 }
 
-/// Saves a checkpoint of `net`, `sgd` and `state` under `<out>/checkpoints/step-<N>`, then
-/// deletes all but the newest `keep`.
-pub fn save(out: &Path, net: &Net, sgd: &Sgd, state: &TrainState, keep: usize) -> Result<PathBuf> {
-    let root = dir(out);
+/// Saves a checkpoint of `net`, `sgd` and `state` under [`dir`]`/step-<N>`, then deletes
+/// all but the newest `keep`.
+pub fn save(
+    out: &Path,
+    (rank, world): (usize, usize),
+    net: &Net,
+    sgd: &Sgd,
+    state: &TrainState,
+    keep: usize,
+) -> Result<PathBuf> {
+    let root = dir(out, rank, world);
     fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     let name = format!("step-{:09}", state.step);
     let tmp = root.join(format!(".{name}{TMP_SUFFIX}"));
@@ -88,8 +103,8 @@ pub fn save(out: &Path, net: &Net, sgd: &Sgd, state: &TrainState, keep: usize) -
 }
 
 /// Deletes complete checkpoints beyond the newest `keep` (never `current`) and what killed
-/// runs left: temporary checkpoint folders and temporary files of atomic writes (a run has one
-/// writer, and it is not writing now).
+/// runs left: temporary checkpoint folders and temporary files of atomic writes (the folder has
+/// one writer, this rank, and it is not writing now).
 fn prune(root: &Path, current: &str, keep: usize) -> Result<()> {
     let mut names: Vec<String> = fs::read_dir(root)?
         .filter_map(|e| e.ok())
@@ -130,9 +145,9 @@ pub struct Checkpoint {
     pub state: TrainState,
 }
 
-/// The checkpoint `latest` names, if the run has one.
-pub fn latest(out: &Path) -> Result<Option<Checkpoint>> {
-    let root = dir(out);
+/// The checkpoint `latest` names in rank `rank` of `world`'s folder, if there is one.
+pub fn latest(out: &Path, (rank, world): (usize, usize)) -> Result<Option<Checkpoint>> {
+    let root = dir(out, rank, world);
     let pointer = root.join(LATEST);
     if !pointer.exists() {
         return Ok(None);

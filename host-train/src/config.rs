@@ -129,6 +129,13 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Checkpoints kept (oldest deleted first); at least 1.
     pub keep_checkpoints: usize,
+    /// Read the training loss and accuracy back from the device every N steps (they
+    /// accumulate there in between; a diverged loss is reported at the next read).
+    pub log_every: u64,
+    /// Reproducible GPU runs: deterministic cuDNN algorithms, no cuDNN autotuning, cuBLAS's
+    /// fixed workspace. An exact `--resume` on CUDA needs it; it costs speed (measure with
+    /// `host-train bench --deterministic`). The CPU is deterministic either way.
+    pub deterministic: bool,
 }
 
 impl Default for TrainConfig {
@@ -151,6 +158,8 @@ impl Default for TrainConfig {
             threads: 0,
             checkpoint_every: 0,
             keep_checkpoints: 2,
+            log_every: 20,
+            deterministic: false,
         }
     }
 }
@@ -184,6 +193,9 @@ pub struct DistConfig {
     pub world_size: usize,
     /// Where ranks meet: `file:///shared/path` or `tcp://host:port` (rank 0 listens).
     pub rendezvous: Option<String>,
+    /// The run's id, the same for every rank and new for every launch (a file rendezvous
+    /// needs it; default: the launcher's `SLURM_JOB_ID` or `TORCHELASTIC_RUN_ID`).
+    pub run_id: Option<String>,
 }
 
 /// Everything a run needs.

@@ -74,6 +74,43 @@ pub fn describe(devices: &[Device]) -> String {
         .join(", ")
 }
 
+/// libtorch's global switches that tch does not wrap, called through their exported C++
+/// (Itanium ABI) names in libtorch_cpu: `at::globalContext()` and the `at::Context` members,
+/// which take `this` as their first argument in that ABI. These are the functions behind
+/// PyTorch's `torch.backends.cudnn.deterministic`.
+mod at_context {
+    use std::ffi::c_void;
+    extern "C" {
+        #[link_name = "_ZN2at13globalContextEv"]
+        pub fn global_context() -> *mut c_void;
+        #[link_name = "_ZN2at7Context21setDeterministicCuDNNEb"]
+        pub fn set_deterministic_cudnn(this: *mut c_void, on: bool);
+        #[link_name = "_ZNK2at7Context18deterministicCuDNNEv"]
+        pub fn deterministic_cudnn(this: *const c_void) -> bool;
+        #[link_name = "_ZNK2at7Context14benchmarkCuDNNEv"]
+        pub fn benchmark_cudnn(this: *const c_void) -> bool;
+    }
+}
+
+/// Turns cuDNN's deterministic algorithms on or off (`torch.backends.cudnn.deterministic`).
+pub fn set_deterministic_cudnn(on: bool) {
+    // SAFETY: `globalContext()` returns libtorch's process-wide context, valid for the
+    // process's life; the setter only stores a flag (it is what PyTorch's Python binding calls).
+    unsafe { at_context::set_deterministic_cudnn(at_context::global_context(), on) }
+}
+
+/// Whether cuDNN's deterministic algorithms are on.
+pub fn deterministic_cudnn() -> bool {
+    // SAFETY: as above; a const getter of a flag.
+    unsafe { at_context::deterministic_cudnn(at_context::global_context()) }
+}
+
+/// Whether cuDNN's benchmark-mode autotuning is on.
+pub fn benchmark_cudnn() -> bool {
+    // SAFETY: as above; a const getter of a flag.
+    unsafe { at_context::benchmark_cudnn(at_context::global_context()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +138,13 @@ mod tests {
             let err = parse_all(&["cuda:0".into()]).unwrap_err();
             assert!(format!("{err}").contains("sees none"), "{err}");
         }
+    }
+
+    #[test]
+    fn determinism_switches_reach_libtorch() {
+        crate::train::set_deterministic(true);
+        assert!(deterministic_cudnn() && !benchmark_cudnn());
+        crate::train::set_deterministic(false);
+        assert!(!deterministic_cudnn() && benchmark_cudnn());
     }
 }

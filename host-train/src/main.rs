@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train (the paper's recipe by default; a TOML config and these flags override it).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate weights (blob, safetensors or .pth) on a config's validation and test data.
     Eval(EvalArgs),
     /// Export a run's latest checkpoint as model.blob and model.safetensors.
@@ -49,6 +49,29 @@ enum Command {
         /// libtorch threads (0: its default).
         #[arg(long, default_value_t = 0)]
         threads: i32,
+        /// Deterministic cuDNN and no autotuning (what `train --deterministic` costs).
+        #[arg(long)]
+        deterministic: bool,
+    },
+    /// Data parallelism's reduction on its own: joins the ranks through the real
+    /// initialization (NCCL on a GPU, TCP on the CPU; at world size 1 too), averages a
+    /// known tensor and checks the result.
+    DistCheck {
+        /// This process's device (cpu or cuda:N).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// This process's rank.
+        #[arg(long, default_value_t = 0)]
+        rank: usize,
+        /// Number of processes.
+        #[arg(long, default_value_t = 1)]
+        world_size: usize,
+        /// Where ranks meet: file:///shared/path or tcp://host:port.
+        #[arg(long)]
+        rendezvous: String,
+        /// The run's id (a file rendezvous needs one).
+        #[arg(long)]
+        run_id: Option<String>,
     },
     /// Build a built-in net in libtorch with the paper's initialization and run one batch.
     Check {
@@ -139,9 +162,17 @@ struct TrainArgs {
     /// Number of processes (data parallelism).
     #[arg(long)]
     world_size: Option<usize>,
-    /// Where ranks meet: file:///shared/path or tcp://host:port.
+    /// Where ranks meet: file:///shared/path or tcp://host:port (on the CPU: tcp only).
     #[arg(long)]
     rendezvous: Option<String>,
+    /// The run's id, shared by all ranks and new per launch (default: SLURM_JOB_ID or
+    /// TORCHELASTIC_RUN_ID); a file rendezvous needs one.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Reproducible GPU results (deterministic cuDNN, no autotuning): exact resume on CUDA,
+    /// at some cost in speed.
+    #[arg(long)]
+    deterministic: bool,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -262,6 +293,12 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     if a.rendezvous.is_some() {
         cfg.dist.rendezvous = a.rendezvous.clone();
     }
+    if a.run_id.is_some() {
+        cfg.dist.run_id = a.run_id.clone();
+    }
+    if a.deterministic {
+        t.deterministic = true;
+    }
     let opts = RunOptions {
         resume: a.resume,
         init_from: a.init_from.clone(),
@@ -329,11 +366,30 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn bench(arch: &str, devices: &str, batch: i64, steps: u32, threads: i32) -> Result<()> {
-    let arch = alexnet_host::profile::by_name(arch)?.arch;
-    let devices = host_train::device::parse_all(&[devices.to_string()])?;
+/// What `host-train bench` measures.
+struct BenchArgs {
+    arch: String,
+    devices: String,
+    batch: i64,
+    steps: u32,
+    threads: i32,
+    deterministic: bool,
+}
+
+fn bench(b: BenchArgs) -> Result<()> {
+    let BenchArgs {
+        batch,
+        steps,
+        threads,
+        ..
+    } = b;
+    let arch = alexnet_host::profile::by_name(&b.arch)?.arch;
+    let devices = host_train::device::parse_all(std::slice::from_ref(&b.devices))?;
     if threads > 0 {
         tch::set_num_threads(threads);
+    }
+    if devices.iter().any(|d| d.is_cuda()) {
+        train::set_deterministic(b.deterministic);
     }
     let spec = alexnet_host::init::paper_init(arch, 0)?;
     let net = host_train::Net::with_towers(&spec, &devices)?;
@@ -369,23 +425,72 @@ fn bench(arch: &str, devices: &str, batch: i64, steps: u32, threads: i32) -> Res
     sync();
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{} on {} ({} threads): batch {batch}, {steps} steps in {secs:.2} s: {:.1} images/s",
+        "{} on {} ({} threads{}): batch {batch}, {steps} steps in {secs:.2} s: {:.1} images/s",
         arch.name,
         host_train::device::describe(&devices),
         tch::get_num_threads(),
+        if b.deterministic {
+            ", deterministic"
+        } else {
+            ""
+        },
         (batch * steps as i64) as f64 / secs
+    );
+    Ok(())
+}
+
+fn dist_check(
+    device: &str,
+    rank: usize,
+    world: usize,
+    url: &str,
+    run_id: Option<&str>,
+) -> Result<()> {
+    use host_train::dist;
+    let device = host_train::device::parse(device)?;
+    host_train::device::check(&[device])?;
+    let run_id = dist::run_id(run_id);
+    let started = std::time::Instant::now();
+    let mut sync = match device {
+        Device::Cuda(i) => dist::nccl(rank, world, url, run_id.as_deref(), i)?,
+        _ => dist::connect(rank, world, Some(url), run_id.as_deref(), device)?
+            .context("the CPU reduction needs at least 2 ranks")?,
+    };
+    let joined = started.elapsed().as_secs_f64();
+    // Rank r holds r + 1 everywhere: the mean is (world + 1) / 2 on every rank, exactly.
+    let grads = [
+        Tensor::full([1000], (rank + 1) as f64, (tch::Kind::Float, device)),
+        Tensor::full([7, 3], (rank + 1) as f64, (tch::Kind::Float, device)),
+    ];
+    sync.all_reduce_mean(&grads)?;
+    let expected = (world + 1) as f64 / 2.0;
+    for g in &grads {
+        let (lo, hi) = (g.min().double_value(&[]), g.max().double_value(&[]));
+        anyhow::ensure!(
+            lo == expected && hi == expected,
+            "rank {rank}: the all-reduce gave values in [{lo}, {hi}], not {expected}"
+        );
+    }
+    println!(
+        "rank {rank} of {world} on {}: joined in {joined:.2} s, all-reduce mean {expected} correct",
+        host_train::device::describe(&[device])
     );
     Ok(())
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Train(a) => train_cmd(a),
+        Command::Train(a) => train_cmd(*a),
         Command::Eval(a) => eval_cmd(a),
         Command::Export { run } => {
             let cfg = Config::from_file(&run.join("config.toml"))?;
             let arch = cfg.arch()?;
-            let c = host_train::checkpoint::latest(&run)?
+            // Every rank of a data-parallel run holds the same weights; rank 0's are exported.
+            let world = match cfg.train.parallel {
+                host_train::config::Parallel::Data => cfg.dist.world_size.max(1),
+                host_train::config::Parallel::Towers => 1,
+            };
+            let c = host_train::checkpoint::latest(&run, (0, world))?
                 .with_context(|| format!("{} holds no checkpoint", run.display()))?;
             let data = train::prepare_data(&cfg, &run, false)?;
             let spec = alexnet_host::safetensors_io::load(&c.weights, arch)?;
@@ -401,7 +506,22 @@ fn main() -> Result<()> {
             batch_size,
             steps,
             threads,
-        } => bench(&arch, &devices, batch_size, steps, threads),
+            deterministic,
+        } => bench(BenchArgs {
+            arch,
+            devices,
+            batch: batch_size,
+            steps,
+            threads,
+            deterministic,
+        }),
+        Command::DistCheck {
+            device,
+            rank,
+            world_size,
+            rendezvous,
+            run_id,
+        } => dist_check(&device, rank, world_size, &rendezvous, run_id.as_deref()),
         Command::Check { arch, devices } => {
             let arch = alexnet_host::profile::by_name(&arch)?.arch;
             let devices = host_train::device::parse_all(&[devices])?;

@@ -40,11 +40,54 @@ pub fn mix(seed: u64, counter: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Inverted dropout over feature shards `[N, F_t]`, one mask for the whole `[N, sum F_t]`
-/// drawn on the host from `seed`.
-/// (`whole`: every shard holds all features, so all take the same mask.)
+/// A 32-bit integer hash (Wellons' lowbias32 shape, with multipliers below 2^31 so that every
+/// product of a 32-bit value stays below 2^63): libtorch's int64 arithmetic computes it
+/// exactly, the same on every device.
+fn hash32(x: &Tensor) -> Result<Tensor> {
+    const LOW32: i64 = 0xffff_ffff;
+    let x = x.f_bitwise_xor_tensor(&x.f_bitwise_right_shift_tensor_scalar(16)?)?;
+    let x = x.f_mul_scalar(0x7feb_352d_i64)?.f_bitwise_and(LOW32)?;
+    let x = x.f_bitwise_xor_tensor(&x.f_bitwise_right_shift_tensor_scalar(15)?)?;
+    let x = x.f_mul_scalar(0x1b87_3593_i64)?.f_bitwise_and(LOW32)?;
+    Ok(x.f_bitwise_xor_tensor(&x.f_bitwise_right_shift_tensor_scalar(16)?)?)
+}
+
+/// The keep-mask (`0` or `1 / (1 - p)`) of columns `start..start + width` of an `[n, total]`
+/// dropout mask drawn from `seed`, made on `device`: element `(i, j)` is dropped when the
+/// 24-bit hash of `(seed, i * total + j)` falls below `p * 2^24`.
+pub fn dropout_mask(
+    (n, total): (i64, i64),
+    (start, width): (i64, i64),
+    p: f32,
+    seed: u64,
+    device: Device,
+) -> Result<Tensor> {
+    ensure!(
+        (n as u64).saturating_mul(total as u64) <= u32::MAX as u64,
+        "a dropout mask of {n} x {total} is beyond the 32-bit index of its hash"
+    );
+    let key = mix(seed, 0);
+    let (low, high) = ((key & 0xffff_ffff) as i64, (key >> 32) as i64);
+    let rows = Tensor::f_arange(n, (Kind::Int64, device))?
+        .f_mul_scalar(total)?
+        .f_unsqueeze(1)?;
+    let cols =
+        Tensor::f_arange_start(start, start + width, (Kind::Int64, device))?.f_unsqueeze(0)?;
+    let index = rows.f_add(&cols)?;
+    let h = hash32(&hash32(&index.f_bitwise_xor(low)?)?.f_bitwise_xor(high)?)?;
+    let threshold = (f64::from(p) * f64::from(1u32 << 24)).round() as i64;
+    let keep = 1.0 / (1.0 - f64::from(p));
+    Ok(h.f_bitwise_right_shift_tensor_scalar(8)?
+        .f_ge(threshold)?
+        .f_to_kind(Kind::Float)?
+        .f_mul_scalar(keep)?)
+}
+
+/// Inverted dropout over feature shards `[N, F_t]`: one mask over the whole `[N, sum F_t]`
+/// (`whole`: every shard holds all features, so all take the same mask). Each tower draws
+/// its own columns of it on its own device ([`dropout_mask`]): no host work and no copy per
+/// step, and the same mask for any number of towers, on the CPU and on CUDA.
 fn dropout(shards: &[Tensor], p: f32, seed: u64, whole: bool) -> Result<Vec<Tensor>> {
-    use rand::{Rng, SeedableRng};
     if p <= 0.0 {
         return Ok(shards.iter().map(|s| s.shallow_clone()).collect());
     }
@@ -55,17 +98,11 @@ fn dropout(shards: &[Tensor], p: f32, seed: u64, whole: bool) -> Result<Vec<Tens
     } else {
         widths.iter().sum()
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let keep = 1.0 / (1.0 - p);
-    let mask: Vec<f32> = (0..n * total)
-        .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
-        .collect();
-    let mask = Tensor::from_slice(&mask).f_reshape([n, total])?;
     let mut start = 0;
     let mut out = Vec::with_capacity(shards.len());
     for (s, &w) in shards.iter().zip(&widths) {
-        let m = mask.narrow(1, start, w).to_device(s.device());
-        out.push(s * m);
+        let mask = dropout_mask((n, total), (start, w), p, seed, s.device())?;
+        out.push(s.f_mul(&mask)?);
         if !whole {
             start += w;
         }
@@ -250,9 +287,9 @@ impl Net {
     }
 
     /// The logits for a batch `[N, C, H, W]` (on the first tower's device). With
-    /// `dropout_seed`, dropout is on and its masks are drawn from that seed alone (not from
-    /// libtorch's global generator), so a step is the same whatever the towers, threads or
-    /// restarts.
+    /// `dropout_seed`, dropout is on and its masks are a function of that seed alone (not of
+    /// libtorch's global generator), so a step is the same whatever the towers, threads,
+    /// devices or restarts.
     pub fn forward(&self, x: &Tensor, dropout_seed: Option<u64>) -> Result<Tensor> {
         let towers = self.devices.len() as i64;
         // One shard per tower; the input is whole, so every tower starts with all of it.
@@ -456,6 +493,39 @@ mod tests {
             let rel = max_rel(b, a);
             assert!(rel < 1e-4, "{name}: gradient differs by {rel}");
         }
+        Ok(())
+    }
+
+    /// Dropout's masks are drawn on each tower's device from the seed alone: about `p` of
+    /// the values dropped, the same mask whatever the towers, different per seed.
+    #[test]
+    fn dropout_masks_are_the_seeds_alone() -> Result<()> {
+        let full = dropout_mask((64, 4096), (0, 4096), 0.5, 9, Device::Cpu)?;
+        let dropped = full.eq(0.0).to_kind(Kind::Double).mean(Kind::Double);
+        let dropped = dropped.double_value(&[]);
+        assert!((dropped - 0.5).abs() < 0.005, "dropped {dropped}");
+        let kept: Vec<f32> = to_vec(&full)?.into_iter().filter(|&v| v != 0.0).collect();
+        assert!(kept.iter().all(|&v| v == 2.0));
+        let right = dropout_mask((64, 4096), (1000, 3096), 0.5, 9, Device::Cpu)?;
+        assert!(
+            right.equal(&full.narrow(1, 1000, 3096)),
+            "a tower's columns"
+        );
+        let other = dropout_mask((64, 4096), (0, 4096), 0.5, 10, Device::Cpu)?;
+        let same = full
+            .eq_tensor(&other)
+            .to_kind(Kind::Double)
+            .mean(Kind::Double);
+        assert!(same.double_value(&[]) < 0.6, "another seed, another mask");
+
+        let spec = alexnet_host::init::paper_init(&MICRO, 5)?;
+        let one = Net::from_spec(&spec, Device::Cpu)?;
+        let two = Net::with_towers(&spec, &[Device::Cpu, Device::Cpu])?;
+        let _guard = tch::no_grad_guard();
+        let x = Tensor::randn([8, 1, 28, 28], tch::kind::FLOAT_CPU);
+        let (a, b) = (one.forward(&x, Some(77))?, two.forward(&x, Some(77))?);
+        assert!(max_rel(&b, &a) < 1e-5, "towers draw the same masks");
+        assert!(max_rel(&one.forward(&x, Some(78))?, &a) > 1e-3);
         Ok(())
     }
 

@@ -247,13 +247,121 @@ pub struct Summary {
     pub train_seconds: f64,
 }
 
+/// A batch on `device`. For a GPU the host tensors are pinned and copied without blocking,
+/// so the copy overlaps the previous step's kernels instead of waiting for them.
 fn batch_tensors(batch: &data::Batch, arch: &Arch<'_>, device: Device) -> Result<(Tensor, Tensor)> {
     let s = arch.input;
-    let x = Tensor::from_slice(&batch.x)
-        .f_reshape([batch.n as i64, s.c as i64, s.h as i64, s.w as i64])?
-        .to_device(device);
-    let y = Tensor::from_slice(&batch.y).to_device(device);
-    Ok((x, y))
+    let x = Tensor::from_slice(&batch.x).f_reshape([
+        batch.n as i64,
+        s.c as i64,
+        s.h as i64,
+        s.w as i64,
+    ])?;
+    let y = Tensor::from_slice(&batch.y);
+    if !device.is_cuda() {
+        return Ok((x, y));
+    }
+    let upload = |t: Tensor| -> Result<Tensor> {
+        let kind = t.kind();
+        Ok(t.f_pin_memory(device)?
+            .f_to_device_(device, kind, true, false)?)
+    };
+    Ok((upload(x)?, upload(y)?))
+}
+
+/// The images of an epoch's `order` that rank `rank` of `world` trains on: every `world`-th
+/// one, and the same number for every rank (the last `len % world` are left out this epoch),
+/// so that all ranks take the same number of steps and meet at every all-reduce.
+pub fn rank_share(order: &[usize], rank: usize, world: usize) -> Vec<usize> {
+    let world = world.max(1);
+    order
+        .iter()
+        .skip(rank)
+        .step_by(world)
+        .take(order.len() / world)
+        .copied()
+        .collect()
+}
+
+/// The seed of step `step`'s dropout masks on rank `rank`: its own stream per rank, so the
+/// ranks of a data-parallel run draw independent masks over the global batch.
+pub fn dropout_seed(seed: u64, step: u64, rank: usize) -> u64 {
+    mix(mix(seed ^ 0xd209_0a7e, step), rank as u64)
+}
+
+/// Asks libtorch for reproducible GPU results: deterministic cuDNN algorithms and no
+/// benchmark-mode autotuning (whose choice can change between runs), and cuBLAS's fixed
+/// workspace. Deterministic algorithms are often slower (`host-train bench --deterministic`
+/// measures how much); the CPU is deterministic anyway.
+pub fn set_deterministic(on: bool) {
+    tch::Cuda::cudnn_set_benchmark(!on);
+    if on && std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
+        std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+    }
+    crate::device::set_deterministic_cudnn(on);
+}
+
+/// The training loss and accuracy of the steps since they were last read. The values stay
+/// on the device and are read in one transfer every `log_every` steps, at checkpoints and at
+/// the end of an epoch, instead of a sync with the GPU at every step. They are added on the
+/// host in step order, so the sums do not depend on when they were read (a resumed run
+/// reports what an uninterrupted one does).
+#[derive(Default)]
+struct Running {
+    losses: Vec<Tensor>,
+    correct: Vec<Tensor>,
+    sizes: Vec<usize>,
+    first_step: u64,
+}
+
+impl Running {
+    fn push(
+        &mut self,
+        loss: &Tensor,
+        logits: &Tensor,
+        y: &Tensor,
+        n: usize,
+        step: u64,
+    ) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        if self.losses.is_empty() {
+            self.first_step = step;
+        }
+        self.losses.push(loss.detach().f_to_kind(Kind::Float)?);
+        self.correct.push(
+            logits
+                .f_argmax(1, false)?
+                .f_eq_tensor(y)?
+                .f_sum(Kind::Int64)?,
+        );
+        self.sizes.push(n);
+        Ok(())
+    }
+
+    /// Adds the pending steps to the sums; fails if the loss diverged.
+    fn settle(&mut self, loss_sum: &mut f64, correct: &mut i64, lr: f64) -> Result<()> {
+        if self.losses.is_empty() {
+            return Ok(());
+        }
+        let losses =
+            Vec::<f32>::try_from(Tensor::f_stack(&self.losses, 0)?.f_to_device(Device::Cpu)?)?;
+        let right =
+            Vec::<i64>::try_from(Tensor::f_stack(&self.correct, 0)?.f_to_device(Device::Cpu)?)?;
+        for (k, ((&l, &c), &n)) in losses.iter().zip(&right).zip(&self.sizes).enumerate() {
+            let l = f64::from(l);
+            ensure!(
+                l.is_finite(),
+                "the loss diverged to {l} at step {} (lr {lr}); lower the learning rate",
+                self.first_step + k as u64
+            );
+            *loss_sum += l * n as f64;
+            *correct += c;
+        }
+        self.losses.clear();
+        self.correct.clear();
+        self.sizes.clear();
+        Ok(())
+    }
 }
 
 /// Trains as `cfg` says, writing everything under `out`.
@@ -286,16 +394,20 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
         tch::set_num_threads(t.threads as i32);
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    if devices.iter().any(|d| d.is_cuda()) {
+        set_deterministic(t.deterministic);
+    }
+    let me = (rank, world);
     let resume_from = if opts.resume {
-        let c = checkpoint::latest(out)?;
+        let c = checkpoint::latest(out, me)?;
         ensure!(
             c.is_some(),
             "--resume: {} holds no checkpoint",
-            checkpoint::dir(out).display()
+            checkpoint::dir(out, rank, world).display()
         );
         c
     } else {
-        if checkpoint::latest(out)?.is_some() {
+        if checkpoint::latest(out, me)?.is_some() {
             bail!(
                 "{} already holds a run; pass --resume to continue it or choose another --out",
                 out.display()
@@ -303,7 +415,9 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
         }
         None
     };
-    alexnet_host::atomic::write_atomic(out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    if rank == 0 {
+        alexnet_host::atomic::write_atomic(out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    }
 
     let data = prepare_data(cfg, out, opts.progress)?;
     let is_main = rank == 0;
@@ -334,7 +448,14 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
             );
         }
     }
-    let mut sync = crate::dist::connect(rank, world, cfg.dist.rendezvous.as_deref(), devices[0])?;
+    let run_id = crate::dist::run_id(cfg.dist.run_id.as_deref());
+    let mut sync = crate::dist::connect(
+        rank,
+        world,
+        cfg.dist.rendezvous.as_deref(),
+        run_id.as_deref(),
+        devices[0],
+    )?;
 
     let workers = cfg.data.workers;
     let eval_loader = LoaderSettings {
@@ -363,11 +484,11 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
     let mut stopped_early = false;
     while state.epoch < total_epochs && !stopped_early {
         let epoch = state.epoch;
-        let order: Vec<usize> = data::loader::shuffled(data.train.len(), t.seed, epoch)
-            .into_iter()
-            .skip(rank)
-            .step_by(world)
-            .collect();
+        let order = rank_share(
+            &data::loader::shuffled(data.train.len(), t.seed, epoch),
+            rank,
+            world,
+        );
         let batches_in_epoch = order.len().div_ceil(per_rank_batch) as u64;
         let skip = state.batch_in_epoch as usize * per_rank_batch;
         let loader = Loader::new(
@@ -398,19 +519,13 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
             state.epoch_seen as usize,
         );
         let seen_before = seen;
+        let mut running = Running::default();
         for batch in loader {
             let batch = batch?;
             let (x, y) = batch_tensors(&batch, arch, devices[0])?;
             Sgd::zero_grad(&net);
-            let logits = net.forward(&x, Some(mix(t.seed ^ 0xd209_0a7e, state.step)))?;
+            let logits = net.forward(&x, Some(dropout_seed(t.seed, state.step, rank)))?;
             let loss = logits.cross_entropy_for_logits(&y);
-            let loss_value = loss.double_value(&[]);
-            ensure!(
-                loss_value.is_finite(),
-                "the loss diverged to {loss_value} at step {} (lr {}); lower the learning rate",
-                state.step,
-                state.lr
-            );
             loss.backward();
             if let Some(s) = sync.as_mut() {
                 let grads: Vec<Tensor> =
@@ -418,37 +533,38 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
                 s.all_reduce_mean(&grads)?;
             }
             sgd.step(&net, state.lr)?;
+            running.push(&loss, &logits, &y, batch.n, state.step)?;
             state.step += 1;
             state.batch_in_epoch += 1;
-            loss_sum += loss_value * batch.n as f64;
-            correct += logits
-                .argmax(1, false)
-                .eq_tensor(&y)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
             seen += batch.n;
-            (state.epoch_loss_sum, state.epoch_correct, state.epoch_seen) =
-                (loss_sum, correct as u64, seen as u64);
             bar.inc((batch.n * world) as u64);
-            bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
-            if is_main
-                && t.checkpoint_every > 0
+            let checkpoint_now = t.checkpoint_every > 0
                 && state.step % t.checkpoint_every == 0
-                && state.batch_in_epoch < batches_in_epoch
-            {
-                checkpoint::save(out, &net, &sgd, &state, t.keep_checkpoints)?;
+                && state.batch_in_epoch < batches_in_epoch;
+            let stop_now = t.max_steps > 0 && state.step >= t.max_steps;
+            if checkpoint_now || stop_now || state.step % t.log_every.max(1) == 0 {
+                running.settle(&mut loss_sum, &mut correct, state.lr)?;
+                (state.epoch_loss_sum, state.epoch_correct, state.epoch_seen) =
+                    (loss_sum, correct as u64, seen as u64);
+                bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
             }
-            if t.max_steps > 0 && state.step >= t.max_steps {
+            if checkpoint_now {
+                checkpoint::save(out, me, &net, &sgd, &state, t.keep_checkpoints)?;
+            }
+            if stop_now {
                 stopped_early = state.batch_in_epoch < batches_in_epoch;
                 break;
             }
         }
+        running.settle(&mut loss_sum, &mut correct, state.lr)?;
+        (state.epoch_loss_sum, state.epoch_correct, state.epoch_seen) =
+            (loss_sum, correct as u64, seen as u64);
         let seconds = started.elapsed().as_secs_f64();
         train_seconds += seconds;
         bar.finish_and_clear();
         if stopped_early {
+            checkpoint::save(out, me, &net, &sgd, &state, t.keep_checkpoints)?;
             if is_main {
-                checkpoint::save(out, &net, &sgd, &state, t.keep_checkpoints)?;
                 eprintln!(
                     "stopped at step {} (--max-steps), mid-epoch {}",
                     state.step,
@@ -508,10 +624,10 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
             state.history.push(row);
             metrics::write_csv(&state.history, &out.join("metrics.csv"))?;
             metrics::plot(&state.history, out)?;
-            checkpoint::save(out, &net, &sgd, &state, t.keep_checkpoints)?;
         } else {
             state.history.push(row);
         }
+        checkpoint::save(out, me, &net, &sgd, &state, t.keep_checkpoints)?;
         if t.max_steps > 0 && state.step >= t.max_steps {
             break;
         }
@@ -557,6 +673,43 @@ pub fn export(net: &Net, out: &Path) -> Result<(PathBuf, PathBuf)> {
 mod tests {
     use super::*;
     use alexnet_core::builtin::{MICRO, PAPER};
+
+    /// Every rank gets the same number of images, none twice; at most `world - 1` wait for
+    /// the next epoch. (Sharded by `skip(rank).step_by(world)` alone, 10 images over 4 ranks
+    /// in batches of 2 gave rank 0 two steps and rank 3 one.)
+    #[test]
+    fn ranks_share_an_epoch_equally() {
+        for len in 0..40 {
+            let order: Vec<usize> = (0..len).rev().collect();
+            for world in 1..6 {
+                let shares: Vec<Vec<usize>> =
+                    (0..world).map(|r| rank_share(&order, r, world)).collect();
+                let mut all: Vec<usize> = shares.concat();
+                assert!(
+                    shares.iter().all(|s| s.len() == len / world),
+                    "{len} over {world}"
+                );
+                all.sort();
+                all.dedup();
+                assert_eq!(all.len(), len / world * world, "an image twice");
+            }
+        }
+    }
+
+    /// Ranks draw their own dropout masks (before, every rank used the step's seed alone, so
+    /// the masks repeated across the global batch), and a rank's stream is fixed by the step.
+    #[test]
+    fn ranks_draw_their_own_dropout() -> Result<()> {
+        assert_eq!(dropout_seed(3, 10, 1), dropout_seed(3, 10, 1));
+        let net = crate::Net::from_spec(&alexnet_host::init::paper_init(&MICRO, 1)?, Device::Cpu)?;
+        let x = Tensor::ones([4, 1, 28, 28], tch::kind::FLOAT_CPU);
+        let _guard = tch::no_grad_guard();
+        let logits: Vec<Tensor> = (0..2)
+            .map(|rank| net.forward(&x, Some(dropout_seed(3, 10, rank))))
+            .collect::<Result<_>>()?;
+        assert!(!logits[0].equal(&logits[1]), "two ranks, one mask");
+        Ok(())
+    }
 
     #[test]
     fn weights_load_from_blob_safetensors_and_pth() -> Result<()> {

@@ -95,7 +95,7 @@ fn sigkill_during_checkpoints_loses_nothing() -> Result<()> {
         if kills < 4 && kill_mid_checkpoint(&mut child, &run, last_step + 5)? {
             kills += 1;
             // The checkpoint `latest` names is complete and loads.
-            let c = host_train::checkpoint::latest(&run)?.expect("a checkpoint survives");
+            let c = host_train::checkpoint::latest(&run, (0, 1))?.expect("a checkpoint survives");
             alexnet_host::safetensors_io::load(&c.weights, &alexnet_core::builtin::MICRO)?;
             assert_eq!(c.velocity.len(), 16);
             assert!(c.state.step >= last_step, "went back from {last_step}");
@@ -107,8 +107,8 @@ fn sigkill_during_checkpoints_loses_nothing() -> Result<()> {
         break;
     }
     assert!(kills >= 2, "only {kills} kills landed");
-    let a = host_train::checkpoint::latest(&whole)?.unwrap();
-    let b = host_train::checkpoint::latest(&run)?.unwrap();
+    let a = host_train::checkpoint::latest(&whole, (0, 1))?.unwrap();
+    let b = host_train::checkpoint::latest(&run, (0, 1))?.unwrap();
     assert_eq!(b.state.step, 60);
     assert_eq!(a.state.step, b.state.step);
     let micro = &alexnet_core::builtin::MICRO;

@@ -169,8 +169,12 @@ fn resumed_training_matches_uninterrupted_training() -> Result<()> {
         assert_eq!(strip(x), strip(y));
     }
     // The optimizer state matches too.
-    let mut va = host_train::checkpoint::latest(&whole)?.unwrap().velocity;
-    let mut vc = host_train::checkpoint::latest(&parts)?.unwrap().velocity;
+    let mut va = host_train::checkpoint::latest(&whole, (0, 1))?
+        .unwrap()
+        .velocity;
+    let mut vc = host_train::checkpoint::latest(&parts, (0, 1))?
+        .unwrap()
+        .velocity;
     va.sort_by(|a, b| a.0.cmp(&b.0));
     vc.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(va.len(), 16);
