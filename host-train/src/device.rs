@@ -74,6 +74,27 @@ pub fn describe(devices: &[Device]) -> String {
         .join(", ")
 }
 
+/// Sets libtorch up for work on `devices`: on GPUs, IEEE f32 (no TF32) and, with
+/// `deterministic`, reproducible algorithms ([`set_deterministic`]).
+pub fn prepare(devices: &[Device], deterministic: bool) {
+    if devices.iter().any(|d| d.is_cuda()) {
+        set_tf32(false);
+        set_deterministic(deterministic);
+    }
+}
+
+/// Asks libtorch for reproducible GPU results: deterministic cuDNN algorithms and no
+/// benchmark-mode autotuning (whose choice can change between runs), and cuBLAS's fixed
+/// workspace. Deterministic algorithms are often slower (`host-train bench --deterministic`
+/// measures how much); the CPU is deterministic anyway.
+pub fn set_deterministic(on: bool) {
+    tch::Cuda::cudnn_set_benchmark(!on);
+    if on && std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
+        std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+    }
+    set_deterministic_cudnn(on);
+}
+
 /// libtorch's global switches that tch does not wrap, called through their exported C++
 /// (Itanium ABI) names in libtorch_cpu: `at::globalContext()` and the `at::Context` members,
 /// which take `this` as their first argument in that ABI. These are the functions behind
@@ -89,6 +110,10 @@ mod at_context {
         pub fn deterministic_cudnn(this: *const c_void) -> bool;
         #[link_name = "_ZNK2at7Context14benchmarkCuDNNEv"]
         pub fn benchmark_cudnn(this: *const c_void) -> bool;
+        #[link_name = "_ZN2at7Context17setAllowTF32CuDNNEb"]
+        pub fn set_allow_tf32_cudnn(this: *mut c_void, on: bool);
+        #[link_name = "_ZN2at7Context18setAllowTF32CuBLASEb"]
+        pub fn set_allow_tf32_cublas(this: *mut c_void, on: bool);
     }
 }
 
@@ -97,6 +122,18 @@ pub fn set_deterministic_cudnn(on: bool) {
     // SAFETY: `globalContext()` returns libtorch's process-wide context, valid for the
     // process's life; the setter only stores a flag (it is what PyTorch's Python binding calls).
     unsafe { at_context::set_deterministic_cudnn(at_context::global_context(), on) }
+}
+
+/// Lets cuDNN and cuBLAS use TF32 (10-bit mantissa products) for f32 work, or not. libtorch
+/// lets cuDNN by default; the trainer turns it off on GPUs, so that CUDA computes the f32 net
+/// the core does (logits within 1e-4, `host-train verify`).
+pub fn set_tf32(on: bool) {
+    // SAFETY: as above; setters of process-wide flags.
+    unsafe {
+        let ctx = at_context::global_context();
+        at_context::set_allow_tf32_cudnn(ctx, on);
+        at_context::set_allow_tf32_cublas(ctx, on);
+    }
 }
 
 /// Whether cuDNN's deterministic algorithms are on.
@@ -142,9 +179,21 @@ mod tests {
 
     #[test]
     fn determinism_switches_reach_libtorch() {
-        crate::train::set_deterministic(true);
+        set_deterministic(true);
         assert!(deterministic_cudnn() && !benchmark_cudnn());
-        crate::train::set_deterministic(false);
+        set_deterministic(false);
         assert!(!deterministic_cudnn() && benchmark_cudnn());
+    }
+
+    /// A CUDA build of libtorch registers its CUDA half when the program loads, GPU or not
+    /// (without it, a GPU machine would report no GPU: the linker dropped `libtorch_cuda`
+    /// until build.rs kept it).
+    #[test]
+    fn a_cuda_libtorch_has_its_cuda_half_linked() {
+        if env!("LIBTORCH_HAS_CUDA") == "1" {
+            assert!(tch::utils::has_cudart(), "libtorch_cuda is not linked");
+        } else {
+            eprintln!("a CPU-only libtorch: nothing to check");
+        }
     }
 }

@@ -8,7 +8,10 @@
 //!   augmentation (crops, flips, PCA colour noise) and the multi-threaded loader.
 //! * [`config`]: the paper's recipe as defaults, TOML and flags over it.
 //! * [`train`]: the loop, its schedule and the export; [`sgd`], [`eval`], [`checkpoint`],
-//!   [`metrics`] its parts; [`dist`] data parallelism through NCCL; [`device`] device names.
+//!   [`metrics`] its parts; [`dist`] data parallelism (NCCL on GPUs, TCP on the CPU);
+//!   [`device`] device names and libtorch's global switches.
+//! * [`verify`]: tch against the core, two towers against one (the tests and
+//!   `host-train verify`).
 
 pub mod checkpoint;
 pub mod config;
@@ -21,5 +24,6 @@ pub mod metrics;
 pub mod net;
 pub mod sgd;
 pub mod train;
+pub mod verify;
 
 pub use net::Net;

@@ -73,14 +73,19 @@ enum Command {
         #[arg(long)]
         run_id: Option<String>,
     },
-    /// Build a built-in net in libtorch with the paper's initialization and run one batch.
-    Check {
-        /// paper, caffe, torchvision or micro.
-        #[arg(long, default_value = "micro")]
+    /// Check libtorch on a device against the core: the paper's initialization through tch
+    /// and through the core (logits), and two towers on the device against one (logits and
+    /// gradients). Fails beyond the tolerance.
+    Verify {
+        /// Nets to check, comma-separated (paper, caffe, torchvision, micro).
+        #[arg(long, default_value = "micro,paper")]
         arch: String,
-        /// Devices, one per tower (cpu, cuda:0, ...).
+        /// The device (cpu, cuda:N).
         #[arg(long, default_value = "cpu")]
-        devices: String,
+        device: String,
+        /// Largest relative difference allowed (gradients: ten times this).
+        #[arg(long, default_value_t = 1e-4)]
+        tolerance: f64,
     },
 }
 
@@ -388,9 +393,7 @@ fn bench(b: BenchArgs) -> Result<()> {
     if threads > 0 {
         tch::set_num_threads(threads);
     }
-    if devices.iter().any(|d| d.is_cuda()) {
-        train::set_deterministic(b.deterministic);
-    }
+    host_train::device::prepare(&devices, b.deterministic);
     let spec = alexnet_host::init::paper_init(arch, 0)?;
     let net = host_train::Net::with_towers(&spec, &devices)?;
     let mut sgd = host_train::sgd::Sgd::new(&net, 0.9, 5e-4);
@@ -435,6 +438,32 @@ fn bench(b: BenchArgs) -> Result<()> {
             ""
         },
         (batch * steps as i64) as f64 / secs
+    );
+    Ok(())
+}
+
+fn verify(archs: &str, device: &str, tolerance: f64) -> Result<()> {
+    let device = host_train::device::parse(device)?;
+    host_train::device::check(&[device])?;
+    host_train::device::prepare(&[device], true);
+    let mut failed = Vec::new();
+    for (k, name) in archs.split(',').map(str::trim).enumerate() {
+        let arch = alexnet_host::profile::by_name(name)?.arch;
+        let seed = 1 + k as u64;
+        let core = host_train::verify::tch_vs_core(arch, seed, device)?;
+        let (logits, grads) = host_train::verify::towers_vs_one(arch, seed, device)?;
+        let on = host_train::device::describe(&[device]);
+        println!(
+            "{name:<12} on {on}: tch vs core {core:.2e}; two towers vs one: logits {logits:.2e}, gradients {grads:.2e}"
+        );
+        if core > tolerance || logits > tolerance || grads > 10.0 * tolerance {
+            failed.push(name.to_string());
+        }
+    }
+    anyhow::ensure!(
+        failed.is_empty(),
+        "beyond the tolerance {tolerance:e}: {}",
+        failed.join(", ")
     );
     Ok(())
 }
@@ -522,24 +551,10 @@ fn main() -> Result<()> {
             rendezvous,
             run_id,
         } => dist_check(&device, rank, world_size, &rendezvous, run_id.as_deref()),
-        Command::Check { arch, devices } => {
-            let arch = alexnet_host::profile::by_name(&arch)?.arch;
-            let devices = host_train::device::parse_all(&[devices])?;
-            let spec = alexnet_host::init::paper_init(arch, 0)?;
-            let net = host_train::Net::with_towers(&spec, &devices)?;
-            let s = arch.input;
-            let x = Tensor::zeros(
-                [2, s.c as i64, s.h as i64, s.w as i64],
-                (tch::Kind::Float, devices[0]),
-            );
-            let y = net.forward(&x, None)?;
-            println!(
-                "{}: logits {:?} on {}",
-                arch.name,
-                y.size(),
-                host_train::device::describe(&devices)
-            );
-            Ok(())
-        }
+        Command::Verify {
+            arch,
+            device,
+            tolerance,
+        } => verify(&arch, &device, tolerance),
     }
 }

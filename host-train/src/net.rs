@@ -438,60 +438,14 @@ mod tests {
         diff / b.abs().max().double_value(&[]).max(1e-30)
     }
 
-    /// Two towers compute the descriptor's net: same logits as one tower, same gradients.
+    /// Two towers compute the descriptor's net: same logits as one tower, same gradients,
+    /// and the weights survive the split.
     #[test]
     fn two_towers_on_one_device_equal_one_tower() -> Result<()> {
-        for arch in [&MICRO, &PAPER] {
-            let spec = alexnet_host::init::paper_init(arch, 3)?;
-            let one = Net::from_spec(&spec, Device::Cpu)?;
-            let two = Net::with_towers(&spec, &[Device::Cpu, Device::Cpu])?;
-            let s = arch.input;
-            let _guard = tch::no_grad_guard();
-            let x = Tensor::randn(
-                [2, s.c as i64, s.h as i64, s.w as i64],
-                tch::kind::FLOAT_CPU,
-            ) * 50.0;
-            let (a, b) = (one.forward_t(&x, false), two.forward_t(&x, false));
-            assert_eq!(a.size(), b.size());
-            let rel = max_rel(&b, &a);
-            assert!(rel < 1e-5, "{}: relative difference {rel}", arch.name);
-            assert_eq!(
-                two.to_spec()?.params,
-                spec.params,
-                "weights survive the split"
-            );
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn gradients_match_between_one_and_two_towers() -> Result<()> {
-        let spec = alexnet_host::init::paper_init(&MICRO, 4)?;
-        let one = Net::from_spec(&spec, Device::Cpu)?;
-        let two = Net::with_towers(&spec, &[Device::Cpu, Device::Cpu])?;
-        let x = Tensor::randn([4, 1, 28, 28], tch::kind::FLOAT_CPU);
-        let y = Tensor::from_slice(&[1i64, 3, 5, 7]);
-        for net in [&one, &two] {
-            net.forward_t(&x, false)
-                .cross_entropy_for_logits(&y)
-                .backward();
-        }
-        let grads = |net: &Net| -> Vec<(String, Tensor)> {
-            let mut by_name: Vec<(String, Vec<Tensor>)> = Vec::new();
-            for (name, _, t) in net.parameters() {
-                match by_name.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, v)) => v.push(t.grad()),
-                    None => by_name.push((name, vec![t.grad()])),
-                }
-            }
-            by_name
-                .into_iter()
-                .map(|(n, v)| (n, Tensor::cat(&v, 0)))
-                .collect()
-        };
-        for ((name, a), (_, b)) in grads(&one).iter().zip(grads(&two).iter()) {
-            let rel = max_rel(b, a);
-            assert!(rel < 1e-4, "{name}: gradient differs by {rel}");
+        for (arch, seed) in [(&MICRO, 3), (&PAPER, 4)] {
+            let (logits, grads) = crate::verify::towers_vs_one(arch, seed, Device::Cpu)?;
+            assert!(logits < 1e-5, "{}: logits differ by {logits}", arch.name);
+            assert!(grads < 1e-4, "{}: gradients differ by {grads}", arch.name);
         }
         Ok(())
     }

@@ -289,18 +289,6 @@ pub fn dropout_seed(seed: u64, step: u64, rank: usize) -> u64 {
     mix(mix(seed ^ 0xd209_0a7e, step), rank as u64)
 }
 
-/// Asks libtorch for reproducible GPU results: deterministic cuDNN algorithms and no
-/// benchmark-mode autotuning (whose choice can change between runs), and cuBLAS's fixed
-/// workspace. Deterministic algorithms are often slower (`host-train bench --deterministic`
-/// measures how much); the CPU is deterministic anyway.
-pub fn set_deterministic(on: bool) {
-    tch::Cuda::cudnn_set_benchmark(!on);
-    if on && std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
-        std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
-    }
-    crate::device::set_deterministic_cudnn(on);
-}
-
 /// The training loss and accuracy of the steps since they were last read. The values stay
 /// on the device and are read in one transfer every `log_every` steps, at checkpoints and at
 /// the end of an epoch, instead of a sync with the GPU at every step. They are added on the
@@ -394,9 +382,7 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
         tch::set_num_threads(t.threads as i32);
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    if devices.iter().any(|d| d.is_cuda()) {
-        set_deterministic(t.deterministic);
-    }
+    crate::device::prepare(&devices, t.deterministic);
     let me = (rank, world);
     let resume_from = if opts.resume {
         let c = checkpoint::latest(out, me)?;

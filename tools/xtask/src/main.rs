@@ -2,6 +2,7 @@
 //! project's own binaries, and installs what a fresh machine lacks before using it.
 
 mod c_api;
+mod gpu_kit;
 mod miri;
 mod process;
 mod readme;
@@ -35,6 +36,13 @@ tasks:
            instructions per inference (per layer for the M33)
            --paper        also the paper net in f32 on the M33 (244 MB of weights in
                           DDR; several minutes under QEMU)
+  gpu-kit  the GPU check kit in target/gpu-kit/kit (at most 60 MiB): host-train built
+           against the GPU image's PyTorch 2.11 (tch 0.24), the core's CLI, part of
+           Fashion-MNIST, the PyTorch-eager peer and run.sh, which proves the trainer on
+           a CUDA machine in one run (docs/training.md)
+           --check        then run the kit's run.sh --cpu here
+           --dry-run      only run.sh --cpu on the workspace's own build (no second
+                          torch; part of `test`)
   c-lib    the C API's static library for this machine, the Cortex-M4F (with the
            DSP kernels) and the Cortex-M3, with its header, in core/ffi/target/dist/
   c-header rewrite core/ffi/include/alexnet.h from the C API's source (cbindgen)
@@ -97,6 +105,12 @@ fn main() -> ExitCode {
             None => tasks::firmware(false),
             Some("--paper") => tasks::firmware(true),
             Some(other) => Err(format!("unknown firmware option {other:?}\n\n{USAGE}")),
+        },
+        Some("gpu-kit") => match args.get(1).map(String::as_str) {
+            None => gpu_kit::build(false),
+            Some("--check") => gpu_kit::build(true),
+            Some("--dry-run") => gpu_kit::dry_run(),
+            Some(other) => Err(format!("unknown gpu-kit option {other:?}\n\n{USAGE}")),
         },
         Some("c-lib") => c_api::libraries(),
         Some("c-header") => c_api::write_header(),

@@ -22,7 +22,7 @@ const DEFMT_PRINT: (&str, &str) = ("defmt-print", "1.2.0");
 /// cbindgen writes the C API's header (`cargo xtask c-header`, checked by `cargo xtask test`).
 const CBINDGEN: (&str, &str) = ("cbindgen", "0.29.2");
 /// The torch wheel whose libtorch `tch` 0.26 links.
-const TORCH: &str = "torch==2.13.0";
+pub const TORCH: &str = "torch==2.13.0";
 
 /// Everything the tasks need.
 pub fn all() -> Result<(), String> {

@@ -171,6 +171,11 @@ pub fn test() -> Result<(), String> {
             readme_example(&firmware)
         },
     )?;
+    timed(
+        &mut timings,
+        "the GPU kit's run.sh --cpu, on the workspace's build",
+        crate::gpu_kit::dry_run,
+    )?;
     eprintln!(
         "\nall checks passed in {:.0} s:",
         start.elapsed().as_secs_f64()
