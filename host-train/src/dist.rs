@@ -346,6 +346,10 @@ mod nccl {
             if !unsafe { sys::is_culib_present() } {
                 bail!("NCCL (libnccl.so.2) cannot be loaded; install NCCL or put it on LD_LIBRARY_PATH");
             }
+            // SAFETY: as above, for the CUDA driver (cudarc panics on first use without it).
+            if !unsafe { cudarc::driver::sys::is_culib_present() } {
+                bail!("the CUDA driver (libcuda.so) cannot be loaded; NCCL needs a GPU machine");
+            }
             // NCCL binds a communicator to the thread's current device. libtorch's device
             // guards restore the previous device after each op, so nothing libtorch does makes
             // cuda:N current for good: bind its primary context (the one libtorch uses)
