@@ -111,19 +111,22 @@ pub fn build(check: bool) -> Result<(), String> {
 }
 
 /// `run.sh --cpu` on a kit assembled from the workspace's own debug build (tch and torch as
-/// the workspace has them): the short check of the kit's steps in `cargo xtask test`.
-pub fn dry_run() -> Result<(), String> {
+/// the workspace has them): the short check of the kit's steps in `cargo xtask test`, which
+/// has built the binaries already (`build`: build them first).
+pub fn dry_run(build: bool) -> Result<(), String> {
     let kit = kit_dir().join("dry");
     let debug = root().join("target/debug");
-    run(cargo().args([
-        "build",
-        "--quiet",
-        "-p",
-        "host-train",
-        "-p",
-        "alexnet-cli",
-        "--bins",
-    ]))?;
+    if build {
+        run(cargo().args([
+            "build",
+            "--quiet",
+            "-p",
+            "host-train",
+            "-p",
+            "alexnet-cli",
+            "--bins",
+        ]))?;
+    }
     let torch = setup::TORCH.trim_start_matches("torch==");
     let tch = "0.26 (the workspace build)";
     assemble(

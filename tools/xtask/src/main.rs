@@ -109,7 +109,7 @@ fn main() -> ExitCode {
         Some("gpu-kit") => match args.get(1).map(String::as_str) {
             None => gpu_kit::build(false),
             Some("--check") => gpu_kit::build(true),
-            Some("--dry-run") => gpu_kit::dry_run(),
+            Some("--dry-run") => gpu_kit::dry_run(true),
             Some(other) => Err(format!("unknown gpu-kit option {other:?}\n\n{USAGE}")),
         },
         Some("c-lib") => c_api::libraries(),

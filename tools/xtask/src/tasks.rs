@@ -174,7 +174,7 @@ pub fn test() -> Result<(), String> {
     timed(
         &mut timings,
         "the GPU kit's run.sh --cpu, on the workspace's build",
-        crate::gpu_kit::dry_run,
+        || crate::gpu_kit::dry_run(false),
     )?;
     eprintln!(
         "\nall checks passed in {:.0} s:",
