@@ -18,17 +18,18 @@ fn lookup(table: &[i32], s: u32) -> Option<i64> {
     Some(g0 + (((g1 - g0) * f as i64 + (1i64 << (sh - 1))) >> sh))
 }
 
-/// Normalizes `values` (`[C, H, W]` codes) in place with the layer's table and shift `q`.
-pub fn lrn_in_place(
-    values: &mut [i8],
+/// Checks an int8 LRN call (shape, length, table length, shift) and returns its size `n`,
+/// odd and at most [`MAX_LRN_SIZE`] (clamped, so that the optimizer sees every `% n` nonzero
+/// and every ring index in bounds). Every int8 LRN kernel checks with this.
+pub(crate) fn check(
+    len: usize,
     shape: Shape,
     spec: &LrnSpec,
     table: &[i32],
     q: u32,
-    zero_points: ZeroPoints,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     output_shape(&Layer::Lrn(*spec), shape)?;
-    expect_len("lrn input", shape.len(), values.len())?;
+    expect_len("lrn input", shape.len(), len)?;
     let needed = lrn_table_len(lrn_max_sum(spec.size));
     if table.len() < needed {
         return Err(Error::BufferTooSmall {
@@ -43,9 +44,21 @@ pub fn lrn_in_place(
             found: q,
         });
     }
-    // Validated odd and at most MAX_LRN_SIZE; the clamp lets the optimizer see that every
-    // `% n` is nonzero and every ring index in bounds.
-    let n = (spec.size as usize).clamp(1, MAX_LRN_SIZE as usize);
+    Ok((spec.size as usize).clamp(1, MAX_LRN_SIZE as usize))
+}
+
+/// Normalizes `values` (`[C, H, W]` codes) in place with the layer's table and shift `q`.
+pub fn lrn_in_place(
+    values: &mut [i8],
+    shape: Shape,
+    spec: &LrnSpec,
+    table: &[i32],
+    q: u32,
+    zero_points: ZeroPoints,
+) -> Result<(), Error> {
+    // Clamped again here: the optimizer must see `n` in range where the `% n` and the ring
+    // indices are (a call to `check` that is not inlined would hide it).
+    let n = check(values.len(), shape, spec, table, q)?.clamp(1, MAX_LRN_SIZE as usize);
     let half = n / 2;
     let channels = shape.c;
     let plane = shape.plane();

@@ -8,6 +8,7 @@ mod pool;
 
 pub use conv::conv2d;
 pub use linear::linear;
+pub(crate) use lrn::check as check_lrn;
 pub use lrn::lrn_in_place;
 pub use pool::{adaptive_avg_pool, max_pool};
 
