@@ -175,6 +175,37 @@ fn is_bit_exact_with_the_host(assets: &Path, features: &[&str]) -> f64 {
     }
     assert_eq!(c.images, IMAGES);
     assert_eq!(
+        c.layers_compared,
+        MICRO.layers.len(),
+        "the firmware logged no digest per layer"
+    );
+    assert_eq!(
+        (&c.int8_first_difference, &c.f32_first_difference),
+        (&None, &None),
+        "the device's per-layer outputs differ from the host's (int8, f32)"
+    );
+    eprintln!(
+        "  per-layer digests: int8 and f32 identical on all {} layers",
+        c.layers_compared
+    );
+    // The comparison names the first layer that differs: a digest flipped at the second LRN
+    // (layer 6) and one at fc6 (layer 16) of int8, one at conv1 (layer 0) of f32.
+    let mut tampered = log.clone();
+    if let Some((d8, d32)) = tampered.layer_digests.as_mut() {
+        d8[6] ^= 1;
+        d8[16] ^= 1;
+        d32[0] ^= 1;
+    }
+    let t = compare(
+        &tampered,
+        &int8_file.model().unwrap(),
+        &f32_file.model().unwrap(),
+        &assets.join("images.bin"),
+    )
+    .unwrap();
+    assert_eq!(t.int8_first_difference.as_deref(), Some("layer 6 (lrn)"));
+    assert_eq!(t.f32_first_difference.as_deref(), Some("layer 0 (conv)"));
+    assert_eq!(
         c.int8_identical, IMAGES,
         "int8 logits differ between the device and the host"
     );

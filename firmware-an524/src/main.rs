@@ -10,10 +10,8 @@
 
 mod boot;
 
-use alexnet_core::arch::MAX_LAYERS;
 use alexnet_core::builtin::{CAFFE, PAPER, TORCHVISION};
-use alexnet_core::model::Element;
-use alexnet_core::{Arch, Error, Model, Precision, RunOptions};
+use alexnet_core::{Arch, Error, Model, Precision};
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
@@ -21,7 +19,7 @@ use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use firmware_support::clock::{InstructionClock, CALIBRATION_TURNS};
 use firmware_support::images::Images;
-use firmware_support::{fpenv, memory};
+use firmware_support::{fpenv, memory, profile};
 
 /// The nets this firmware runs: the family's ImageNet-sized members.
 const NETS: [&Arch<'static>; 3] = [&PAPER, &CAFFE, &TORCHVISION];
@@ -245,17 +243,17 @@ fn run() -> Result<(), Failure> {
         model.preprocess().apply(pixels, arch.input, input)?;
         let layers = if int8 {
             model.quantize_input(input, codes)?;
-            profile(&model, codes, b.observed_arena, &mut q_logits, &mut clock)?
+            profile::layers(&model, codes, b.observed_arena, &mut q_logits, &mut clock)?
         } else {
-            profile(&model, input, b.observed_arena, &mut logits, &mut clock)?
+            profile::layers(&model, input, b.observed_arena, &mut logits, &mut clock)?
         };
-        for (i, (layer, (ticks, crc))) in model.layers().iter().zip(layers).enumerate() {
+        for (i, (layer, p)) in model.layers().iter().zip(&layers).enumerate() {
             defmt::println!(
                 "LAYER {=usize} kind={=str} ticks={=u64} crc={=u32:08x}",
                 i,
                 layer.kind_name(),
-                ticks,
-                crc
+                p.ticks,
+                p.crc
             );
         }
     }
@@ -273,33 +271,6 @@ fn best(logits: &[f32]) -> usize {
     let mut best = [0usize];
     alexnet_core::postprocess::top_k(logits, &mut best);
     best[0]
-}
-
-/// Runs `model` layer by layer (unfused, every output whole): each layer's ticks, and the
-/// CRC-32 of its output's bytes (f32 little-endian, int8 as bytes), computed outside the
-/// timed span.
-fn profile<T: Element>(
-    model: &Model<'_>,
-    input: &[T],
-    arena: &mut [u8],
-    logits: &mut [T],
-    clock: &mut InstructionClock,
-) -> Result<[(u64, u32); MAX_LAYERS], Error> {
-    let mut layers = [(0u64, 0u32); MAX_LAYERS];
-    let mut last = clock.now();
-    model.run(
-        input,
-        arena,
-        logits,
-        RunOptions::new().observe(&mut |i, _, out: &[T]| {
-            let now = clock.now();
-            if let Some(l) = layers.get_mut(i) {
-                *l = (now - last, crc32fast::hash(bytemuck::cast_slice(out)));
-            }
-            last = clock.now();
-        }),
-    )?;
-    Ok(layers)
 }
 
 #[panic_handler]

@@ -1,7 +1,8 @@
 //! AlexNet (the `micro` net) on a Cortex-M4F, as a user would put it in their own firmware:
 //! the model blobs in flash through `include_model!`, one static arena sized by the core's
 //! `const fn`s, test images in flash. For each image it runs the int8 and the f32 path, and
-//! logs the classes, the full logits, a digest and the instructions each inference took.
+//! logs the classes, the full logits, a digest and the instructions each inference took;
+//! then the first image layer by layer: each layer's instructions and output digest.
 //! The host (`cargo xtask firmware`, `tests/firmware.rs`) decodes the log and checks every
 //! logit against the same core compiled for x86-64.
 #![no_std]
@@ -10,12 +11,14 @@
 mod images;
 
 use alexnet_core::builtin::MICRO;
-use alexnet_core::RunOptions;
 use alexnet_core::{include_model, Error, Model, Precision};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
-use firmware_support::{clock, fpenv, memory};
+use firmware_support::{clock, fpenv, memory, profile};
+
+/// One number per layer, as the log prints it.
+type Profile<T> = heapless::Vec<T, { alexnet_core::arch::MAX_LAYERS }>;
 
 /// One arena serves both paths, known at compile time. Inference alone needs only
 /// `arena_bytes_f32()` / `arena_bytes_int8()` (the fused forward pass); this example also
@@ -174,40 +177,26 @@ fn run() -> Result<(), Error> {
             bits
         );
     }
-    // Per-layer instruction counts, on the first image: where an inference spends its time.
+    // The first image layer by layer: where an inference spends its time, and each layer's
+    // digest, so that the host can name the first layer that differs.
     if let Some((_, pixels)) = set.image(0) {
-        let mut ticks8 = [0u64; MICRO.layers.len()];
-        let mut ticks32 = [0u64; MICRO.layers.len()];
         int8.preprocess().apply(pixels, MICRO.input, &mut input)?;
         int8.quantize_input(&input, &mut codes)?;
-        let mut last = clock.now();
-        int8.run(
-            &codes,
-            arena,
-            &mut q_logits,
-            RunOptions::new().observe(&mut |i, _, _| {
-                let now = clock.now();
-                if let Some(t) = ticks8.get_mut(i) {
-                    *t = now - last;
-                }
-                last = clock.now();
-            }),
-        )?;
+        let p8 = profile::layers(&int8, &codes, arena, &mut q_logits, &mut clock)?;
         f32m.preprocess().apply(pixels, MICRO.input, &mut input)?;
-        let mut last = clock.now();
-        f32m.run(
-            &input,
-            arena,
-            &mut logits,
-            RunOptions::new().observe(&mut |i, _, _| {
-                let now = clock.now();
-                if let Some(t) = ticks32.get_mut(i) {
-                    *t = now - last;
-                }
-                last = clock.now();
-            }),
-        )?;
-        defmt::println!("LAYERS int8={=[?]} f32={=[?]}", ticks8, ticks32);
+        let p32 = profile::layers(&f32m, &input, arena, &mut logits, &mut clock)?;
+        let ticks = |p: &profile::Profile| p.iter().map(|l| l.ticks).collect::<Profile<u64>>();
+        let crcs = |p: &profile::Profile| p.iter().map(|l| l.crc).collect::<Profile<u32>>();
+        defmt::println!(
+            "LAYERS int8={=[?]} f32={=[?]}",
+            ticks(&p8).as_slice(),
+            ticks(&p32).as_slice()
+        );
+        defmt::println!(
+            "DIGESTS int8={=[?]} f32={=[?]}",
+            crcs(&p8).as_slice(),
+            crcs(&p32).as_slice()
+        );
     }
     defmt::println!(
         "DONE images={=usize} int8_correct={=u32} f32_correct={=u32} stack_peak={=u32}",

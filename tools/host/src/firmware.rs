@@ -403,52 +403,72 @@ pub fn compare_run(log: &RunLog, model: &Model<'_>, pixels: &[Vec<u8>]) -> Resul
     c.instructions /= c.images.max(1) as f64;
     // The first image, layer by layer, digested as the firmware does.
     if let Some(px) = pixels.first() {
-        model
-            .preprocess()
-            .apply(px, shape, &mut input)
-            .map_err(msg)?;
-        let mut observed = vec![0u8; model.observed_arena_bytes()];
-        let mut digests = Vec::new();
-        if int8 {
-            model.quantize_input(&input, &mut codes).map_err(msg)?;
-            let mut see =
-                |_, _, out: &[i8]| digests.push(crc32fast::hash(bytemuck::cast_slice(out)));
-            model
-                .run(
-                    &codes,
-                    &mut observed,
-                    &mut q,
-                    alexnet_core::RunOptions::new().observe(&mut see),
-                )
-                .map_err(msg)?;
-        } else {
-            let mut see =
-                |_, _, out: &[f32]| digests.push(crc32fast::hash(bytemuck::cast_slice(out)));
-            model
-                .run(
-                    &input,
-                    &mut observed,
-                    &mut l,
-                    alexnet_core::RunOptions::new().observe(&mut see),
-                )
-                .map_err(msg)?;
-        }
-        ensure!(
-            log.layers.len() == digests.len(),
-            "the log profiles {} layers, the model has {}",
-            log.layers.len(),
-            digests.len()
-        );
+        let digests = layer_digests(model, px)?;
+        let device: Vec<u32> = log.layers.iter().map(|l| l.crc).collect();
+        c.first_difference = first_difference(model, &device, &digests)?;
         for (layer, host) in log.layers.iter().zip(&digests) {
             let same = layer.crc == *host;
-            if !same && c.first_difference.is_none() {
-                c.first_difference = Some(format!("layer {} ({})", layer.index, layer.kind));
-            }
             c.layers
                 .push((layer.kind.clone(), layer.ticks as f64 * per_tick, same));
         }
     }
     Ok(c)
+}
+
+/// The first image's per-layer digests, as the firmware's profile computes them
+/// (`firmware_support::profile`): the model run layer by layer on `pixels`, the CRC-32 of
+/// each layer's output bytes (f32 little-endian, int8 as bytes).
+pub fn layer_digests(model: &Model<'_>, pixels: &[u8]) -> Result<Vec<u32>> {
+    let msg = anyhow::Error::msg;
+    let shape = model.arch().input;
+    let mut input = vec![0.0f32; shape.len()];
+    model
+        .preprocess()
+        .apply(pixels, shape, &mut input)
+        .map_err(msg)?;
+    let mut observed = vec![0u8; model.observed_arena_bytes()];
+    let mut digests = Vec::new();
+    if model.precision() == alexnet_core::Precision::Int8 {
+        let mut codes = vec![0i8; shape.len()];
+        let mut q = vec![0i8; model.classes()];
+        model.quantize_input(&input, &mut codes).map_err(msg)?;
+        let mut see = |_, _, out: &[i8]| digests.push(crc32fast::hash(bytemuck::cast_slice(out)));
+        model
+            .run(
+                &codes,
+                &mut observed,
+                &mut q,
+                alexnet_core::RunOptions::new().observe(&mut see),
+            )
+            .map_err(msg)?;
+    } else {
+        let mut l = vec![0.0f32; model.classes()];
+        let mut see = |_, _, out: &[f32]| digests.push(crc32fast::hash(bytemuck::cast_slice(out)));
+        model
+            .run(
+                &input,
+                &mut observed,
+                &mut l,
+                alexnet_core::RunOptions::new().observe(&mut see),
+            )
+            .map_err(msg)?;
+    }
+    Ok(digests)
+}
+
+/// The first layer whose device digest differs from the host's, e.g. `layer 2 (lrn)`; an
+/// error if the two profiles have different lengths.
+pub fn first_difference(model: &Model<'_>, device: &[u32], host: &[u32]) -> Result<Option<String>> {
+    ensure!(
+        device.len() == host.len(),
+        "the device profiles {} layers, the host {}",
+        device.len(),
+        host.len()
+    );
+    Ok(device.iter().zip(host).position(|(d, h)| d != h).map(|i| {
+        let kind = model.layers().get(i).map_or("?", |l| l.kind_name());
+        format!("layer {i} ({kind})")
+    }))
 }
 
 /// Magic of the firmware's image file.
@@ -536,6 +556,8 @@ pub struct FirmwareLog {
     pub errors: Vec<String>,
     /// SysTick ticks of each layer on the first image: `(int8, f32)`.
     pub layer_ticks: Option<(Vec<u64>, Vec<u64>)>,
+    /// CRC-32 of each layer's output on the first image: `(int8, f32)`.
+    pub layer_digests: Option<(Vec<u32>, Vec<u32>)>,
 }
 
 fn fields(s: &str) -> BTreeMap<String, String> {
@@ -619,6 +641,11 @@ pub fn parse_log(text: &str) -> Result<FirmwareLog> {
                 .split_once(" f32=")
                 .context("LAYERS line lacks f32=")?;
             log.layer_ticks = Some((list(int8)?, list(f32)?));
+        } else if let Some(at) = line.find("DIGESTS int8=") {
+            let (int8, f32) = line[at + 13..]
+                .split_once(" f32=")
+                .context("DIGESTS line lacks f32=")?;
+            log.layer_digests = Some((list(int8)?, list(f32)?));
         } else {
             shared_line(line, &mut log.done, &mut log.errors);
         }
@@ -645,9 +672,16 @@ pub struct Comparison {
     pub f32_instructions: f64,
     /// Instructions per SysTick tick, as the firmware calibrated it.
     pub instructions_per_tick: f64,
+    /// Layers whose digests were compared (per path; 0 if the log had none).
+    pub layers_compared: usize,
+    /// The first int8 layer whose output differs from the host's.
+    pub int8_first_difference: Option<String>,
+    /// The first f32 layer whose output differs from the host's.
+    pub f32_first_difference: Option<String>,
 }
 
-/// Recomputes every image on this machine with the same blobs and compares logit by logit.
+/// Recomputes every image on this machine with the same blobs and compares logit by logit,
+/// and the first image's per-layer digests.
 pub fn compare(
     log: &FirmwareLog,
     int8: &Model<'_>,
@@ -677,6 +711,9 @@ pub fn compare(
         int8_instructions: 0.0,
         f32_instructions: 0.0,
         instructions_per_tick: per_tick,
+        layers_compared: 0,
+        int8_first_difference: None,
+        f32_first_difference: None,
     };
     for (i, rec) in log.images.iter().enumerate() {
         int8.preprocess()
@@ -701,5 +738,10 @@ pub fn compare(
     }
     c.int8_instructions /= c.images.max(1) as f64;
     c.f32_instructions /= c.images.max(1) as f64;
+    if let (Some((d8, d32)), Some(px)) = (&log.layer_digests, pixels.first()) {
+        c.int8_first_difference = first_difference(int8, d8, &layer_digests(int8, px)?)?;
+        c.f32_first_difference = first_difference(f32m, d32, &layer_digests(f32m, px)?)?;
+        c.layers_compared = d8.len();
+    }
     Ok(c)
 }
