@@ -130,6 +130,12 @@ pub const MPS2_AN386: Board = Board {
     cpu: "cortex-m4",
     options: &[],
 };
+/// The Cortex-M3 board of `firmware-an385/`: no FPU, no DSP extension.
+pub const MPS2_AN385: Board = Board {
+    machine: "mps2-an385",
+    cpu: "cortex-m3",
+    options: &[],
+};
 /// The Cortex-M33 board with DDR of `firmware-an524/`. QEMU gives the SSE-200's CPU 0
 /// neither FPU nor DSP unless asked (the subsystem's default configuration); the M33s of
 /// the boards this stands for (STM32U5, nRF5340, LPC55S69) have both.
