@@ -6,11 +6,12 @@
 
 use alexnet_core::builtin::MICRO;
 use alexnet_host::firmware::{
-    build_firmware, compare_run, decode_defmt, parse_run_log, read_images_bin, run_on_board,
-    untrained_micro_blobs, write_images_bin, MPS2_AN385,
+    build_firmware, compare_run, decode_defmt, find_tool, parse_run_log, read_images_bin,
+    run_on_board, untrained_micro_blobs, write_images_bin, MPS2_AN385,
 };
 use alexnet_host::idx::{self, FASHION_MNIST_DIR};
 use alexnet_host::BlobFile;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -101,5 +102,65 @@ fn integer_path_on_a_cortex_m3_is_bit_exact() {
     assert_eq!(
         h["kernels"], "reference",
         "a Cortex-M3 build must run the generic kernels"
+    );
+    the_integer_forward_pass_calls_no_soft_float(&elf);
+}
+
+/// Functions of the firmware that may call the soft-float routines: the firmware's own
+/// start (the blob's architecture check compares the LRN constants), the preprocessing and
+/// the input quantization (f32 by design), and the f32 kernels, which the kernel table
+/// links but the integer forward pass never calls.
+const MAY_USE_FLOAT: [&str; 9] = [
+    "firmware_an385::__cortex_m_rt_main",
+    "alexnet_core::model::preprocess::Preprocess::apply",
+    "alexnet_core::model::Model::quantize_input",
+    "alexnet_core::kernels::Kernels::conv2d",
+    "alexnet_core::kernels::Kernels::linear",
+    "alexnet_core::kernels::Kernels::relu",
+    "alexnet_core::kernels::Kernels::lrn",
+    "alexnet_core::kernels::Kernels::max_pool",
+    "alexnet_core::kernels::Kernels::adaptive_avg_pool",
+];
+
+/// The disassembly's callers of `__aeabi_f*` and `__aeabi_d*` (soft-float arithmetic,
+/// comparisons, conversions) are only [`MAY_USE_FLOAT`] (and the routines themselves): no
+/// integer kernel and nothing of the forward pass (the descriptor's checks included) needs
+/// floating point. A static check: it sees direct calls, which is how these are made.
+fn the_integer_forward_pass_calls_no_soft_float(elf: &Path) {
+    let objdump = find_tool("arm-none-eabi-objdump").unwrap();
+    let out = std::process::Command::new(objdump)
+        .args(["-d", "-C", "--no-show-raw-insn"])
+        .arg(elf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "objdump failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut function = String::new();
+    let mut callers = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(name) = line
+            .split_once(" <")
+            .filter(|(addr, _)| addr.chars().all(|c| c.is_ascii_hexdigit()))
+            .and_then(|(_, rest)| rest.strip_suffix(">:"))
+        {
+            function = name.to_string();
+        } else if (line.contains("<__aeabi_f") || line.contains("<__aeabi_d"))
+            && (line.contains("\tbl") || line.contains("\tb.w") || line.contains("\tb\t"))
+        {
+            callers.insert(function.clone());
+        }
+    }
+    let unexpected: Vec<&String> = callers
+        .iter()
+        .filter(|f| !f.starts_with("__") && !MAY_USE_FLOAT.contains(&f.as_str()))
+        .collect();
+    eprintln!("  functions calling soft-float routines: {callers:?}");
+    assert!(
+        unexpected.is_empty(),
+        "the integer path calls soft-float routines from {unexpected:?}"
+    );
+    assert!(
+        callers.iter().any(|f| f.ends_with("Preprocess::apply")),
+        "the check found no soft-float call at all: it is not reading the disassembly"
     );
 }

@@ -184,7 +184,7 @@ impl Layer {
             }
             Layer::Relu | Layer::Softmax => Ok(input),
             Layer::Dropout { p } => {
-                if p >= 0.0 && p < 1.0 {
+                if probability(p) {
                     Ok(input)
                 } else {
                     Err(ArchProblem::BadConstant)
@@ -194,12 +194,9 @@ impl Layer {
                 if l.size == 0 || l.size % 2 == 0 || l.size > MAX_LRN_SIZE {
                     return Err(ArchProblem::BadLrnSize);
                 }
-                let ok = l.alpha.is_finite()
-                    && l.alpha >= 0.0
-                    && l.beta.is_finite()
-                    && l.beta >= 0.0
-                    && l.k.is_finite()
-                    && l.k > 0.0;
+                let ok = finite_non_negative(l.alpha)
+                    && finite_non_negative(l.beta)
+                    && finite_positive(l.k);
                 if ok {
                     Ok(input)
                 } else {
@@ -317,6 +314,58 @@ impl Layer {
             Layer::Linear { .. } => "linear",
             Layer::Dropout { .. } => "dropout",
             Layer::Softmax => "softmax",
+        }
+    }
+}
+
+/// `x.is_finite() && x >= 0.0`, read from the bits: validating a descriptor (which every
+/// forward pass does) then needs no floating point, so the integer path runs on cores
+/// without an FPU with no soft-float call.
+const fn finite_non_negative(x: f32) -> bool {
+    let b = x.to_bits();
+    b == 0x8000_0000 || b < 0x7f80_0000
+}
+
+/// `x.is_finite() && x > 0.0`, read from the bits (see [`finite_non_negative`]).
+const fn finite_positive(x: f32) -> bool {
+    let b = x.to_bits();
+    b != 0 && b < 0x7f80_0000
+}
+
+/// `p >= 0.0 && p < 1.0`, read from the bits (see [`finite_non_negative`]).
+const fn probability(p: f32) -> bool {
+    let b = p.to_bits();
+    b == 0x8000_0000 || b < 0x3f80_0000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bit tests say what the float comparisons say, for every kind of value.
+    #[test]
+    fn checks_by_bits_equal_the_float_comparisons() {
+        let specials = [
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.0,
+            0.999_999_94,
+            1e-45,
+            -1e-45,
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ];
+        let sweep = (0..=u32::MAX).step_by(65_537).map(f32::from_bits);
+        for x in specials.into_iter().chain(sweep) {
+            assert_eq!(finite_non_negative(x), x.is_finite() && x >= 0.0, "{x:e}");
+            assert_eq!(finite_positive(x), x.is_finite() && x > 0.0, "{x:e}");
+            assert_eq!(probability(x), (0.0..1.0).contains(&x), "{x:e}");
         }
     }
 }

@@ -30,10 +30,11 @@ tasks:
            thumbv7em-none-eabihf, the panic-freedom proof of the core and its C API,
            the C API's header, lint and static libraries, the API docs (rustdoc
            warnings as errors), the README's firmware snippet under QEMU
-  firmware build the Cortex-M4F firmware (the micro net) and the Cortex-M33 one (the
-           paper and torchvision nets in int8, weights in DDR), run them under QEMU,
-           check them bit for bit against the host and report flash, RAM, stack and
-           instructions per inference (per layer for the M33)
+  firmware build the Cortex-M4F firmware (the micro net), the Cortex-M3 one (its
+           integer path, no FPU, no DSP) and the Cortex-M33 one (the paper and
+           torchvision nets in int8, weights in DDR), run them under QEMU, check them
+           bit for bit against the host (logits and each layer's digest) and report
+           flash, RAM, stack and instructions per inference, per layer
            --paper        also the paper net in f32 on the M33 (244 MB of weights in
                           DDR; several minutes under QEMU)
   gpu-kit  the GPU check kit in target/gpu-kit/kit (at most 60 MiB): host-train built

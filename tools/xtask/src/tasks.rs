@@ -72,6 +72,22 @@ pub fn test() -> Result<(), String> {
             .current_dir(root().join("firmware-support"))
             .args(["fmt", "--check"]),
     )?;
+    let an385 = root().join("firmware-an385");
+    check(
+        "Cortex-M3 firmware (firmware-an385): format",
+        cargo().current_dir(&an385).args(["fmt", "--check"]),
+    )?;
+    check(
+        "Cortex-M3 firmware: clippy, warnings as errors",
+        cargo().current_dir(&an385).args([
+            "clippy",
+            "--release",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
     check(
         "Cortex-M33 firmware: clippy, warnings as errors",
         cargo().current_dir(&an524).args([
@@ -121,6 +137,16 @@ pub fn test() -> Result<(), String> {
             "--quiet",
             "--features",
             "dsp",
+        ]),
+    )?;
+    check(
+        "... and for the Cortex-M3 (thumbv7m-none-eabi: no FPU, no DSP)",
+        cargo().current_dir(&panic_check).args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            "thumbv7m-none-eabi",
         ]),
     )?;
     check(
@@ -248,7 +274,7 @@ pub fn firmware(paper: bool) -> Result<(), String> {
         "firmware on a Cortex-M4F under QEMU, checked against the host",
         || firmware_test(None).map(|_| ()),
     )?;
-    let an524 = |ignored: bool| {
+    let board_test = |test: &str, ignored: bool| {
         let mut cmd = cargo();
         cmd.args([
             "test",
@@ -256,7 +282,7 @@ pub fn firmware(paper: bool) -> Result<(), String> {
             "-p",
             "alexnet-tests",
             "--test",
-            "firmware_an524",
+            test,
             "--",
             "--nocapture",
         ]);
@@ -265,6 +291,12 @@ pub fn firmware(paper: bool) -> Result<(), String> {
         }
         run(&mut cmd)
     };
+    step(
+        "the micro net's integer path on a Cortex-M3 (no FPU, no DSP) under QEMU, checked \
+         against the host",
+        || board_test("firmware_an385", false),
+    )?;
+    let an524 = |ignored: bool| board_test("firmware_an524", ignored);
     step(
         "the paper and torchvision nets in int8 on a Cortex-M33 under QEMU (weights in DDR), \
          checked against the host",
