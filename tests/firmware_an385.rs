@@ -82,16 +82,7 @@ fn integer_path_on_a_cortex_m3_is_bit_exact() {
         "  per layer, million instructions: {}",
         per_layer.join(", ")
     );
-    eprintln!(
-        "  bit-identical logits: {}/{}; per-layer digests: {}",
-        c.identical,
-        c.images,
-        c.first_difference
-            .as_deref()
-            .map_or("all identical".to_string(), |l| format!(
-                "first difference at {l}"
-            ))
-    );
+    eprintln!("  {}", c.verdict());
     assert_eq!(c.images, IMAGES);
     assert_eq!(
         c.identical, IMAGES,

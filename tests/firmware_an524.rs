@@ -139,16 +139,7 @@ fn is_bit_exact_with_the_host(elf: &Path, name: &str, blob: &[u8]) -> RunCompari
         c.instructions / macs,
         c.instructions / 200e6
     );
-    eprintln!(
-        "  bit-identical logits: {}/{}; per-layer digests: {}",
-        c.identical,
-        c.images,
-        c.first_difference
-            .as_deref()
-            .map_or("all identical".to_string(), |l| format!(
-                "first difference at {l}"
-            ))
-    );
+    eprintln!("  {}", c.verdict());
     let table: Vec<String> = c
         .layers
         .iter()

@@ -12,12 +12,12 @@
 
 use alexnet_core::builtin::MICRO;
 use alexnet_core::{include_model, Error, Model, Precision};
-use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use firmware_support::clock::{InstructionClock, CALIBRATION_TURNS};
 use firmware_support::images::Images;
-use firmware_support::{memory, profile};
+use firmware_support::{faults, memory, profile};
 
 /// The arena of the layer-by-layer run (every output whole), which also serves the fused
 /// forward pass.
@@ -112,7 +112,7 @@ fn run() -> Result<(), Error> {
         let t0 = clock.now();
         model.forward_int8(&codes, arena, &mut logits)?;
         let ticks = clock.since(t0);
-        let class = argmax(&logits);
+        let class = faults::argmax_i8(&logits);
         correct += u32::from(class == label as usize);
         defmt::println!(
             "IMG {=usize} label={=u8} class={=usize} ticks={=u64} logits={=[?]}",
@@ -127,15 +127,7 @@ fn run() -> Result<(), Error> {
         model.preprocess().apply(pixels, MICRO.input, &mut input)?;
         model.quantize_input(&input, &mut codes)?;
         let layers = profile::layers(&model, &codes, arena, &mut logits, &mut clock)?;
-        for (i, (layer, p)) in model.layers().iter().zip(&layers).enumerate() {
-            defmt::println!(
-                "LAYER {=usize} kind={=str} ticks={=u64} crc={=u32:08x}",
-                i,
-                layer.kind_name(),
-                p.ticks,
-                p.crc
-            );
-        }
+        profile::log(&model, &layers);
     }
     defmt::println!(
         "DONE images={=usize} correct={=u32} stack_peak={=u32}",
@@ -146,31 +138,4 @@ fn run() -> Result<(), Error> {
     Ok(())
 }
 
-/// The class with the largest int8 logit, lowest index on ties (as the host's `top_k`).
-fn argmax(q: &[i8]) -> usize {
-    let mut best = 0;
-    for (i, &v) in q.iter().enumerate() {
-        if q.get(best).is_some_and(|&b| v > b) {
-            best = i;
-        }
-    }
-    best
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("PANIC {}", defmt::Display2Format(info));
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("HARDFAULT at pc={=u32:#010x}", frame.pc());
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
+firmware_support::exit_on_faults!();

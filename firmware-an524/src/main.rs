@@ -14,7 +14,7 @@ use alexnet_core::builtin::{CAFFE, PAPER, TORCHVISION};
 use alexnet_core::{Arch, Error, Model, Precision};
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
-use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use firmware_support::clock::{InstructionClock, CALIBRATION_TURNS};
@@ -247,15 +247,7 @@ fn run() -> Result<(), Failure> {
         } else {
             profile::layers(&model, input, b.observed_arena, &mut logits, &mut clock)?
         };
-        for (i, (layer, p)) in model.layers().iter().zip(&layers).enumerate() {
-            defmt::println!(
-                "LAYER {=usize} kind={=str} ticks={=u64} crc={=u32:08x}",
-                i,
-                layer.kind_name(),
-                p.ticks,
-                p.crc
-            );
-        }
+        profile::log(&model, &layers);
     }
     defmt::println!(
         "DONE images={=usize} correct={=u32} stack_peak={=u32}",
@@ -273,20 +265,4 @@ fn best(logits: &[f32]) -> usize {
     best[0]
 }
 
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("PANIC {}", defmt::Display2Format(info));
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("HARDFAULT at pc={=u32:#010x}", frame.pc());
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
+firmware_support::exit_on_faults!();

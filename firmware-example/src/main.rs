@@ -12,10 +12,10 @@ mod images;
 
 use alexnet_core::builtin::MICRO;
 use alexnet_core::{include_model, Error, Model, Precision};
-use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
-use firmware_support::{clock, fpenv, memory, profile};
+use firmware_support::{clock, faults, fpenv, memory, profile};
 
 /// One number per layer, as the log prints it.
 type Profile<T> = heapless::Vec<T, { alexnet_core::arch::MAX_LAYERS }>;
@@ -152,7 +152,7 @@ fn run() -> Result<(), Error> {
         let t0 = clock.now();
         int8.forward_int8(&codes, arena, &mut q_logits)?;
         let int8_ticks = clock.since(t0);
-        let class8 = argmax_i8(&q_logits);
+        let class8 = faults::argmax_i8(&q_logits);
 
         f32m.preprocess().apply(pixels, MICRO.input, &mut input)?;
         let t0 = clock.now();
@@ -208,17 +208,6 @@ fn run() -> Result<(), Error> {
     Ok(())
 }
 
-/// The class with the largest int8 logit, lowest index on ties (as `top_k`).
-fn argmax_i8(q: &[i8]) -> usize {
-    let mut best = 0;
-    for (i, &v) in q.iter().enumerate() {
-        if q.get(best).is_some_and(|&b| v > b) {
-            best = i;
-        }
-    }
-    best
-}
-
 /// FNV-1a over the int8 logits and the f32 logits' bits: one number to eyeball.
 fn digest(q: &[i8], bits: &[u32]) -> u32 {
     let mut h = 0x811c_9dc5u32;
@@ -232,20 +221,4 @@ fn digest(q: &[i8], bits: &[u32]) -> u32 {
     h
 }
 
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("PANIC {}", defmt::Display2Format(info));
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("HARDFAULT at pc={=u32:#010x}", frame.pc());
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
+firmware_support::exit_on_faults!();

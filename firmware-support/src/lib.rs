@@ -6,10 +6,12 @@
 //! * `fpenv`: the floating-point mode the f32 contract needs, checked before any float (cores
 //!   with an FPU);
 //! * [`images`]: the test images the host hands the firmware;
-//! * [`profile`]: a layer-by-layer run, each layer's instructions and output digest.
+//! * [`profile`]: a layer-by-layer run, each layer's instructions and output digest;
+//! * [`faults`]: the panic and HardFault handlers ([`exit_on_faults!`]) and the int8 argmax.
 #![no_std]
 
 pub mod clock;
+pub mod faults;
 #[cfg(target_abi = "eabihf")] // only cores with an FPU have its mode
 pub mod fpenv;
 pub mod images;

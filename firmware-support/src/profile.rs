@@ -47,3 +47,17 @@ pub fn layers<T: Element>(
     )?;
     Ok(profile)
 }
+
+/// Logs a profile, one `LAYER <i> kind=<kind> ticks=<n> crc=<hex>` line per layer (the
+/// one-model log format `alexnet_host::firmware::parse_run_log` reads).
+pub fn log(model: &Model<'_>, profile: &Profile) {
+    for (i, (layer, p)) in model.layers().iter().zip(profile).enumerate() {
+        defmt::println!(
+            "LAYER {=usize} kind={=str} ticks={=u64} crc={=u32:08x}",
+            i,
+            layer.kind_name(),
+            p.ticks,
+            p.crc
+        );
+    }
+}

@@ -15,16 +15,6 @@ use std::time::{Duration, Instant};
 
 const WORLD: usize = 2;
 
-fn fashion_available() -> bool {
-    let ok = Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
-        .join("train-images-idx3-ubyte.gz")
-        .exists();
-    if !ok {
-        eprintln!("Fashion-MNIST is not installed; `cargo xtask setup` installs it");
-    }
-    ok
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -109,7 +99,7 @@ fn rank_weights(out: &Path, rank: usize) -> Result<(u64, alexnet_host::ModelSpec
 
 #[test]
 fn uneven_shards_keep_the_ranks_in_step_and_in_agreement() -> Result<()> {
-    if !fashion_available() {
+    if !alexnet_host::idx::fashion_mnist_installed() {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
@@ -126,7 +116,7 @@ fn uneven_shards_keep_the_ranks_in_step_and_in_agreement() -> Result<()> {
 
 #[test]
 fn every_rank_resumes_from_its_own_checkpoints() -> Result<()> {
-    if !fashion_available() {
+    if !alexnet_host::idx::fashion_mnist_installed() {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;

@@ -7,16 +7,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn fashion_available() -> bool {
-    let ok = Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
-        .join("train-images-idx3-ubyte.gz")
-        .exists();
-    if !ok {
-        eprintln!("Fashion-MNIST is not installed; `cargo xtask setup` installs it");
-    }
-    ok
-}
-
 fn trainer(out: &Path, resume: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_host-train"));
     c.args(["train", "--arch", "micro", "--quiet", "--no-ten-patch"])
@@ -79,7 +69,7 @@ fn kill_mid_checkpoint(child: &mut Child, out: &Path, min_step: u64) -> Result<b
 
 #[test]
 fn sigkill_during_checkpoints_loses_nothing() -> Result<()> {
-    if !fashion_available() {
+    if !alexnet_host::idx::fashion_mnist_installed() {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;

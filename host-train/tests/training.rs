@@ -14,19 +14,6 @@ use std::sync::Mutex;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn fashion_available() -> bool {
-    let ok = Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
-        .join("train-images-idx3-ubyte.gz")
-        .exists();
-    if !ok {
-        eprintln!(
-            "Fashion-MNIST is not installed ({}); `cargo xtask setup` installs it",
-            alexnet_host::idx::FASHION_MNIST_DIR
-        );
-    }
-    ok
-}
-
 fn small_config() -> Config {
     let mut c = Config {
         arch: "micro".into(),
@@ -51,7 +38,7 @@ fn weights(dir: &Path) -> Result<alexnet_host::ModelSpec> {
 #[test]
 fn short_training_learns_fashion_mnist() -> Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !fashion_available() {
+    if !alexnet_host::idx::fashion_mnist_installed() {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
@@ -105,7 +92,7 @@ fn short_training_learns_fashion_mnist() -> Result<()> {
 #[test]
 fn resumed_training_matches_uninterrupted_training() -> Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !fashion_available() {
+    if !alexnet_host::idx::fashion_mnist_installed() {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;

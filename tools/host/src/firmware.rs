@@ -354,6 +354,21 @@ pub struct RunComparison {
     pub first_difference: Option<String>,
 }
 
+impl RunComparison {
+    /// `bit-identical logits: 4/4; per-layer digests: all identical` (or the first layer
+    /// that differs), for a test's report.
+    pub fn verdict(&self) -> String {
+        let layers = match &self.first_difference {
+            None => "all identical".to_string(),
+            Some(l) => format!("first difference at {l}"),
+        };
+        format!(
+            "bit-identical logits: {}/{}; per-layer digests: {layers}",
+            self.identical, self.images
+        )
+    }
+}
+
 /// Recomputes every image of a one-model run on this machine (the same `pixels`, the same
 /// blob) and compares the logits, and the first image's per-layer digests.
 pub fn compare_run(log: &RunLog, model: &Model<'_>, pixels: &[Vec<u8>]) -> Result<RunComparison> {

@@ -118,6 +118,20 @@ pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
 /// Where Debian's `dataset-fashion-mnist` package puts the data.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
+/// Whether Fashion-MNIST is installed in [`FASHION_MNIST_DIR`]; says how to install it when
+/// not (for the tests that skip without it).
+pub fn fashion_mnist_installed() -> bool {
+    let ok = Path::new(FASHION_MNIST_DIR)
+        .join("train-images-idx3-ubyte.gz")
+        .exists();
+    if !ok {
+        eprintln!(
+            "Fashion-MNIST is not installed ({FASHION_MNIST_DIR}); `cargo xtask setup` installs it"
+        );
+    }
+    ok
+}
+
 /// Writes image `i` as `<dir>/<i>_<label>.png` (or `<i>.png`), enlarged `scale` times with
 /// nearest-neighbour sampling; returns the path.
 pub fn write_png(

@@ -61,44 +61,37 @@ pub fn test() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    let an524 = root().join("firmware-an524");
     check(
-        "Cortex-M33 firmware (firmware-an524): format",
-        cargo().current_dir(&an524).args(["fmt", "--check"]),
-    )?;
-    check(
-        "... and the support crate's format",
+        "the board support crate (firmware-support): format",
         cargo()
             .current_dir(root().join("firmware-support"))
             .args(["fmt", "--check"]),
     )?;
-    let an385 = root().join("firmware-an385");
-    check(
-        "Cortex-M3 firmware (firmware-an385): format",
-        cargo().current_dir(&an385).args(["fmt", "--check"]),
-    )?;
-    check(
-        "Cortex-M3 firmware: clippy, warnings as errors",
-        cargo().current_dir(&an385).args([
-            "clippy",
-            "--release",
-            "--quiet",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
-    check(
-        "Cortex-M33 firmware: clippy, warnings as errors",
-        cargo().current_dir(&an524).args([
-            "clippy",
-            "--release",
-            "--quiet",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
+    // The board crates beside the Cortex-M4F example: one crate per board, each linted alike.
+    for (board, dir) in [
+        ("Cortex-M33 firmware", "firmware-an524"),
+        ("Cortex-M3 firmware", "firmware-an385"),
+    ] {
+        let dir = root().join(dir);
+        check(
+            &format!(
+                "{board} ({}): format",
+                dir.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            cargo().current_dir(&dir).args(["fmt", "--check"]),
+        )?;
+        check(
+            &format!("{board}: clippy, warnings as errors"),
+            cargo().current_dir(&dir).args([
+                "clippy",
+                "--release",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+    }
     check(
         "alexnet-core builds for a Cortex-M4F with no std and no alloc",
         cargo().args([
