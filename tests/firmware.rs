@@ -85,7 +85,7 @@ fn firmware_under_qemu() {
     let generic = is_bit_exact_with_the_host(&assets, &[]);
     let dsp = is_bit_exact_with_the_host(&assets, &["dsp"]);
     eprintln!(
-        "int8 instructions per inference: generic kernels {generic:.0}, DSP kernels {dsp:.0} ({:.2}x fewer)",
+        "int8 instructions per inference: CortexM kernels {generic:.0}, CortexMDsp kernels {dsp:.0} ({:.2}x fewer)",
         generic / dsp
     );
     a_blob_of_the_wrong_architecture_fails_cleanly();
@@ -99,6 +99,18 @@ fn is_bit_exact_with_the_host(assets: &Path, features: &[&str]) -> f64 {
     let (code, text) = run(&elf);
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(code, Some(0), "the firmware failed:\n{text}");
+    // The kernels `native()` picks: the DSP set with `dsp`, the set for cores without DSP
+    // otherwise (its `MLA` and FPU assembly, not the Rust loops).
+    let kernels = if features.contains(&"dsp") {
+        "Cortex-M DSP"
+    } else {
+        "Cortex-M"
+    };
+    assert!(
+        text.lines()
+            .any(|l| l.trim_end().ends_with(&format!("kernels: {kernels}"))),
+        "the firmware did not run the {kernels} kernels:\n{text}"
+    );
     let log = parse_log(&text).unwrap();
     let int8_file = BlobFile::read(assets.join("micro-int8.blob")).unwrap();
     let f32_file = BlobFile::read(assets.join("micro-f32.blob")).unwrap();

@@ -129,6 +129,10 @@ fn is_bit_exact_with_the_host(elf: &Path, name: &str, blob: &[u8]) -> RunCompari
         "{name} on the Cortex-M33 ({secs:.1} s under QEMU, kernels {}):",
         h["kernels"]
     );
+    assert_eq!(
+        h["kernels"], "Cortex-M DSP",
+        "the M33 build must run the DSP kernels"
+    );
     eprintln!(
         "  blob {} bytes in DDR; arena {} bytes ({}), input ({}); code and read-only data {} bytes; static RAM {} bytes; stack peak {} bytes",
         h["blob"], h["arena"], h["arena_in"], h["input_in"], h["flash"], h["ram_static"], log.done["stack_peak"]

@@ -17,6 +17,7 @@ use alexnet_core::builtin::PAPER;
 use alexnet_core::geometry::{AdaptivePoolGeometry, ConvGeometry, PoolGeometry};
 use alexnet_core::int8::packed::{packed_fits, PackedGeometry};
 use alexnet_core::int8::{self, QKernel, ZeroPoints};
+use alexnet_core::kernels::cortex_m::fpu::MAX_F32_PATCH;
 use alexnet_core::kernels::{KernelPath, Kernels, LrnTable, Reference};
 use alexnet_core::{Error, Layer};
 use alexnet_tests::f64::gamma;
@@ -28,9 +29,18 @@ use proptest::prelude::*;
 /// Which kind of call a case makes, for the path an implementation must report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
-    Conv,
-    ConvInt8 { taps: usize },
-    LinearInt8 { inputs: usize },
+    Conv {
+        taps: usize,
+    },
+    Linear,
+    /// `packed`: the call had the host's prepacked weights.
+    ConvInt8 {
+        taps: usize,
+        packed: bool,
+    },
+    LinearInt8 {
+        inputs: usize,
+    },
     LrnInt8,
     Other,
 }
@@ -230,7 +240,8 @@ fn int8_conv_check<K: Kernels>(
         .conv2d_int8(&geometry_of(&g), &input, &kernel, zps, &mut out)
         .unwrap();
     let taps = g.c / g.groups * g.k * g.k;
-    prop_assert_eq!(path, expect(Op::ConvInt8 { taps }), "{:?}", g);
+    let packed = kernel.packed.is_some();
+    prop_assert_eq!(path, expect(Op::ConvInt8 { taps, packed }), "{:?}", g);
     let rq = int8_reference::Requant {
         bias: &bias,
         multiplier: &multiplier,
@@ -248,8 +259,8 @@ fn int8_conv_check<K: Kernels>(
 }
 
 /// A convolution whose channels-last padded input (6 x 44 x 45 values) exceeds the packed
-/// DSP kernel's copy buffer (`int8::packed::MAX_PADDED_INPUT`): stride 2, padding 2, an odd
-/// output width and an odd channel count, deterministic values.
+/// Cortex-M kernel's copy buffer (`int8::packed::MAX_PADDED_INPUT`): stride 2, padding 2, an
+/// odd output width and an odd channel count, deterministic values.
 fn large_int8_conv(exact: bool) -> Int8Conv {
     let g = ConvGeom {
         c: 6,
@@ -265,6 +276,34 @@ fn large_int8_conv(exact: bool) -> Int8Conv {
         !alexnet_core::int8::packed::padded_input_fits(&spec(&g), Shape::new(g.c, g.h, g.w)),
         "the case must exceed the copy buffer"
     );
+    deterministic_int8_conv(g, exact)
+}
+
+/// A convolution whose padded input (4 x 42 x 43 values) fits the packed Cortex-M kernel's
+/// large copy buffer but not its small one (4096 values, `cortex_m::packed_conv`), so that
+/// the kernel's large-buffer variant runs.
+fn medium_int8_conv(exact: bool) -> Int8Conv {
+    let g = ConvGeom {
+        c: 4,
+        h: 38,
+        w: 39,
+        out_c: 5,
+        k: 5,
+        stride: 1,
+        pad: 2,
+        groups: 1,
+    };
+    let padded = g.c * (g.h + 2 * g.pad) * (g.w + 2 * g.pad);
+    assert!(
+        padded > 4096
+            && alexnet_core::int8::packed::padded_input_fits(&spec(&g), Shape::new(g.c, g.h, g.w)),
+        "the case must fit the large copy buffer only"
+    );
+    deterministic_int8_conv(g, exact)
+}
+
+/// Deterministic values for a convolution of geometry `g`.
+fn deterministic_int8_conv(g: ConvGeom, exact: bool) -> Int8Conv {
     let mut r = Lcg(7);
     let input = (0..g.c * g.h * g.w).map(|_| r.next() as i8).collect();
     let weight = (0..g.out_c * g.c * g.k * g.k)
@@ -321,7 +360,13 @@ fn paper_convolutions_at_full_size<K: Kernels>(kernels: &K, expect: impl Fn(Op) 
         let path = kernels
             .conv2d(&g, &input, &weight, &bias, &mut got)
             .unwrap();
-        assert_eq!(path, expect(Op::Conv), "{cs:?}");
+        assert_eq!(
+            path,
+            expect(Op::Conv {
+                taps: g.taps().get()
+            }),
+            "{cs:?}"
+        );
         assert_eq!(bits(&got), bits(&want), "f32 {cs:?}");
 
         let input: Vec<i8> = (0..step.input.len()).map(|_| rng.i8()).collect();
@@ -350,7 +395,8 @@ fn paper_convolutions_at_full_size<K: Kernels>(kernels: &K, expect: impl Fn(Op) 
         assert_eq!(
             path,
             expect(Op::ConvInt8 {
-                taps: g.taps().get()
+                taps: g.taps().get(),
+                packed: false,
             }),
             "{cs:?}"
         );
@@ -579,12 +625,14 @@ macro_rules! kernel_suite {
                 f(op)
             }
 
-            /// A layer whose padded input exceeds the DSP kernel's copy buffer, with prepacked
-            /// weights (its patches come straight from the input), in the exact regime and not.
+            /// Layers whose padded input exceeds the Cortex-M kernel's copy buffer (its patches
+            /// come straight from the input) or only its small one, with prepacked weights, in
+            /// the exact regime and not.
             #[test]
             fn int8_conv_with_prepacked_weights_on_a_large_input() {
                 for exact in [false, true] {
                     int8_conv_check(&kernels(), &expect, large_int8_conv(exact), true).unwrap();
+                    int8_conv_check(&kernels(), &expect, medium_int8_conv(exact), true).unwrap();
                 }
             }
 
@@ -595,7 +643,7 @@ macro_rules! kernel_suite {
                 fn f32_conv((g, input, weight, bias, specials) in f32_conv_case()) {
                     let mut out = vec![1.5f32; g.out_c * g.out_h() * g.out_w()];
                     let path = kernels().conv2d(&geometry_of(&g), &input, &weight, &bias, &mut out).unwrap();
-                    prop_assert_eq!(path, expect(Op::Conv));
+                    prop_assert_eq!(path, expect(Op::Conv { taps: g.c / g.groups * g.k * g.k }));
                     prop_assert_eq!(bits(&out), bits(&contract::conv(&input, &weight, &bias, &g)), "{:?}", g);
                     if !specials {
                         let (val, mag) = exact::conv(&input, &weight, &bias, &g);
@@ -614,7 +662,7 @@ macro_rules! kernel_suite {
                     })
                 ) {
                     let mut out = vec![0.0; bias.len()];
-                    prop_assert_eq!(kernels().linear(&input, &weight, &bias, &mut out).unwrap(), expect(Op::Other));
+                    prop_assert_eq!(kernels().linear(&input, &weight, &bias, &mut out).unwrap(), expect(Op::Linear));
                     prop_assert_eq!(bits(&out), bits(&contract::linear(&input, &weight, &bias)));
                     if input.iter().all(|x| x.is_finite() && (*x == 0.0 || x.abs() >= f32::MIN_POSITIVE)) && input.iter().all(|x| x.abs() <= 2.0) {
                         let (val, mag) = exact::linear(&input, &weight, &bias);
@@ -796,20 +844,35 @@ fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
 #[cfg(target_arch = "x86_64")]
 fn x86_paths(op: Op) -> KernelPath {
     match op {
-        Op::Conv | Op::ConvInt8 { .. } => KernelPath::X86Avx2,
-        Op::LinearInt8 { .. } | Op::LrnInt8 | Op::Other => KernelPath::Reference,
+        Op::Conv { .. } | Op::ConvInt8 { .. } => KernelPath::X86Avx2,
+        Op::Linear | Op::LinearInt8 { .. } | Op::LrnInt8 | Op::Other => KernelPath::Reference,
     }
 }
 
 /// What the DSP kernels run: their own int8 convolution up to the patch their stack buffer
 /// holds, their own int8 fully connected layer up to the input it holds, their own integer
-/// LRN; the reference elsewhere.
+/// LRN, their own f32 convolution (up to its patch) and fully connected layer; the reference
+/// elsewhere.
 fn dsp_paths(op: Op) -> KernelPath {
     use alexnet_core::kernels::cortex_m::dsp::{MAX_LINEAR_INPUT, MAX_PATCH};
     match op {
-        Op::ConvInt8 { taps } if taps <= MAX_PATCH => KernelPath::CortexMDsp,
+        Op::Conv { taps } if taps <= MAX_F32_PATCH => KernelPath::CortexMDsp,
+        Op::Linear => KernelPath::CortexMDsp,
+        Op::ConvInt8 { taps, .. } if taps <= MAX_PATCH => KernelPath::CortexMDsp,
         Op::LinearInt8 { inputs } if inputs <= MAX_LINEAR_INPUT => KernelPath::CortexMDsp,
         Op::LrnInt8 => KernelPath::CortexMDsp,
+        _ => KernelPath::Reference,
+    }
+}
+
+/// What the Cortex-M kernels for cores without DSP run: their own int8 convolution where the
+/// host's prepacked weights are given (and laid out for the layer), their own integer LRN,
+/// their own f32 convolution (up to its patch) and fully connected layer; the reference
+/// elsewhere.
+fn cortex_m_paths(op: Op) -> KernelPath {
+    match op {
+        Op::Conv { taps } if taps <= MAX_F32_PATCH => KernelPath::CortexM,
+        Op::ConvInt8 { packed: true, .. } | Op::LrnInt8 | Op::Linear => KernelPath::CortexM,
         _ => KernelPath::Reference,
     }
 }
@@ -839,6 +902,7 @@ kernel_suite!(reference, Reference, |_| KernelPath::Reference);
 #[cfg(target_arch = "x86_64")]
 kernel_suite!(x86_64, x86_avx2(), x86_paths);
 kernel_suite!(cortex_m_dsp, alexnet_core::kernels::CortexMDsp, dsp_paths);
+kernel_suite!(cortex_m, alexnet_core::kernels::CortexM, cortex_m_paths);
 // Not under Miri: it reports a Stacked Borrows violation inside crossbeam-epoch (rayon's
 // work-stealing deques), not in this code (`docs/robustness.md`).
 #[cfg(not(miri))]

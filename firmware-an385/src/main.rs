@@ -45,7 +45,10 @@ fn main() -> ! {
     }
 }
 
-/// Parses the blob and checks it against what this firmware was built for.
+/// Parses the blob and checks it against what this firmware was built for. Not inlined: the
+/// parser's temporaries (10 KiB) would otherwise stay in `main`'s frame, under every
+/// inference's stack.
+#[inline(never)]
 fn load() -> Result<Model<'static>, Error> {
     let model = Model::parse(blob())?;
     if model.arch() != MICRO {

@@ -5,6 +5,7 @@ use super::Kernels;
 
 /// The best kernels for this build and machine, chosen once:
 /// - with the `dsp` feature, [`super::CortexMDsp`] (the int8 convolution on `SMLAD`);
+/// - else on ARM, [`super::CortexM`] (the int8 convolution on `MLA`);
 /// - else on x86-64 with AVX2 enabled by the OS, [`super::X86Avx2`];
 /// - else [`super::Reference`].
 ///
@@ -14,7 +15,11 @@ pub fn native() -> &'static dyn Kernels {
     {
         &super::CortexMDsp
     }
-    #[cfg(not(feature = "dsp"))]
+    #[cfg(all(target_arch = "arm", not(feature = "dsp")))]
+    {
+        &super::CortexM
+    }
+    #[cfg(not(any(target_arch = "arm", feature = "dsp")))]
     {
         static REFERENCE: super::Reference = super::Reference;
         #[cfg(target_arch = "x86_64")]

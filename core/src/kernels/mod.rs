@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | [`reference`](mod@reference) | everywhere | the contracts' definitions, every layer, f32 and int8 |
 //! | [`x86_64`] | x86-64 with AVX2 (detected at run time) | blocked f32 and int8 convolutions |
-//! | [`cortex_m`] | Cortex-M4/M7/M33 with the DSP extension (feature `dsp`; an exact emulation elsewhere) | the int8 convolution on `SMLAD` |
+//! | [`cortex_m`] | Cortex-M: [`CortexMDsp`] with the DSP extension (feature `dsp`), [`CortexM`] without (an exact emulation off ARM) | the int8 convolution on `SMLAD` or `MLA`, the `SMLAD` FC layer, the integer LRN |
 //!
 //! Every implementation computes every output exactly as the contracts say
 //! (`docs/numerics-f32.md`, `docs/int8-spec.md`), so the logits are bit-identical whichever
@@ -22,7 +22,7 @@ pub mod reference;
 #[allow(unsafe_code)] // the AVX2 intrinsics, each with its argument
 pub mod x86_64;
 
-pub use cortex_m::CortexMDsp;
+pub use cortex_m::{CortexM, CortexMDsp};
 pub use detect::native;
 pub use reference::Reference;
 pub use x86_64::X86Avx2;
@@ -43,6 +43,9 @@ pub enum KernelPath {
     /// The `SMLAD` kernels of [`cortex_m`] (the real instructions on ARM with `dsp`, their
     /// exact emulation elsewhere).
     CortexMDsp,
+    /// The kernels of [`cortex_m`] for cores without the DSP extension (the `MLA` assembly on
+    /// Thumb-2 cores, the same arithmetic in Rust elsewhere).
+    CortexM,
 }
 
 /// An int8 LRN layer's table and shift, as the quantizer wrote them.

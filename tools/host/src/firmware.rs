@@ -581,11 +581,26 @@ pub struct FirmwareLog {
     pub layer_digests: Option<(Vec<u32>, Vec<u32>)>,
 }
 
+/// `key=value` pairs separated by spaces; a word without `=` continues the previous value
+/// (`kernels=Cortex-M DSP`).
 fn fields(s: &str) -> BTreeMap<String, String> {
-    s.split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    let mut fields = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for word in s.split_whitespace() {
+        match word.split_once('=') {
+            Some((k, v)) => {
+                fields.insert(k.to_string(), v.to_string());
+                last = Some(k.to_string());
+            }
+            None => {
+                if let Some(value) = last.as_ref().and_then(|k| fields.get_mut(k)) {
+                    value.push(' ');
+                    value.push_str(word);
+                }
+            }
+        }
+    }
+    fields
 }
 
 fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>> {
@@ -765,4 +780,18 @@ pub fn compare(
         c.layers_compared = d8.len();
     }
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fields;
+
+    #[test]
+    fn a_value_may_hold_spaces() {
+        let f = fields("net=micro kernels=Cortex-M DSP arena=12 flag");
+        assert_eq!(f["net"], "micro");
+        assert_eq!(f["kernels"], "Cortex-M DSP");
+        assert_eq!(f["arena"], "12 flag");
+        assert_eq!(f.len(), 3);
+    }
 }

@@ -52,9 +52,10 @@ struct Args {
     /// Also write the report as JSON here.
     #[arg(long)]
     report_json: Option<PathBuf>,
-    /// Add the convolution weights prepacked for the Cortex-M DSP kernel (format version 3;
-    /// the core's `dsp` feature uses them): about 2x the convolutions' int8 bytes more flash,
-    /// and no unpacking on the device.
+    /// Add the convolution weights prepacked for the Cortex-M kernels (format version 3; the
+    /// `SMLAD` kernel of the core's `dsp` feature and the `MLA` kernel of cores without DSP
+    /// use them, the latter only with them): about 2x the convolutions' int8 bytes more
+    /// flash, and no unpacking on the device.
     #[arg(long)]
     pack_dsp: bool,
 }

@@ -1,11 +1,22 @@
-//! Cortex-M kernels. With the DSP extension (Cortex-M4, M7, M33; feature `dsp`), the int8
-//! convolution and fully connected layer run on `SMLAD` ([`dsp`]); the integer LRN has its
-//! own kernel ([`lrn`], plain integer code); every other layer runs the reference. Off ARM,
-//! or without `dsp`, the instructions are exact portable emulations, so the host runs this
-//! very code in the kernel suite and the QEMU firmware test runs it with the real ones.
+//! Cortex-M kernels, two sets:
+//!
+//! | kernels | for | int8 convolution | int8 FC | integer LRN | f32 convolution and FC |
+//! |---|---|---|---|---|---|
+//! | [`CortexMDsp`] | cores with the DSP extension (M4, M7, M33; feature `dsp`) | `SMLAD` ([`dsp`]) | `SMLAD` | [`lrn`] | [`fpu`] |
+//! | [`CortexM`] | every other core (M0, M0+, M3, and builds without `dsp`) | `MLA` ([`mla`]) | reference | [`lrn`] | [`fpu`] |
+//!
+//! The f32 kernels use the FPU (`VMLA.F32`) where the target has one (hard-float targets),
+//! the same loops in Rust elsewhere. Both int8 convolutions share the prepacked kernel's patches, tiles and requantization
+//! (`packed_conv`), which differ only in the 2x2 block's instructions. Every other layer runs
+//! the reference. Off ARM (and without `dsp`, for [`CortexMDsp`]), the instructions are exact
+//! portable emulations, so the host runs this very code in the kernel suite and the QEMU
+//! firmware tests run it with the real ones.
 
 pub mod dsp;
+pub mod fpu;
 pub mod lrn;
+pub mod mla;
+mod packed_conv; // `unsafe`: the assembly tile loop and its slots
 
 use super::{KernelPath, Kernels, LrnTable};
 use crate::arch::{LrnSpec, Shape};
@@ -13,11 +24,89 @@ use crate::error::Error;
 use crate::geometry::ConvGeometry;
 use crate::int8::{QKernel, ZeroPoints};
 
-/// The Cortex-M DSP kernels ([`dsp`]).
+/// The Cortex-M kernels for cores without the DSP extension ([`mla`], [`lrn`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CortexM;
+
+impl Kernels for CortexM {
+    fn conv2d(
+        &self,
+        g: &ConvGeometry,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        fpu::conv2d(g, input, weight, bias, output).map(|own| path(own, KernelPath::CortexM))
+    }
+
+    fn linear(
+        &self,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        fpu::linear(input, weight, bias, output).map(|()| KernelPath::CortexM)
+    }
+
+    fn name(&self) -> &'static str {
+        if cfg!(thumb2) {
+            "Cortex-M"
+        } else {
+            "Cortex-M (portable)"
+        }
+    }
+
+    fn conv2d_int8(
+        &self,
+        g: &ConvGeometry,
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        mla::conv2d(g, input, kernel, zero_points, output)
+    }
+
+    fn lrn_int8(
+        &self,
+        values: &mut [i8],
+        shape: Shape,
+        spec: &LrnSpec,
+        table: LrnTable<'_>,
+        zero_points: ZeroPoints,
+    ) -> Result<KernelPath, Error> {
+        lrn::lrn_int8(values, shape, spec, table, zero_points).map(|()| KernelPath::CortexM)
+    }
+}
+
+/// The Cortex-M DSP kernels ([`dsp`], [`lrn`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CortexMDsp;
 
 impl Kernels for CortexMDsp {
+    fn conv2d(
+        &self,
+        g: &ConvGeometry,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        fpu::conv2d(g, input, weight, bias, output).map(|own| path(own, KernelPath::CortexMDsp))
+    }
+
+    fn linear(
+        &self,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        fpu::linear(input, weight, bias, output).map(|()| KernelPath::CortexMDsp)
+    }
+
     fn name(&self) -> &'static str {
         if cfg!(all(target_arch = "arm", feature = "dsp")) {
             "Cortex-M DSP"
@@ -55,6 +144,15 @@ impl Kernels for CortexMDsp {
         table: LrnTable<'_>,
         zero_points: ZeroPoints,
     ) -> Result<KernelPath, Error> {
-        lrn::lrn_int8(values, shape, spec, table, zero_points)
+        lrn::lrn_int8(values, shape, spec, table, zero_points).map(|()| KernelPath::CortexMDsp)
+    }
+}
+
+/// `own` when this set's kernel ran, the reference when it handed the layer over.
+fn path(ran_own: bool, own: KernelPath) -> KernelPath {
+    if ran_own {
+        own
+    } else {
+        KernelPath::Reference
     }
 }

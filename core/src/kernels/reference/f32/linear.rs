@@ -20,6 +20,31 @@ pub fn linear(
     bias: &[f32],
     output: &mut [f32],
 ) -> Result<(), Error> {
+    let n_in = check_linear(input, weight, bias, output)?;
+    for ((out, row), &b) in output.iter_mut().zip(weight.chunks_exact(n_in)).zip(bias) {
+        let mut acc = [0.0f32; LINEAR_LANES];
+        let mut xs = input.chunks_exact(LINEAR_LANES);
+        let mut ws = row.chunks_exact(LINEAR_LANES);
+        for (x, w) in (&mut xs).zip(&mut ws) {
+            for l in 0..LINEAR_LANES {
+                acc[l] += x[l] * w[l];
+            }
+        }
+        for ((a, &x), &w) in acc.iter_mut().zip(xs.remainder()).zip(ws.remainder()) {
+            *a += x * w;
+        }
+        *out = fold_with_bias(acc, b);
+    }
+    Ok(())
+}
+
+/// Checks a linear layer's slices against each other; returns the input length (nonzero).
+pub(crate) fn check_linear(
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    output: &[f32],
+) -> Result<usize, Error> {
     let n_in = input.len();
     expect_len("linear bias", output.len(), bias.len())?;
     expect_len(
@@ -34,28 +59,20 @@ pub fn linear(
             found: 0,
         });
     }
-    for ((out, row), &b) in output.iter_mut().zip(weight.chunks_exact(n_in)).zip(bias) {
-        let mut acc = [0.0f32; LINEAR_LANES];
-        let mut xs = input.chunks_exact(LINEAR_LANES);
-        let mut ws = row.chunks_exact(LINEAR_LANES);
-        for (x, w) in (&mut xs).zip(&mut ws) {
-            for l in 0..LINEAR_LANES {
-                acc[l] += x[l] * w[l];
-            }
+    Ok(n_in)
+}
+
+/// The contract's end of an output: the partial sums folded in halves, then the bias.
+#[inline(always)]
+pub(crate) fn fold_with_bias(mut acc: [f32; LINEAR_LANES], bias: f32) -> f32 {
+    let mut width = LINEAR_LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
         }
-        for ((a, &x), &w) in acc.iter_mut().zip(xs.remainder()).zip(ws.remainder()) {
-            *a += x * w;
-        }
-        let mut width = LINEAR_LANES / 2;
-        while width > 0 {
-            for l in 0..width {
-                acc[l] += acc[l + width];
-            }
-            width /= 2;
-        }
-        *out = acc[0] + b;
+        width /= 2;
     }
-    Ok(())
+    acc[0] + bias
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod pool;
 mod relu;
 
 pub use conv::conv2d;
+pub(crate) use linear::{check_linear, fold_with_bias};
 pub use linear::{linear, LINEAR_LANES};
 pub use lrn::lrn_in_place;
 pub use pool::{adaptive_avg_pool, max_pool};

@@ -1,0 +1,314 @@
+//! The f32 convolution and fully connected layer for Cortex-M cores with a single-precision
+//! FPU (Cortex-M4F, M7, M33 with FPU: the `arm_fpu` cfg of `build.rs`, set for the hard-float
+//! targets). `VMLA.F32` rounds the product and then the sum, which is exactly the contract's
+//! `acc + x * w` (`docs/numerics-f32.md`): each output's products are added in the contract's
+//! order, only several outputs are computed at once.
+//!
+//! * Convolution: im2col patches of four output pixels at a time, interleaved tap by tap, and
+//!   blocks of four output channels x four pixels: per tap one `VLDM` of the four pixels'
+//!   values, one of each channel's weight and 16 `VMLA`s (23 instructions per 16 MACs
+//!   against 17 per MAC for the definition's loops compiled for the M4F). Padding is
+//!   materialized as `0.0` in the patch, so it adds `0.0 * w` as the contract says.
+//! * Fully connected layer: the contract's 16 partial sums of one output stay in registers;
+//!   per 16 inputs, two `VLDM`s of eight inputs and two of eight weights, and 16 `VMLA`s.
+//!
+//! Elsewhere (and on cores without an FPU) the same loops in Rust, bit-identical by the
+//! same argument, which the host's kernel suite checks against the definition.
+
+use super::super::reference::f32 as definition;
+use super::super::reference::f32::LINEAR_LANES;
+use crate::error::Error;
+use crate::geometry::{ConvDims, ConvGeometry};
+use core::mem::MaybeUninit;
+
+/// Output pixels and output channels per block.
+const LANES: usize = 4;
+
+/// Largest patch (input channels per group x kernel area) the kernel's stack buffer holds for
+/// four pixels (18.75 KiB); larger convolutions run the definition. 1200 covers every layer
+/// of the micro net and the paper net's conv1 (363) and grouped conv2 (48 x 5 x 5).
+pub const MAX_F32_PATCH: usize = 1200;
+
+/// The f32 convolution ([`definition::conv2d`]) in blocks of four output channels x four
+/// output pixels. `Ok(false)`: the patch exceeds [`MAX_F32_PATCH`] and the definition ran.
+pub fn conv2d(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+) -> Result<bool, Error> {
+    g.check_f32(input, weight, bias, output)?;
+    let taps = g.taps().get();
+    if taps > MAX_F32_PATCH {
+        definition::conv2d(g, input, weight, bias, output)?;
+        return Ok(false);
+    }
+    blocked_conv2d(g, input, weight, bias, output);
+    Ok(true)
+}
+
+/// A stack buffer of which each call writes only the part it uses (zeroing all of it would
+/// cost more than a small layer's im2col).
+#[repr(C, align(8))]
+struct PatchBuffer(MaybeUninit<[f32; LANES * MAX_F32_PATCH]>);
+
+/// [`conv2d`] for a checked geometry whose patch fits. Not inlined: its patch buffer is on
+/// the stack only while it runs.
+#[inline(never)]
+fn blocked_conv2d(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+) {
+    let d = g.dims();
+    let taps = d.taps.min(MAX_F32_PATCH);
+    let mut buffer = PatchBuffer(MaybeUninit::uninit());
+    let patch = init_patch(&mut buffer, LANES * taps);
+    let pixels = d.pixels;
+    for group in 0..d.groups {
+        let group_input = input.get(group * d.cin_g * d.in_plane..).unwrap_or(&[]);
+        for first in (0..pixels).step_by(LANES) {
+            // Lanes past the last pixel repeat it; their sums are not stored.
+            let lanes: [usize; LANES] =
+                core::array::from_fn(|l| (first + l).min(pixels.saturating_sub(1)));
+            fill_patch(&d, group_input, lanes, patch);
+            let channels = group * d.cout_g..(group + 1) * d.cout_g;
+            for o in channels.clone().step_by(LANES) {
+                // Channels past the group's last repeat it; their sums are not stored.
+                let chans: [usize; LANES] =
+                    core::array::from_fn(|c| (o + c).min(channels.end.saturating_sub(1)));
+                let rows: [&[f32]; LANES] = core::array::from_fn(|c| {
+                    weight
+                        .get(chans[c] * d.taps..(chans[c] + 1) * d.taps)
+                        .unwrap_or(&[])
+                });
+                let mut acc: [f32; LANES * LANES] =
+                    core::array::from_fn(|i| bias.get(chans[i / LANES]).copied().unwrap_or(0.0));
+                block4x4(patch, rows, taps, &mut acc);
+                for (c, &ch) in chans.iter().enumerate() {
+                    if c > 0 && ch == chans[c - 1] {
+                        break;
+                    }
+                    let plane = output.get_mut(ch * pixels..).unwrap_or(&mut []);
+                    for (l, &px) in lanes.iter().enumerate() {
+                        if l > 0 && px == lanes[l - 1] {
+                            break;
+                        }
+                        if let (Some(out), Some(&a)) = (plane.get_mut(px), acc.get(c * LANES + l)) {
+                            *out = a;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The first `len` values of the buffer, written (zeros) before they are lent out.
+#[allow(unsafe_code)]
+fn init_patch(buffer: &mut PatchBuffer, len: usize) -> &mut [f32] {
+    let len = len.min(LANES * MAX_F32_PATCH);
+    let ptr = buffer.0.as_mut_ptr().cast::<f32>();
+    // SAFETY: `ptr` starts `LANES * MAX_F32_PATCH` f32 owned by `buffer` (borrowed mutably
+    // for the slice's lifetime); the first `len` of them are written before the slice is
+    // made, so it covers initialized memory only.
+    unsafe {
+        core::ptr::write_bytes(ptr, 0, len);
+        core::slice::from_raw_parts_mut(ptr, len)
+    }
+}
+
+/// The four pixels' patches, interleaved: tap `u` (the weights' `(ic, ky, kx)` order) of lane
+/// `l` at `4u + l`, `0.0` where the tap falls on the padding.
+#[inline(always)]
+fn fill_patch(d: &ConvDims, group_input: &[f32], lanes: [usize; LANES], patch: &mut [f32]) {
+    let (k, s, p) = (d.k, d.stride.max(1), d.pad);
+    let out_w = d.out_w.max(1);
+    for (l, &px) in lanes.iter().enumerate() {
+        let (oy, ox) = (px / out_w, px % out_w);
+        let mut u = 0;
+        for plane in group_input.chunks_exact(d.in_plane.max(1)).take(d.cin_g) {
+            for ky in 0..k {
+                let iy = (oy * s + ky).wrapping_sub(p);
+                let row = if iy < d.in_h {
+                    plane.get(iy * d.in_w..(iy + 1) * d.in_w)
+                } else {
+                    None
+                };
+                for kx in 0..k {
+                    let ix = (ox * s + kx).wrapping_sub(p);
+                    let v = row.and_then(|r| r.get(ix)).copied().unwrap_or(0.0);
+                    if let Some(slot) = patch.get_mut(LANES * u + l) {
+                        *slot = v;
+                    }
+                    u += 1;
+                }
+            }
+        }
+    }
+}
+
+/// `acc[4c + l] = acc[4c + l] + w[c][u] * patch[4u + l]` for `u` in `0..taps` ascending: four
+/// channels x four pixels. On the FPU one assembly loop: per tap a `VLDM` of the patch's four
+/// values, one `VLDM` per channel's weight, 16 `VMLA.F32`.
+#[cfg(arm_fpu)]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn block4x4(patch: &[f32], w: [&[f32]; LANES], taps: usize, acc: &mut [f32; LANES * LANES]) {
+    if taps == 0 || patch.len() < LANES * taps || w.iter().any(|row| row.len() < taps) {
+        return;
+    }
+    // SAFETY: the loop runs `taps` times; each reads 4 f32 at `{pp}` and one at each `{wN}`,
+    // advancing them past what it read: `LANES * taps` values of `patch` and `taps` of each
+    // row, checked above; all are f32-aligned slices. The accumulators are read from and
+    // written back to `acc` (16 f32). The FPU registers it uses are pushed first and popped
+    // last (stable Rust cannot name them as operands: `vfp2` is an unstable target feature),
+    // so the compiler's own values in them survive.
+    unsafe {
+        core::arch::asm!(
+            "vpush {{s0-s23}}",
+            "vldmia {acc}, {{s0-s15}}",
+            "1:",
+            "vldmia {pp}!, {{s16-s19}}",
+            "vldmia {w0}!, {{s20}}",
+            "vldmia {w1}!, {{s21}}",
+            "vldmia {w2}!, {{s22}}",
+            "vldmia {w3}!, {{s23}}",
+            "vmla.f32 s0, s20, s16",
+            "vmla.f32 s1, s20, s17",
+            "vmla.f32 s2, s20, s18",
+            "vmla.f32 s3, s20, s19",
+            "vmla.f32 s4, s21, s16",
+            "vmla.f32 s5, s21, s17",
+            "vmla.f32 s6, s21, s18",
+            "vmla.f32 s7, s21, s19",
+            "vmla.f32 s8, s22, s16",
+            "vmla.f32 s9, s22, s17",
+            "vmla.f32 s10, s22, s18",
+            "vmla.f32 s11, s22, s19",
+            "vmla.f32 s12, s23, s16",
+            "vmla.f32 s13, s23, s17",
+            "vmla.f32 s14, s23, s18",
+            "vmla.f32 s15, s23, s19",
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            "vstmia {acc}, {{s0-s15}}",
+            "vpop {{s0-s23}}",
+            acc = in(reg) acc.as_mut_ptr(),
+            pp = inout(reg) patch.as_ptr() => _,
+            w0 = inout(reg) w[0].as_ptr() => _,
+            w1 = inout(reg) w[1].as_ptr() => _,
+            w2 = inout(reg) w[2].as_ptr() => _,
+            w3 = inout(reg) w[3].as_ptr() => _,
+            n = inout(reg) taps => _,
+        );
+    }
+}
+
+/// [`block4x4`] in Rust: the same sums in the same order.
+#[cfg(not(arm_fpu))]
+#[inline(always)]
+fn block4x4(patch: &[f32], w: [&[f32]; LANES], taps: usize, acc: &mut [f32; LANES * LANES]) {
+    for (u, xs) in patch.chunks_exact(LANES).take(taps).enumerate() {
+        for (c, row) in w.iter().enumerate() {
+            let wu = row.get(u).copied().unwrap_or(0.0);
+            for (l, &x) in xs.iter().enumerate() {
+                if let Some(a) = acc.get_mut(c * LANES + l) {
+                    *a += wu * x;
+                }
+            }
+        }
+    }
+}
+
+/// The f32 fully connected layer ([`definition::linear`]): each output's 16 partial sums in
+/// registers, then the contract's fold and the bias.
+pub fn linear(
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+) -> Result<(), Error> {
+    let n_in = definition::check_linear(input, weight, bias, output)?;
+    let whole = n_in - n_in % LINEAR_LANES;
+    let (xs, x_rest) = input.split_at(whole);
+    for ((out, row), &b) in output.iter_mut().zip(weight.chunks_exact(n_in)).zip(bias) {
+        let (ws, w_rest) = row.split_at(whole.min(row.len()));
+        let mut acc = [0.0f32; LINEAR_LANES];
+        partial_sums(xs, ws, &mut acc);
+        for ((a, &x), &w) in acc.iter_mut().zip(x_rest).zip(w_rest) {
+            *a += x * w;
+        }
+        *out = definition::fold_with_bias(acc, b);
+    }
+    Ok(())
+}
+
+/// `acc[l] = acc[l] + xs[16i + l] * ws[16i + l]` for every whole group `i` of 16, ascending.
+/// On the FPU one assembly loop: per 16 inputs, a `VLDM` of eight inputs and one of eight
+/// weights twice, and 16 `VMLA.F32`.
+#[cfg(arm_fpu)]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn partial_sums(xs: &[f32], ws: &[f32], acc: &mut [f32; LINEAR_LANES]) {
+    let groups = xs.len().min(ws.len()) / LINEAR_LANES;
+    if groups == 0 {
+        return;
+    }
+    // SAFETY: the loop runs `groups` times; each reads 16 f32 at `{xp}` and 16 at `{wp}`,
+    // advancing them past what it read: `16 * groups` values of each slice, at most their
+    // lengths; both are f32-aligned. The partial sums are read from and written back to
+    // `acc` (16 f32); the FPU registers are pushed first and popped last, as in `block4x4`.
+    unsafe {
+        core::arch::asm!(
+            "vpush {{s0-s31}}",
+            "vldmia {acc}, {{s0-s15}}",
+            "1:",
+            "vldmia {xp}!, {{s16-s23}}",
+            "vldmia {wp}!, {{s24-s31}}",
+            "vmla.f32 s0, s16, s24",
+            "vmla.f32 s1, s17, s25",
+            "vmla.f32 s2, s18, s26",
+            "vmla.f32 s3, s19, s27",
+            "vmla.f32 s4, s20, s28",
+            "vmla.f32 s5, s21, s29",
+            "vmla.f32 s6, s22, s30",
+            "vmla.f32 s7, s23, s31",
+            "vldmia {xp}!, {{s16-s23}}",
+            "vldmia {wp}!, {{s24-s31}}",
+            "vmla.f32 s8, s16, s24",
+            "vmla.f32 s9, s17, s25",
+            "vmla.f32 s10, s18, s26",
+            "vmla.f32 s11, s19, s27",
+            "vmla.f32 s12, s20, s28",
+            "vmla.f32 s13, s21, s29",
+            "vmla.f32 s14, s22, s30",
+            "vmla.f32 s15, s23, s31",
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            "vstmia {acc}, {{s0-s15}}",
+            "vpop {{s0-s31}}",
+            acc = in(reg) acc.as_mut_ptr(),
+            xp = inout(reg) xs.as_ptr() => _,
+            wp = inout(reg) ws.as_ptr() => _,
+            n = inout(reg) groups => _,
+        );
+    }
+}
+
+/// [`partial_sums`] in Rust: the same sums in the same order.
+#[cfg(not(arm_fpu))]
+#[inline(always)]
+fn partial_sums(xs: &[f32], ws: &[f32], acc: &mut [f32; LINEAR_LANES]) {
+    for (x, w) in xs
+        .chunks_exact(LINEAR_LANES)
+        .zip(ws.chunks_exact(LINEAR_LANES))
+    {
+        for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {
+            *a += x * w;
+        }
+    }
+}
