@@ -1,7 +1,8 @@
 //! One kernel test suite, written once and run by every implementation of
-//! `alexnet_core::Kernels`: the reference definitions, the x86-64 AVX2 kernels, the Cortex-M
-//! DSP kernels (their instructions emulated exactly on the host; the QEMU firmware test runs
-//! the real ones) and the host's `Parallel` wrapper.
+//! `alexnet_core::Kernels`: the reference definitions, the x86-64 AVX2 kernels, the two
+//! Cortex-M kernel sets (their instructions emulated exactly on the host, their assembly
+//! replaced by the same loops in Rust; the QEMU firmware tests run the real ones) and the
+//! host's `Parallel` wrapper.
 //!
 //! Every layer kind in both precisions is checked against the independent references of
 //! `tests/reference` (written from the documents, not from the core): f32 bit for bit
@@ -18,6 +19,7 @@ use alexnet_core::geometry::{AdaptivePoolGeometry, ConvGeometry, PoolGeometry};
 use alexnet_core::int8::packed::{packed_fits, PackedGeometry};
 use alexnet_core::int8::{self, QKernel, ZeroPoints};
 use alexnet_core::kernels::cortex_m::fpu::MAX_F32_PATCH;
+use alexnet_core::kernels::cortex_m::pool::MAX_POOL_ROW;
 use alexnet_core::kernels::{KernelPath, Kernels, LrnTable, Reference};
 use alexnet_core::{Error, Layer};
 use alexnet_tests::f64::gamma;
@@ -42,6 +44,9 @@ enum Op {
         inputs: usize,
     },
     LrnInt8,
+    MaxPoolInt8 {
+        in_w: usize,
+    },
     Other,
 }
 
@@ -503,6 +508,28 @@ fn padding_products_are_materialized<K: Kernels>(kernels: &K) {
     run(1.0);
 }
 
+/// int8 max pools on rows as wide as the Cortex-M pool's row buffer and wider: the same
+/// codes, and the path each implementation says it takes there.
+fn wide_int8_pools_match<K: Kernels>(kernels: &K, expect: impl Fn(Op) -> KernelPath) {
+    let mut rng = Lcg(13);
+    for w in [MAX_POOL_ROW, MAX_POOL_ROW + 9] {
+        for (win, stride) in [(3u32, 2u32), (2, 1)] {
+            let (c, h) = (2, 5);
+            let input: Vec<i8> = (0..c * h * w).map(|_| rng.i8()).collect();
+            let spec = PoolSpec {
+                window: win,
+                stride,
+            };
+            let g = PoolGeometry::new(&spec, Shape::new(c, h, w)).unwrap();
+            let mut out = vec![0i8; g.output().len()];
+            let path = kernels.max_pool_int8(&g, &input, &mut out).unwrap();
+            assert_eq!(path, expect(Op::MaxPoolInt8 { in_w: w }), "width {w}");
+            let want = int8_reference::max_pool(&input, c, h, w, win as usize, stride as usize);
+            assert_eq!(out, want, "width {w}, window {win}, stride {stride}");
+        }
+    }
+}
+
 /// Rows past the AVX2 packers' i32 lanes (2^14 + 3 values) and an input zero point no blob
 /// has (300): whatever code an implementation takes for them, the same bits.
 fn unusual_geometries_match<K: Kernels>(kernels: &K) {
@@ -790,7 +817,7 @@ macro_rules! kernel_suite {
                 ) {
                     let g = PoolGeometry::new(&PoolSpec { window: win as u32, stride: stride as u32 }, Shape::new(c, h, w)).unwrap();
                     let mut out = vec![0i8; g.output().len()];
-                    prop_assert_eq!(kernels().max_pool_int8(&g, &input, &mut out).unwrap(), expect(Op::Other));
+                    prop_assert_eq!(kernels().max_pool_int8(&g, &input, &mut out).unwrap(), expect(Op::MaxPoolInt8 { in_w: w }));
                     prop_assert_eq!(&out, &int8_reference::max_pool(&input, c, h, w, win, stride));
                     let g = AdaptivePoolGeometry::new(Shape::new(c, h, w), oh as u32, ow as u32).unwrap();
                     let mut avg = vec![0i8; c * oh * ow];
@@ -825,6 +852,11 @@ macro_rules! kernel_suite {
             }
 
             #[test]
+            fn wide_int8_pools_match() {
+                super::wide_int8_pools_match(&kernels(), expect);
+            }
+
+            #[test]
             fn errors_match_the_reference() {
                 super::errors_match_the_reference(&kernels());
             }
@@ -845,7 +877,9 @@ fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
 fn x86_paths(op: Op) -> KernelPath {
     match op {
         Op::Conv { .. } | Op::ConvInt8 { .. } => KernelPath::X86Avx2,
-        Op::Linear | Op::LinearInt8 { .. } | Op::LrnInt8 | Op::Other => KernelPath::Reference,
+        Op::Linear | Op::LinearInt8 { .. } | Op::LrnInt8 | Op::MaxPoolInt8 { .. } | Op::Other => {
+            KernelPath::Reference
+        }
     }
 }
 
@@ -861,6 +895,7 @@ fn dsp_paths(op: Op) -> KernelPath {
         Op::ConvInt8 { taps, .. } if taps <= MAX_PATCH => KernelPath::CortexMDsp,
         Op::LinearInt8 { inputs } if inputs <= MAX_LINEAR_INPUT => KernelPath::CortexMDsp,
         Op::LrnInt8 => KernelPath::CortexMDsp,
+        Op::MaxPoolInt8 { in_w } if in_w <= MAX_POOL_ROW => KernelPath::CortexMDsp,
         _ => KernelPath::Reference,
     }
 }
@@ -873,6 +908,7 @@ fn cortex_m_paths(op: Op) -> KernelPath {
     match op {
         Op::Conv { taps } if taps <= MAX_F32_PATCH => KernelPath::CortexM,
         Op::ConvInt8 { packed: true, .. } | Op::LrnInt8 | Op::Linear => KernelPath::CortexM,
+        Op::MaxPoolInt8 { in_w } if in_w <= MAX_POOL_ROW => KernelPath::CortexM,
         _ => KernelPath::Reference,
     }
 }

@@ -1,9 +1,9 @@
 //! Cortex-M kernels, two sets:
 //!
-//! | kernels | for | int8 convolution | int8 FC | integer LRN | f32 convolution and FC |
+//! | kernels | for | int8 convolution | int8 FC | integer LRN, int8 max pool | f32 convolution and FC |
 //! |---|---|---|---|---|---|
-//! | [`CortexMDsp`] | cores with the DSP extension (M4, M7, M33; feature `dsp`) | `SMLAD` ([`dsp`]) | `SMLAD` | [`lrn`] | [`fpu`] |
-//! | [`CortexM`] | every other core (M0, M0+, M3, and builds without `dsp`) | `MLA` ([`mla`]) | reference | [`lrn`] | [`fpu`] |
+//! | [`CortexMDsp`] | cores with the DSP extension (M4, M7, M33; feature `dsp`) | `SMLAD` ([`dsp`]) | `SMLAD` | [`lrn`], [`pool`] | [`fpu`] |
+//! | [`CortexM`] | every other core (M0, M0+, M3, and builds without `dsp`) | `MLA` ([`mla`]) | reference | [`lrn`], [`pool`] | [`fpu`] |
 //!
 //! The f32 kernels use the FPU (`VMLA.F32`) where the target has one (hard-float targets),
 //! the same loops in Rust elsewhere. Both int8 convolutions share the prepacked kernel's patches, tiles and requantization
@@ -16,12 +16,13 @@ pub mod dsp;
 pub mod fpu;
 pub mod lrn;
 pub mod mla;
-mod packed_conv; // `unsafe`: the assembly tile loop and its slots
+mod packed_conv;
+pub mod pool; // `unsafe`: the assembly tile loop and its slots
 
 use super::{KernelPath, Kernels, LrnTable};
 use crate::arch::{LrnSpec, Shape};
 use crate::error::Error;
-use crate::geometry::ConvGeometry;
+use crate::geometry::{ConvGeometry, PoolGeometry};
 use crate::int8::{QKernel, ZeroPoints};
 
 /// The Cortex-M kernels for cores without the DSP extension ([`mla`], [`lrn`]).
@@ -78,6 +79,15 @@ impl Kernels for CortexM {
         zero_points: ZeroPoints,
     ) -> Result<KernelPath, Error> {
         lrn::lrn_int8(values, shape, spec, table, zero_points).map(|()| KernelPath::CortexM)
+    }
+
+    fn max_pool_int8(
+        &self,
+        g: &PoolGeometry,
+        input: &[i8],
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        pool::max_pool_int8(g, input, output).map(|own| path(own, KernelPath::CortexM))
     }
 }
 
@@ -145,6 +155,15 @@ impl Kernels for CortexMDsp {
         zero_points: ZeroPoints,
     ) -> Result<KernelPath, Error> {
         lrn::lrn_int8(values, shape, spec, table, zero_points).map(|()| KernelPath::CortexMDsp)
+    }
+
+    fn max_pool_int8(
+        &self,
+        g: &PoolGeometry,
+        input: &[i8],
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        pool::max_pool_int8(g, input, output).map(|own| path(own, KernelPath::CortexMDsp))
     }
 }
 
