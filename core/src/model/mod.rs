@@ -442,13 +442,12 @@ fn run_chain<T: Copy>(
         } else {
             let (shift, keep) = (drop * conv_w, (filled - drop) * conv_w);
             for plane in ring.chunks_exact_mut((window * conv_w).max(1)) {
-                // Forward copy: the rows move towards the start.
-                for at in 0..keep {
-                    if let Some(&v) = plane.get(at + shift) {
-                        if let Some(d) = plane.get_mut(at) {
-                            *d = v;
-                        }
-                    }
+                // The rows move towards the start (one `memmove`; the check is its bounds).
+                if shift
+                    .checked_add(keep)
+                    .is_some_and(|end| end <= plane.len())
+                {
+                    plane.copy_within(shift..shift + keep, 0);
                 }
             }
             filled -= drop;

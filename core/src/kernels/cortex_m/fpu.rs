@@ -7,8 +7,10 @@
 //! * Convolution: im2col patches of four output pixels at a time, interleaved tap by tap, and
 //!   blocks of four output channels x four pixels: per tap one `VLDM` of the four pixels'
 //!   values, one of each channel's weight and 16 `VMLA`s (23 instructions per 16 MACs
-//!   against 17 per MAC for the definition's loops compiled for the M4F). Padding is
-//!   materialized as `0.0` in the patch, so it adds `0.0 * w` as the contract says.
+//!   against 17 per MAC for the definition's loops compiled for the M4F). Patches over 1200
+//!   taps (the paper net's conv3 to conv5) take blocks of four channels x one pixel instead,
+//!   four taps per turn, as many instructions per MAC. Padding is materialized as `0.0` in
+//!   the patch, so it adds `0.0 * w` as the contract says.
 //! * Fully connected layer: the contract's 16 partial sums of one output stay in registers;
 //!   per 16 inputs, two `VLDM`s of eight inputs and two of eight weights, and 16 `VMLA`s.
 //!
@@ -21,16 +23,25 @@ use crate::error::Error;
 use crate::geometry::{ConvDims, ConvGeometry};
 use core::mem::MaybeUninit;
 
-/// Output pixels and output channels per block.
+/// Output channels per block, and output pixels per block of the four-pixel kernel.
 const LANES: usize = 4;
 
-/// Largest patch (input channels per group x kernel area) the kernel's stack buffer holds for
-/// four pixels (18.75 KiB); larger convolutions run the definition. 1200 covers every layer
-/// of the micro net and the paper net's conv1 (363) and grouped conv2 (48 x 5 x 5).
-pub const MAX_F32_PATCH: usize = 1200;
+/// Values of the patch buffer on the stack (18.75 KiB).
+const PATCH_VALUES: usize = 4800;
+
+/// Largest patch (input channels per group x kernel area) of the four-pixel blocks: four
+/// patches of 1200 taps fill the buffer. That covers every layer of the micro net and the
+/// paper net's conv1 (363) and grouped conv2 (48 x 5 x 5).
+const FOUR_PIXEL_PATCH: usize = PATCH_VALUES / LANES;
+
+/// Largest patch the kernel takes at all, in one-pixel blocks (four channels x one pixel)
+/// beyond 1200 taps: every layer of the built-in nets (at most torchvision's conv4,
+/// 384 x 3 x 3). Larger convolutions run the definition.
+pub const MAX_F32_PATCH: usize = PATCH_VALUES;
 
 /// The f32 convolution ([`definition::conv2d`]) in blocks of four output channels x four
-/// output pixels. `Ok(false)`: the patch exceeds [`MAX_F32_PATCH`] and the definition ran.
+/// output pixels, or x one pixel for patches over 1200 taps. `Ok(false)`: the patch exceeds
+/// [`MAX_F32_PATCH`] and the definition ran.
 pub fn conv2d(
     g: &ConvGeometry,
     input: &[f32],
@@ -44,37 +55,46 @@ pub fn conv2d(
         definition::conv2d(g, input, weight, bias, output)?;
         return Ok(false);
     }
-    blocked_conv2d(g, input, weight, bias, output);
+    if taps <= FOUR_PIXEL_PATCH {
+        blocked_conv2d::<LANES>(g, input, weight, bias, output, block4x4);
+    } else {
+        blocked_conv2d::<1>(g, input, weight, bias, output, block4x1);
+    }
     Ok(true)
 }
 
 /// A stack buffer of which each call writes only the part it uses (zeroing all of it would
 /// cost more than a small layer's im2col).
 #[repr(C, align(8))]
-struct PatchBuffer(MaybeUninit<[f32; LANES * MAX_F32_PATCH]>);
+struct PatchBuffer(MaybeUninit<[f32; PATCH_VALUES]>);
 
-/// [`conv2d`] for a checked geometry whose patch fits. Not inlined: its patch buffer is on
-/// the stack only while it runs.
+/// The multiply-accumulates of one block: `acc[PIXELS * c + l]` for channel `c` of the four
+/// weight rows and pixel `l` of the interleaved patch, over `taps` taps.
+type Block = fn(&[f32], [&[f32]; LANES], usize, &mut [f32; LANES * LANES]);
+
+/// [`conv2d`] for a checked geometry whose patch fits, in blocks of four channels x `PIXELS`
+/// pixels. Not inlined: its patch buffer is on the stack only while it runs.
 #[inline(never)]
-fn blocked_conv2d(
+fn blocked_conv2d<const PIXELS: usize>(
     g: &ConvGeometry,
     input: &[f32],
     weight: &[f32],
     bias: &[f32],
     output: &mut [f32],
+    block: Block,
 ) {
     let d = g.dims();
-    let taps = d.taps.min(MAX_F32_PATCH);
+    let taps = d.taps.min(PATCH_VALUES / PIXELS.max(1));
     let mut buffer = PatchBuffer(MaybeUninit::uninit());
-    let patch = init_patch(&mut buffer, LANES * taps);
+    let patch = init_patch(&mut buffer, PIXELS * taps);
     let pixels = d.pixels;
     for group in 0..d.groups {
         let group_input = input.get(group * d.cin_g * d.in_plane..).unwrap_or(&[]);
-        for first in (0..pixels).step_by(LANES) {
+        for first in (0..pixels).step_by(PIXELS.max(1)) {
             // Lanes past the last pixel repeat it; their sums are not stored.
-            let lanes: [usize; LANES] =
+            let lanes: [usize; PIXELS] =
                 core::array::from_fn(|l| (first + l).min(pixels.saturating_sub(1)));
-            fill_patch(&d, group_input, lanes, patch);
+            fill_patch(&d, group_input, &lanes, patch);
             let channels = group * d.cout_g..(group + 1) * d.cout_g;
             for o in channels.clone().step_by(LANES) {
                 // Channels past the group's last repeat it; their sums are not stored.
@@ -85,9 +105,11 @@ fn blocked_conv2d(
                         .get(chans[c] * d.taps..(chans[c] + 1) * d.taps)
                         .unwrap_or(&[])
                 });
-                let mut acc: [f32; LANES * LANES] =
-                    core::array::from_fn(|i| bias.get(chans[i / LANES]).copied().unwrap_or(0.0));
-                block4x4(patch, rows, taps, &mut acc);
+                let mut acc: [f32; LANES * LANES] = core::array::from_fn(|i| {
+                    let c = (i / PIXELS.max(1)).min(LANES - 1);
+                    bias.get(chans[c]).copied().unwrap_or(0.0)
+                });
+                block(patch, rows, taps, &mut acc);
                 for (c, &ch) in chans.iter().enumerate() {
                     if c > 0 && ch == chans[c - 1] {
                         break;
@@ -97,7 +119,8 @@ fn blocked_conv2d(
                         if l > 0 && px == lanes[l - 1] {
                             break;
                         }
-                        if let (Some(out), Some(&a)) = (plane.get_mut(px), acc.get(c * LANES + l)) {
+                        if let (Some(out), Some(&a)) = (plane.get_mut(px), acc.get(c * PIXELS + l))
+                        {
                             *out = a;
                         }
                     }
@@ -110,9 +133,9 @@ fn blocked_conv2d(
 /// The first `len` values of the buffer, written (zeros) before they are lent out.
 #[allow(unsafe_code)]
 fn init_patch(buffer: &mut PatchBuffer, len: usize) -> &mut [f32] {
-    let len = len.min(LANES * MAX_F32_PATCH);
+    let len = len.min(PATCH_VALUES);
     let ptr = buffer.0.as_mut_ptr().cast::<f32>();
-    // SAFETY: `ptr` starts `LANES * MAX_F32_PATCH` f32 owned by `buffer` (borrowed mutably
+    // SAFETY: `ptr` starts `PATCH_VALUES` f32 owned by `buffer` (borrowed mutably
     // for the slice's lifetime); the first `len` of them are written before the slice is
     // made, so it covers initialized memory only.
     unsafe {
@@ -121,10 +144,11 @@ fn init_patch(buffer: &mut PatchBuffer, len: usize) -> &mut [f32] {
     }
 }
 
-/// The four pixels' patches, interleaved: tap `u` (the weights' `(ic, ky, kx)` order) of lane
-/// `l` at `4u + l`, `0.0` where the tap falls on the padding.
+/// The pixels' patches, interleaved: tap `u` (the weights' `(ic, ky, kx)` order) of lane `l`
+/// at `lanes.len() * u + l`, `0.0` where the tap falls on the padding.
 #[inline(always)]
-fn fill_patch(d: &ConvDims, group_input: &[f32], lanes: [usize; LANES], patch: &mut [f32]) {
+fn fill_patch(d: &ConvDims, group_input: &[f32], lanes: &[usize], patch: &mut [f32]) {
+    let stride = lanes.len();
     let (k, s, p) = (d.k, d.stride.max(1), d.pad);
     let out_w = d.out_w.max(1);
     for (l, &px) in lanes.iter().enumerate() {
@@ -141,7 +165,7 @@ fn fill_patch(d: &ConvDims, group_input: &[f32], lanes: [usize; LANES], patch: &
                 for kx in 0..k {
                     let ix = (ox * s + kx).wrapping_sub(p);
                     let v = row.and_then(|r| r.get(ix)).copied().unwrap_or(0.0);
-                    if let Some(slot) = patch.get_mut(LANES * u + l) {
+                    if let Some(slot) = patch.get_mut(stride * u + l) {
                         *slot = v;
                     }
                     u += 1;
@@ -220,6 +244,91 @@ fn block4x4(patch: &[f32], w: [&[f32]; LANES], taps: usize, acc: &mut [f32; LANE
                     *a += wu * x;
                 }
             }
+        }
+    }
+}
+
+/// `acc[c] = acc[c] + w[c][u] * patch[u]` for `u` in `0..taps` ascending: four channels x
+/// one pixel, for patches too long for four. On the FPU one assembly loop per four taps: a
+/// `VLDM` of the pixel's four values, one of each channel's four weights, 16 `VMLA.F32`
+/// (each channel's four in tap order, interleaved across the channels); the last `taps % 4`
+/// in Rust, after them, so each output's order stays the contract's.
+#[cfg(arm_fpu)]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn block4x1(patch: &[f32], w: [&[f32]; LANES], taps: usize, acc: &mut [f32; LANES * LANES]) {
+    if patch.len() < taps || w.iter().any(|row| row.len() < taps) {
+        return;
+    }
+    let quads = taps / 4;
+    if quads > 0 {
+        // SAFETY: the loop runs `quads` times; each reads 4 f32 at `{pp}` and 4 at each
+        // `{wN}`, advancing them past what it read: `4 * quads <= taps` values of `patch` and
+        // of each row, checked above; all are f32-aligned slices. The accumulators are read
+        // from and written back to `acc[0..4]`; the FPU registers it uses are pushed first
+        // and popped last, as in `block4x4`.
+        unsafe {
+            core::arch::asm!(
+                "vpush {{s0-s23}}",
+                "vldmia {acc}, {{s0-s3}}",
+                "1:",
+                "vldmia {pp}!, {{s4-s7}}",
+                "vldmia {w0}!, {{s8-s11}}",
+                "vldmia {w1}!, {{s12-s15}}",
+                "vldmia {w2}!, {{s16-s19}}",
+                "vldmia {w3}!, {{s20-s23}}",
+                "vmla.f32 s0, s8, s4",
+                "vmla.f32 s1, s12, s4",
+                "vmla.f32 s2, s16, s4",
+                "vmla.f32 s3, s20, s4",
+                "vmla.f32 s0, s9, s5",
+                "vmla.f32 s1, s13, s5",
+                "vmla.f32 s2, s17, s5",
+                "vmla.f32 s3, s21, s5",
+                "vmla.f32 s0, s10, s6",
+                "vmla.f32 s1, s14, s6",
+                "vmla.f32 s2, s18, s6",
+                "vmla.f32 s3, s22, s6",
+                "vmla.f32 s0, s11, s7",
+                "vmla.f32 s1, s15, s7",
+                "vmla.f32 s2, s19, s7",
+                "vmla.f32 s3, s23, s7",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                "vstmia {acc}, {{s0-s3}}",
+                "vpop {{s0-s23}}",
+                acc = in(reg) acc.as_mut_ptr(),
+                pp = inout(reg) patch.as_ptr() => _,
+                w0 = inout(reg) w[0].as_ptr() => _,
+                w1 = inout(reg) w[1].as_ptr() => _,
+                w2 = inout(reg) w[2].as_ptr() => _,
+                w3 = inout(reg) w[3].as_ptr() => _,
+                n = inout(reg) quads => _,
+            );
+        }
+    }
+    dot4x1_taps(patch, w, 4 * quads..taps, acc);
+}
+
+/// [`block4x1`] in Rust: the same sums in the same order.
+#[cfg(not(arm_fpu))]
+#[inline(always)]
+fn block4x1(patch: &[f32], w: [&[f32]; LANES], taps: usize, acc: &mut [f32; LANES * LANES]) {
+    dot4x1_taps(patch, w, 0..taps, acc);
+}
+
+/// `acc[c] = acc[c] + w[c][u] * patch[u]` for `u` in `taps`, ascending.
+#[inline(always)]
+fn dot4x1_taps(
+    patch: &[f32],
+    w: [&[f32]; LANES],
+    taps: core::ops::Range<usize>,
+    acc: &mut [f32; LANES * LANES],
+) {
+    for u in taps {
+        let x = patch.get(u).copied().unwrap_or(0.0);
+        for (a, row) in acc.iter_mut().zip(w) {
+            *a += row.get(u).copied().unwrap_or(0.0) * x;
         }
     }
 }

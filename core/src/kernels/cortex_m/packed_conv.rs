@@ -312,8 +312,12 @@ fn run_packed<B: Block2x2>(
     let weights: &[u32] = bytemuck::try_cast_slice(packed).ok()?;
     let pair_words = geometry.padded_taps; // per channel pair: padded_taps / 2 steps x 2 words
     let (cin, pairs) = (geometry.cin_group, geometry.pairs_per_group());
-    // Pixel pairs im2col'd at once: each channel pair's set-up is paid once per tile.
-    let tile = (COLUMN_WORDS / (2 * steps).max(1)).clamp(1, MAX_TILE);
+    // Pixel pairs im2col'd at once: each channel pair's set-up is paid once per tile. No more
+    // than the layer has: a fused chain's calls are one output row each, and the column
+    // buffer is zeroed as far as the tile reaches.
+    let tile = (COLUMN_WORDS / (2 * steps).max(1))
+        .min(pixels.div_ceil(2))
+        .clamp(1, MAX_TILE);
     let mut column_scratch = Scratch::<{ 2 * COLUMN_WORDS }>::new();
     // Zeroed once: taps beyond the patch (an odd count's last lane) stay zero.
     let columns = column_scratch.zeroed_prefix(4 * tile * steps);
