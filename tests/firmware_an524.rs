@@ -240,7 +240,7 @@ fn paper_and_torchvision_int8_on_a_cortex_m33() {
 
 /// `cargo xtask firmware --paper`: the paper net in f32, 244 MB of weights in DDR.
 #[test]
-#[ignore = "minutes under QEMU: cargo xtask firmware --paper"]
+#[ignore = "a minute under QEMU (243 MB blob): cargo xtask firmware --paper"]
 fn paper_f32_on_a_cortex_m33() {
     let elf = build();
     let (paper_f32, _) = blobs(&PAPER);
