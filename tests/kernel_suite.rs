@@ -852,6 +852,7 @@ macro_rules! kernel_suite {
             }
 
             #[test]
+            #[cfg_attr(miri, ignore = "rows of 512 values and more, by each reference: minutes to interpret")]
             fn wide_int8_pools_match() {
                 super::wide_int8_pools_match(&kernels(), expect);
             }

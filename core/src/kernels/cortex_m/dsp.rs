@@ -436,11 +436,7 @@ impl Block2x2 for Smlad {
         // `2 * steps` words per slot; the slots are `Slot`s (8-aligned, 32 bytes). Each step
         // reads two words of each (word-aligned `&[u32]`, as `LDRD` needs) and nothing else,
         // and the partial first pass runs exactly `steps % 8` of the identical 24-byte steps.
-        if partial > 0 {
-            unsafe { packed_conv::tile_loop!(slots, cols, step, entry) };
-        } else {
-            unsafe { packed_conv::tile_loop!(slots, cols, step) };
-        }
+        unsafe { packed_conv::tile_loop!(slots, cols, step, partial) };
     }
 
     /// The instructions' portable definitions.

@@ -84,11 +84,7 @@ impl Block2x2 for Mla {
         // reads the 8 bytes at `{wp}` and at `{cp}` (halfword-aligned, as `LDRSH` needs) and
         // advances both by 8, and the partial first pass runs exactly `steps % 8` of the
         // identical 64-byte steps.
-        if partial > 0 {
-            unsafe { packed_conv::tile_loop!(slots, cols, step, entry) };
-        } else {
-            unsafe { packed_conv::tile_loop!(slots, cols, step) };
-        }
+        unsafe { packed_conv::tile_loop!(slots, cols, step, partial) };
     }
 
     /// The same multiply-accumulates in Rust.

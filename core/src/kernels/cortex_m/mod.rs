@@ -25,32 +25,60 @@ use crate::error::Error;
 use crate::geometry::{ConvGeometry, PoolGeometry};
 use crate::int8::{QKernel, ZeroPoints};
 
-/// The Cortex-M kernels for cores without the DSP extension ([`mla`], [`lrn`]).
+/// The methods both Cortex-M sets share: the f32 convolution and fully connected layer on
+/// the FPU ([`fpu`]), the integer LRN ([`lrn`]) and the int8 max pool ([`pool`]), each
+/// reporting the set's own path (`$own`) when its kernel ran.
+macro_rules! shared_methods {
+    ($own:expr) => {
+        fn conv2d(
+            &self,
+            g: &ConvGeometry,
+            input: &[f32],
+            weight: &[f32],
+            bias: &[f32],
+            output: &mut [f32],
+        ) -> Result<KernelPath, Error> {
+            fpu::conv2d(g, input, weight, bias, output).map(|own| path(own, $own))
+        }
+
+        fn linear(
+            &self,
+            input: &[f32],
+            weight: &[f32],
+            bias: &[f32],
+            output: &mut [f32],
+        ) -> Result<KernelPath, Error> {
+            fpu::linear(input, weight, bias, output).map(|()| $own)
+        }
+
+        fn lrn_int8(
+            &self,
+            values: &mut [i8],
+            shape: Shape,
+            spec: &LrnSpec,
+            table: LrnTable<'_>,
+            zero_points: ZeroPoints,
+        ) -> Result<KernelPath, Error> {
+            lrn::lrn_int8(values, shape, spec, table, zero_points).map(|()| $own)
+        }
+
+        fn max_pool_int8(
+            &self,
+            g: &PoolGeometry,
+            input: &[i8],
+            output: &mut [i8],
+        ) -> Result<KernelPath, Error> {
+            pool::max_pool_int8(g, input, output).map(|own| path(own, $own))
+        }
+    };
+}
+
+/// The Cortex-M kernels for cores without the DSP extension ([`mla`], and the shared
+/// [`fpu`], [`lrn`], [`pool`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CortexM;
 
 impl Kernels for CortexM {
-    fn conv2d(
-        &self,
-        g: &ConvGeometry,
-        input: &[f32],
-        weight: &[f32],
-        bias: &[f32],
-        output: &mut [f32],
-    ) -> Result<KernelPath, Error> {
-        fpu::conv2d(g, input, weight, bias, output).map(|own| path(own, KernelPath::CortexM))
-    }
-
-    fn linear(
-        &self,
-        input: &[f32],
-        weight: &[f32],
-        bias: &[f32],
-        output: &mut [f32],
-    ) -> Result<KernelPath, Error> {
-        fpu::linear(input, weight, bias, output).map(|()| KernelPath::CortexM)
-    }
-
     fn name(&self) -> &'static str {
         if cfg!(thumb2) {
             "Cortex-M"
@@ -70,53 +98,14 @@ impl Kernels for CortexM {
         mla::conv2d(g, input, kernel, zero_points, output)
     }
 
-    fn lrn_int8(
-        &self,
-        values: &mut [i8],
-        shape: Shape,
-        spec: &LrnSpec,
-        table: LrnTable<'_>,
-        zero_points: ZeroPoints,
-    ) -> Result<KernelPath, Error> {
-        lrn::lrn_int8(values, shape, spec, table, zero_points).map(|()| KernelPath::CortexM)
-    }
-
-    fn max_pool_int8(
-        &self,
-        g: &PoolGeometry,
-        input: &[i8],
-        output: &mut [i8],
-    ) -> Result<KernelPath, Error> {
-        pool::max_pool_int8(g, input, output).map(|own| path(own, KernelPath::CortexM))
-    }
+    shared_methods!(KernelPath::CortexM);
 }
 
-/// The Cortex-M DSP kernels ([`dsp`], [`lrn`]).
+/// The Cortex-M DSP kernels ([`dsp`], and the shared [`fpu`], [`lrn`], [`pool`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CortexMDsp;
 
 impl Kernels for CortexMDsp {
-    fn conv2d(
-        &self,
-        g: &ConvGeometry,
-        input: &[f32],
-        weight: &[f32],
-        bias: &[f32],
-        output: &mut [f32],
-    ) -> Result<KernelPath, Error> {
-        fpu::conv2d(g, input, weight, bias, output).map(|own| path(own, KernelPath::CortexMDsp))
-    }
-
-    fn linear(
-        &self,
-        input: &[f32],
-        weight: &[f32],
-        bias: &[f32],
-        output: &mut [f32],
-    ) -> Result<KernelPath, Error> {
-        fpu::linear(input, weight, bias, output).map(|()| KernelPath::CortexMDsp)
-    }
-
     fn name(&self) -> &'static str {
         if cfg!(all(target_arch = "arm", feature = "dsp")) {
             "Cortex-M DSP"
@@ -146,25 +135,7 @@ impl Kernels for CortexMDsp {
         dsp::linear(input, kernel, zero_points, output)
     }
 
-    fn lrn_int8(
-        &self,
-        values: &mut [i8],
-        shape: Shape,
-        spec: &LrnSpec,
-        table: LrnTable<'_>,
-        zero_points: ZeroPoints,
-    ) -> Result<KernelPath, Error> {
-        lrn::lrn_int8(values, shape, spec, table, zero_points).map(|()| KernelPath::CortexMDsp)
-    }
-
-    fn max_pool_int8(
-        &self,
-        g: &PoolGeometry,
-        input: &[i8],
-        output: &mut [i8],
-    ) -> Result<KernelPath, Error> {
-        pool::max_pool_int8(g, input, output).map(|own| path(own, KernelPath::CortexMDsp))
-    }
+    shared_methods!(KernelPath::CortexMDsp);
 }
 
 /// `own` when this set's kernel ran, the reference when it handed the layer over.

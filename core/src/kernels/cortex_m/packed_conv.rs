@@ -611,9 +611,9 @@ pub(super) fn prepare_slots(
 /// The assembly loop of a [`Block2x2::tile`] over the slots that [`prepare_slots`] filled:
 /// per pixel pair, the accumulators start at the biases, then `passes` runs of a block of
 /// eight `$step!()`s (each one pair-step: two taps of the 2x2 block, advancing `{wp}` and
-/// `{cp}` by 8 bytes), then the four sums go to the slot's first words. With `entry`, each
-/// pixel pair's first pass branches into the block at the slot's entry offset (bit 0 set for
-/// `BX`: Thumb state). The step may use `{w0}`, `{w1}`, `{c0}`, `{c1}` freely and must add
+/// `{cp}` by 8 bytes), then the four sums go to the slot's first words. With a partial first
+/// pass, each pixel pair's first pass branches into the block at the slot's entry offset
+/// (bit 0 set for `BX`: Thumb state). The step may use `{w0}`, `{w1}`, `{c0}`, `{c1}` freely and must add
 /// its products to `{a00}` (channel 0 x pixel 0), `{a01}`, `{a10}`, `{a11}`.
 ///
 /// Safety (the caller's): the slots are 8-aligned and 32 bytes each; every pass reads 8
@@ -622,7 +622,15 @@ pub(super) fn prepare_slots(
 /// reads nothing else.
 #[cfg(any(thumb2, all(target_arch = "arm", feature = "dsp")))]
 macro_rules! tile_loop {
-    ($slots:expr, $cols:expr, $step:ident, entry) => {
+    // `$partial`: what `prepare_slots` returned; a partial first pass enters the block.
+    ($slots:expr, $cols:expr, $step:ident, $partial:expr) => {
+        if $partial > 0 {
+            $crate::kernels::cortex_m::packed_conv::tile_loop!(@entry $slots, $cols, $step)
+        } else {
+            $crate::kernels::cortex_m::packed_conv::tile_loop!(@whole $slots, $cols, $step)
+        }
+    };
+    (@entry $slots:expr, $cols:expr, $step:ident) => {
         $crate::kernels::cortex_m::packed_conv::tile_loop!(@asm $slots, $cols, $step, [
             "ldr {w0}, [{fr}, #20]",
             "adr.w {w1}, 2f",
@@ -631,7 +639,7 @@ macro_rules! tile_loop {
             "bx {w1}"
         ])
     };
-    ($slots:expr, $cols:expr, $step:ident) => {
+    (@whole $slots:expr, $cols:expr, $step:ident) => {
         $crate::kernels::cortex_m::packed_conv::tile_loop!(@asm $slots, $cols, $step, [])
     };
     (@asm $slots:expr, $cols:expr, $step:ident, [$($entry:literal),*]) => {
