@@ -7,9 +7,9 @@
 //! first layer. Bad inputs (no blob where the firmware looks, a truncated one, one of another
 //! architecture) each end in a logged error and a failing exit code.
 //!
-//! The paper net in f32 (244 MB in DDR, about 16 G instructions per image) takes minutes
-//! under QEMU: `cargo xtask firmware --paper` runs it (`paper_f32_on_a_cortex_m33`, ignored
-//! by default).
+//! The paper net in f32 too (244 MB in DDR, 1.4 G instructions per image, about a minute
+//! under QEMU): the only run of the FPU kernel's one-pixel blocks (patches over 1200 taps)
+//! with the real instructions.
 
 use alexnet_core::builtin::{PAPER, TORCHVISION};
 use alexnet_core::{Arch, Model};
@@ -238,9 +238,8 @@ fn paper_and_torchvision_int8_on_a_cortex_m33() {
     );
 }
 
-/// `cargo xtask firmware --paper`: the paper net in f32, 244 MB of weights in DDR.
+/// The paper net in f32, 244 MB of weights in DDR.
 #[test]
-#[ignore = "a minute under QEMU (243 MB blob): cargo xtask firmware --paper"]
 fn paper_f32_on_a_cortex_m33() {
     let elf = build();
     let (paper_f32, _) = blobs(&PAPER);

@@ -34,9 +34,8 @@ tasks:
            integer path, no FPU, no DSP) and the Cortex-M33 one (the paper and
            torchvision nets in int8, weights in DDR), run them under QEMU, check them
            bit for bit against the host (logits and each layer's digest) and report
-           flash, RAM, stack and instructions per inference, per layer
-           --paper        also the paper net in f32 on the M33 (244 MB of weights in
-                          DDR; several minutes under QEMU)
+           flash, RAM, stack and instructions per inference, per layer (the M33
+           also runs the paper net in f32, 244 MB of weights in DDR)
   gpu-kit  the GPU check kit in target/gpu-kit/kit (at most 60 MiB): host-train built
            against the GPU image's PyTorch 2.11 (tch 0.24), the core's CLI, part of
            Fashion-MNIST, the PyTorch-eager peer and run.sh, which proves the trainer on
@@ -103,8 +102,7 @@ fn main() -> ExitCode {
         },
         Some("test") => tasks::test(),
         Some("firmware") => match args.get(1).map(String::as_str) {
-            None => tasks::firmware(false),
-            Some("--paper") => tasks::firmware(true),
+            None => tasks::firmware(),
             Some(other) => Err(format!("unknown firmware option {other:?}\n\n{USAGE}")),
         },
         Some("gpu-kit") => match args.get(1).map(String::as_str) {

@@ -259,15 +259,15 @@ fn readme_example(firmware: &Path) -> Result<(), String> {
 }
 
 /// `cargo xtask firmware`: builds the firmware, runs it under QEMU and checks it against the
-/// host (the tests `tests/firmware.rs` and `tests/firmware_an524.rs`, with their reports
-/// shown); with `paper`, also the paper net in f32 on the Cortex-M33.
-pub fn firmware(paper: bool) -> Result<(), String> {
+/// host (the tests `tests/firmware.rs`, `tests/firmware_an385.rs` and
+/// `tests/firmware_an524.rs`, with their reports shown).
+pub fn firmware() -> Result<(), String> {
     setup::all()?;
     step(
         "firmware on a Cortex-M4F under QEMU, checked against the host",
         || firmware_test(None).map(|_| ()),
     )?;
-    let board_test = |test: &str, ignored: bool| {
+    let board_test = |test: &str| {
         let mut cmd = cargo();
         cmd.args([
             "test",
@@ -279,30 +279,18 @@ pub fn firmware(paper: bool) -> Result<(), String> {
             "--",
             "--nocapture",
         ]);
-        if ignored {
-            cmd.arg("--ignored");
-        }
         run(&mut cmd)
     };
     step(
         "the micro net's integer path on a Cortex-M3 (no FPU, no DSP) under QEMU, checked \
          against the host",
-        || board_test("firmware_an385", false),
+        || board_test("firmware_an385"),
     )?;
-    let an524 = |ignored: bool| board_test("firmware_an524", ignored);
     step(
-        "the paper and torchvision nets in int8 on a Cortex-M33 under QEMU (weights in DDR), \
-         checked against the host",
-        || an524(false),
-    )?;
-    if paper {
-        step(
-            "the paper net in f32 on a Cortex-M33 under QEMU (244 MB in DDR), checked against \
-             the host",
-            || an524(true),
-        )?;
-    }
-    Ok(())
+        "the paper and torchvision nets in int8 and the paper net in f32 on a Cortex-M33 \
+         under QEMU (weights in DDR), checked against the host",
+        || board_test("firmware_an524"),
+    )
 }
 
 /// Runs `tests/firmware.rs` with its report shown; `models`: a folder with `micro.blob` and

@@ -14,11 +14,11 @@
 use super::super::reference::int8 as definition;
 use super::super::KernelPath;
 use super::packed_conv::{self, Block2x2, Slot};
+use super::scratch::Scratch;
 use crate::error::Error;
 use crate::geometry::{expect_len, ConvGeometry};
 use crate::int8::requant::output_code;
 use crate::int8::{QKernel, ZeroPoints};
-use core::mem::MaybeUninit;
 
 /// Largest patch (input channels per group x kernel area) the stack buffer holds; larger
 /// convolutions use the generic kernel. 4608 covers torchvision's conv4 (384 x 3 x 3) with
@@ -239,8 +239,8 @@ pub fn linear(
     expect_len("linear weight", o.saturating_mul(n), kernel.weight.len())?;
     let zp = zero_points.input;
     let quads = n / 4;
-    let mut scratch = Scratch32::<{ MAX_LINEAR_INPUT / 2 }>::new();
-    let words = scratch.prefix(2 * quads, |at| {
+    let mut scratch = Scratch::<u32, { MAX_LINEAR_INPUT / 2 }>::new();
+    let words = &*scratch.prefix_with(2 * quads, |at| {
         // Word 2q: inputs 4q and 4q + 2; word 2q + 1: inputs 4q + 1 and 4q + 3.
         let q = at / 2 * 4 + at % 2;
         let d = |i: usize| input.get(i).map_or(0, |&x| (x as i32 - zp) as u16 as u32);
@@ -277,29 +277,6 @@ pub fn linear(
         o += 2;
     }
     Ok(KernelPath::CortexMDsp)
-}
-
-/// A word buffer on the stack of which each call fills only the part it needs.
-#[repr(C, align(8))]
-struct Scratch32<const N: usize>(MaybeUninit<[u32; N]>);
-
-impl<const N: usize> Scratch32<N> {
-    fn new() -> Self {
-        Scratch32(MaybeUninit::uninit())
-    }
-
-    /// The first `len` words (at most `N`), word `i` set to `value(i)`.
-    #[allow(unsafe_code)]
-    fn prefix(&mut self, len: usize, value: impl Fn(usize) -> u32) -> &[u32] {
-        let len = len.min(N);
-        let ptr = self.0.as_mut_ptr().cast::<u32>();
-        for i in 0..len {
-            // SAFETY: `i < len <= N`: within the buffer `self` owns.
-            unsafe { ptr.add(i).write(value(i)) };
-        }
-        // SAFETY: the first `len` words were written just above; the slice borrows `self`.
-        unsafe { core::slice::from_raw_parts(ptr, len) }
-    }
 }
 
 /// The int8 convolution ([`definition::conv2d`]) as im2col patches and `SMLAD` dot

@@ -19,9 +19,9 @@
 
 use super::super::reference::f32 as definition;
 use super::super::reference::f32::LINEAR_LANES;
+use super::scratch::Scratch;
 use crate::error::Error;
 use crate::geometry::{ConvDims, ConvGeometry};
-use core::mem::MaybeUninit;
 
 /// Output channels per block, and output pixels per block of the four-pixel kernel.
 const LANES: usize = 4;
@@ -56,24 +56,16 @@ pub fn conv2d(
         return Ok(false);
     }
     if taps <= FOUR_PIXEL_PATCH {
-        blocked_conv2d::<LANES>(g, input, weight, bias, output, block4x4);
+        blocked_conv2d::<LANES>(g, input, weight, bias, output);
     } else {
-        blocked_conv2d::<1>(g, input, weight, bias, output, block4x1);
+        blocked_conv2d::<1>(g, input, weight, bias, output);
     }
     Ok(true)
 }
 
-/// A stack buffer of which each call writes only the part it uses (zeroing all of it would
-/// cost more than a small layer's im2col).
-#[repr(C, align(8))]
-struct PatchBuffer(MaybeUninit<[f32; PATCH_VALUES]>);
-
-/// The multiply-accumulates of one block: `acc[PIXELS * c + l]` for channel `c` of the four
-/// weight rows and pixel `l` of the interleaved patch, over `taps` taps.
-type Block = fn(&[f32], [&[f32]; LANES], usize, &mut [f32; LANES * LANES]);
-
 /// [`conv2d`] for a checked geometry whose patch fits, in blocks of four channels x `PIXELS`
-/// pixels. Not inlined: its patch buffer is on the stack only while it runs.
+/// pixels ([`block4x4`] or [`block4x1`]: `acc[PIXELS * c + l]` for channel `c` and pixel
+/// `l`). Not inlined: its patch buffer is on the stack only while it runs.
 #[inline(never)]
 fn blocked_conv2d<const PIXELS: usize>(
     g: &ConvGeometry,
@@ -81,12 +73,11 @@ fn blocked_conv2d<const PIXELS: usize>(
     weight: &[f32],
     bias: &[f32],
     output: &mut [f32],
-    block: Block,
 ) {
     let d = g.dims();
     let taps = d.taps.min(PATCH_VALUES / PIXELS.max(1));
-    let mut buffer = PatchBuffer(MaybeUninit::uninit());
-    let patch = init_patch(&mut buffer, PIXELS * taps);
+    let mut buffer = Scratch::<f32, PATCH_VALUES>::new();
+    let patch = buffer.zeroed_prefix(PIXELS * taps);
     let pixels = d.pixels;
     for group in 0..d.groups {
         let group_input = input.get(group * d.cin_g * d.in_plane..).unwrap_or(&[]);
@@ -109,7 +100,12 @@ fn blocked_conv2d<const PIXELS: usize>(
                     let c = (i / PIXELS.max(1)).min(LANES - 1);
                     bias.get(chans[c]).copied().unwrap_or(0.0)
                 });
-                block(patch, rows, taps, &mut acc);
+                // `PIXELS` is a constant: the branch folds away and the block inlines.
+                if PIXELS == LANES {
+                    block4x4(patch, rows, taps, &mut acc);
+                } else {
+                    block4x1(patch, rows, taps, &mut acc);
+                }
                 for (c, &ch) in chans.iter().enumerate() {
                     if c > 0 && ch == chans[c - 1] {
                         break;
@@ -127,20 +123,6 @@ fn blocked_conv2d<const PIXELS: usize>(
                 }
             }
         }
-    }
-}
-
-/// The first `len` values of the buffer, written (zeros) before they are lent out.
-#[allow(unsafe_code)]
-fn init_patch(buffer: &mut PatchBuffer, len: usize) -> &mut [f32] {
-    let len = len.min(PATCH_VALUES);
-    let ptr = buffer.0.as_mut_ptr().cast::<f32>();
-    // SAFETY: `ptr` starts `PATCH_VALUES` f32 owned by `buffer` (borrowed mutably
-    // for the slice's lifetime); the first `len` of them are written before the slice is
-    // made, so it covers initialized memory only.
-    unsafe {
-        core::ptr::write_bytes(ptr, 0, len);
-        core::slice::from_raw_parts_mut(ptr, len)
     }
 }
 

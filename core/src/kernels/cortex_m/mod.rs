@@ -16,8 +16,9 @@ pub mod dsp;
 pub mod fpu;
 pub mod lrn;
 pub mod mla;
-mod packed_conv;
-pub mod pool; // `unsafe`: the assembly tile loop and its slots
+mod packed_conv; // `unsafe`: the assembly tile loop and its slots
+pub mod pool;
+mod scratch; // `unsafe`: buffers initialized only as far as they are used
 
 use super::{KernelPath, Kernels, LrnTable};
 use crate::arch::{LrnSpec, Shape};

@@ -9,11 +9,11 @@
 //! Bit-exact with the definition by construction: the same integer sums, in another order
 //! (integer addition is associative, and the contract's overflow bound holds for any order).
 
+use super::scratch::Scratch;
 use crate::geometry::ConvGeometry;
 use crate::int8::packed::{packed_fits, padded_input_fits, PackedGeometry, MAX_PADDED_INPUT};
 use crate::int8::requant::output_code;
 use crate::int8::{QKernel, ZeroPoints};
-use core::mem::MaybeUninit;
 
 /// The multiply-accumulates of a tile's 2x2 blocks.
 pub(super) trait Block2x2 {
@@ -35,31 +35,6 @@ const COLUMN_WORDS: usize = 4608;
 /// would save more, but cost the micro net's convolutions 0.04 instructions per MAC on the
 /// DSP kernel at 2048 words, 0.12 on the `MLA` kernel at 1024.)
 const SMALL_PADDED_INPUT: usize = 4096;
-
-/// A word-aligned stack buffer of which each call zeroes and uses only the part it needs:
-/// zeroing all of it (34 KiB between the two) cost more than a small layer's im2col.
-#[repr(C, align(4))]
-struct Scratch<const N: usize>(MaybeUninit<[i16; N]>);
-
-impl<const N: usize> Scratch<N> {
-    fn new() -> Self {
-        Scratch(MaybeUninit::uninit())
-    }
-
-    /// The first `len` values (at most `N`), zeroed.
-    #[allow(unsafe_code)]
-    fn zeroed_prefix(&mut self, len: usize) -> &mut [i16] {
-        let len = len.min(N);
-        let ptr = self.0.as_mut_ptr().cast::<i16>();
-        // SAFETY: `ptr` is the start of `N` i16 owned by `self` (borrowed mutably for the
-        // slice's lifetime); the first `len <= N` are written before the slice is made, so
-        // it covers initialized memory only.
-        unsafe {
-            core::ptr::write_bytes(ptr, 0, len);
-            core::slice::from_raw_parts_mut(ptr, len)
-        }
-    }
-}
 
 /// Where the prepacked kernel's patches come from: they are the same values, in the packed
 /// weights' `(ky, kx, ic)` tap order, `(q - zp)` and zeros for the padding, however built.
@@ -271,7 +246,7 @@ fn packed_with_copy<B: Block2x2, const PADDED: usize>(
 ) -> Option<()> {
     let geometry = args.1;
     let (cin, run, padded_w) = (shape.cin, shape.k * shape.cin, shape.in_w + 2 * shape.p);
-    let mut padded_scratch = Scratch::<PADDED>::new();
+    let mut padded_scratch = Scratch::<i16, PADDED>::new();
     // The border stays zero, which is `q - zp` of padding.
     let padded = padded_scratch.zeroed_prefix(cin * (shape.in_h + 2 * shape.p) * padded_w);
     // Odd channel counts: where each tap of a patch comes from and goes to, built once.
@@ -318,7 +293,7 @@ fn run_packed<B: Block2x2>(
     let tile = (COLUMN_WORDS / (2 * steps).max(1))
         .min(pixels.div_ceil(2))
         .clamp(1, MAX_TILE);
-    let mut column_scratch = Scratch::<{ 2 * COLUMN_WORDS }>::new();
+    let mut column_scratch = Scratch::<i16, { 2 * COLUMN_WORDS }>::new();
     // Zeroed once: taps beyond the patch (an odd count's last lane) stay zero.
     let columns = column_scratch.zeroed_prefix(4 * tile * steps);
     let mut slots = [Slot::default(); MAX_TILE];
@@ -544,7 +519,8 @@ pub(super) struct Slot(pub(super) [i32; 8]);
 /// [`Block2x2::tile`] in Rust: what the assembly loops compute, for the host and for cores
 /// without them (wrapping, as `SMLAD` and `MLA` do; the contract's bound keeps the sums in
 /// range).
-#[allow(dead_code)] // every block is assembly on a Thumb-2 build with `dsp`
+// Unused only where both blocks are assembly: Thumb-2 with `dsp`.
+#[cfg(not(all(thumb2, target_arch = "arm", feature = "dsp")))]
 #[inline(always)]
 pub(super) fn portable_tile(
     w: &[u32],
