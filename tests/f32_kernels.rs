@@ -76,3 +76,64 @@ fn lrn_edges_and_conventions_by_hand() {
         );
     }
 }
+
+/// The error of a result against the exact value: in ulps of the exact value's `f32`
+/// neighbourhood (the distance between the two `f32`s around it), and relative, in units of
+/// `U32` (2^-24, the unit roundoff).
+fn errors(got: f32, exact: f64) -> (f64, f64) {
+    let e = exact as f32;
+    let ulp = if (e as f64) <= exact {
+        (f32::from_bits(e.to_bits() + 1) as f64) - e as f64
+    } else {
+        e as f64 - f32::from_bits(e.to_bits() - 1) as f64
+    };
+    let diff = (got as f64 - exact).abs();
+    (diff / ulp, diff / exact / U32)
+}
+
+/// The f32 contract's LRN power for beta = 0.75 (version 2: `sqrt(base * sqrt(base))`)
+/// against the exact power, over every `f32` in `[1, 4)` (a factor of 4 takes both square
+/// roots' exponents through every parity) and a million bases spread over `[2^-60, 2^60]`;
+/// `libm::powf` (version 1) beside it, for the record. Three correctly rounded operations
+/// bound the relative error by `sqrt((1 + u)^2) (1 + u) - 1`, about `2u`. Run with
+/// `--nocapture` for the figures (`docs/numerics-f32.md` quotes them).
+#[test]
+fn lrn_power_three_quarters_is_within_two_units_of_roundoff() {
+    // (worst ulps, worst relative, base of the worst relative, sum of ulps) per form.
+    let mut sqrt_form = (0.0f64, 0.0f64, 0.0f32, 0.0f64);
+    let mut powf_form = sqrt_form;
+    let mut count = 0u64;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let spread = (0..1_000_000).map(|_| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (((seed >> 11) as f64 / (1u64 << 53) as f64) * 120.0 - 60.0).exp2() as f32
+    });
+    let every = (1.0f32.to_bits()..4.0f32.to_bits()).map(f32::from_bits);
+    let record = |form: &mut (f64, f64, f32, f64), (ulps, rel): (f64, f64), base: f32| {
+        form.0 = form.0.max(ulps);
+        if rel > form.1 {
+            (form.1, form.2) = (rel, base);
+        }
+        form.3 += ulps;
+    };
+    for base in every.chain(spread) {
+        let exact = (base as f64).powf(0.75);
+        let by_sqrt = alexnet_core::kernels::reference::f32::lrn_denominator(base, 0.75);
+        record(&mut sqrt_form, errors(by_sqrt, exact), base);
+        record(&mut powf_form, errors(libm::powf(base, 0.75), exact), base);
+        count += 1;
+    }
+    for (name, form) in [("sqrt form", sqrt_form), ("libm::powf", powf_form)] {
+        println!(
+            "x^0.75, {name}, {count} bases: worst {:.3} ulp, mean {:.3} ulp; worst relative \
+             {:.3} u (at {:e})",
+            form.0,
+            form.3 / count as f64,
+            form.1,
+            form.2
+        );
+    }
+    assert!(sqrt_form.1 <= 2.0 + 1e-6, "{sqrt_form:?}");
+}

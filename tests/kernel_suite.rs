@@ -43,6 +43,7 @@ enum Op {
     LinearInt8 {
         inputs: usize,
     },
+    Lrn,
     LrnInt8,
     MaxPoolInt8 {
         in_w: usize,
@@ -703,7 +704,7 @@ macro_rules! kernel_suite {
                 #[test]
                 fn f32_lrn(
                     (c, plane, half, k, alpha, beta, averaged, input) in
-                        (1usize..=20, 1usize..=10, 0u32..=7, 0.5f32..3.0, 0.0f32..0.05, 0.0f32..1.0, any::<bool>())
+                        (1usize..=20, 1usize..=40, 0u32..=7, 0.5f32..3.0, 0.0f32..0.05, prop_oneof![Just(0.75f32), 0.0f32..1.0], any::<bool>())
                             .prop_flat_map(|(c, plane, half, k, alpha, beta, averaged)| {
                                 (Just(c), Just(plane), Just(half), Just(k), Just(alpha), Just(beta), Just(averaged), vec(-10.0f32..10.0, c * plane))
                             })
@@ -713,7 +714,7 @@ macro_rules! kernel_suite {
                     let spec = LrnSpec { size, alpha, beta, k, convention };
                     let alpha_eff = spec.alpha_effective();
                     let mut out = input.clone();
-                    prop_assert_eq!(kernels().lrn(&mut out, Shape::new(c, plane, 1), &spec).unwrap(), expect(Op::Other));
+                    prop_assert_eq!(kernels().lrn(&mut out, Shape::new(c, plane, 1), &spec).unwrap(), expect(Op::Lrn));
                     let n = size as usize;
                     prop_assert_eq!(bits(&out), bits(&contract::lrn(&input, c, plane, n, k, alpha_eff, beta)));
                     let val = exact::lrn(&input, c, plane, n, k as f64, alpha_eff as f64, beta as f64);
@@ -878,16 +879,19 @@ fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
 fn x86_paths(op: Op) -> KernelPath {
     match op {
         Op::Conv { .. } | Op::ConvInt8 { .. } => KernelPath::X86Avx2,
-        Op::Linear | Op::LinearInt8 { .. } | Op::LrnInt8 | Op::MaxPoolInt8 { .. } | Op::Other => {
-            KernelPath::Reference
-        }
+        Op::Linear
+        | Op::LinearInt8 { .. }
+        | Op::Lrn
+        | Op::LrnInt8
+        | Op::MaxPoolInt8 { .. }
+        | Op::Other => KernelPath::Reference,
     }
 }
 
 /// What the DSP kernels run: their own int8 convolution up to the patch their stack buffer
 /// holds, their own int8 fully connected layer up to the input it holds, their own integer
-/// LRN, their own f32 convolution (up to its patch) and fully connected layer; the reference
-/// elsewhere.
+/// and f32 LRN, their own f32 convolution (up to its patch) and fully connected layer; the
+/// reference elsewhere.
 fn dsp_paths(op: Op) -> KernelPath {
     use alexnet_core::kernels::cortex_m::dsp::{MAX_LINEAR_INPUT, MAX_PATCH};
     match op {
@@ -895,20 +899,22 @@ fn dsp_paths(op: Op) -> KernelPath {
         Op::Linear => KernelPath::CortexMDsp,
         Op::ConvInt8 { taps, .. } if taps <= MAX_PATCH => KernelPath::CortexMDsp,
         Op::LinearInt8 { inputs } if inputs <= MAX_LINEAR_INPUT => KernelPath::CortexMDsp,
-        Op::LrnInt8 => KernelPath::CortexMDsp,
+        Op::Lrn | Op::LrnInt8 => KernelPath::CortexMDsp,
         Op::MaxPoolInt8 { in_w } if in_w <= MAX_POOL_ROW => KernelPath::CortexMDsp,
         _ => KernelPath::Reference,
     }
 }
 
 /// What the Cortex-M kernels for cores without DSP run: their own int8 convolution where the
-/// host's prepacked weights are given (and laid out for the layer), their own integer LRN,
-/// their own f32 convolution (up to its patch) and fully connected layer; the reference
+/// host's prepacked weights are given (and laid out for the layer), their own integer and f32
+/// LRN, their own f32 convolution (up to its patch) and fully connected layer; the reference
 /// elsewhere.
 fn cortex_m_paths(op: Op) -> KernelPath {
     match op {
         Op::Conv { taps } if taps <= MAX_F32_PATCH => KernelPath::CortexM,
-        Op::ConvInt8 { packed: true, .. } | Op::LrnInt8 | Op::Linear => KernelPath::CortexM,
+        Op::ConvInt8 { packed: true, .. } | Op::Lrn | Op::LrnInt8 | Op::Linear => {
+            KernelPath::CortexM
+        }
         Op::MaxPoolInt8 { in_w } if in_w <= MAX_POOL_ROW => KernelPath::CortexM,
         _ => KernelPath::Reference,
     }

@@ -55,7 +55,9 @@ pub fn linear(input: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// LRN: S from 0.0 over the clipped window ascending, then alpha * S, k +, libm::powf, divide.
+/// LRN (contract version 2): S from 0.0 over the clipped window ascending, then alpha * S,
+/// k +, the power, divide. The power for beta = 0.75 is `sqrt(base * sqrt(base))` with the
+/// standard library's (hardware) square root, else `libm::powf`.
 pub fn lrn(
     input: &[f32],
     c: usize,
@@ -74,7 +76,13 @@ pub fn lrn(
                 let v = input[j * plane + p];
                 s += v * v;
             }
-            out[ch * plane + p] = input[ch * plane + p] / libm::powf(k + alpha_eff * s, beta);
+            let base = k + alpha_eff * s;
+            let power = if beta == 0.75 {
+                (base * base.sqrt()).sqrt()
+            } else {
+                libm::powf(base, beta)
+            };
+            out[ch * plane + p] = input[ch * plane + p] / power;
         }
     }
     out

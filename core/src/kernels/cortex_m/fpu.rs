@@ -1,4 +1,4 @@
-//! The f32 convolution and fully connected layer for Cortex-M cores with a single-precision
+//! The f32 convolution, fully connected layer and LRN for Cortex-M cores with a single-precision
 //! FPU (Cortex-M4F, M7, M33 with FPU: the `arm_fpu` cfg of `build.rs`, set for the hard-float
 //! targets). `VMLA.F32` rounds the product and then the sum, which is exactly the contract's
 //! `acc + x * w` (`docs/numerics-f32.md`): each output's products are added in the contract's
@@ -13,6 +13,8 @@
 //!   the patch, so it adds `0.0 * w` as the contract says.
 //! * Fully connected layer: the contract's 16 partial sums of one output stay in registers;
 //!   per 16 inputs, two `VLDM`s of eight inputs and two of eight weights, and 16 `VMLA`s.
+//! * LRN: channel after channel over a block of pixels; for beta = 0.75 (AlexNet's) the
+//!   contract's power is two square roots, one `VSQRT.F32` each.
 //!
 //! Elsewhere (and on cores without an FPU) the same loops in Rust, bit-identical by the
 //! same argument, which the host's kernel suite checks against the definition.
@@ -20,8 +22,9 @@
 use super::super::reference::f32 as definition;
 use super::super::reference::f32::LINEAR_LANES;
 use super::scratch::Scratch;
+use crate::arch::{Layer, LrnSpec, Shape, MAX_LRN_SIZE};
 use crate::error::Error;
-use crate::geometry::{ConvDims, ConvGeometry};
+use crate::geometry::{expect_len, output_shape, ConvDims, ConvGeometry};
 
 /// Output channels per block, and output pixels per block of the four-pixel kernel.
 const LANES: usize = 4;
@@ -401,5 +404,123 @@ fn partial_sums(xs: &[f32], ws: &[f32], acc: &mut [f32; LINEAR_LANES]) {
         for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {
             *a += x * w;
         }
+    }
+}
+
+/// Pixels per block of the f32 LRN: the ring of the window's original values
+/// (`MAX_LRN_SIZE` rows) and the denominators of this many pixels, 1.5 KiB of stack.
+pub const LRN_BLOCK: usize = 32;
+
+/// The f32 LRN ([`definition::lrn_in_place`]) channel after channel over blocks of
+/// [`LRN_BLOCK`] pixels: each output's sum of squares in the contract's order (ascending over
+/// the clipped window), then `k + alpha' * S` and [`definition::lrn_denominator`], for
+/// beta = 0.75 two `VSQRT.F32`s and a `VMUL.F32` on the FPU (correctly rounded, so the bits
+/// of the portable form), then the division.
+pub fn lrn(values: &mut [f32], shape: Shape, spec: &LrnSpec) -> Result<(), Error> {
+    output_shape(&Layer::Lrn(*spec), shape)?;
+    expect_len("lrn input", shape.len(), values.len())?;
+    // Validated odd and at most MAX_LRN_SIZE; the clamp keeps every ring index in bounds.
+    let n = (spec.size as usize).clamp(1, MAX_LRN_SIZE as usize);
+    let half = n / 2;
+    let channels = shape.c;
+    let plane = shape.plane();
+    let (k, alpha, beta) = (spec.k, spec.alpha_effective(), spec.beta);
+    let sqrt_form = beta.to_bits() == definition::SQRT_FORM_BETA.to_bits();
+    // ring[c % n]: channel c's original values over the block, while c is in a window.
+    let mut ring = [[0.0f32; LRN_BLOCK]; MAX_LRN_SIZE as usize];
+    let mut base = [0.0f32; LRN_BLOCK];
+    let mut start = 0;
+    while start < plane {
+        let width = LRN_BLOCK.min(plane - start);
+        let block = |c: usize| c * plane + start..c * plane + start + width;
+        for c in 0..half.min(channels) {
+            if let (Some(slot), Some(from)) = (ring.get_mut(c % n), values.get(block(c))) {
+                slot[..width].copy_from_slice(from);
+            }
+        }
+        for c in 0..channels {
+            let ahead = c + half;
+            if ahead < channels {
+                if let (Some(slot), Some(from)) =
+                    (ring.get_mut(ahead % n), values.get(block(ahead)))
+                {
+                    slot[..width].copy_from_slice(from);
+                }
+            }
+            let (lo, hi) = (c.saturating_sub(half), ahead.min(channels - 1));
+            // S = 0.0 + a[lo]^2 + ...: a square is +0.0 or more (or NaN), so `0.0 + a^2` is
+            // `a^2` and the first term starts the sum.
+            let first = &ring[lo % n];
+            for (s, &a) in base[..width].iter_mut().zip(first) {
+                *s = a * a;
+            }
+            for j in lo + 1..=hi {
+                for (s, &a) in base[..width].iter_mut().zip(&ring[j % n]) {
+                    *s += a * a;
+                }
+            }
+            for s in &mut base[..width] {
+                *s = k + alpha * *s;
+            }
+            let (own, Some(out)) = (&ring[c % n], values.get_mut(block(c))) else {
+                break;
+            };
+            if sqrt_form {
+                divide_by_three_quarter_power(out, &own[..width], &base[..width]);
+            } else {
+                for ((o, &a), &b) in out.iter_mut().zip(own).zip(&base[..width]) {
+                    *o = a / libm::powf(b, beta);
+                }
+            }
+        }
+        start += width;
+    }
+    Ok(())
+}
+
+/// `out[p] = a[p] / sqrt(b[p] * sqrt(b[p]))`, the contract's LRN output for beta = 0.75. On
+/// the FPU one assembly loop: per value two `VLDM`s, `VSQRT.F32`, `VMUL.F32`, `VSQRT.F32`,
+/// `VDIV.F32` and a `VSTM`.
+#[cfg(arm_fpu)]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn divide_by_three_quarter_power(out: &mut [f32], a: &[f32], b: &[f32]) {
+    let len = out.len().min(a.len()).min(b.len());
+    if len == 0 {
+        return;
+    }
+    // SAFETY: the loop runs `len` times; each reads one f32 at `{ap}` and one at `{bp}` and
+    // writes one at `{op}`, advancing each past it: `len` values of each slice, at most
+    // their lengths; all are f32-aligned, and `out` is borrowed mutably, so it overlaps
+    // neither input. The FPU registers it uses are pushed first and popped last, as in
+    // `block4x4`.
+    unsafe {
+        core::arch::asm!(
+            "vpush {{s0-s3}}",
+            "1:",
+            "vldmia {ap}!, {{s0}}",
+            "vldmia {bp}!, {{s1}}",
+            "vsqrt.f32 s2, s1",
+            "vmul.f32 s2, s1, s2",
+            "vsqrt.f32 s2, s2",
+            "vdiv.f32 s3, s0, s2",
+            "vstmia {op}!, {{s3}}",
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            "vpop {{s0-s3}}",
+            ap = inout(reg) a.as_ptr() => _,
+            bp = inout(reg) b.as_ptr() => _,
+            op = inout(reg) out.as_mut_ptr() => _,
+            n = inout(reg) len => _,
+        );
+    }
+}
+
+/// [`divide_by_three_quarter_power`] in Rust: the contract's form.
+#[cfg(not(arm_fpu))]
+#[inline(always)]
+fn divide_by_three_quarter_power(out: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+        *o = a / definition::lrn_denominator(b, definition::SQRT_FORM_BETA);
     }
 }

@@ -1,9 +1,9 @@
 //! Cortex-M kernels, two sets:
 //!
-//! | kernels | for | int8 convolution | int8 FC | integer LRN, int8 max pool | f32 convolution and FC |
+//! | kernels | for | int8 convolution | int8 FC | integer LRN, int8 max pool | f32 convolution, FC, LRN |
 //! |---|---|---|---|---|---|
-//! | [`CortexMDsp`] | cores with the DSP extension (M4, M7, M33; feature `dsp`) | `SMLAD` ([`dsp`]) | `SMLAD` | [`lrn`], [`pool`] | [`fpu`] |
-//! | [`CortexM`] | every other core (M0, M0+, M3, and builds without `dsp`) | `MLA` ([`mla`]) | reference | [`lrn`], [`pool`] | [`fpu`] |
+//! | [`CortexMDsp`] | cores with the DSP extension (M4, M7, M33; feature `dsp`) | `SMLAD` ([`dsp`]) | `SMLAD` | [`lrn`], [`pool`] | [`fpu`] (and the f32 LRN) |
+//! | [`CortexM`] | every other core (M0, M0+, M3, and builds without `dsp`) | `MLA` ([`mla`]) | reference | [`lrn`], [`pool`] | [`fpu`] (and the f32 LRN) |
 //!
 //! The f32 kernels use the FPU (`VMLA.F32`) where the target has one (hard-float targets),
 //! the same loops in Rust elsewhere. Both int8 convolutions share the prepacked kernel's patches, tiles and requantization
@@ -26,8 +26,8 @@ use crate::error::Error;
 use crate::geometry::{ConvGeometry, PoolGeometry};
 use crate::int8::{QKernel, ZeroPoints};
 
-/// The methods both Cortex-M sets share: the f32 convolution and fully connected layer on
-/// the FPU ([`fpu`]), the integer LRN ([`lrn`]) and the int8 max pool ([`pool`]), each
+/// The methods both Cortex-M sets share: the f32 convolution, fully connected layer and LRN
+/// on the FPU ([`fpu`]), the integer LRN ([`lrn`]) and the int8 max pool ([`pool`]), each
 /// reporting the set's own path (`$own`) when its kernel ran.
 macro_rules! shared_methods {
     ($own:expr) => {
@@ -50,6 +50,15 @@ macro_rules! shared_methods {
             output: &mut [f32],
         ) -> Result<KernelPath, Error> {
             fpu::linear(input, weight, bias, output).map(|()| $own)
+        }
+
+        fn lrn(
+            &self,
+            values: &mut [f32],
+            shape: Shape,
+            spec: &LrnSpec,
+        ) -> Result<KernelPath, Error> {
+            fpu::lrn(values, shape, spec).map(|()| $own)
         }
 
         fn lrn_int8(
