@@ -874,17 +874,14 @@ fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
         .expect("this machine has no AVX2 (or is not x86-64): the x86-64 kernels are untested")
 }
 
-/// What the x86-64 kernels run: their own convolutions, the reference elsewhere.
+/// What the x86-64 kernels run: their own convolutions and f32 LRN, the reference elsewhere.
 #[cfg(target_arch = "x86_64")]
 fn x86_paths(op: Op) -> KernelPath {
     match op {
-        Op::Conv { .. } | Op::ConvInt8 { .. } => KernelPath::X86Avx2,
-        Op::Linear
-        | Op::LinearInt8 { .. }
-        | Op::Lrn
-        | Op::LrnInt8
-        | Op::MaxPoolInt8 { .. }
-        | Op::Other => KernelPath::Reference,
+        Op::Conv { .. } | Op::ConvInt8 { .. } | Op::Lrn => KernelPath::X86Avx2,
+        Op::Linear | Op::LinearInt8 { .. } | Op::LrnInt8 | Op::MaxPoolInt8 { .. } | Op::Other => {
+            KernelPath::Reference
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //! | module | runs on | what it holds |
 //! |---|---|---|
 //! | [`reference`](mod@reference) | everywhere | the contracts' definitions, every layer, f32 and int8 |
-//! | [`x86_64`] | x86-64 with AVX2 (detected at run time) | blocked f32 and int8 convolutions |
-//! | [`cortex_m`] | Cortex-M: [`CortexMDsp`] with the DSP extension (feature `dsp`), [`CortexM`] without (an exact emulation off ARM) | the int8 convolution on `SMLAD` or `MLA`, the `SMLAD` FC layer, the integer LRN |
+//! | [`blocked`] | (generic, instantiated by the others) | the f32 LRN over blocks of pixels, the innermost step supplied by each set |
+//! | [`x86_64`] | x86-64 with AVX2 (detected at run time) | blocked f32 and int8 convolutions, the f32 LRN on AVX2 |
+//! | [`cortex_m`] | Cortex-M: [`CortexMDsp`] with the DSP extension (feature `dsp`), [`CortexM`] without (an exact emulation off ARM) | the int8 convolution on `SMLAD` or `MLA`, the `SMLAD` FC layer, the integer LRN and max pool, the f32 convolution, FC layer and LRN on the FPU |
 //!
 //! Every implementation computes every output exactly as the contracts say
 //! (`docs/numerics-f32.md`, `docs/int8-spec.md`), so the logits are bit-identical whichever
@@ -16,6 +17,7 @@
 //! wrap any of them (`alexnet_host::parallel::Parallel` splits the output channels over
 //! threads).
 
+pub mod blocked;
 pub mod cortex_m; // `unsafe`: the DSP instructions, item by item
 mod detect; // `unsafe`: CPUID and XGETBV
 pub mod reference;

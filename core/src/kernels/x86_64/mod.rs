@@ -1,6 +1,7 @@
 //! x86-64 kernels: the f32 and int8 convolutions as register-blocked matrix products for
 //! AVX2, chosen at run time ([`X86Avx2::detect`]), bit-identical to the definitions
-//! ([`super::reference::f32::conv2d`], [`super::reference::int8::conv2d`]).
+//! ([`super::reference::f32::conv2d`], [`super::reference::int8::conv2d`]), and the f32 LRN
+//! ([`super::blocked::lrn_f32`] with AVX2's correctly rounded `vsqrtps` and `vdivps`).
 //!
 //! A convolution is a matrix product per group: `out[o][pixel] = bias[o] + sum over taps t of
 //! w[o][t] * patch[t][pixel]`, the taps `t = (input channel, kernel row, kernel column)` in
@@ -34,6 +35,7 @@
 //! `unsafe`: the intrinsics, their loads and stores, each with its argument.
 
 use super::{KernelPath, Kernels};
+use crate::arch::{LrnSpec, Shape};
 use crate::error::Error;
 use crate::geometry::ConvGeometry;
 use crate::int8::{QKernel, ZeroPoints};
@@ -82,6 +84,21 @@ impl Kernels for X86Avx2 {
         }
     }
 
+    /// Same checks, same errors, same bits as [`super::reference::f32::lrn_in_place`]: the
+    /// blocked LRN ([`super::blocked::lrn_f32`]) compiled for AVX2, whose square roots and
+    /// divisions are `vsqrtps` and `vdivps` on eight pixels.
+    fn lrn(&self, values: &mut [f32], shape: Shape, spec: &LrnSpec) -> Result<KernelPath, Error> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: an `X86Avx2` exists only where AVX2 was detected.
+            unsafe { x86::lrn_f32(values, shape, spec) }.map(|()| KernelPath::X86Avx2)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            super::reference::f32::lrn_in_place(values, shape, spec).map(|()| KernelPath::Reference)
+        }
+    }
+
     /// Same checks, same errors, same codes as [`super::reference::int8::conv2d`]; an input
     /// zero point outside the int8 codes (never in a valid blob) runs the reference.
     fn conv2d_int8(
@@ -105,6 +122,9 @@ impl Kernels for X86Avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::super::blocked;
+    use crate::arch::{LrnSpec, Shape};
+    use crate::error::Error;
     use crate::geometry::ConvDims as Dims;
     use crate::int8::requant::output_code;
     use crate::int8::{QKernel, ZeroPoints};
@@ -831,6 +851,49 @@ mod x86 {
                 // SAFETY: a row of `acc` is NR8 = 32 i32, four vectors of 8.
                 unsafe { _mm256_storeu_si256(a.as_mut_ptr().add(8 * q).cast(), *x) };
             }
+        }
+    }
+
+    /// The blocked f32 LRN compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn lrn_f32(
+        values: &mut [f32],
+        shape: Shape,
+        spec: &LrnSpec,
+    ) -> Result<(), Error> {
+        blocked::lrn_f32(values, shape, spec, |out, a, b| {
+            // SAFETY: this function runs only where AVX2 is (its own contract).
+            unsafe { divide_by_three_quarter_power(out, a, b) }
+        })
+    }
+
+    /// `out[p] = a[p] / sqrt(b[p] * sqrt(b[p]))` ([`blocked::divide_by_three_quarter_power`])
+    /// eight pixels at a time: `vsqrtps`, `vmulps`, `vsqrtps`, `vdivps`, each correctly
+    /// rounded per lane, so every lane has the contract's bits; the rest one by one with the
+    /// scalar instructions.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn divide_by_three_quarter_power(out: &mut [f32], a: &[f32], b: &[f32]) {
+        let len = out.len().min(a.len()).min(b.len());
+        let whole = len - len % 8;
+        for i in (0..whole).step_by(8) {
+            // SAFETY: `i + 8 <= whole <= len`, within each slice; unaligned loads and stores.
+            unsafe {
+                let base = _mm256_loadu_ps(b.as_ptr().add(i));
+                let power = _mm256_sqrt_ps(_mm256_mul_ps(base, _mm256_sqrt_ps(base)));
+                let q = _mm256_div_ps(_mm256_loadu_ps(a.as_ptr().add(i)), power);
+                _mm256_storeu_ps(out.as_mut_ptr().add(i), q);
+            }
+        }
+        for ((o, &a), &b) in out[whole..len].iter_mut().zip(&a[whole..]).zip(&b[whole..]) {
+            let base = _mm_set_ss(b);
+            let power = _mm_sqrt_ss(_mm_mul_ss(base, _mm_sqrt_ss(base)));
+            *o = _mm_cvtss_f32(_mm_div_ss(_mm_set_ss(a), power));
         }
     }
 }
