@@ -217,4 +217,28 @@ mod tests {
         ];
         assert!(names.map(|n| (n.prefix, n.number)).eq(expected));
     }
+
+    /// Rows per call of each net's fused chains, in order: two (the pools' stride) unless a
+    /// one-row band fits the Cortex-M int8 kernel's padded copy and a two-row band would not.
+    #[test]
+    fn chains_compute_a_pooled_rows_new_rows_in_one_call() {
+        let rows = |arch: &super::super::Arch<'_>| {
+            let mut found = [0usize; 3];
+            let mut n = 0;
+            for step in arch.walk().flatten() {
+                let chain = super::super::fused_chain(arch.layers, step.index, step.input);
+                if let (Some(chain), Some(slot)) = (chain, found.get_mut(n)) {
+                    *slot = chain.rows_per_call();
+                    n += 1;
+                }
+            }
+            found
+        };
+        // conv1 (3 x 11 x 227) and conv2 (48 x 5 x 31 per group) fit 8,192 values with one
+        // row, not with two; conv5's band never fits.
+        assert_eq!(rows(&PAPER), [1, 1, 2]);
+        // conv1 as the paper's; conv2 (64 x 5 x 31) does not fit even with one row.
+        assert_eq!(rows(&TORCHVISION), [1, 2, 2]);
+        assert_eq!(rows(&MICRO), [2, 2, 2]);
+    }
 }

@@ -17,6 +17,7 @@ pub use layer::{
 pub use shape::Shape;
 
 use crate::error::{ArchError, ArchProblem};
+use crate::int8::packed::padded_input_fits;
 
 /// Most layers a descriptor may have (blobs are parsed into a fixed-size table).
 pub const MAX_LAYERS: usize = 32;
@@ -89,9 +90,9 @@ const fn max(a: usize, b: usize) -> usize {
 }
 
 /// A convolution whose output only feeds row-local in-place layers (ReLU, LRN, dropout) and
-/// then a max pool: the forward pass computes it a row at a time into a ring of `window` rows
-/// and pools each output row as soon as its rows are there, never holding the convolution's
-/// output whole.
+/// then a max pool: the forward pass computes it a few rows at a time ([`Self::rows_per_call`])
+/// into a ring of `window` rows and pools each output row as soon as its rows are there,
+/// never holding the convolution's output whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FusedChain {
     /// Index of the convolution.
@@ -111,12 +112,44 @@ pub struct FusedChain {
 }
 
 impl FusedChain {
-    /// Input rows of one output row, zero-padded left and right: `[C_in, k, W + 2p]`.
+    /// Convolution rows computed per kernel call, at most: the rows each pooled row adds to
+    /// the ring (the pool's stride, at most its window). One call per pooled row keeps the
+    /// kernels' per-call costs (patches, tiles, the in-place layers' set-up) off every
+    /// single row. One row per call where a one-row band fits the Cortex-M int8 kernel's
+    /// padded copy ([`padded_input_fits`]) and the larger band would not: that kernel's path
+    /// without the copy costs more than the calls save (the paper net's conv1 and conv2).
+    pub const fn rows_per_call(&self) -> usize {
+        let (stride, window) = (self.pool.stride as usize, self.pool.window as usize);
+        let rows = if stride < window { stride } else { window };
+        if rows <= 1 {
+            return 1;
+        }
+        let band_spec = ConvSpec {
+            padding: 0,
+            ..self.spec
+        };
+        if padded_input_fits(&band_spec, self.band_for(1))
+            && !padded_input_fits(&band_spec, self.band_for(rows))
+        {
+            1
+        } else {
+            rows
+        }
+    }
+
+    /// Input rows of [`Self::rows_per_call`] convolution rows, zero-padded left and right:
+    /// `[C_in, (rows - 1) * stride + k, W + 2p]`.
     pub const fn band(&self) -> Shape {
+        self.band_for(self.rows_per_call())
+    }
+
+    /// The band of `rows` convolution rows.
+    pub const fn band_for(&self, rows: usize) -> Shape {
         let p = self.spec.padding as usize;
+        let rows = if rows == 0 { 1 } else { rows };
         Shape::new(
             self.input.c,
-            self.spec.kernel as usize,
+            (rows - 1) * self.spec.stride as usize + self.spec.kernel as usize,
             self.input.w + 2 * p,
         )
     }
@@ -127,11 +160,11 @@ impl FusedChain {
     }
 
     /// Elements of scratch the chain needs beside its input and output: the band, the ring,
-    /// one convolution row and one pooled row.
+    /// the rows of one call and one pooled row.
     pub const fn scratch(&self) -> usize {
         self.band().len()
             + self.ring().len()
-            + self.conv.c * self.conv.w
+            + self.conv.c * self.rows_per_call() * self.conv.w
             + self.output.c * self.output.w
     }
 }

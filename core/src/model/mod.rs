@@ -394,11 +394,12 @@ impl<'a> Model<'a> {
 }
 
 /// Runs a fused chain ([`crate::arch::FusedChain`]): for each pooled row, the convolution
-/// rows its window needs that the ring lacks are computed one at a time (the input rows of
-/// one output row copied into a band with the padding made explicit, so the layer's own
-/// kernel runs with padding 0 and computes the same sums), passed through the chain's
-/// in-place layers, and appended to the ring; the pool then reads the ring. Every value is
-/// computed by the same kernel, in the same order, as without fusion.
+/// rows its window needs that the ring lacks are computed, up to
+/// [`rows_per_call`](crate::arch::FusedChain::rows_per_call) at a time (their input rows
+/// copied into a band with the padding made explicit, so the layer's own kernel runs with
+/// padding 0 and computes the same sums), passed through the chain's in-place layers, and
+/// appended to the ring; the pool then reads the ring. Every value is computed by the same
+/// kernel, in the same order, as without fusion.
 #[allow(clippy::too_many_arguments)]
 fn run_chain<T: Copy>(
     chain: &crate::arch::FusedChain,
@@ -410,25 +411,27 @@ fn run_chain<T: Copy>(
     too_small: Error,
     compute: &mut impl FnMut(usize, &Layer, Shape, Buffers<'_, T>) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let (band_shape, ring_shape) = (chain.band(), chain.ring());
+    let (band_max, ring_shape) = (chain.band(), chain.ring());
+    let per_call = chain.rows_per_call();
     let (c, conv_w) = (chain.conv.c, chain.conv.w.max(1));
     let (out_h, out_w) = (chain.output.h, chain.output.w.max(1));
     let (band, rest) = scratch
-        .split_at_mut_checked(band_shape.len())
+        .split_at_mut_checked(band_max.len())
         .ok_or(too_small)?;
     let (ring, rest) = rest
         .split_at_mut_checked(ring_shape.len())
         .ok_or(too_small)?;
-    let (row, rest) = rest.split_at_mut_checked(c * conv_w).ok_or(too_small)?;
+    let (rows_out, rest) = rest
+        .split_at_mut_checked(c * per_call * conv_w)
+        .ok_or(too_small)?;
     let pooled = rest.get_mut(..c * out_w).ok_or(too_small)?;
     let band_layer = Layer::Conv(ConvSpec {
         padding: 0,
         ..chain.spec
     });
-    let row_shape = Shape::new(c, 1, conv_w);
     let (stride, padding) = (chain.spec.stride as usize, chain.spec.padding as usize);
     let (in_h, in_w) = (chain.input.h, chain.input.w.max(1));
-    let band_w = band_shape.w.max(1);
+    let band_w = band_max.w.max(1);
     let window = (chain.pool.window as usize).max(1);
     let pool_stride = chain.pool.stride as usize;
     let in_plane = (in_h * in_w).max(1);
@@ -455,9 +458,13 @@ fn run_chain<T: Copy>(
         first = want;
         while filled < window {
             let r = first + filled;
-            // The band: input rows r * stride - padding .. + k, padding made explicit.
+            let rows = (window - filled).min(per_call);
+            let band_shape = chain.band_for(rows);
+            let band = band.get_mut(..band_shape.len()).ok_or(too_small)?;
+            let band_h = band_shape.h.max(1);
+            // The band: input rows r * stride - padding .. + its height, padding explicit.
             for (ic_k, band_row) in band.chunks_exact_mut(band_w).enumerate() {
-                let (ic, ky) = (ic_k / band_shape.h.max(1), ic_k % band_shape.h.max(1));
+                let (ic, ky) = (ic_k / band_h, ic_k % band_h);
                 let iy = (r * stride + ky).wrapping_sub(padding);
                 let source = src
                     .chunks_exact(in_plane)
@@ -475,26 +482,28 @@ fn run_chain<T: Copy>(
                     None => band_row.fill(pad),
                 }
             }
+            let rows_shape = Shape::new(c, rows, conv_w);
+            let computed = rows_out.get_mut(..rows_shape.len()).ok_or(too_small)?;
             compute(
                 chain.start,
                 &band_layer,
                 band_shape,
-                Buffers::Apart(band, row),
+                Buffers::Apart(band, computed),
             )?;
             for l in chain.start + 1..chain.end {
                 if let Some(layer) = layer_list.get(l) {
-                    compute(l, layer, row_shape, Buffers::InPlace(row))?;
+                    compute(l, layer, rows_shape, Buffers::InPlace(computed))?;
                 }
             }
-            for (plane, line) in ring
+            for (plane, lines) in ring
                 .chunks_exact_mut((window * conv_w).max(1))
-                .zip(row.chunks_exact(conv_w))
+                .zip(computed.chunks_exact(rows * conv_w))
             {
-                if let Some(slot) = plane.get_mut(filled * conv_w..(filled + 1) * conv_w) {
-                    slot.iter_mut().zip(line).for_each(|(d, &v)| *d = v);
+                if let Some(slot) = plane.get_mut(filled * conv_w..(filled + rows) * conv_w) {
+                    slot.iter_mut().zip(lines).for_each(|(d, &v)| *d = v);
                 }
             }
-            filled += 1;
+            filled += rows;
         }
         let pool_layer = layer_list.get(chain.end).ok_or(too_small)?;
         compute(

@@ -330,7 +330,7 @@ fn int8_blobs_infer_and_diff() {
         stdout(&info)
     );
     assert!(
-        stdout(&info).contains("arena       12,927 bytes, fused conv/pool chains (30,559 to see"),
+        stdout(&info).contains("arena       14,239 bytes, fused conv/pool chains (30,559 to see"),
         "{}",
         stdout(&info)
     );
