@@ -18,8 +18,8 @@ use alexnet_core::builtin::PAPER;
 use alexnet_core::geometry::{AdaptivePoolGeometry, ConvGeometry, PoolGeometry};
 use alexnet_core::int8::packed::{packed_fits, PackedGeometry};
 use alexnet_core::int8::{self, QKernel, ZeroPoints};
+use alexnet_core::kernels::blocked::MAX_POOL_ROW;
 use alexnet_core::kernels::cortex_m::fpu::MAX_F32_PATCH;
-use alexnet_core::kernels::cortex_m::pool::MAX_POOL_ROW;
 use alexnet_core::kernels::{KernelPath, Kernels, LrnTable, Reference};
 use alexnet_core::{Error, Layer};
 use alexnet_tests::f64::gamma;
@@ -874,12 +874,14 @@ fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
         .expect("this machine has no AVX2 (or is not x86-64): the x86-64 kernels are untested")
 }
 
-/// What the x86-64 kernels run: their own convolutions and f32 LRN, the reference elsewhere.
+/// What the x86-64 kernels run: their own convolutions, f32 and integer LRN and int8 max pool
+/// (up to the rows its buffer holds), the reference elsewhere.
 #[cfg(target_arch = "x86_64")]
 fn x86_paths(op: Op) -> KernelPath {
     match op {
-        Op::Conv { .. } | Op::ConvInt8 { .. } | Op::Lrn => KernelPath::X86Avx2,
-        Op::Linear | Op::LinearInt8 { .. } | Op::LrnInt8 | Op::MaxPoolInt8 { .. } | Op::Other => {
+        Op::Conv { .. } | Op::ConvInt8 { .. } | Op::Lrn | Op::LrnInt8 => KernelPath::X86Avx2,
+        Op::MaxPoolInt8 { in_w } if in_w <= MAX_POOL_ROW => KernelPath::X86Avx2,
+        Op::Linear | Op::LinearInt8 { .. } | Op::MaxPoolInt8 { .. } | Op::Other => {
             KernelPath::Reference
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! | kernels | for | int8 convolution | int8 FC | integer LRN, int8 max pool | f32 convolution, FC, LRN |
 //! |---|---|---|---|---|---|
-//! | [`CortexMDsp`] | cores with the DSP extension (M4, M7, M33; feature `dsp`) | `SMLAD` ([`dsp`]) | `SMLAD` | [`lrn`], [`pool`] | [`fpu`] (and the f32 LRN) |
-//! | [`CortexM`] | every other core (M0, M0+, M3, and builds without `dsp`) | `MLA` ([`mla`]) | reference | [`lrn`], [`pool`] | [`fpu`] (and the f32 LRN) |
+//! | [`CortexMDsp`] | cores with the DSP extension (M4, M7, M33; feature `dsp`) | `SMLAD` ([`dsp`]) | `SMLAD` | [`lrn_int8`](blocked::lrn_int8), [`max_pool_int8`](blocked::max_pool_int8) | [`fpu`] (and the f32 LRN) |
+//! | [`CortexM`] | every other core (M0, M0+, M3, and builds without `dsp`) | `MLA` ([`mla`]) | reference | [`lrn_int8`](blocked::lrn_int8), [`max_pool_int8`](blocked::max_pool_int8) | [`fpu`] (and the f32 LRN) |
 //!
 //! The f32 kernels use the FPU (`VMLA.F32`) where the target has one (hard-float targets),
 //! the same loops in Rust elsewhere. Both int8 convolutions share the prepacked kernel's patches, tiles and requantization
@@ -14,20 +14,18 @@
 
 pub mod dsp;
 pub mod fpu;
-pub mod lrn;
 pub mod mla;
 mod packed_conv; // `unsafe`: the assembly tile loop and its slots
-pub mod pool;
 mod scratch; // `unsafe`: buffers initialized only as far as they are used
 
-use super::{KernelPath, Kernels, LrnTable};
+use super::{blocked, KernelPath, Kernels, LrnTable};
 use crate::arch::{LrnSpec, Shape};
 use crate::error::Error;
 use crate::geometry::{ConvGeometry, PoolGeometry};
 use crate::int8::{QKernel, ZeroPoints};
 
 /// The methods both Cortex-M sets share: the f32 convolution, fully connected layer and LRN
-/// on the FPU ([`fpu`]), the integer LRN ([`lrn`]) and the int8 max pool ([`pool`]), each
+/// on the FPU ([`fpu`]), the integer LRN and the int8 max pool ([`blocked`]), each
 /// reporting the set's own path (`$own`) when its kernel ran.
 macro_rules! shared_methods {
     ($own:expr) => {
@@ -69,7 +67,7 @@ macro_rules! shared_methods {
             table: LrnTable<'_>,
             zero_points: ZeroPoints,
         ) -> Result<KernelPath, Error> {
-            lrn::lrn_int8(values, shape, spec, table, zero_points).map(|()| $own)
+            blocked::lrn_int8(values, shape, spec, table, zero_points).map(|()| $own)
         }
 
         fn max_pool_int8(
@@ -78,13 +76,13 @@ macro_rules! shared_methods {
             input: &[i8],
             output: &mut [i8],
         ) -> Result<KernelPath, Error> {
-            pool::max_pool_int8(g, input, output).map(|own| path(own, $own))
+            blocked::max_pool_int8(g, input, output).map(|own| path(own, $own))
         }
     };
 }
 
 /// The Cortex-M kernels for cores without the DSP extension ([`mla`], and the shared
-/// [`fpu`], [`lrn`], [`pool`]).
+/// [`fpu`], and the integer LRN and int8 max pool of [`blocked`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CortexM;
 
@@ -111,7 +109,8 @@ impl Kernels for CortexM {
     shared_methods!(KernelPath::CortexM);
 }
 
-/// The Cortex-M DSP kernels ([`dsp`], and the shared [`fpu`], [`lrn`], [`pool`]).
+/// The Cortex-M DSP kernels ([`dsp`], and the shared [`fpu`], and the integer LRN and int8
+/// max pool of [`blocked`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CortexMDsp;
 

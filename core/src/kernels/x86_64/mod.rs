@@ -1,7 +1,8 @@
 //! x86-64 kernels: the f32 and int8 convolutions as register-blocked matrix products for
 //! AVX2, chosen at run time ([`X86Avx2::detect`]), bit-identical to the definitions
-//! ([`super::reference::f32::conv2d`], [`super::reference::int8::conv2d`]), and the f32 LRN
-//! ([`super::blocked::lrn_f32`] with AVX2's correctly rounded `vsqrtps` and `vdivps`).
+//! ([`super::reference::f32::conv2d`], [`super::reference::int8::conv2d`]), the f32 LRN
+//! ([`super::blocked::lrn_f32`] with AVX2's correctly rounded `vsqrtps` and `vdivps`), and
+//! the blocked integer LRN and int8 max pool ([`super::blocked`]).
 //!
 //! A convolution is a matrix product per group: `out[o][pixel] = bias[o] + sum over taps t of
 //! w[o][t] * patch[t][pixel]`, the taps `t = (input channel, kernel row, kernel column)` in
@@ -34,10 +35,10 @@
 //! intrinsics sound to call. With `kernels::cortex_m`, this is where the crate uses
 //! `unsafe`: the intrinsics, their loads and stores, each with its argument.
 
-use super::{KernelPath, Kernels};
+use super::{KernelPath, Kernels, LrnTable};
 use crate::arch::{LrnSpec, Shape};
 use crate::error::Error;
-use crate::geometry::ConvGeometry;
+use crate::geometry::{ConvGeometry, PoolGeometry};
 use crate::int8::{QKernel, ZeroPoints};
 
 /// The AVX2 kernels: the convolutions run blocked SIMD code, every other layer the
@@ -97,6 +98,37 @@ impl Kernels for X86Avx2 {
         {
             super::reference::f32::lrn_in_place(values, shape, spec).map(|()| KernelPath::Reference)
         }
+    }
+
+    /// The integer LRN over blocks of pixels ([`super::blocked::lrn_int8`]): same checks,
+    /// same errors, same codes as [`super::reference::int8::lrn_in_place`].
+    fn lrn_int8(
+        &self,
+        values: &mut [i8],
+        shape: Shape,
+        spec: &LrnSpec,
+        table: LrnTable<'_>,
+        zero_points: ZeroPoints,
+    ) -> Result<KernelPath, Error> {
+        super::blocked::lrn_int8(values, shape, spec, table, zero_points)
+            .map(|()| KernelPath::X86Avx2)
+    }
+
+    /// The int8 max pool by rows ([`super::blocked::max_pool_int8`]; the reference for rows
+    /// wider than its buffer).
+    fn max_pool_int8(
+        &self,
+        g: &PoolGeometry,
+        input: &[i8],
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        super::blocked::max_pool_int8(g, input, output).map(|own| {
+            if own {
+                KernelPath::X86Avx2
+            } else {
+                KernelPath::Reference
+            }
+        })
     }
 
     /// Same checks, same errors, same codes as [`super::reference::int8::conv2d`]; an input

@@ -1,10 +1,6 @@
-//! Definitions reorganized over blocks of pixels: each output's arithmetic is the
-//! contract's, only many outputs are computed side by side, with contiguous loads that SIMD
-//! units and the Cortex-M FPU's `VLDM` want. The architecture sets instantiate these generic
-//! kernels with their own innermost step (the x86-64 set compiles them for AVX2 and
-//! AVX-512, the Cortex-M sets put their assembly in), so the arithmetic is written once.
+//! The f32 LRN over blocks of pixels.
 
-use super::reference::f32 as definition;
+use super::super::reference::f32 as definition;
 use crate::arch::{Layer, LrnSpec, Shape, MAX_LRN_SIZE};
 use crate::error::Error;
 use crate::geometry::{expect_len, output_shape};

@@ -1,4 +1,5 @@
-//! The int8 max pooling for microcontrollers: the definition's maxima
+//! The int8 max pooling by rows (written for microcontrollers, fast on any core): the
+//! definition's maxima
 //! ([`max_pool`](crate::kernels::reference::int8::max_pool)), computed separably. For each
 //! output row, the column-wise maximum of its `window` input rows goes to a row buffer, then
 //! each output takes the maximum of its `window` columns of that buffer. The maximum of

@@ -1,4 +1,5 @@
-//! The integer LRN for microcontrollers: the definition's arithmetic
+//! The integer LRN over blocks of pixels (written for microcontrollers, fast on any core):
+//! the definition's arithmetic
 //! ([`lrn_in_place`](crate::kernels::reference::int8::lrn_in_place)), reorganized so that each
 //! output costs a few dozen plain instructions instead of a window's worth of loads, `% n`
 //! divisions and 64-bit work.
