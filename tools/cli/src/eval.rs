@@ -8,7 +8,13 @@ use anyhow::{ensure, Result};
 use std::path::Path;
 use std::time::Instant;
 
-pub fn run(model_path: &Path, images: &Path, labels: &Path, count: usize) -> Result<()> {
+pub fn run(
+    model_path: &Path,
+    images: &Path,
+    labels: &Path,
+    count: usize,
+    threads: Option<usize>,
+) -> Result<()> {
     let file = BlobFile::read(model_path)?;
     let model = file.model()?;
     let labels = idx::read_labels(labels)?;
@@ -21,7 +27,7 @@ pub fn run(model_path: &Path, images: &Path, labels: &Path, count: usize) -> Res
     let n = samples.inputs.len();
     ensure!(n > 0, "no images to evaluate");
     let classes = model.classes();
-    let mut runner = Runner::new(&model);
+    let mut runner = Runner::new(&model, threads)?;
     let mut logits = vec![0.0f32; classes];
     let mut best = vec![0usize; 5.min(classes)];
     let (mut top1, mut top5) = (0usize, 0usize);
@@ -34,12 +40,13 @@ pub fn run(model_path: &Path, images: &Path, labels: &Path, count: usize) -> Res
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{}: {} images, top-1 accuracy {:.2}%, top-5 accuracy {:.2}% ({}, {:.2} ms per image)",
+        "{}: {} images, top-1 accuracy {:.2}%, top-5 accuracy {:.2}% ({}, {}, {:.2} ms per image)",
         model_path.display(),
         n,
         100.0 * top1 as f64 / n as f64,
         100.0 * top5 as f64 / n as f64,
         if runner.is_int8() { "int8" } else { "f32" },
+        runner.threads_label(),
         1e3 * secs / n as f64
     );
     Ok(())

@@ -1,9 +1,11 @@
 //! `alexnet infer`.
 
 use alexnet_core::postprocess::{softmax, top_k};
+use alexnet_core::RunOptions;
 use alexnet_host::image_input::load_image;
+use alexnet_host::parallel::Parallel;
 use alexnet_host::BlobFile;
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use std::path::Path;
 use std::time::Instant;
 
@@ -12,6 +14,7 @@ pub fn run(
     images: &[std::path::PathBuf],
     top: usize,
     logits_out: Option<&Path>,
+    threads: Option<usize>,
 ) -> Result<()> {
     ensure!(top > 0, "--top must be at least 1");
     let file = BlobFile::read(model_path)?;
@@ -21,7 +24,7 @@ pub fn run(
     }
     let arch = model.arch();
     let classes = model.classes();
-    let mut runner = Runner::new(&model);
+    let mut runner = Runner::new(&model, threads)?;
     let mut all_logits = Vec::with_capacity(images.len() * classes);
     let mut logits = vec![0.0f32; classes];
     let mut probs = vec![0.0f32; classes];
@@ -36,10 +39,11 @@ pub fn run(
         softmax(&logits, &mut probs).map_err(anyhow::Error::msg)?;
         let n = top_k(&probs, &mut best);
         println!(
-            "{}  ({} forward {:.1} ms)",
+            "{}  ({} forward {:.1} ms, {})",
             path.display(),
             if int8 { "int8" } else { "f32" },
-            elapsed.as_secs_f64() * 1e3
+            elapsed.as_secs_f64() * 1e3,
+            runner.threads_label()
         );
         for (rank, &class) in best.iter().take(n).enumerate() {
             let label = model.labels().and_then(|l| l.get(class)).unwrap_or("");
@@ -61,28 +65,58 @@ pub fn run(
 
 /// Runs a model of either precision on f32 inputs: int8 models quantize the input and
 /// dequantize the logits. Owns the buffers, so a loop over images allocates nothing.
+///
+/// One thread runs the fused forward pass (`Model::forward*`, the small arena); more run
+/// every layer whole (`RunOptions::unfused`, the larger observed arena) on
+/// [`Parallel`] kernels, which split the convolutions and fully connected layers by output
+/// channels: the same kernels per output, so the same logits bit for bit.
 pub struct Runner<'m, 'a> {
     model: &'m alexnet_core::Model<'a>,
+    threads: Option<Parallel>,
     arena: Vec<u8>,
     codes: Vec<i8>,
     qlogits: Vec<i8>,
 }
 
 impl<'m, 'a> Runner<'m, 'a> {
-    /// Buffers sized for `model`.
-    pub fn new(model: &'m alexnet_core::Model<'a>) -> Self {
+    /// Buffers sized for `model`, and a pool of `threads` threads (`None` or 0: one per
+    /// core; 1: none).
+    pub fn new(model: &'m alexnet_core::Model<'a>, threads: Option<usize>) -> Result<Self> {
         let int8 = model.precision() == alexnet_core::Precision::Int8;
-        Runner {
+        let wanted = match threads.unwrap_or(0) {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let threads = if wanted > 1 {
+            Some(Parallel::new(wanted).context("starting the inference threads")?)
+        } else {
+            None
+        };
+        let arena = if threads.is_some() {
+            model.observed_arena_bytes()
+        } else {
+            model.arena_bytes()
+        };
+        Ok(Runner {
             model,
-            arena: vec![0u8; model.arena_bytes()],
+            threads,
+            arena: vec![0u8; arena],
             codes: vec![0i8; if int8 { model.input_len() } else { 0 }],
             qlogits: vec![0i8; if int8 { model.classes() } else { 0 }],
-        }
+        })
     }
 
     /// Whether the model runs the int8 path.
     pub fn is_int8(&self) -> bool {
         !self.qlogits.is_empty()
+    }
+
+    /// "1 thread" or "N threads", for the timings.
+    pub fn threads_label(&self) -> String {
+        match &self.threads {
+            Some(pool) => format!("{} threads", pool.threads()),
+            None => "1 thread".to_string(),
+        }
     }
 
     /// The logits of one preprocessed input.
@@ -91,13 +125,23 @@ impl<'m, 'a> Runner<'m, 'a> {
         if self.is_int8() {
             m.quantize_input(input, &mut self.codes)
                 .map_err(anyhow::Error::msg)?;
-            m.forward_int8(&self.codes, &mut self.arena, &mut self.qlogits)
+            let options = options(self.threads.as_ref());
+            m.run(&self.codes, &mut self.arena, &mut self.qlogits, options)
                 .map_err(anyhow::Error::msg)?;
             m.dequantize_logits(&self.qlogits, logits)
                 .map_err(anyhow::Error::msg)
         } else {
-            m.forward(input, &mut self.arena, logits)
+            let options = options(self.threads.as_ref());
+            m.run(input, &mut self.arena, logits, options)
                 .map_err(anyhow::Error::msg)
         }
+    }
+}
+
+/// The fused pass on the native kernels, or every layer whole on the pool's.
+fn options<T>(threads: Option<&Parallel>) -> RunOptions<'_, T> {
+    match threads {
+        Some(pool) => RunOptions::new().kernels(pool).unfused(),
+        None => RunOptions::new(),
     }
 }

@@ -55,6 +55,10 @@ enum Command {
         /// Write the logits of all images as a NumPy array `[images, classes]`.
         #[arg(long)]
         logits_out: Option<PathBuf>,
+        /// Threads per forward pass (convolutions and fully connected layers split by output
+        /// channels; the logits are bit-identical to one thread's) [default: one per core].
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Top-1/top-5 accuracy of a blob (f32 or int8) through the core on a labelled IDX set
     /// (e.g. Fashion-MNIST's test split), and the time per image.
@@ -70,6 +74,9 @@ enum Command {
         /// Evaluate the first N images.
         #[arg(long, default_value_t = 10_000)]
         count: usize,
+        /// Threads per forward pass, as for `infer` [default: one per core].
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Compare an f32 blob and its int8 quantization layer by layer on one image: largest
     /// error, SQNR and error in output steps (LSB) per layer, and both top-5.
@@ -133,13 +140,15 @@ fn main() -> ExitCode {
             images,
             top,
             logits_out,
-        } => infer::run(&model, &images, top, logits_out.as_deref()),
+            threads,
+        } => infer::run(&model, &images, top, logits_out.as_deref(), threads),
         Command::Eval {
             model,
             images,
             labels,
             count,
-        } => eval::run(&model, &images, &labels, count),
+            threads,
+        } => eval::run(&model, &images, &labels, count, threads),
         Command::Diff {
             f32_model,
             int8_model,

@@ -290,6 +290,33 @@ fn int8_blobs_infer_and_diff() {
     model.dequantize_logits(&q, &mut expect).unwrap();
     assert_eq!(logits, expect);
 
+    // --threads: the same logits from one thread and from three (conv1's 28 rows split by
+    // rows, the rest by channels), in both precisions.
+    for blob in [&int8_path, &f32_path] {
+        let run = |threads: &str| {
+            let npy = dir.path().join(format!("threads-{threads}.npy"));
+            let out = alexnet(&[
+                "infer",
+                blob.to_str().unwrap(),
+                images[0].to_str().unwrap(),
+                images[1].to_str().unwrap(),
+                "--threads",
+                threads,
+                "--logits-out",
+                npy.to_str().unwrap(),
+            ]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let label = if threads == "1" {
+                "1 thread)"
+            } else {
+                "3 threads)"
+            };
+            assert!(stdout(&out).contains(label), "{}", stdout(&out));
+            std::fs::read(npy).unwrap()
+        };
+        assert_eq!(run("1"), run("3"), "{}", blob.display());
+    }
+
     let out = alexnet(&[
         "diff",
         f32_path.to_str().unwrap(),
