@@ -531,6 +531,60 @@ fn wide_int8_pools_match<K: Kernels>(kernels: &K, expect: impl Fn(Op) -> KernelP
     }
 }
 
+/// int8 fully connected layers with inputs as long as fc6's and longer than any kernel's
+/// input buffer (the DSP kernel's, the x86-64 kernel's): the same codes, and the path each
+/// implementation says it takes there.
+fn long_int8_linear_matches<K: Kernels>(kernels: &K, expect: impl Fn(Op) -> KernelPath) {
+    use alexnet_core::kernels::cortex_m::dsp::MAX_LINEAR_INPUT;
+    let mut rng = Lcg(17);
+    let longest = MAX_LINEAR_INPUT.max(alexnet_core::kernels::x86_64::MAX_LINEAR_INT8_INPUT);
+    for n in [9216, MAX_LINEAR_INPUT + 5, longest + 37] {
+        let outputs = 5;
+        let input: Vec<i8> = (0..n).map(|_| rng.i8()).collect();
+        // Weights of one sign and extreme codes, so that the sums come near what i32 holds.
+        let weight: Vec<i8> = (0..n * outputs)
+            .map(|i| if i % 7 == 0 { 127 } else { rng.i8().max(-127) })
+            .collect();
+        let bias = vec![-5000, 0, 77, 1 << 20, -(1 << 20)];
+        let multiplier = vec![
+            1 << 30,
+            i32::MAX,
+            1_500_000_000,
+            1 << 30,
+            (1 << 30) + 12_345,
+        ];
+        let shift = vec![24, 30, 20, 12, 62];
+        let kernel = QKernel {
+            weight: &weight,
+            bias: &bias,
+            multiplier: &multiplier,
+            shift: &shift,
+            packed: None,
+        };
+        for (zp_in, zp_out) in [(-128, -128), (127, 3)] {
+            let zps = ZeroPoints {
+                input: zp_in,
+                output: zp_out,
+            };
+            let mut out = vec![0i8; outputs];
+            let path = kernels.linear_int8(&input, &kernel, zps, &mut out).unwrap();
+            assert_eq!(path, expect(Op::LinearInt8 { inputs: n }), "{n} inputs");
+            let rq = int8_reference::Requant {
+                bias: &bias,
+                multiplier: &multiplier,
+                shift: &shift,
+                zp_in,
+                zp_out,
+            };
+            assert_eq!(
+                out,
+                int8_reference::linear(&input, &weight, &rq),
+                "{n} inputs"
+            );
+        }
+    }
+}
+
 /// Rows past the AVX2 packers' i32 lanes (2^14 + 3 values) and an input zero point no blob
 /// has (300): whatever code an implementation takes for them, the same bits.
 fn unusual_geometries_match<K: Kernels>(kernels: &K) {
@@ -859,6 +913,12 @@ macro_rules! kernel_suite {
             }
 
             #[test]
+            #[cfg_attr(miri, ignore = "fc6-sized sums, by each reference: minutes to interpret")]
+            fn long_int8_linear_matches() {
+                super::long_int8_linear_matches(&kernels(), expect);
+            }
+
+            #[test]
             fn errors_match_the_reference() {
                 super::errors_match_the_reference(&kernels());
             }
@@ -874,13 +934,19 @@ fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
         .expect("this machine has no AVX2 (or is not x86-64): the x86-64 kernels are untested")
 }
 
-/// What the x86-64 kernels run: their own convolutions, f32 and integer LRN and int8 max pool
-/// (up to the rows its buffer holds), the reference elsewhere.
+/// What the x86-64 kernels run: their own convolutions, f32 and integer LRN, int8 max pool
+/// (up to the rows its buffer holds) and int8 fully connected layer (up to the input its
+/// buffer holds), the reference elsewhere.
 #[cfg(target_arch = "x86_64")]
 fn x86_paths(op: Op) -> KernelPath {
     match op {
         Op::Conv { .. } | Op::ConvInt8 { .. } | Op::Lrn | Op::LrnInt8 => KernelPath::X86Avx2,
         Op::MaxPoolInt8 { in_w } if in_w <= MAX_POOL_ROW => KernelPath::X86Avx2,
+        Op::LinearInt8 { inputs }
+            if inputs <= alexnet_core::kernels::x86_64::MAX_LINEAR_INT8_INPUT =>
+        {
+            KernelPath::X86Avx2
+        }
         Op::Linear | Op::LinearInt8 { .. } | Op::MaxPoolInt8 { .. } | Op::Other => {
             KernelPath::Reference
         }

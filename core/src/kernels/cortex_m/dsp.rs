@@ -16,7 +16,7 @@ use super::super::KernelPath;
 use super::packed_conv::{self, Block2x2, Slot};
 use super::scratch::Scratch;
 use crate::error::Error;
-use crate::geometry::{expect_len, ConvGeometry};
+use crate::geometry::ConvGeometry;
 use crate::int8::requant::output_code;
 use crate::int8::{QKernel, ZeroPoints};
 
@@ -227,16 +227,11 @@ pub fn linear(
     zero_points: ZeroPoints,
     output: &mut [i8],
 ) -> Result<KernelPath, Error> {
-    let n = input.len();
-    if n == 0 || n > MAX_LINEAR_INPUT {
+    let n = definition::check_linear(input, kernel, output)?;
+    if n > MAX_LINEAR_INPUT {
         return definition::linear(input, kernel, zero_points, output)
             .map(|()| KernelPath::Reference);
     }
-    let o = output.len();
-    expect_len("linear bias", o, kernel.bias.len())?;
-    expect_len("linear multiplier", o, kernel.multiplier.len())?;
-    expect_len("linear shift", o, kernel.shift.len())?;
-    expect_len("linear weight", o.saturating_mul(n), kernel.weight.len())?;
     let zp = zero_points.input;
     let quads = n / 4;
     let mut scratch = Scratch::<u32, { MAX_LINEAR_INPUT / 2 }>::new();

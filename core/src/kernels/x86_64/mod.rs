@@ -41,7 +41,12 @@ use crate::error::Error;
 use crate::geometry::{ConvGeometry, PoolGeometry};
 use crate::int8::{QKernel, ZeroPoints};
 
-/// The AVX2 kernels: the convolutions run blocked SIMD code, every other layer the
+/// Longest input the int8 fully connected kernel takes: its inputs, widened to i16, sit on
+/// the stack (32 KiB). The built-in nets' longest is fc6's 9216.
+pub const MAX_LINEAR_INT8_INPUT: usize = 16384;
+
+/// The AVX2 kernels: the convolutions and the int8 fully connected layer run blocked SIMD
+/// code, the LRN and the int8 max pool the blocked kernels, every other layer the
 /// reference. Only [`X86Avx2::detect`] makes one, on a machine that has AVX2.
 #[derive(Clone, Copy, Debug)]
 pub struct X86Avx2 {
@@ -98,6 +103,31 @@ impl Kernels for X86Avx2 {
         {
             super::reference::f32::lrn_in_place(values, shape, spec).map(|()| KernelPath::Reference)
         }
+    }
+
+    /// Same checks, same errors, same codes as [`super::reference::int8::linear`]: each
+    /// output's exact i32 sum taken 16 products at a time with `vpmaddwd` (inputs minus the
+    /// zero point widened once to i16, weights widened as they stream), four outputs per pass
+    /// over the inputs. Inputs longer than [`MAX_LINEAR_INT8_INPUT`] or a zero point outside
+    /// the codes run the reference.
+    fn linear_int8(
+        &self,
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        let n = super::reference::int8::check_linear(input, kernel, output)?;
+        #[cfg(target_arch = "x86_64")]
+        if n <= MAX_LINEAR_INT8_INPUT && (-128..=127).contains(&zero_points.input) {
+            // SAFETY: an `X86Avx2` exists only where AVX2 was detected; the slices were
+            // checked above.
+            unsafe { x86::linear_int8(input, kernel, zero_points, output) };
+            return Ok(KernelPath::X86Avx2);
+        }
+        let _ = n;
+        super::reference::int8::linear(input, kernel, zero_points, output)
+            .map(|()| KernelPath::Reference)
     }
 
     /// The integer LRN over blocks of pixels ([`super::blocked::lrn_int8`]): same checks,
@@ -926,6 +956,62 @@ mod x86 {
             let base = _mm_set_ss(b);
             let power = _mm_sqrt_ss(_mm_mul_ss(base, _mm_sqrt_ss(base)));
             *o = _mm_cvtss_f32(_mm_div_ss(_mm_set_ss(a), power));
+        }
+    }
+
+    /// The int8 fully connected layer for a checked call with `input.len() <=
+    /// MAX_LINEAR_INT8_INPUT` and an input zero point in `-128..=127`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; the slices must have passed `check_linear`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn linear_int8(
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+    ) {
+        const ROWS: usize = 4;
+        let n = input.len().min(super::MAX_LINEAR_INT8_INPUT);
+        let mut widened = [0i16; super::MAX_LINEAR_INT8_INPUT];
+        for (d, &x) in widened.iter_mut().zip(input) {
+            // In [-255, 255]: the zero point is a code.
+            *d = (x as i32 - zero_points.input) as i16;
+        }
+        let xs = &widened[..n];
+        let whole = n - n % 16;
+        let rows = kernel.weight.chunks_exact(n);
+        let channel = kernel.bias.iter().zip(kernel.multiplier).zip(kernel.shift);
+        let mut outputs = output.iter_mut().zip(rows.zip(channel)).peekable();
+        while outputs.peek().is_some() {
+            let block: [_; ROWS] = core::array::from_fn(|_| outputs.next());
+            let mut acc = [_mm256_setzero_si256(); ROWS];
+            for i in (0..whole).step_by(16) {
+                // SAFETY: `i + 16 <= whole <= n`: within `xs`; unaligned load.
+                let x = unsafe { _mm256_loadu_si256(xs.as_ptr().add(i).cast()) };
+                for (a, out) in acc.iter_mut().zip(&block) {
+                    if let Some((_, (row, _))) = out {
+                        // SAFETY: `row` has `n` weights and `i + 16 <= n`.
+                        let w = unsafe { _mm_loadu_si128(row.as_ptr().add(i).cast()) };
+                        let products = _mm256_madd_epi16(x, _mm256_cvtepi8_epi16(w));
+                        *a = _mm256_add_epi32(*a, products);
+                    }
+                }
+            }
+            for (a, out) in acc.iter().zip(block) {
+                let Some((q, (row, ((&bias, &m), &r)))) = out else {
+                    break;
+                };
+                // The sum of an output's products is exact in i32 in any order.
+                let mut lanes = [0i32; 8];
+                // SAFETY: `lanes` is 8 i32; unaligned store.
+                unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), *a) };
+                let mut sum = bias.wrapping_add(lanes.iter().fold(0i32, |s, &l| s.wrapping_add(l)));
+                for (&x, &w) in xs[whole..].iter().zip(&row[whole..]) {
+                    sum = sum.wrapping_add(x as i32 * w as i32);
+                }
+                *q = output_code(sum, m, r, zero_points.output);
+            }
         }
     }
 }

@@ -5,13 +5,13 @@ use crate::geometry::expect_len;
 use crate::int8::requant::output_code;
 use crate::int8::{QKernel, ZeroPoints};
 
-/// `q_out[o] = clamp(zp_out + requantize(bias[o] + sum_i (q_in[i] - zp_in) * w[o][i]))`.
-pub fn linear(
+/// Checks an int8 fully connected layer's slices (every int8 linear kernel checks with
+/// this) and returns the input length, at least 1.
+pub(crate) fn check_linear(
     input: &[i8],
     kernel: &QKernel<'_>,
-    zero_points: ZeroPoints,
-    output: &mut [i8],
-) -> Result<(), Error> {
+    output: &[i8],
+) -> Result<usize, Error> {
     let n = input.len();
     let o = output.len();
     expect_len("linear bias", o, kernel.bias.len())?;
@@ -25,6 +25,17 @@ pub fn linear(
             found: 0,
         });
     }
+    Ok(n)
+}
+
+/// `q_out[o] = clamp(zp_out + requantize(bias[o] + sum_i (q_in[i] - zp_in) * w[o][i]))`.
+pub fn linear(
+    input: &[i8],
+    kernel: &QKernel<'_>,
+    zero_points: ZeroPoints,
+    output: &mut [i8],
+) -> Result<(), Error> {
+    let n = check_linear(input, kernel, output)?;
     let zp_in = zero_points.input;
     let per_channel = kernel.bias.iter().zip(kernel.multiplier).zip(kernel.shift);
     for ((q, row), ((&bias, &m), &r)) in output

@@ -7,6 +7,7 @@ mod lrn;
 mod pool;
 
 pub use conv::conv2d;
+pub(crate) use linear::check_linear;
 pub use linear::linear;
 pub(crate) use lrn::check as check_lrn;
 pub use lrn::lrn_in_place;
