@@ -5,7 +5,11 @@
 //! `libtorch/<layer>`). Batch 1, one thread (libtorch's intra- and inter-op pools are set to
 //! one thread before any work).
 //!
-//! Run: `cargo bench -p alexnet-benches --bench forward`, then
+//! ONNX Runtime is the second peer (`onnxruntime.rs`): the same weights exported to ONNX,
+//! timed by its own Python API in the same run.
+//!
+//! Run: `cargo xtask bench` (sets up libtorch and onnxruntime in `.venv`, runs this and
+//! `bench-summary`), or `cargo bench -p alexnet-benches --bench forward`, then
 //! `cargo run --release -p alexnet-benches --bin bench-summary` for the ratios.
 
 use alexnet_core::builtin::{MICRO, PAPER, TORCHVISION};
@@ -20,6 +24,8 @@ use host_train::Net;
 use std::hint::black_box;
 use std::time::Duration;
 use tch::{Device, Tensor};
+
+mod onnxruntime;
 
 /// The tensor `[1, C, H, W]` holding `values`.
 fn batch_of_one(values: &[f32], shape: Shape) -> Tensor {
@@ -44,19 +50,28 @@ fn check_same(what: &str, core: &[f32], peer: &Tensor) {
     assert!(rel < 1e-3, "{what}: core and libtorch differ by {rel}");
 }
 
-/// The net quantized on two real images (timing does not depend on the calibration), and
-/// the first image's input codes.
+/// Two real images (Fashion-MNIST's first test images, scaled to the net's input) as the
+/// net's preprocessed inputs: the int8 calibration set of the core and of its peers.
+fn calibration_inputs(
+    arch: &alexnet_core::Arch<'_>,
+    model: &alexnet_core::Model<'_>,
+) -> Vec<Vec<f32>> {
+    let images = std::path::Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
+        .join("t10k-images-idx3-ubyte.gz");
+    alexnet_host::dataset::from_idx(&images, 2, model.preprocess(), arch.input)
+        .unwrap()
+        .inputs
+}
+
+/// The net quantized on [`calibration_inputs`] (timing does not depend on the calibration),
+/// and the first image's input codes.
 fn quantized(
     arch: &alexnet_core::Arch<'_>,
     spec: &alexnet_host::ModelSpec,
     model: &alexnet_core::Model<'_>,
 ) -> (BlobFile, Vec<i8>) {
     use alexnet_host::quantize::{self, Method};
-    let images = std::path::Path::new(alexnet_host::idx::FASHION_MNIST_DIR)
-        .join("t10k-images-idx3-ubyte.gz");
-    let inputs = alexnet_host::dataset::from_idx(&images, 2, model.preprocess(), arch.input)
-        .unwrap()
-        .inputs;
+    let inputs = calibration_inputs(arch, model);
     let cal = quantize::calibrate(model, &inputs, |_| {}).unwrap();
     let (int8, _) = quantize::quantize(spec, &cal, Method::MinMax).unwrap();
     let qfile = BlobFile::from_bytes(&int8.to_blob().unwrap(), arch.name);
@@ -335,5 +350,6 @@ fn main() {
     whole_nets_int8(&mut criterion);
     paper_layers(&mut criterion);
     paper_two_threads(&mut criterion);
+    onnxruntime::peer(&mut criterion);
     criterion.final_summary();
 }

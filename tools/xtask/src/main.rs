@@ -43,6 +43,9 @@ tasks:
            --check        then run the kit's run.sh --cpu here
            --dry-run      only run.sh --cpu on the workspace's own build (no second
                           torch; part of `test`)
+  bench    the benchmarks (criterion): the core against libtorch and ONNX Runtime
+           (installed into .venv), whole nets, the paper net's layers, two threads,
+           batch 8; then the ratio tables (bench-summary)
   c-lib    the C API's static library for this machine, the Cortex-M4F (with the
            DSP kernels) and the Cortex-M3, with its header, in core/ffi/target/dist/
   c-header rewrite core/ffi/include/alexnet.h from the C API's source (cbindgen)
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
             Some("--dry-run") => gpu_kit::dry_run(true),
             Some(other) => Err(format!("unknown gpu-kit option {other:?}\n\n{USAGE}")),
         },
+        Some("bench") => tasks::bench(),
         Some("c-lib") => c_api::libraries(),
         Some("c-header") => c_api::write_header(),
         Some("miri") => miri::all(),

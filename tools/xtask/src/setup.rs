@@ -14,7 +14,7 @@ const RUST_TARGETS: [&str; 3] = [
     "thumbv7m-none-eabi",
 ];
 /// Debian's Fashion-MNIST package and where it puts the data.
-const DATASET_PACKAGE: &str = "dataset-fashion-mnist";
+pub const DATASET_PACKAGE: &str = "dataset-fashion-mnist";
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 /// defmt-print decodes the firmware's log; its version matches the firmware's defmt.
@@ -23,6 +23,9 @@ const DEFMT_PRINT: (&str, &str) = ("defmt-print", "1.2.0");
 const CBINDGEN: (&str, &str) = ("cbindgen", "0.29.2");
 /// The torch wheel whose libtorch `tch` 0.26 links.
 pub const TORCH: &str = "torch==2.13.0";
+/// The benchmark's second peer: ONNX Runtime (CPU) and the `onnx` package that builds its
+/// models, in the project venv.
+const ONNX_RUNTIME: [&str; 2] = ["onnxruntime==1.32.0", "onnx==1.23.2"];
 
 /// Everything the tasks need.
 pub fn all() -> Result<(), String> {
@@ -223,6 +226,37 @@ pub fn debian_packages(packages: &[(&str, std::path::PathBuf)]) -> Result<(), St
                     missing.join(" ")
                 )
             })
+        },
+    )
+}
+
+/// ONNX Runtime and `onnx` in the project venv (after [`libtorch`], which makes the venv),
+/// for the benchmark's ONNX Runtime peer.
+pub fn onnxruntime() -> Result<(), String> {
+    libtorch()?;
+    let python = root().join(".venv").join("bin").join("python");
+    let present = Command::new(&python)
+        .args(["-c", "import onnxruntime, onnx"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    step(
+        &format!(
+            "installing {} into .venv (the benchmark's peer, once)",
+            ONNX_RUNTIME.join(" ")
+        ),
+        || {
+            run(Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(ONNX_RUNTIME))
         },
     )
 }

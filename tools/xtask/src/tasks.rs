@@ -258,6 +258,29 @@ fn readme_example(firmware: &Path) -> Result<(), String> {
     }
 }
 
+/// `cargo xtask bench`: the benchmarks with their peers (libtorch, ONNX Runtime) in one run,
+/// then `bench-summary`'s ratio tables.
+pub fn bench() -> Result<(), String> {
+    setup::debian_packages(&[(
+        setup::DATASET_PACKAGE,
+        Path::new(setup::FASHION_MNIST_DIR).join("t10k-images-idx3-ubyte.gz"),
+    )])?;
+    setup::onnxruntime()?;
+    step(
+        "the benchmarks: the core, libtorch and ONNX Runtime in one run (about 15 minutes)",
+        || run(cargo().args(["bench", "-p", "alexnet-benches", "--bench", "forward"])),
+    )?;
+    run(cargo().args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "alexnet-benches",
+        "--bin",
+        "bench-summary",
+    ]))
+}
+
 /// `cargo xtask firmware`: builds the firmware, runs it under QEMU and checks it against the
 /// host (the tests `tests/firmware.rs`, `tests/firmware_an385.rs` and
 /// `tests/firmware_an524.rs`, with their reports shown).
