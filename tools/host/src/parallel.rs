@@ -5,8 +5,9 @@
 //! 0, so every thread builds only its own pixels' patches; a convolution with fewer output
 //! rows than threads is split by output channels instead, over one-group
 //! [`ConvGeometry`]s. An output's arithmetic does not depend on the split, so the logits are
-//! bit-identical to the single-threaded forward pass. The cheap layers (ReLU, LRN, pooling)
-//! run on the calling thread.
+//! bit-identical to the single-threaded forward pass. The cheap layers are split too: ReLU
+//! by chunks, max pooling by channels, LRN by channels (each part on a copy of its channels
+//! and the neighbours its windows read).
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -24,7 +25,7 @@
 //! # Ok(()) }
 //! ```
 
-use alexnet_core::arch::{ConvSpec, LrnSpec, Shape};
+use alexnet_core::arch::{ConvSpec, LrnSpec, PoolSpec, Shape};
 use alexnet_core::geometry::{AdaptivePoolGeometry, ConvGeometry, PoolGeometry};
 use alexnet_core::int8::{QKernel, ZeroPoints};
 use alexnet_core::kernels::{native, KernelPath, Kernels, LrnTable};
@@ -171,6 +172,94 @@ impl<K: Kernels> Parallel<K> {
         Ok(results.first().map_or(KernelPath::Reference, |r| r.1))
     }
 
+    /// Channel ranges, one per thread, or `None` for fewer than two channels per thread
+    /// (or a single thread): the layer then runs whole.
+    fn channel_ranges(&self, channels: usize) -> Option<Vec<std::ops::Range<usize>>> {
+        let parts = self.threads.min(channels / 2);
+        (parts >= 2).then(|| {
+            (0..parts)
+                .map(|i| i * channels / parts..(i + 1) * channels / parts)
+                .collect()
+        })
+    }
+
+    /// An elementwise in-place layer on one chunk per thread.
+    fn each_chunk<T: Send>(
+        &self,
+        values: &mut [T],
+        layer: impl Fn(&mut [T]) -> KernelPath + Sync,
+    ) -> KernelPath {
+        let chunk = values.len().div_ceil(self.threads.max(1)).max(1);
+        let paths: Vec<KernelPath> = self
+            .pool
+            .install(|| values.par_chunks_mut(chunk).map(&layer).collect());
+        paths.first().copied().unwrap_or_else(|| layer(values))
+    }
+
+    /// A max pool split by channels: each part pools its planes with a geometry of its own
+    /// channel count (the planes are independent).
+    fn pool_by_channels<T: Send + Sync>(
+        &self,
+        g: &PoolGeometry,
+        input: &[T],
+        output: &mut [T],
+        pool: impl Fn(&PoolGeometry, &[T], &mut [T]) -> Result<KernelPath, Error> + Sync,
+    ) -> Result<KernelPath, Error> {
+        g.check(input.len(), output.len())?;
+        let (in_shape, out_shape) = (g.input(), g.output());
+        let Some(ranges) = self.channel_ranges(in_shape.c) else {
+            return pool(g, input, output);
+        };
+        let spec = PoolSpec {
+            window: g.window().get() as u32,
+            stride: g.stride().get() as u32,
+        };
+        let outputs = split_by(output, ranges.iter().map(|r| r.len() * out_shape.plane()));
+        self.run_parts(outputs, |i, out| {
+            let r = ranges[i].clone();
+            let part = PoolGeometry::new(&spec, Shape::new(r.len(), in_shape.h, in_shape.w))?;
+            let plane = in_shape.plane();
+            pool(&part, &input[r.start * plane..r.end * plane], out)
+        })
+    }
+
+    /// An LRN split by channels: each part normalizes a copy of its channels and the
+    /// `size / 2` on either side that their windows read (the copy's edge channels get
+    /// clipped windows, and are not kept), then its channels are written back. Every kept
+    /// output sees the window, in the order, of the whole layer.
+    fn lrn_by_channels<T: Copy + Send + Sync>(
+        &self,
+        values: &mut [T],
+        shape: Shape,
+        spec: &LrnSpec,
+        lrn: impl Fn(&mut [T], Shape) -> Result<KernelPath, Error> + Sync,
+    ) -> Result<KernelPath, Error> {
+        let Some(ranges) = self
+            .channel_ranges(shape.c)
+            .filter(|_| values.len() == shape.len())
+        else {
+            return lrn(values, shape); // it names any problem
+        };
+        let (half, plane) = (spec.size as usize / 2, shape.plane());
+        let source = &*values;
+        let parts: Vec<(std::ops::Range<usize>, Vec<T>, KernelPath)> = self.pool.install(|| {
+            ranges
+                .par_iter()
+                .map(|r| {
+                    let (lo, hi) = (r.start.saturating_sub(half), (r.end + half).min(shape.c));
+                    let mut part = source[lo * plane..hi * plane].to_vec();
+                    let path = lrn(&mut part, Shape::new(hi - lo, shape.h, shape.w))?;
+                    let kept = part[(r.start - lo) * plane..(r.end - lo) * plane].to_vec();
+                    Ok((r.clone(), kept, path))
+                })
+                .collect::<Result<_, Error>>()
+        })?;
+        for (r, kept, _) in &parts {
+            values[r.start * plane..r.end * plane].copy_from_slice(kept);
+        }
+        Ok(parts.first().map_or(KernelPath::Reference, |p| p.2))
+    }
+
     /// Runs `part(index, output slice)` for every part on the pool; the parts' paths agree
     /// (one kernel ran them all), so the first one's is the layer's.
     fn run_parts<T: Send>(
@@ -271,11 +360,13 @@ impl<K: Kernels> Kernels for Parallel<K> {
     }
 
     fn relu(&self, values: &mut [f32]) -> KernelPath {
-        self.inner.relu(values)
+        self.each_chunk(values, |chunk| self.inner.relu(chunk))
     }
 
     fn lrn(&self, values: &mut [f32], shape: Shape, spec: &LrnSpec) -> Result<KernelPath, Error> {
-        self.inner.lrn(values, shape, spec)
+        self.lrn_by_channels(values, shape, spec, |part, part_shape| {
+            self.inner.lrn(part, part_shape, spec)
+        })
     }
 
     fn max_pool(
@@ -284,7 +375,7 @@ impl<K: Kernels> Kernels for Parallel<K> {
         input: &[f32],
         output: &mut [f32],
     ) -> Result<KernelPath, Error> {
-        self.inner.max_pool(g, input, output)
+        self.pool_by_channels(g, input, output, |pg, i, o| self.inner.max_pool(pg, i, o))
     }
 
     fn adaptive_avg_pool(
@@ -357,7 +448,7 @@ impl<K: Kernels> Kernels for Parallel<K> {
     }
 
     fn relu_int8(&self, values: &mut [i8], zero_point: i32) -> KernelPath {
-        self.inner.relu_int8(values, zero_point)
+        self.each_chunk(values, |chunk| self.inner.relu_int8(chunk, zero_point))
     }
 
     fn lrn_int8(
@@ -368,7 +459,10 @@ impl<K: Kernels> Kernels for Parallel<K> {
         table: LrnTable<'_>,
         zero_points: ZeroPoints,
     ) -> Result<KernelPath, Error> {
-        self.inner.lrn_int8(values, shape, spec, table, zero_points)
+        self.lrn_by_channels(values, shape, spec, |part, part_shape| {
+            self.inner
+                .lrn_int8(part, part_shape, spec, table, zero_points)
+        })
     }
 
     fn max_pool_int8(
@@ -377,7 +471,9 @@ impl<K: Kernels> Kernels for Parallel<K> {
         input: &[i8],
         output: &mut [i8],
     ) -> Result<KernelPath, Error> {
-        self.inner.max_pool_int8(g, input, output)
+        self.pool_by_channels(g, input, output, |pg, i, o| {
+            self.inner.max_pool_int8(pg, i, o)
+        })
     }
 
     fn adaptive_avg_pool_int8(
