@@ -1,9 +1,8 @@
 //! The f32 LRN over blocks of pixels.
 
 use super::super::reference::f32 as definition;
-use crate::arch::{Layer, LrnSpec, Shape, MAX_LRN_SIZE};
+use crate::arch::{LrnSpec, Shape, MAX_LRN_SIZE};
 use crate::error::Error;
-use crate::geometry::{expect_len, output_shape};
 
 /// Pixels per block of the f32 LRN: the ring of the window's original values
 /// (`MAX_LRN_SIZE` rows) and the bases of this many pixels, 1.5 KiB of stack.
@@ -21,10 +20,7 @@ pub fn lrn_f32(
     spec: &LrnSpec,
     divide_by_power: impl Fn(&mut [f32], &[f32], &[f32]),
 ) -> Result<(), Error> {
-    output_shape(&Layer::Lrn(*spec), shape)?;
-    expect_len("lrn input", shape.len(), values.len())?;
-    // Validated odd and at most MAX_LRN_SIZE; the clamp keeps every ring index in bounds.
-    let n = (spec.size as usize).clamp(1, MAX_LRN_SIZE as usize);
+    let n = definition::check_lrn(values.len(), shape, spec)?;
     let half = n / 2;
     let channels = shape.c;
     let plane = shape.plane();

@@ -25,6 +25,16 @@ pub fn lrn_denominator(base: f32, beta: f32) -> f32 {
     }
 }
 
+/// Checks an f32 LRN call (shape, length) and returns its size `n`, odd and at most
+/// [`MAX_LRN_SIZE`] (validated, then clamped, so that the optimizer sees every `% n`
+/// nonzero and every ring index in bounds). Every f32 LRN kernel checks with this.
+#[inline(always)]
+pub(crate) fn check_lrn(len: usize, shape: Shape, spec: &LrnSpec) -> Result<usize, Error> {
+    output_shape(&Layer::Lrn(*spec), shape)?;
+    expect_len("lrn input", shape.len(), len)?;
+    Ok((spec.size as usize).clamp(1, MAX_LRN_SIZE as usize))
+}
+
 /// Normalizes `values` (`[C, H, W]`) in place:
 /// `b[c] = a[c] / (k + alpha' * S)^beta`, `S = sum a[c']^2` over
 /// `c' in [c - n/2, c + n/2]` clipped to the existing channels, `alpha'` from
@@ -37,11 +47,7 @@ pub fn lrn_denominator(base: f32, beta: f32) -> f32 {
 /// In place, to spare the arena a second copy of conv1's output: for each pixel a ring of
 /// `n` slots keeps the original values of the channels still inside the window.
 pub fn lrn_in_place(values: &mut [f32], shape: Shape, spec: &LrnSpec) -> Result<(), Error> {
-    output_shape(&Layer::Lrn(*spec), shape)?;
-    expect_len("lrn input", shape.len(), values.len())?;
-    // Validated odd and at most MAX_LRN_SIZE; the clamp lets the optimizer see that every
-    // `% n` is nonzero and every ring index in bounds.
-    let n = (spec.size as usize).clamp(1, MAX_LRN_SIZE as usize);
+    let n = check_lrn(values.len(), shape, spec)?;
     let half = n / 2;
     let channels = shape.c;
     let plane = shape.plane();

@@ -18,6 +18,7 @@ mod relu;
 pub use conv::conv2d;
 pub(crate) use linear::{check_linear, fold_with_bias};
 pub use linear::{linear, LINEAR_LANES};
+pub(crate) use lrn::check_lrn;
 pub use lrn::{lrn_denominator, lrn_in_place, SQRT_FORM_BETA};
 pub use pool::{adaptive_avg_pool, max_pool};
 pub(crate) use pool::{adaptive_pool_by, max_pool_by};
