@@ -497,7 +497,7 @@ fn run_chain<T: Copy>(
             }
             for (plane, lines) in ring
                 .chunks_exact_mut((window * conv_w).max(1))
-                .zip(computed.chunks_exact(rows * conv_w))
+                .zip(computed.chunks_exact((rows * conv_w).max(1)))
             {
                 if let Some(slot) = plane.get_mut(filled * conv_w..(filled + rows) * conv_w) {
                     slot.iter_mut().zip(lines).for_each(|(d, &v)| *d = v);

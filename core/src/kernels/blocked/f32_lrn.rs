@@ -20,7 +20,9 @@ pub fn lrn_f32(
     spec: &LrnSpec,
     divide_by_power: impl Fn(&mut [f32], &[f32], &[f32]),
 ) -> Result<(), Error> {
-    let n = definition::check_lrn(values.len(), shape, spec)?;
+    // Clamped again here: the optimizer must see `n` in range where the `% n` and the ring
+    // indices are.
+    let n = definition::check_lrn(values.len(), shape, spec)?.clamp(1, MAX_LRN_SIZE as usize);
     let half = n / 2;
     let channels = shape.c;
     let plane = shape.plane();

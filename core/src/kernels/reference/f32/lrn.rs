@@ -47,7 +47,9 @@ pub(crate) fn check_lrn(len: usize, shape: Shape, spec: &LrnSpec) -> Result<usiz
 /// In place, to spare the arena a second copy of conv1's output: for each pixel a ring of
 /// `n` slots keeps the original values of the channels still inside the window.
 pub fn lrn_in_place(values: &mut [f32], shape: Shape, spec: &LrnSpec) -> Result<(), Error> {
-    let n = check_lrn(values.len(), shape, spec)?;
+    // Clamped again here, as in the check: the optimizer must see `n` in range where the
+    // `% n` and the ring indices are.
+    let n = check_lrn(values.len(), shape, spec)?.clamp(1, MAX_LRN_SIZE as usize);
     let half = n / 2;
     let channels = shape.c;
     let plane = shape.plane();
