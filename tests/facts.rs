@@ -25,17 +25,23 @@ struct Facts {
     observed_arena_elems: usize,
 }
 
-/// A fused chain's scratch: the padded input band of one output row (`c_in x k x (w + 2p)`),
-/// the ring of `window` convolution rows, one convolution row and one pooled row.
+/// A fused chain's scratch: the padded input band of the `rows` convolution rows one call
+/// computes (`c_in x ((rows - 1) * stride + k) x (w + 2p)`), the ring of the pool's 3 rows,
+/// the call's convolution rows and one pooled row. `rows` is the pool's stride, 2, unless a
+/// one-row band of a group fits the Cortex-M int8 kernel's 8,192-value padded copy and a
+/// two-row band does not: then 1.
+#[allow(clippy::too_many_arguments)] // a chain's dimensions, named at each use
 const fn chain_scratch(
     c_in: usize,
     k: usize,
+    stride: usize,
+    rows: usize,
     padded_w: usize,
     c: usize,
     conv_w: usize,
     pool_w: usize,
 ) -> usize {
-    c_in * k * padded_w + c * 3 * conv_w + c * conv_w + c * pool_w
+    c_in * ((rows - 1) * stride + k) * padded_w + c * 3 * conv_w + c * rows * conv_w + c * pool_w
 }
 
 const TABLE: &[Facts] = &[
@@ -54,8 +60,9 @@ const TABLE: &[Facts] = &[
         classes: 1000,
         largest_activation: 290_400,
         // Fused, the peak is conv2's chain: pool1's 96x27x27 in, pool2's 256x13x13 out, and
-        // the scratch of 96 x 5 x (27 + 4) band, 3 rows of 256 x 27, a row, a pooled row.
-        arena_elems: 69_984 + 43_264 + chain_scratch(96, 5, 31, 256, 27, 13),
+        // the scratch of 96 x 5 x (27 + 4) band, 3 rows of 256 x 27, a row, a pooled row (one
+        // row per call: a group's band is 48 x 5 x 31 = 7,440 values, 8,928 with two rows).
+        arena_elems: 69_984 + 43_264 + chain_scratch(96, 5, 1, 1, 31, 256, 27, 13),
         // maxpool1 reads conv1's 290,400 values and writes 96x27x27 = 69,984 beside them.
         observed_arena_elems: 290_400 + 69_984,
     },
@@ -73,7 +80,7 @@ const TABLE: &[Facts] = &[
         classifier_input: 9216,
         classes: 1000,
         largest_activation: 290_400,
-        arena_elems: 69_984 + 43_264 + chain_scratch(96, 5, 31, 256, 27, 13),
+        arena_elems: 69_984 + 43_264 + chain_scratch(96, 5, 1, 1, 31, 256, 27, 13),
         observed_arena_elems: 290_400 + 69_984,
     },
     Facts {
@@ -90,8 +97,9 @@ const TABLE: &[Facts] = &[
         classifier_input: 9216,
         classes: 1000,
         largest_activation: 64 * 55 * 55,
-        // conv2's chain: 64x27x27 in, 192x13x13 out, its scratch.
-        arena_elems: 64 * 27 * 27 + 192 * 13 * 13 + chain_scratch(64, 5, 31, 192, 27, 13),
+        // conv2's chain: 64x27x27 in, 192x13x13 out, its scratch (two rows per call: even one
+        // row's band, 64 x 5 x 31, exceeds the padded copy).
+        arena_elems: 64 * 27 * 27 + 192 * 13 * 13 + chain_scratch(64, 5, 1, 2, 31, 192, 27, 13),
         observed_arena_elems: 64 * 55 * 55 + 64 * 27 * 27,
     },
     Facts {
@@ -108,8 +116,8 @@ const TABLE: &[Facts] = &[
         classifier_input: 256,
         classes: 10,
         largest_activation: 32 * 28 * 28,
-        // conv2's chain: 32x13x13 in, 64x6x6 out, its scratch.
-        arena_elems: 32 * 13 * 13 + 64 * 6 * 6 + chain_scratch(32, 3, 15, 64, 13, 6),
+        // conv2's chain: 32x13x13 in, 64x6x6 out, its scratch (two rows per call).
+        arena_elems: 32 * 13 * 13 + 64 * 6 * 6 + chain_scratch(32, 3, 1, 2, 15, 64, 13, 6),
         observed_arena_elems: 32 * 28 * 28 + 32 * 13 * 13,
     },
 ];

@@ -3,9 +3,9 @@
 //! | module | runs on | what it holds |
 //! |---|---|---|
 //! | [`reference`](mod@reference) | everywhere | the contracts' definitions, every layer, f32 and int8 |
-//! | [`blocked`] | (generic, instantiated by the others) | the f32 LRN over blocks of pixels, the innermost step supplied by each set |
-//! | [`x86_64`] | x86-64 with AVX2 (detected at run time) | blocked f32 and int8 convolutions, the f32 LRN on AVX2 |
-//! | [`cortex_m`] | Cortex-M: [`CortexMDsp`] with the DSP extension (feature `dsp`), [`CortexM`] without (an exact emulation off ARM) | the int8 convolution on `SMLAD` or `MLA`, the `SMLAD` FC layer, the integer LRN and max pool, the f32 convolution, FC layer and LRN on the FPU |
+//! | [`blocked`] | (generic, run by the sets below) | the f32 LRN over blocks of pixels (the innermost step supplied by each set), the integer LRN, the int8 max pool |
+//! | [`x86_64`] | x86-64 with AVX2 (detected at run time) | blocked f32 and int8 convolutions, the int8 fully connected layer, the f32 LRN on AVX2 |
+//! | [`cortex_m`] | Cortex-M: [`CortexMDsp`] with the DSP extension (feature `dsp`), [`CortexM`] without (an exact emulation off ARM) | the int8 convolution on `SMLAD` or `MLA`, the `SMLAD` FC layer, the f32 convolution, FC layer and LRN on the FPU |
 //!
 //! Every implementation computes every output exactly as the contracts say
 //! (`docs/numerics-f32.md`, `docs/int8-spec.md`), so the logits are bit-identical whichever
@@ -14,7 +14,7 @@
 //! fails when an implementation quietly falls back to another.
 //!
 //! [`native`] picks, once, the best implementation this build and machine have; a host can
-//! wrap any of them (`alexnet_host::parallel::Parallel` splits the output channels over
+//! wrap any of them (`alexnet_host::parallel::Parallel` splits each layer's outputs over
 //! threads).
 
 pub mod blocked;

@@ -68,8 +68,8 @@ pub fn run(
 ///
 /// One thread runs the fused forward pass (`Model::forward*`, the small arena); more run
 /// every layer whole (`RunOptions::unfused`, the larger observed arena) on
-/// [`Parallel`] kernels, which split the convolutions and fully connected layers by output
-/// channels: the same kernels per output, so the same logits bit for bit.
+/// [`Parallel`] kernels, which split every layer's outputs (convolutions by rows or
+/// channels): the same kernels per output, so the same logits bit for bit.
 pub struct Runner<'m, 'a> {
     model: &'m alexnet_core::Model<'a>,
     threads: Option<Parallel>,

@@ -55,8 +55,8 @@ enum Command {
         /// Write the logits of all images as a NumPy array `[images, classes]`.
         #[arg(long)]
         logits_out: Option<PathBuf>,
-        /// Threads per forward pass (convolutions and fully connected layers split by output
-        /// channels; the logits are bit-identical to one thread's) [default: one per core].
+        /// Threads per forward pass (each layer's outputs split between them; the logits are
+        /// bit-identical to one thread's) [default: one per core].
         #[arg(long)]
         threads: Option<usize>,
     },

@@ -2,8 +2,8 @@
 //! [`Kernels`] and splits each convolution by output rows and each fully connected layer by
 //! output channels. A convolution part is the wrapped kernel run on a band of the input (the
 //! rows its output rows read, the padding written out as the fused chains do) with padding
-//! 0, so every thread builds only its own pixels' patches; a convolution with fewer output
-//! rows than threads is split by output channels instead, over one-group
+//! 0, so every thread builds only its own pixels' patches; a convolution with fewer than
+//! 8 output rows per thread is split by output channels instead, over one-group
 //! [`ConvGeometry`]s. An output's arithmetic does not depend on the split, so the logits are
 //! bit-identical to the single-threaded forward pass. The cheap layers are split too: ReLU
 //! by chunks, max pooling by channels, LRN by channels (each part on a copy of its channels
@@ -17,7 +17,7 @@
 //! let threads = alexnet_host::parallel::Parallel::new(2)?;
 //! let input = vec![0.0f32; model.input_len()];
 //! // Unfused: whole layers are what threads split well (fused works too, in the smaller
-//! // `arena_bytes()`, but its per-row calls gain little from threads).
+//! // `arena_bytes()`, but its calls of a row or two gain little from threads).
 //! let mut arena = vec![0u8; model.observed_arena_bytes()];
 //! let mut logits = vec![0.0f32; model.classes()];
 //! let options = RunOptions::new().kernels(&threads).unfused();
@@ -32,7 +32,8 @@ use alexnet_core::kernels::{native, KernelPath, Kernels, LrnTable};
 use alexnet_core::Error;
 use rayon::prelude::*;
 
-/// A thread pool running kernels `K` split by output channels.
+/// A thread pool running kernels `K` on parts of each layer (output rows or channels,
+/// outputs, chunks: see the module's documentation).
 pub struct Parallel<K = &'static dyn Kernels> {
     pool: rayon::ThreadPool,
     threads: usize,
@@ -109,12 +110,13 @@ impl<K: Kernels> Parallel<K> {
             .collect()
     }
 
-    /// Output-row ranges for a split by rows, one per thread, or `None` when the convolution
-    /// has fewer than [`MIN_ROWS_PER_THREAD`] output rows per thread.
+    /// Output-row ranges for a split by rows, one per thread with at least
+    /// [`MIN_ROWS_PER_THREAD`] rows each (fewer parts than threads on many cores), or `None`
+    /// when not even two such parts fit.
     fn row_parts(&self, g: &ConvGeometry) -> Option<Vec<std::ops::Range<usize>>> {
         let out_h = g.output().h;
-        let parts = self.threads.min(out_h);
-        (parts >= 2 && out_h >= MIN_ROWS_PER_THREAD * parts).then(|| {
+        let parts = self.threads.min(out_h / MIN_ROWS_PER_THREAD);
+        (parts >= 2).then(|| {
             (0..parts)
                 .map(|i| i * out_h / parts..(i + 1) * out_h / parts)
                 .collect()

@@ -5,7 +5,7 @@ use crate::arch::{LrnSpec, Shape, MAX_LRN_SIZE};
 use crate::error::Error;
 
 /// Pixels per block of the f32 LRN: the ring of the window's original values
-/// (`MAX_LRN_SIZE` rows) and the bases of this many pixels, 1.5 KiB of stack.
+/// (`MAX_LRN_SIZE` rows) and the bases of this many pixels, 2 KiB of stack.
 pub const LRN_BLOCK: usize = 32;
 
 /// The f32 LRN ([`definition::lrn_in_place`]) channel after channel over blocks of

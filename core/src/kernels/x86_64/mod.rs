@@ -21,7 +21,8 @@
 //! Loops, per group: f32: tap blocks (at most 512 taps), pixel blocks of 16 (packed once),
 //! output channels 5 at a time; int8: pixel blocks of 32, output channels 256 at a time
 //! (their i32 sums on the stack), tap blocks of at most 256 (packed once), output channels 2
-//! at a time. Stack: 32 KiB (f32), 48 KiB (int8). Panels are filled by AVX2 masked
+//! at a time. Stack: 32 KiB (f32), 48 KiB (int8), 32 KiB for the int8 fully connected
+//! layer's widened inputs, 2 KiB for the f32 LRN's blocks. Panels are filled by AVX2 masked
 //! gathers (a lane outside the input reads nothing and gives the padding value); geometries
 //! too large for i32 lanes use scalar packing.
 //!

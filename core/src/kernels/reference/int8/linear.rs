@@ -43,9 +43,11 @@ pub fn linear(
         .zip(kernel.weight.chunks_exact(n))
         .zip(per_channel)
     {
+        // Exact in i32 for valid layers (`docs/int8-spec.md`, the overflow bound); wrapping,
+        // as every kernel's sum, for the rest, so that no build panics on them.
         let mut acc = bias;
         for (&x, &w) in input.iter().zip(row) {
-            acc += (x as i32 - zp_in) * w as i32;
+            acc = acc.wrapping_add((x as i32 - zp_in) * w as i32);
         }
         *q = output_code(acc, m, r, zero_points.output);
     }
