@@ -6,15 +6,68 @@ use alexnet_host::image_input::load_image;
 use alexnet_host::parallel::Parallel;
 use alexnet_host::BlobFile;
 use anyhow::{ensure, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Files whose extension the image decoder knows, searched for in folders.
+const IMAGE_EXTENSIONS: [&str; 13] = [
+    "jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff", "pgm", "ppm", "pnm", "pbm", "pam",
+];
+
+/// `inputs` as a list of image files: files as given, folders searched recursively for
+/// files with an image extension, each folder's entries in sorted order.
+fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read folder {}", dir.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("cannot read folder {}", dir.display()))?;
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            walk(input, &mut out)?;
+        } else {
+            out.push(input.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a JPEG file's data ends without its end-of-image marker (`FF D9`, trailing
+/// padding aside): the decoder fills a cut-off image with grey and says nothing.
+fn jpeg_truncated(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    if !bytes.starts_with(&[0xff, 0xd8]) {
+        return false;
+    }
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    !bytes[..end].ends_with(&[0xff, 0xd9])
+}
 
 pub fn run(
     model_path: &Path,
-    images: &[std::path::PathBuf],
+    inputs: &[PathBuf],
     top: usize,
     logits_out: Option<&Path>,
     threads: Option<usize>,
+    json: bool,
 ) -> Result<()> {
     ensure!(top > 0, "--top must be at least 1");
     let file = BlobFile::read(model_path)?;
@@ -22,22 +75,71 @@ pub fn run(
     for warning in crate::info::non_finite_warnings(&model) {
         eprintln!("warning: {warning}");
     }
+    let images = collect_images(inputs)?;
+    ensure!(
+        !images.is_empty(),
+        "no image files in {}",
+        inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let arch = model.arch();
     let classes = model.classes();
     let mut runner = Runner::new(&model, threads)?;
     let mut all_logits = Vec::with_capacity(images.len() * classes);
+    let mut classified = Vec::with_capacity(images.len());
     let mut logits = vec![0.0f32; classes];
     let mut probs = vec![0.0f32; classes];
     let mut best = vec![0usize; top.min(classes)];
     let int8 = runner.is_int8();
-    for path in images {
-        let input = load_image(path, model.preprocess(), arch.input)?;
+    let mut skipped = 0usize;
+    for path in &images {
+        let input = match load_image(path, model.preprocess(), arch.input) {
+            Ok(input) => input,
+            Err(e) => {
+                eprintln!("skipped {}: {e:#}", path.display());
+                skipped += 1;
+                continue;
+            }
+        };
+        if jpeg_truncated(path) {
+            eprintln!(
+                "warning: {}: the JPEG data ends without its end marker: the image is probably cut off (classified anyway)",
+                path.display()
+            );
+        }
         let start = Instant::now();
         runner.logits(&input, &mut logits)?;
         let elapsed = start.elapsed();
         all_logits.extend_from_slice(&logits);
+        classified.push(path);
         softmax(&logits, &mut probs).map_err(anyhow::Error::msg)?;
-        let n = top_k(&probs, &mut best);
+        // Ranked on the logits: probabilities can round to ties the logits do not have.
+        let n = top_k(&logits, &mut best);
+        let label = |class: usize| model.labels().and_then(|l| l.get(class)).unwrap_or("");
+        if json {
+            let top: Vec<serde_json::Value> = best[..n]
+                .iter()
+                .map(|&class| {
+                    serde_json::json!({
+                        "class": class,
+                        "label": label(class),
+                        "logit": logits[class],
+                        "probability": probs[class],
+                    })
+                })
+                .collect();
+            let line = serde_json::json!({
+                "path": path.display().to_string(),
+                "precision": if int8 { "int8" } else { "f32" },
+                "forward_ms": elapsed.as_secs_f64() * 1e3,
+                "top": top,
+            });
+            println!("{line}");
+            continue;
+        }
         println!(
             "{}  ({} forward {:.1} ms, {})",
             path.display(),
@@ -46,20 +148,36 @@ pub fn run(
             runner.threads_label()
         );
         for (rank, &class) in best.iter().take(n).enumerate() {
-            let label = model.labels().and_then(|l| l.get(class)).unwrap_or("");
             println!(
                 "  {:>2}. {:>6.2}%  {:>4}  {}",
                 rank + 1,
                 probs[class] * 100.0,
                 class,
-                label
+                label(class)
             );
         }
     }
     if let Some(out) = logits_out {
-        alexnet_host::npy::write_f32_matrix(out, images.len(), classes, &all_logits)?;
-        eprintln!("logits written to {}", out.display());
+        alexnet_host::npy::write_f32_matrix(out, classified.len(), classes, &all_logits)?;
+        let paths = out.with_extension("paths.txt");
+        let list: String = classified
+            .iter()
+            .map(|p| format!("{}\n", p.display()))
+            .collect();
+        std::fs::write(&paths, list)
+            .with_context(|| format!("cannot write {}", paths.display()))?;
+        eprintln!(
+            "logits of {} images written to {}, their paths to {}",
+            classified.len(),
+            out.display(),
+            paths.display()
+        );
     }
+    ensure!(
+        skipped == 0,
+        "{skipped} of {} images skipped (named above)",
+        images.len()
+    );
     Ok(())
 }
 

@@ -42,19 +42,26 @@ enum Command {
         /// Model blob.
         model: PathBuf,
     },
-    /// Classify images (JPEG, PNG, or binary PGM/PPM) with an f32 or int8 blob and print the top classes.
+    /// Classify images (JPEG, PNG, BMP, WebP, GIF, TIFF, PGM/PPM) with an f32 or int8 blob and
+    /// print the top classes. A file that cannot be read or decoded is skipped with its
+    /// reason; the exit status is 1 when any was.
     Infer {
         /// Model blob.
         model: PathBuf,
-        /// Images to classify.
+        /// Images to classify, and folders searched recursively for images.
         #[arg(required = true)]
         images: Vec<PathBuf>,
         /// How many classes to print per image.
         #[arg(long, default_value_t = 5)]
         top: usize,
-        /// Write the logits of all images as a NumPy array `[images, classes]`.
+        /// Write the logits of the classified images as a NumPy array `[images, classes]`,
+        /// and their paths, in the same order, beside it (`<name>.paths.txt`).
         #[arg(long)]
         logits_out: Option<PathBuf>,
+        /// One JSON line per image (path, precision, time, top classes with label, logit and
+        /// probability) instead of the table.
+        #[arg(long)]
+        json: bool,
         /// Threads per forward pass (each layer's outputs split between them; the logits are
         /// bit-identical to one thread's) [default: one per core].
         #[arg(long)]
@@ -141,7 +148,8 @@ fn main() -> ExitCode {
             top,
             logits_out,
             threads,
-        } => infer::run(&model, &images, top, logits_out.as_deref(), threads),
+            json,
+        } => infer::run(&model, &images, top, logits_out.as_deref(), threads, json),
         Command::Eval {
             model,
             images,

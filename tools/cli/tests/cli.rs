@@ -538,3 +538,110 @@ fn export_c_writes_an_aligned_array_and_refuses_what_is_not_a_model() {
     assert!(stderr(&out).contains("bad magic bytes"), "{}", stderr(&out));
     assert!(!Path::new(&d("x.h")).exists(), "nothing written on failure");
 }
+
+/// `infer` on a folder with images of several formats and files that are not images: every
+/// image classified (BMP, WebP, TIFF, GIF decoded), the bad files skipped with their names
+/// and the reason, the logits of the others written with their paths, exit status 1 with the
+/// count; `--json` lines that parse; a cut-off JPEG warned about.
+#[test]
+fn infer_goes_on_past_bad_files_in_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name);
+    assert!(alexnet(&[
+        "init",
+        "--arch",
+        "micro",
+        "-o",
+        d("m.blob").to_str().unwrap()
+    ])
+    .status
+    .success());
+    let images = real_images(&d("png"), 2, 1);
+    let photos = d("photos");
+    std::fs::create_dir_all(photos.join("nested")).unwrap();
+    let img = image::open(&images[0]).unwrap().to_rgba8();
+    for name in ["a.bmp", "b.tiff", "c.gif", "nested/d.png", "h.webp"] {
+        img.save(photos.join(name)).unwrap();
+    }
+    image::open(&images[1])
+        .unwrap()
+        .to_rgb8()
+        .save(photos.join("e.jpg"))
+        .unwrap();
+    // A JPEG cut off before its end (its last bytes and end marker gone: a 28x28 JPEG is
+    // mostly header, so a cut in half would not even decode), an empty "image", and a file
+    // that is not an image at all.
+    let jpeg = std::fs::read(photos.join("e.jpg")).unwrap();
+    std::fs::write(photos.join("f.jpg"), &jpeg[..jpeg.len() - 6]).unwrap();
+    std::fs::write(photos.join("g.png"), b"").unwrap();
+    std::fs::write(
+        photos.join("notes.txt"),
+        b"not an image, not even looked at",
+    )
+    .unwrap();
+
+    let npy = d("l.npy");
+    let out = alexnet(&[
+        "infer",
+        d("m.blob").to_str().unwrap(),
+        photos.to_str().unwrap(),
+        "--logits-out",
+        npy.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
+    assert!(err.contains("skipped") && err.contains("g.png"), "{err}");
+    assert!(err.contains("1 of 8 images skipped"), "{err}");
+    assert!(!err.contains("notes.txt"), "{err}");
+    assert!(
+        err.contains("f.jpg: the JPEG data ends without its end marker"),
+        "{err}"
+    );
+    for name in [
+        "a.bmp",
+        "b.tiff",
+        "c.gif",
+        "e.jpg",
+        "f.jpg",
+        "h.webp",
+        "nested/d.png",
+    ] {
+        assert!(text.contains(name), "{name} missing from\n{text}");
+    }
+    let (rows, classes, _) = alexnet_host::npy::read_f32_matrix(&npy).unwrap();
+    assert_eq!((rows, classes), (7, 10));
+    let paths = std::fs::read_to_string(d("l.paths.txt")).unwrap();
+    let listed: Vec<&str> = paths.lines().collect();
+    assert_eq!(listed.len(), 7);
+    assert!(
+        listed[0].ends_with("a.bmp") && listed[6].ends_with("nested/d.png"),
+        "{paths}"
+    );
+
+    let out = alexnet(&[
+        "infer",
+        d("m.blob").to_str().unwrap(),
+        photos.join("a.bmp").to_str().unwrap(),
+        photos.join("e.jpg").to_str().unwrap(),
+        "--json",
+        "--top",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        let top = line["top"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        // Ranked on the logits, highest first.
+        let logits: Vec<f64> = top.iter().map(|t| t["logit"].as_f64().unwrap()).collect();
+        assert!(logits.windows(2).all(|w| w[0] >= w[1]), "{line}");
+        assert!(top[0]["label"].is_string() && top[0]["probability"].as_f64().unwrap() > 0.0);
+    }
+    assert!(lines[0]["path"].as_str().unwrap().ends_with("a.bmp"));
+}

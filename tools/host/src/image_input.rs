@@ -7,7 +7,8 @@ use image::imageops::FilterType;
 use image::DynamicImage;
 use std::path::Path;
 
-/// Decodes `path` (JPEG or PNG; grey, 16-bit and CMYK are converted) and prepares it.
+/// Decodes `path` (JPEG, PNG, BMP, WebP, GIF, TIFF, PNM; grey, 16-bit and CMYK are
+/// converted) and prepares it.
 pub fn load_image(path: impl AsRef<Path>, prep: &Preprocess<'_>, input: Shape) -> Result<Vec<f32>> {
     let path = path.as_ref();
     let img = image::ImageReader::open(path)
