@@ -83,8 +83,14 @@ fn run(args: Args) -> Result<()> {
     };
     let spec = load_weights(&args)?;
     quantize::check_finite(&spec)?;
-    let blob = spec.to_blob()?;
-    let file = BlobFile::from_bytes(&blob, &args.weights);
+    // A core blob is calibrated where it lies, mapped (its bytes are what `spec` would
+    // serialize to); other formats are serialized once, and only the aligned copy is kept.
+    let file = if weights::detect(&args.weights)? == weights::Format::Blob {
+        BlobFile::read(&args.weights)?
+    } else {
+        BlobFile::from_bytes(&spec.to_blob()?, &args.weights)
+    };
+    let f32_len = file.bytes().len();
     let model = file.model()?;
     let arch = model.arch();
     eprintln!(
@@ -131,7 +137,7 @@ fn run(args: Args) -> Result<()> {
         "wrote {} ({:.2} MB int8, f32 was {:.2} MB) in {:.1} s",
         args.output.display(),
         int8_blob.len() as f64 / 1e6,
-        blob.len() as f64 / 1e6,
+        f32_len as f64 / 1e6,
         start.elapsed().as_secs_f64()
     );
     if let Some(path) = &args.report_json {
