@@ -21,14 +21,39 @@ pub fn load_image(path: impl AsRef<Path>, prep: &Preprocess<'_>, input: Shape) -
         .with_context(|| format!("cannot prepare image {}", path.display()))
 }
 
-/// Resizes the shorter side to `prep.resize` (bilinear), centre-crops to the input size and
-/// normalizes with the model's preprocessing into `[C, H, W]`.
+/// Resizes the shorter side to `prep.resize` (bilinear; the sizes as torchvision's `Resize`
+/// computes them, [`resized_size`]), centre-crops to the input size (torchvision's offsets,
+/// [`crop_offset`]) and normalizes with the model's preprocessing into `[C, H, W]`.
 pub fn prepare_image(img: &DynamicImage, prep: &Preprocess<'_>, input: Shape) -> Result<Vec<f32>> {
     let pixels = cropped_pixels(img, prep, input)?;
     let mut out = vec![0.0f32; input.len()];
     prep.apply(&pixels, input, &mut out)
         .map_err(anyhow::Error::msg)?;
     Ok(out)
+}
+
+/// The size torchvision's `Resize(r)` gives a `w x h` image: the shorter side `r`, the longer
+/// `int(r * long / short)`, truncated as Python's `int` does (an exact integer division: the
+/// quotient of two integers below 2^53 cannot round across an integer).
+pub fn resized_size(w: u32, h: u32, r: u32) -> (u32, u32) {
+    let (short, long) = (w.min(h).max(1) as u64, w.max(h) as u64);
+    let long = ((r as u64 * long) / short).max(r as u64) as u32;
+    if w <= h {
+        (r, long)
+    } else {
+        (long, r)
+    }
+}
+
+/// torchvision's `CenterCrop` offset for `excess` pixels beyond the crop:
+/// `int(round(excess / 2.0))`, Python's `round` taking halves to the even neighbour.
+pub fn crop_offset(excess: u32) -> u32 {
+    let half = excess / 2;
+    if excess % 2 == 1 && half % 2 == 1 {
+        half + 1
+    } else {
+        half
+    }
 }
 
 /// The resize and centre crop of [`prepare_image`], without the normalization: the 8-bit
@@ -40,14 +65,7 @@ pub fn cropped_pixels(img: &DynamicImage, prep: &Preprocess<'_>, input: Shape) -
         bail!("image is empty");
     }
     let resized = if prep.resize != 0 && w.min(h) != prep.resize {
-        let r = prep.resize;
-        let scaled =
-            |long: u32, short: u32| ((long as f64 * r as f64 / short as f64).round() as u32).max(r);
-        let (nw, nh) = if w <= h {
-            (r, scaled(h, w))
-        } else {
-            (scaled(w, h), r)
-        };
+        let (nw, nh) = resized_size(w, h, prep.resize);
         img.resize_exact(nw, nh, FilterType::Triangle)
     } else {
         img.clone()
@@ -62,11 +80,50 @@ pub fn cropped_pixels(img: &DynamicImage, prep: &Preprocess<'_>, input: Shape) -
             ch
         );
     }
-    let x0 = (resized.width() - cw) / 2;
-    let y0 = (resized.height() - ch) / 2;
+    let x0 = crop_offset(resized.width() - cw);
+    let y0 = crop_offset(resized.height() - ch);
     let cropped = resized.crop_imm(x0, y0, cw, ch);
     Ok(match prep.channel_order {
         ChannelOrder::Gray => cropped.to_luma8().into_raw(),
         ChannelOrder::Rgb | ChannelOrder::Bgr => cropped.to_rgb8().into_raw(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// torchvision's sizes: `int(256 * long / short)` truncates (a 640x427 photo is 383x256,
+    /// not 384x256), whichever side is the shorter.
+    #[test]
+    fn resized_sizes_are_torchvisions() {
+        assert_eq!(resized_size(640, 427, 256), (383, 256));
+        assert_eq!(resized_size(427, 640, 256), (256, 383));
+        assert_eq!(resized_size(500, 334, 256), (383, 256));
+        assert_eq!(resized_size(256, 256, 256), (256, 256));
+        assert_eq!(resized_size(300, 200, 256), (384, 256));
+        // Python: int(256 * 1000 / 3) = 85333.
+        assert_eq!(resized_size(1000, 3, 256), (85333, 256));
+    }
+
+    /// torchvision's `int(round(excess / 2.0))`, halves to even: a 500x334 image (383x256
+    /// resized) crops 224 columns from x = 80, not 79.
+    #[test]
+    fn crop_offsets_round_halves_to_even() {
+        let python_round_half = |e: u32| {
+            let x = e as f64 / 2.0;
+            let (f, frac) = (x.floor(), x - x.floor());
+            (if frac > 0.5 || (frac == 0.5 && f % 2.0 == 1.0) {
+                f + 1.0
+            } else {
+                f
+            }) as u32
+        };
+        assert_eq!(crop_offset(383 - 224), 80);
+        assert_eq!(crop_offset(161), 80);
+        assert_eq!(crop_offset(32), 16);
+        for e in 0..1000 {
+            assert_eq!(crop_offset(e), python_round_half(e), "{e}");
+        }
+    }
 }
