@@ -50,6 +50,18 @@ pub enum KernelPath {
     CortexM,
 }
 
+impl KernelPath {
+    /// `own` when a set's kernel ran (`ran_own`), the reference when it handed the layer
+    /// over (a kernel whose buffers the layer outgrows says so with `false`).
+    pub(crate) fn own_or_reference(ran_own: bool, own: KernelPath) -> KernelPath {
+        if ran_own {
+            own
+        } else {
+            KernelPath::Reference
+        }
+    }
+}
+
 /// An int8 LRN layer's table and shift, as the quantizer wrote them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LrnTable<'a> {

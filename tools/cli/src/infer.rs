@@ -48,17 +48,26 @@ fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Whether a JPEG file's data ends without its end-of-image marker (`FF D9`, trailing
-/// padding aside): the decoder fills a cut-off image with grey and says nothing.
+/// Whether a JPEG file's data ends without its end-of-image marker (`FF D9`, trailing zero
+/// padding aside): the decoder fills a cut-off image with grey and says nothing. Reads the
+/// first two bytes and the last 4 KiB only, not the image again.
 fn jpeg_truncated(path: &Path) -> bool {
-    let Ok(bytes) = std::fs::read(path) else {
-        return false;
+    use std::io::{Read, Seek, SeekFrom};
+    let read = || -> std::io::Result<bool> {
+        let mut file = std::fs::File::open(path)?;
+        let mut magic = [0u8; 2];
+        file.read_exact(&mut magic)?;
+        if magic != [0xff, 0xd8] {
+            return Ok(false);
+        }
+        let len = file.seek(SeekFrom::End(0))?;
+        file.seek(SeekFrom::Start(len.saturating_sub(4096)))?;
+        let mut tail = Vec::new();
+        file.read_to_end(&mut tail)?;
+        let end = tail.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        Ok(!tail[..end].ends_with(&[0xff, 0xd9]))
     };
-    if !bytes.starts_with(&[0xff, 0xd8]) {
-        return false;
-    }
-    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    !bytes[..end].ends_with(&[0xff, 0xd9])
+    read().unwrap_or(false)
 }
 
 pub fn run(

@@ -244,22 +244,24 @@ impl<K: Kernels> Parallel<K> {
         };
         let (half, plane) = (spec.size as usize / 2, shape.plane());
         let source = &*values;
-        let parts: Vec<(std::ops::Range<usize>, Vec<T>, KernelPath)> = self.pool.install(|| {
-            ranges
-                .par_iter()
-                .map(|r| {
-                    let (lo, hi) = (r.start.saturating_sub(half), (r.end + half).min(shape.c));
-                    let mut part = source[lo * plane..hi * plane].to_vec();
-                    let path = lrn(&mut part, Shape::new(hi - lo, shape.h, shape.w))?;
-                    let kept = part[(r.start - lo) * plane..(r.end - lo) * plane].to_vec();
-                    Ok((r.clone(), kept, path))
-                })
-                .collect::<Result<_, Error>>()
-        })?;
-        for (r, kept, _) in &parts {
+        // Each part: its channels' range, its first channel's offset in its copy, the copy.
+        let parts: Vec<(std::ops::Range<usize>, usize, Vec<T>, KernelPath)> =
+            self.pool.install(|| {
+                ranges
+                    .par_iter()
+                    .map(|r| {
+                        let (lo, hi) = (r.start.saturating_sub(half), (r.end + half).min(shape.c));
+                        let mut part = source[lo * plane..hi * plane].to_vec();
+                        let path = lrn(&mut part, Shape::new(hi - lo, shape.h, shape.w))?;
+                        Ok((r.clone(), r.start - lo, part, path))
+                    })
+                    .collect::<Result<_, Error>>()
+            })?;
+        for (r, skip, part, _) in &parts {
+            let kept = &part[skip * plane..(skip + r.len()) * plane];
             values[r.start * plane..r.end * plane].copy_from_slice(kept);
         }
-        Ok(parts.first().map_or(KernelPath::Reference, |p| p.2))
+        Ok(parts.first().map_or(KernelPath::Reference, |p| p.3))
     }
 
     /// Runs `part(index, output slice)` for every part on the pool; the parts' paths agree

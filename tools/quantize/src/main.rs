@@ -81,11 +81,11 @@ fn run(args: Args) -> Result<()> {
             Method::Percentile(args.percentile)
         }
     };
-    let spec = load_weights(&args)?;
+    let (spec, format) = load_weights(&args)?;
     quantize::check_finite(&spec)?;
     // A core blob is calibrated where it lies, mapped (its bytes are what `spec` would
     // serialize to); other formats are serialized once, and only the aligned copy is kept.
-    let file = if weights::detect(&args.weights)? == weights::Format::Blob {
+    let file = if format == weights::Format::Blob {
         BlobFile::read(&args.weights)?
     } else {
         BlobFile::from_bytes(&spec.to_blob()?, &args.weights)
@@ -148,14 +148,14 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The f32 weights, whatever the file's format; `--arch` is needed by the formats that do
-/// not name their net, and checked against a blob's.
-fn load_weights(args: &Args) -> Result<ModelSpec> {
+/// The f32 weights, whatever the file's format, and the format; `--arch` is needed by the
+/// formats that do not name their net, and checked against a blob's.
+fn load_weights(args: &Args) -> Result<(ModelSpec, weights::Format)> {
     let format = weights::detect(&args.weights)?;
     let arch = match &args.arch {
         Some(name) => Some(profile::by_name(name)?.arch),
         None if format.names_its_arch() => None,
         None => bail!("{format} needs --arch (paper, caffe, torchvision or micro)"),
     };
-    weights::load(&args.weights, arch)
+    Ok((weights::load(&args.weights, arch)?, format))
 }

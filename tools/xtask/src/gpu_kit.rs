@@ -202,17 +202,7 @@ fn kit_torch() -> Result<PathBuf, String> {
     if !python.exists() {
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
     }
-    let pip = |args: &[&str]| {
-        run(Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(args))
-    };
+    let pip = |args: &[&str]| crate::setup::pip_install(&python, args);
     eprintln!("installing torch=={KIT_TORCH} without its CUDA packages (530 MB download)");
     pip(&["--no-deps", &format!("torch=={KIT_TORCH}")])?;
     pip(&TORCH_PURE_DEPS)?;

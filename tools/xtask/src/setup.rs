@@ -90,16 +90,7 @@ pub fn libtorch() -> Result<(), String> {
     }
     step(
         &format!("installing {TORCH} into .venv for libtorch (about 4.7 GB, once)"),
-        || {
-            run(Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                TORCH,
-            ]))
-        },
+        || pip_install(&python, &[TORCH]),
     )?;
     let out = Command::new(&python)
         .args([
@@ -247,16 +238,19 @@ pub fn onnxruntime() -> Result<(), String> {
             "installing {} into .venv (the benchmark's peer, once)",
             ONNX_RUNTIME.join(" ")
         ),
-        || {
-            run(Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args(ONNX_RUNTIME))
-        },
+        || pip_install(&python, &ONNX_RUNTIME),
     )
+}
+
+/// `python -m pip install --quiet <args>` (the packages of one of the project's venvs).
+pub fn pip_install(python: &Path, args: &[&str]) -> Result<(), String> {
+    run(Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(args))
 }

@@ -71,7 +71,7 @@ pub fn lrn_f32(
                 divide_by_power(out, &own[..width], &base[..width]);
             } else {
                 for ((o, &a), &b) in out.iter_mut().zip(own).zip(&base[..width]) {
-                    *o = a / libm::powf(b, beta);
+                    *o = a / definition::lrn_denominator(b, beta);
                 }
             }
         }

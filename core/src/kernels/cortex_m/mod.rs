@@ -37,7 +37,8 @@ macro_rules! shared_methods {
             bias: &[f32],
             output: &mut [f32],
         ) -> Result<KernelPath, Error> {
-            fpu::conv2d(g, input, weight, bias, output).map(|own| path(own, $own))
+            fpu::conv2d(g, input, weight, bias, output)
+                .map(|own| KernelPath::own_or_reference(own, $own))
         }
 
         fn linear(
@@ -76,7 +77,8 @@ macro_rules! shared_methods {
             input: &[i8],
             output: &mut [i8],
         ) -> Result<KernelPath, Error> {
-            blocked::max_pool_int8(g, input, output).map(|own| path(own, $own))
+            blocked::max_pool_int8(g, input, output)
+                .map(|own| KernelPath::own_or_reference(own, $own))
         }
     };
 }
@@ -145,13 +147,4 @@ impl Kernels for CortexMDsp {
     }
 
     shared_methods!(KernelPath::CortexMDsp);
-}
-
-/// `own` when this set's kernel ran, the reference when it handed the layer over.
-fn path(ran_own: bool, own: KernelPath) -> KernelPath {
-    if ran_own {
-        own
-    } else {
-        KernelPath::Reference
-    }
 }

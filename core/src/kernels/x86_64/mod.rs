@@ -153,13 +153,8 @@ impl Kernels for X86Avx2 {
         input: &[i8],
         output: &mut [i8],
     ) -> Result<KernelPath, Error> {
-        super::blocked::max_pool_int8(g, input, output).map(|own| {
-            if own {
-                KernelPath::X86Avx2
-            } else {
-                KernelPath::Reference
-            }
-        })
+        super::blocked::max_pool_int8(g, input, output)
+            .map(|own| KernelPath::own_or_reference(own, KernelPath::X86Avx2))
     }
 
     /// Same checks, same errors, same codes as [`super::reference::int8::conv2d`]; an input
