@@ -1,5 +1,6 @@
 //! `alexnet`: make, inspect and run AlexNet model blobs with `alexnet-core`.
 
+mod convert;
 mod diff;
 mod eval;
 mod export_c;
@@ -34,6 +35,32 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Turn f32 weights into a blob: a PyTorch checkpoint (`torch.save`d state_dict), a
+    /// safetensors file, or an ONNX model of an AlexNet-family graph (the net is built from its
+    /// nodes). The format is told by the file's content.
+    Convert {
+        /// The weights.
+        input: PathBuf,
+        /// The output blob.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Built-in architecture (paper, caffe, torchvision, micro): needed for PyTorch and
+        /// safetensors files; for ONNX, checks that the graph is that net.
+        #[arg(long)]
+        arch: Option<String>,
+        #[command(flatten)]
+        overrides: convert::Overrides,
+    },
+    /// Write an f32 blob's model as ONNX (runs in ONNX Runtime; the graph ends at the logits)
+    /// or as safetensors (PyTorch's state_dict names for torchvision's net), by the output's
+    /// extension.
+    Export {
+        /// The f32 model blob.
+        model: PathBuf,
+        /// `OUT.onnx` or `OUT.safetensors`.
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -141,6 +168,13 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Init { arch, seed, output } => init::run(&arch, seed, &output),
+        Command::Convert {
+            input,
+            output,
+            arch,
+            overrides,
+        } => convert::convert(&input, arch.as_deref(), &overrides, &output),
+        Command::Export { model, output } => convert::export(&model, &output),
         Command::Info { model } => info::run(&model),
         Command::Infer {
             model,

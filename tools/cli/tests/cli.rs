@@ -645,3 +645,149 @@ fn infer_goes_on_past_bad_files_in_folders() {
     }
     assert!(lines[0]["path"].as_str().unwrap().ends_with("a.bmp"));
 }
+
+/// `convert` and `export` as a user chains them: PyTorch's ONNX export of the micro net to a
+/// blob, the blob back to ONNX and safetensors, those back to blobs (the same bytes), and the
+/// bad inputs of `docs/bad-input.md`.
+#[test]
+fn convert_and_export_round_trip_and_refuse_bad_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let torch_onnx = root.join("tests/data/onnx/micro.onnx");
+    let out = alexnet(&["convert", torch_onnx.to_str().unwrap(), "-o", &at("a.blob")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("(an ONNX model) -> ")
+            && stdout(&out).contains("the micro net (built in)"),
+        "{}",
+        stdout(&out)
+    );
+    let first = std::fs::read(at("a.blob")).unwrap();
+
+    for (file, arch) in [("b.onnx", None), ("b.safetensors", Some("micro"))] {
+        let out = alexnet(&["export", &at("a.blob"), "-o", &at(file)]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut args = vec!["convert".to_string(), at(file), "-o".into(), at("c.blob")];
+        if let Some(arch) = arch {
+            args.extend(["--arch".into(), arch.into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = alexnet(&args);
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        assert!(
+            std::fs::read(at("c.blob")).unwrap() == first,
+            "{file}: another blob"
+        );
+    }
+
+    // Labels and preprocessing from flags; a labels file with the wrong count is refused.
+    std::fs::write(
+        at("labels.txt"),
+        (0..10).map(|i| format!("class {i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let out = alexnet(&[
+        "convert",
+        torch_onnx.to_str().unwrap(),
+        "-o",
+        &at("l.blob"),
+        "--labels",
+        &at("labels.txt"),
+        "--mean",
+        "0.5",
+        "--std",
+        "0.25",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = alexnet(&["info", &at("l.blob")]);
+    assert!(
+        stdout(&out).contains("mean [0.5], std [0.25]"),
+        "{}",
+        stdout(&out)
+    );
+    let blob = std::fs::read(at("l.blob")).unwrap();
+    let model = alexnet_core::Model::parse(&blob).unwrap();
+    assert_eq!(model.labels().unwrap().get(9), Some("class 9"));
+    std::fs::write(at("short.txt"), "a\nb\n").unwrap();
+    let out = alexnet(&[
+        "convert",
+        torch_onnx.to_str().unwrap(),
+        "-o",
+        &at("x.blob"),
+        "--labels",
+        &at("short.txt"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("short.txt has 2 labels; the net has 10 classes"),
+        "{}",
+        stderr(&out)
+    );
+
+    // An ONNX file with an unsupported node, and one cut short.
+    let bytes = std::fs::read(&torch_onnx).unwrap();
+    // NodeProto.op_type is field 4 (0x22), here 4 bytes long.
+    let relu = bytes.windows(6).position(|w| w == b"\x22\x04Relu").unwrap();
+    let mut sigmoid = bytes.clone();
+    sigmoid[relu + 2..relu + 6].copy_from_slice(b"Relx");
+    std::fs::write(at("op.onnx"), &sigmoid).unwrap();
+    let out = alexnet(&["convert", &at("op.onnx"), "-o", &at("x.blob")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("node 1 (Relx \"/1/Relu\") is not supported"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(at("cut.onnx"), &bytes[..bytes.len() / 3]).unwrap();
+    let out = alexnet(&["convert", &at("cut.onnx"), "-o", &at("x.blob")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the protobuf does not decode"),
+        "{}",
+        stderr(&out)
+    );
+    // The micro graph is not the paper net.
+    let out = alexnet(&[
+        "convert",
+        torch_onnx.to_str().unwrap(),
+        "--arch",
+        "paper",
+        "-o",
+        &at("x.blob"),
+    ]);
+    assert!(
+        stderr(&out).contains("the graph is not the paper net"),
+        "{}",
+        stderr(&out)
+    );
+    // A PyTorch checkpoint whose names are not the net's, and one without an architecture.
+    let pth = root.join("tools/host/tests/data/micro.pth");
+    let out = alexnet(&[
+        "convert",
+        pth.to_str().unwrap(),
+        "--arch",
+        "torchvision",
+        "-o",
+        &at("x.blob"),
+    ]);
+    assert!(
+        stderr(&out).contains("tensor features.0.weight is missing"),
+        "{}",
+        stderr(&out)
+    );
+    let out = alexnet(&["convert", pth.to_str().unwrap(), "-o", &at("x.blob")]);
+    assert!(
+        stderr(&out).contains("does not name its architecture"),
+        "{}",
+        stderr(&out)
+    );
+    // Export: an int8 blob, and an extension that names no format.
+    let out = alexnet(&["export", &at("a.blob"), "-o", &at("x.tflite")]);
+    assert!(
+        stderr(&out).contains(".onnx or .safetensors"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("x.blob").exists());
+}

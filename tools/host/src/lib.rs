@@ -31,6 +31,7 @@ pub mod idx;
 pub mod image_input;
 pub mod init;
 pub mod npy;
+pub mod onnx;
 #[cfg(feature = "parallel")]
 pub mod parallel;
 pub mod profile;

@@ -37,18 +37,29 @@ pub fn write_f32_matrix(
 /// Reads a 2-D f32 `.npy` written by [`write_f32_matrix`] (or NumPy): `(rows, cols, data)`.
 pub fn read_f32_matrix(path: impl AsRef<Path>) -> Result<(usize, usize, Vec<f32>)> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .with_context(|| format!("{} is not a .npy file", path.display()))?;
-    let shape = npy.shape().to_vec();
+    let (shape, data) = read::<f32>(path)?;
     ensure!(
         shape.len() == 2,
         "{} has {} dimensions, expected 2",
         path.display(),
         shape.len()
     );
-    let data: Vec<f32> = npy
-        .into_vec()
-        .with_context(|| format!("{} does not hold f32", path.display()))?;
-    Ok((shape[0] as usize, shape[1] as usize, data))
+    Ok((shape[0], shape[1], data))
+}
+
+/// Reads a `.npy` array of any shape holding `T` (f32, u8, ...): `(shape, data)` in C order.
+pub fn read<T: npyz::Deserialize>(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<T>)> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let npy = npyz::NpyFile::new(&bytes[..])
+        .with_context(|| format!("{} is not a .npy file", path.display()))?;
+    let shape = npy.shape().iter().map(|&d| d as usize).collect();
+    let data = npy.into_vec().with_context(|| {
+        format!(
+            "{} does not hold {}",
+            path.display(),
+            std::any::type_name::<T>()
+        )
+    })?;
+    Ok((shape, data))
 }

@@ -20,12 +20,14 @@ pub enum Format {
     Safetensors,
     /// A `torch.save`d state_dict, zip or legacy format ([`crate::pth`]).
     PyTorch,
+    /// An ONNX model ([`crate::onnx`]): its graph is the net.
+    Onnx,
 }
 
 impl Format {
     /// Whether the file says which net it holds; the others need an architecture.
     pub fn names_its_arch(self) -> bool {
-        self == Format::Blob
+        matches!(self, Format::Blob | Format::Onnx)
     }
 }
 
@@ -35,6 +37,7 @@ impl fmt::Display for Format {
             Format::Blob => "a core blob",
             Format::Safetensors => "a safetensors file",
             Format::PyTorch => "a PyTorch checkpoint",
+            Format::Onnx => "an ONNX model",
         })
     }
 }
@@ -57,9 +60,18 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
     if head.starts_with(ZIP_MAGIC) || head.starts_with(LEGACY_PTH_MAGIC) {
         return Some(Format::PyTorch);
     }
+    if looks_like_onnx(head) {
+        return Some(Format::Onnx);
+    }
     let len = u64::from_le_bytes(head.get(..8)?.try_into().ok()?);
     (head.get(8) == Some(&b'{') && (2..=MAX_SAFETENSORS_HEADER).contains(&len))
         .then_some(Format::Safetensors)
+}
+
+/// An ONNX `ModelProto` as every writer lays it out: field 1 (`ir_version`, a small varint)
+/// first, then another of its fields (2 to 8: producer, domain, version, doc, graph, opsets).
+fn looks_like_onnx(head: &[u8]) -> bool {
+    matches!(head, [0x08, 1..=0x7f, next, ..] if (0x10..=0x47).contains(next))
 }
 
 /// The format of the file at `path`.
@@ -74,8 +86,8 @@ pub fn detect(path: &Path) -> Result<Format> {
     ensure!(!head.is_empty(), "{} is empty", path.display());
     let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
     bail!(
-        "{} is not a weights file: neither a core blob, a safetensors file nor a PyTorch \
-         checkpoint (its first bytes: {}{})",
+        "{} is not a weights file: neither a core blob, a safetensors file, a PyTorch \
+         checkpoint nor an ONNX model (its first bytes: {}{})",
         path.display(),
         hex.join(" "),
         if head.len() < SNIFF_BYTES {
@@ -94,6 +106,7 @@ pub fn load(path: &Path, arch: Option<&Arch<'_>>) -> Result<ModelSpec> {
         (Format::Blob, arch) => load_blob(path, arch),
         (Format::Safetensors, Some(arch)) => crate::safetensors_io::load(path, arch),
         (Format::PyTorch, Some(arch)) => crate::pth::load(path, arch),
+        (Format::Onnx, arch) => crate::onnx::load(path, arch),
         (format, None) => bail!(
             "{} is {format}, which does not name its architecture: one must be given",
             path.display()
@@ -169,6 +182,15 @@ mod tests {
             sniff(b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9"),
             Some(Format::PyTorch)
         );
+    }
+
+    #[test]
+    fn onnx_models_are_told_and_name_their_net() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/onnx/micro.onnx");
+        assert_eq!(detect(&path).unwrap(), Format::Onnx);
+        assert_eq!(load(&path, None).unwrap().name, "micro");
+        let e = format!("{:#}", load(&path, Some(&PAPER)).unwrap_err());
+        assert!(e.contains("is not the paper net"), "{e}");
     }
 
     #[test]

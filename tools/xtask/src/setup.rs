@@ -23,9 +23,11 @@ const DEFMT_PRINT: (&str, &str) = ("defmt-print", "1.2.0");
 const CBINDGEN: (&str, &str) = ("cbindgen", "0.29.2");
 /// The torch wheel whose libtorch `tch` 0.26 links.
 pub const TORCH: &str = "torch==2.13.0";
-/// The benchmark's second peer: ONNX Runtime (CPU) and the `onnx` package that builds its
-/// models, in the project venv.
-const ONNX_RUNTIME: [&str; 2] = ["onnxruntime==1.32.0", "onnx==1.23.2"];
+/// The Python packages the tests and the benchmark compare against, in the project venv:
+/// ONNX Runtime (CPU; the benchmark's second peer, and the ONNX round trip's runner), the
+/// `onnx` package that builds the benchmark's models, and torchvision (its preprocessing is
+/// what `tests/preprocess.rs` matches; 0.28.0 is the release built for torch 2.13.0).
+const PYTHON_PEERS: [&str; 3] = ["onnxruntime==1.32.0", "onnx==1.23.2", "torchvision==0.28.0"];
 
 /// Everything the tasks need.
 pub fn all() -> Result<(), String> {
@@ -42,7 +44,7 @@ pub fn all() -> Result<(), String> {
     ])?;
     cargo_tool(DEFMT_PRINT.0, DEFMT_PRINT.1)?;
     c_tools()?;
-    libtorch()
+    python_peers()
 }
 
 /// What the C API needs: cbindgen for its header, Debian's GCC for the Cortex-M (the C
@@ -221,13 +223,12 @@ pub fn debian_packages(packages: &[(&str, std::path::PathBuf)]) -> Result<(), St
     )
 }
 
-/// ONNX Runtime and `onnx` in the project venv (after [`libtorch`], which makes the venv),
-/// for the benchmark's ONNX Runtime peer.
-pub fn onnxruntime() -> Result<(), String> {
+/// [`PYTHON_PEERS`] in the project venv (after [`libtorch`], which makes the venv).
+pub fn python_peers() -> Result<(), String> {
     libtorch()?;
     let python = root().join(".venv").join("bin").join("python");
     let present = Command::new(&python)
-        .args(["-c", "import onnxruntime, onnx"])
+        .args(["-c", "import onnxruntime, onnx, torchvision"])
         .output()
         .is_ok_and(|o| o.status.success());
     if present {
@@ -235,10 +236,10 @@ pub fn onnxruntime() -> Result<(), String> {
     }
     step(
         &format!(
-            "installing {} into .venv (the benchmark's peer, once)",
-            ONNX_RUNTIME.join(" ")
+            "installing {} into .venv (the tests' and the benchmark's peers, once)",
+            PYTHON_PEERS.join(" ")
         ),
-        || pip_install(&python, &ONNX_RUNTIME),
+        || pip_install(&python, &PYTHON_PEERS),
     )
 }
 

@@ -265,7 +265,7 @@ pub fn bench() -> Result<(), String> {
         setup::DATASET_PACKAGE,
         Path::new(setup::FASHION_MNIST_DIR).join("t10k-images-idx3-ubyte.gz"),
     )])?;
-    setup::onnxruntime()?;
+    setup::python_peers()?;
     step(
         "the benchmarks: the core, libtorch and ONNX Runtime in one run (about 15 minutes)",
         || run(cargo().args(["bench", "-p", "alexnet-benches", "--bench", "forward"])),
