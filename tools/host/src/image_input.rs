@@ -3,7 +3,6 @@
 use alexnet_core::model::ChannelOrder;
 use alexnet_core::{Preprocess, Shape};
 use anyhow::{bail, Context, Result};
-use image::imageops::FilterType;
 use image::DynamicImage;
 use std::path::Path;
 
@@ -60,33 +59,50 @@ pub fn crop_offset(excess: u32) -> u32 {
 /// pixels at the input size (RGB triples, or grey bytes), which is what a device's camera
 /// pipeline hands to `Preprocess::apply`.
 pub fn cropped_pixels(img: &DynamicImage, prep: &Preprocess<'_>, input: Shape) -> Result<Vec<u8>> {
-    let (w, h) = (img.width(), img.height());
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (pixels, channels) = match prep.channel_order {
+        ChannelOrder::Gray => (img.to_luma8().into_raw(), 1),
+        ChannelOrder::Rgb | ChannelOrder::Bgr => (img.to_rgb8().into_raw(), 3),
+    };
+    resize_and_crop(&pixels, w, h, channels, prep.resize, input)
+}
+
+/// torchvision's `Resize(resize)` (Pillow's antialiased bilinear filter, [`crate::resample`];
+/// `resize` 0: none) then `CenterCrop` to the input's size, on interleaved 8-bit pixels.
+pub fn resize_and_crop(
+    pixels: &[u8],
+    w: usize,
+    h: usize,
+    channels: usize,
+    resize: u32,
+    input: Shape,
+) -> Result<Vec<u8>> {
     if w == 0 || h == 0 {
         bail!("image is empty");
     }
-    let resized = if prep.resize != 0 && w.min(h) != prep.resize {
-        let (nw, nh) = resized_size(w, h, prep.resize);
-        img.resize_exact(nw, nh, FilterType::Triangle)
+    let (rw, rh, resized);
+    let pixels = if resize != 0 {
+        let (nw, nh) = resized_size(w as u32, h as u32, resize);
+        (rw, rh) = (nw as usize, nh as usize);
+        resized = crate::resample::resize_bilinear(pixels, w, h, channels, rw, rh);
+        &resized[..]
     } else {
-        img.clone()
+        (rw, rh) = (w, h);
+        pixels
     };
-    let (cw, ch) = (input.w as u32, input.h as u32);
-    if resized.width() < cw || resized.height() < ch {
-        bail!(
-            "image is {}x{} after resizing, smaller than the {}x{} input",
-            resized.width(),
-            resized.height(),
-            cw,
-            ch
-        );
+    let (cw, ch) = (input.w, input.h);
+    if rw < cw || rh < ch {
+        bail!("image is {rw}x{rh} after resizing, smaller than the {cw}x{ch} input");
     }
-    let x0 = crop_offset(resized.width() - cw);
-    let y0 = crop_offset(resized.height() - ch);
-    let cropped = resized.crop_imm(x0, y0, cw, ch);
-    Ok(match prep.channel_order {
-        ChannelOrder::Gray => cropped.to_luma8().into_raw(),
-        ChannelOrder::Rgb | ChannelOrder::Bgr => cropped.to_rgb8().into_raw(),
-    })
+    let x0 = crop_offset((rw - cw) as u32) as usize;
+    let y0 = crop_offset((rh - ch) as u32) as usize;
+    let row = cw * channels;
+    let mut out = Vec::with_capacity(ch * row);
+    for y in y0..y0 + ch {
+        let start = (y * rw + x0) * channels;
+        out.extend_from_slice(&pixels[start..start + row]);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

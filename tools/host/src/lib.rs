@@ -38,6 +38,7 @@ pub mod profile;
 pub mod progress;
 pub mod pth;
 pub mod quantize;
+pub mod resample;
 pub mod safetensors_io;
 pub mod spec;
 pub mod weights;
