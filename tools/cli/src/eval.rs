@@ -1,53 +1,315 @@
-//! `alexnet eval`: top-1/top-5 accuracy of a blob (f32 or int8) through the core on a
-//! labelled IDX set, and the time per image.
+//! `alexnet eval`: top-1/top-5 accuracy of a blob (f32 or int8) through the core, on a
+//! labelled IDX set or on a folder of images (ImageNet's layouts), centre crop or the paper's
+//! ten crops, with a per-class CSV and a confusion matrix.
 
 use crate::infer::Runner;
-use alexnet_core::postprocess::top_k;
-use alexnet_host::{dataset, idx, BlobFile};
-use anyhow::{ensure, Result};
+use alexnet_core::postprocess::{softmax, top_k};
+use alexnet_core::Model;
+use alexnet_host::dataset::{self, LabelledFiles};
+use alexnet_host::image_input::{load_image, load_ten_crops};
+use alexnet_host::{idx, BlobFile};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
 use std::time::Instant;
 
-pub fn run(
-    model_path: &Path,
-    images: &Path,
-    labels: &Path,
-    count: usize,
-    threads: Option<usize>,
-) -> Result<()> {
-    let file = BlobFile::read(model_path)?;
-    let model = file.model()?;
-    let labels = idx::read_labels(labels)?;
-    let samples = dataset::from_idx(
-        images,
-        count.min(labels.len()),
-        model.preprocess(),
-        model.arch().input,
-    )?;
-    let n = samples.inputs.len();
-    ensure!(n > 0, "no images to evaluate");
-    let classes = model.classes();
-    let mut runner = Runner::new(&model, threads)?;
-    let mut logits = vec![0.0f32; classes];
-    let mut best = vec![0usize; 5.min(classes)];
-    let (mut top1, mut top5) = (0usize, 0usize);
-    let start = Instant::now();
-    for (input, &label) in samples.inputs.iter().zip(&labels) {
-        runner.logits(input, &mut logits)?;
-        let k = top_k(&logits, &mut best);
-        top1 += usize::from(best.first() == Some(&(label as usize)));
-        top5 += usize::from(best[..k].contains(&(label as usize)));
+/// The most classes the confusion-matrix picture draws.
+const MAX_CONFUSION_CLASSES: usize = 50;
+
+/// What `alexnet eval` was asked.
+pub struct Request<'a> {
+    pub model: &'a Path,
+    pub images: &'a Path,
+    pub labels: Option<&'a Path>,
+    pub synsets: Option<&'a Path>,
+    pub limit: Option<usize>,
+    pub threads: Option<usize>,
+    pub ten_crop: bool,
+    pub csv: Option<&'a Path>,
+    pub confusion: Option<&'a Path>,
+}
+
+/// Per-class counts and the confusion matrix, filled one image at a time.
+struct Tally {
+    images: Vec<usize>,
+    top1: Vec<usize>,
+    top5: Vec<usize>,
+    /// `confusion[truth][prediction]`.
+    confusion: Vec<Vec<usize>>,
+}
+
+impl Tally {
+    fn new(classes: usize) -> Tally {
+        Tally {
+            images: vec![0; classes],
+            top1: vec![0; classes],
+            top5: vec![0; classes],
+            confusion: vec![vec![0; classes]; classes],
+        }
     }
-    let secs = start.elapsed().as_secs_f64();
+
+    fn add(&mut self, truth: usize, ranked: &[usize]) {
+        self.images[truth] += 1;
+        self.top1[truth] += usize::from(ranked.first() == Some(&truth));
+        self.top5[truth] += usize::from(ranked.iter().take(5).any(|&c| c == truth));
+        if let Some(&best) = ranked.first() {
+            self.confusion[truth][best] += 1;
+        }
+    }
+
+    fn total(&self) -> (usize, usize, usize) {
+        let sum = |v: &[usize]| v.iter().sum();
+        (sum(&self.images), sum(&self.top1), sum(&self.top5))
+    }
+}
+
+pub fn run(r: &Request<'_>) -> Result<()> {
+    ensure!(r.limit != Some(0), "--limit 0: nothing to evaluate");
+    let file = BlobFile::read(r.model)?;
+    let model = file.model()?;
+    let mut runner = Runner::new(&model, r.threads)?;
+    let started = Instant::now();
+    let (tally, skipped, source) = if r.images.is_dir() {
+        let set = labelled_set(&model, r)?;
+        eprintln!(
+            "{}: {} images, {} ({})",
+            r.images.display(),
+            set.files.len(),
+            set.how,
+            if r.ten_crop {
+                "ten crops"
+            } else {
+                "centre crop"
+            }
+        );
+        let (tally, skipped) = evaluate_files(&model, &mut runner, &set, r)?;
+        (tally, skipped, "images")
+    } else {
+        ensure!(
+            !r.ten_crop,
+            "--ten-crop takes an image folder; IDX images are used whole"
+        );
+        let labels = r
+            .labels
+            .context("an IDX image file needs its IDX labels (--labels)")?;
+        let tally = evaluate_idx(&model, &mut runner, r.images, labels, r.limit)?;
+        (tally, 0, "IDX images")
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let (n, top1, top5) = tally.total();
+    ensure!(n > 0, "no image could be evaluated ({skipped} skipped)");
     println!(
-        "{}: {} images, top-1 accuracy {:.2}%, top-5 accuracy {:.2}% ({}, {}, {:.2} ms per image)",
-        model_path.display(),
-        n,
+        "{}: {n} {source}, top-1 accuracy {:.2}%, top-5 accuracy {:.2}% ({}, {}{}, {:.1} images/s)",
+        r.model.display(),
         100.0 * top1 as f64 / n as f64,
         100.0 * top5 as f64 / n as f64,
-        if runner.is_int8() { "int8" } else { "f32" },
+        if model.precision() == alexnet_core::Precision::Int8 {
+            "int8"
+        } else {
+            "f32"
+        },
         runner.threads_label(),
-        1e3 * secs / n as f64
+        if r.ten_crop { ", ten crops" } else { "" },
+        n as f64 / secs
+    );
+    let label = |c: usize| {
+        model
+            .labels()
+            .and_then(|l| l.get(c))
+            .unwrap_or("")
+            .to_string()
+    };
+    if let Some(csv) = r.csv {
+        write_csv(csv, &tally, &label)?;
+        eprintln!("per-class accuracy written to {}", csv.display());
+    }
+    if let Some(png) = r.confusion {
+        let shown = write_confusion(png, &tally)?;
+        eprintln!(
+            "confusion matrix of {shown} classes written to {} (rows: true class, columns: \
+             predicted, in class order; the last column counts predictions of other classes)",
+            png.display()
+        );
+    }
+    ensure!(
+        skipped == 0,
+        "{skipped} of {} images skipped (named above)",
+        n + skipped
     );
     Ok(())
+}
+
+fn labelled_set(model: &Model<'_>, r: &Request<'_>) -> Result<LabelledFiles> {
+    let model_labels: Vec<String> = model
+        .labels()
+        .map(|l| {
+            (0..l.len())
+                .filter_map(|i| l.get(i))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut set = dataset::labelled_folder(
+        r.images,
+        r.labels,
+        r.synsets,
+        &model_labels,
+        model.classes(),
+    )?;
+    if let Some(limit) = r.limit.filter(|&l| l < set.files.len()) {
+        // Spread over the whole set, so that every class folder contributes.
+        let n = set.files.len();
+        let pick: Vec<usize> = (0..limit).map(|k| k * n / limit).collect();
+        set.files = pick.iter().map(|&i| set.files[i].clone()).collect();
+        set.classes = pick.iter().map(|&i| set.classes[i]).collect();
+    }
+    if let Some(png) = r.confusion {
+        let mut present = set.classes.clone();
+        present.sort_unstable();
+        present.dedup();
+        ensure!(
+            present.len() <= MAX_CONFUSION_CLASSES,
+            "--confusion draws at most {MAX_CONFUSION_CLASSES} classes; the set has {} ({})",
+            present.len(),
+            png.display()
+        );
+    }
+    Ok(set)
+}
+
+fn evaluate_files(
+    model: &Model<'_>,
+    runner: &mut Runner<'_, '_>,
+    set: &LabelledFiles,
+    r: &Request<'_>,
+) -> Result<(Tally, usize)> {
+    let classes = model.classes();
+    let mut tally = Tally::new(classes);
+    let mut logits = vec![0.0f32; classes];
+    let mut probs = vec![0.0f32; classes];
+    let mut mean = vec![0.0f32; classes];
+    let mut best = vec![0usize; 5.min(classes)];
+    let mut skipped = 0;
+    let bar = alexnet_host::progress::bar(true, set.files.len() as u64, "evaluating");
+    let (prep, input) = (model.preprocess(), model.arch().input);
+    for (path, &truth) in set.files.iter().zip(&set.classes) {
+        bar.inc(1);
+        let prepared = if r.ten_crop {
+            load_ten_crops(path, prep, input)
+        } else {
+            load_image(path, prep, input).map(|x| vec![x])
+        };
+        let crops = match prepared {
+            Ok(crops) => crops,
+            Err(e) => {
+                bar.suspend(|| eprintln!("skipped {}: {e:#}", path.display()));
+                skipped += 1;
+                continue;
+            }
+        };
+        if let [one] = &crops[..] {
+            // One crop: ranked on the logits.
+            runner.logits(one, &mut logits)?;
+        } else {
+            // The paper's ten crops: their softmax outputs averaged (§4.1).
+            mean.fill(0.0);
+            for crop in &crops {
+                runner.logits(crop, &mut logits)?;
+                softmax(&logits, &mut probs).map_err(anyhow::Error::msg)?;
+                for (m, p) in mean.iter_mut().zip(&probs) {
+                    *m += p / crops.len() as f32;
+                }
+            }
+            logits.copy_from_slice(&mean);
+        }
+        let k = top_k(&logits, &mut best);
+        tally.add(truth, &best[..k]);
+        let (n, top1, _) = tally.total();
+        bar.set_message(format!("top-1 {:.1}%", 100.0 * top1 as f64 / n as f64));
+    }
+    bar.finish_and_clear();
+    Ok((tally, skipped))
+}
+
+fn evaluate_idx(
+    model: &Model<'_>,
+    runner: &mut Runner<'_, '_>,
+    images: &Path,
+    labels: &Path,
+    limit: Option<usize>,
+) -> Result<Tally> {
+    let labels = idx::read_labels(labels)?;
+    let count = limit.unwrap_or(usize::MAX).min(labels.len());
+    let samples = dataset::from_idx(images, count, model.preprocess(), model.arch().input)?;
+    let classes = model.classes();
+    let mut tally = Tally::new(classes);
+    let mut logits = vec![0.0f32; classes];
+    let mut best = vec![0usize; 5.min(classes)];
+    let bar = alexnet_host::progress::bar(true, samples.inputs.len() as u64, "evaluating");
+    for (input, &label) in samples.inputs.iter().zip(&labels) {
+        bar.inc(1);
+        let truth = label as usize;
+        if truth >= classes {
+            bail!(
+                "label {truth} in {}, but the model has {classes} classes",
+                images.display()
+            );
+        }
+        runner.logits(input, &mut logits)?;
+        let k = top_k(&logits, &mut best);
+        tally.add(truth, &best[..k]);
+    }
+    bar.finish_and_clear();
+    Ok(tally)
+}
+
+fn write_csv(path: &Path, tally: &Tally, label: &dyn Fn(usize) -> String) -> Result<()> {
+    let mut csv = String::from("class,label,images,top1,top5,top1_accuracy,top5_accuracy\n");
+    for c in (0..tally.images.len()).filter(|&c| tally.images[c] > 0) {
+        let n = tally.images[c] as f64;
+        csv += &format!(
+            "{c},\"{}\",{},{},{},{:.4},{:.4}\n",
+            label(c).replace('"', "\"\""),
+            tally.images[c],
+            tally.top1[c],
+            tally.top5[c],
+            tally.top1[c] as f64 / n,
+            tally.top5[c] as f64 / n
+        );
+    }
+    alexnet_host::atomic::write_atomic(path, csv.as_bytes())
+}
+
+/// Draws the confusion matrix of the classes that have images: one cell of [`CELL`] pixels per
+/// (true, predicted) pair, from white (none of the row's images) to dark blue (all), and a last
+/// column for predictions outside those classes. Returns how many classes it drew.
+fn write_confusion(path: &Path, tally: &Tally) -> Result<usize> {
+    const CELL: u32 = 12;
+    let present: Vec<usize> = (0..tally.images.len())
+        .filter(|&c| tally.images[c] > 0)
+        .collect();
+    let n = present.len() as u32;
+    let (width, height) = ((n + 1) * CELL + 1, n * CELL + 1);
+    let mut img = image::RgbImage::from_pixel(width, height, image::Rgb([128, 128, 128]));
+    for (row, &truth) in present.iter().enumerate() {
+        let counts = &tally.confusion[truth];
+        let total = tally.images[truth].max(1) as f64;
+        let inside: usize = present.iter().map(|&p| counts[p]).sum();
+        let outside = counts.iter().sum::<usize>() - inside;
+        let cells = present.iter().map(|&p| counts[p]).chain([outside]);
+        for (col, count) in cells.enumerate() {
+            let f = count as f64 / total;
+            let shade = |white: f64, dark: f64| (white + (dark - white) * f).round() as u8;
+            let colour = image::Rgb([shade(255.0, 8.0), shade(255.0, 48.0), shade(255.0, 107.0)]);
+            for y in 0..CELL - 1 {
+                for x in 0..CELL - 1 {
+                    img.put_pixel(col as u32 * CELL + 1 + x, row as u32 * CELL + 1 + y, colour);
+                }
+            }
+        }
+    }
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .with_context(|| format!("cannot encode {}", path.display()))?;
+    alexnet_host::atomic::write_atomic(path, &png)?;
+    Ok(present.len())
 }

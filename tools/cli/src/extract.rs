@@ -10,8 +10,13 @@ pub fn run(
     first: usize,
     count: usize,
     scale: u32,
+    class_folders: bool,
     out_dir: &Path,
 ) -> Result<()> {
+    ensure!(
+        !class_folders || labels.is_some(),
+        "--class-folders needs the labels (--labels)"
+    );
     ensure!(scale >= 1, "--scale must be at least 1");
     let set = idx::read_images(images)?;
     let labels = labels.map(idx::read_labels).transpose()?;
@@ -32,13 +37,18 @@ pub fn run(
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let end = (first + count).min(set.count);
     for i in first..end {
-        let written = alexnet_host::idx::write_png(
-            &set,
-            i,
-            scale,
-            labels.as_ref().and_then(|l| l.get(i).copied()),
-            out_dir,
-        )?;
+        let label = labels.as_ref().and_then(|l| l.get(i).copied());
+        // One folder per class, named by its number: ImageFolder's layout, `alexnet eval`'s.
+        let dir = match label.filter(|_| class_folders) {
+            Some(l) => {
+                let dir = out_dir.join(l.to_string());
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                dir
+            }
+            None => out_dir.to_path_buf(),
+        };
+        let written = alexnet_host::idx::write_png(&set, i, scale, label, &dir)?;
         println!("{}", written.display());
     }
     Ok(())

@@ -9,38 +9,13 @@ use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Files whose extension the image decoder knows, searched for in folders.
-const IMAGE_EXTENSIONS: [&str; 13] = [
-    "jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff", "pgm", "ppm", "pnm", "pbm", "pam",
-];
-
 /// `inputs` as a list of image files: files as given, folders searched recursively for
-/// files with an image extension, each folder's entries in sorted order.
+/// image files ([`alexnet_host::dataset::image_files`]).
 fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read folder {}", dir.display()))?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()
-            .with_context(|| format!("cannot read folder {}", dir.display()))?;
-        entries.sort();
-        for path in entries {
-            if path.is_dir() {
-                walk(&path, out)?;
-            } else if path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-            {
-                out.push(path);
-            }
-        }
-        Ok(())
-    }
     let mut out = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            walk(input, &mut out)?;
+            out.extend(alexnet_host::dataset::image_files(input)?);
         } else {
             out.push(input.clone());
         }

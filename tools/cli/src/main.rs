@@ -94,23 +94,41 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
-    /// Top-1/top-5 accuracy of a blob (f32 or int8) through the core on a labelled IDX set
-    /// (e.g. Fashion-MNIST's test split), and the time per image.
+    /// Top-1/top-5 accuracy of a blob (f32 or int8) through the core: on a labelled IDX set
+    /// (Fashion-MNIST's test split), or on an image folder, either one subfolder per class
+    /// (`val/<class>/...`) or a flat folder with ILSVRC's ground-truth file. Centre crop, or
+    /// the paper's ten crops; a file that cannot be decoded is skipped, counted, and makes the
+    /// exit status 1.
     Eval {
         /// Model blob.
         model: PathBuf,
-        /// IDX image file (plain or gzip).
+        /// An IDX image file (plain or gzip), or a folder of images.
         #[arg(long)]
         images: PathBuf,
-        /// IDX label file (plain or gzip).
+        /// For IDX images, the IDX label file; for a flat folder, one class per line in
+        /// sorted file order (an index, or a class name).
         #[arg(long)]
-        labels: PathBuf,
-        /// Evaluate the first N images.
-        #[arg(long, default_value_t = 10_000)]
-        count: usize,
+        labels: Option<PathBuf>,
+        /// ILSVRC's synset mapping (`LOC_synset_mapping.txt`, or a WordNet ID per line): the
+        /// labels file's numbers are 1-based IDs into it, the model's classes the sorted IDs.
+        #[arg(long)]
+        synsets: Option<PathBuf>,
+        /// Evaluate at most N images (spread over the folder's classes) [default: all].
+        #[arg(long, alias = "count")]
+        limit: Option<usize>,
         /// Threads per forward pass, as for `infer` [default: one per core].
         #[arg(long)]
         threads: Option<usize>,
+        /// The paper's ten crops (four corners and the centre, and their mirror images),
+        /// their softmax outputs averaged.
+        #[arg(long)]
+        ten_crop: bool,
+        /// Write per-class accuracy as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Draw the confusion matrix as a PNG (sets of at most 50 classes).
+        #[arg(long)]
+        confusion: Option<PathBuf>,
     },
     /// Compare an f32 blob and its int8 quantization layer by layer on one image: largest
     /// error, SQNR and error in output steps (LSB) per layer, and both top-5.
@@ -153,6 +171,10 @@ enum Command {
         /// nets.
         #[arg(long, default_value_t = 1)]
         scale: u32,
+        /// Write each image into a subfolder named by its label (`<out>/<label>/`), the
+        /// layout `alexnet eval` (and torchvision's ImageFolder) reads.
+        #[arg(long)]
+        class_folders: bool,
         /// Output folder (created if missing).
         #[arg(short, long)]
         out_dir: PathBuf,
@@ -188,9 +210,23 @@ fn main() -> ExitCode {
             model,
             images,
             labels,
-            count,
+            synsets,
+            limit,
             threads,
-        } => eval::run(&model, &images, &labels, count, threads),
+            ten_crop,
+            csv,
+            confusion,
+        } => eval::run(&eval::Request {
+            model: &model,
+            images: &images,
+            labels: labels.as_deref(),
+            synsets: synsets.as_deref(),
+            limit,
+            threads,
+            ten_crop,
+            csv: csv.as_deref(),
+            confusion: confusion.as_deref(),
+        }),
         Command::Diff {
             f32_model,
             int8_model,
@@ -207,8 +243,17 @@ fn main() -> ExitCode {
             first,
             count,
             scale,
+            class_folders,
             out_dir,
-        } => extract::run(&images, labels.as_deref(), first, count, scale, &out_dir),
+        } => extract::run(
+            &images,
+            labels.as_deref(),
+            first,
+            count,
+            scale,
+            class_folders,
+            &out_dir,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

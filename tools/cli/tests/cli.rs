@@ -467,7 +467,7 @@ fn eval_reports_accuracy_through_the_core() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(
-        text.contains("200 images, top-1 accuracy") && text.contains("(f32,"),
+        text.contains("200 IDX images, top-1 accuracy") && text.contains("(f32,"),
         "{text}"
     );
     // Random weights: top-5 covers at least top-1.
@@ -790,4 +790,166 @@ fn convert_and_export_round_trip_and_refuse_bad_models() {
         stderr(&out)
     );
     assert!(!dir.path().join("x.blob").exists());
+}
+
+/// `eval` on image folders: the same 200 Fashion-MNIST test images as PNG files, in class
+/// folders and in a flat folder with a labels file, give exactly the IDX set's accuracy (the
+/// same pixels, the same preprocessing); the CSV and the confusion matrix add up; bad files
+/// are skipped and counted.
+#[test]
+fn eval_on_image_folders_agrees_with_the_idx_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let blob = at("m.blob");
+    assert!(
+        alexnet(&["init", "--arch", "micro", "--seed", "3", "-o", &blob])
+            .status
+            .success()
+    );
+    let images = fashion_mnist("t10k-images-idx3-ubyte.gz");
+    let labels = fashion_mnist("t10k-labels-idx1-ubyte.gz");
+    let (images, labels) = (images.to_str().unwrap(), labels.to_str().unwrap());
+    for (folder, extra) in [("classes", Some("--class-folders")), ("flat", None)] {
+        let mut args = vec![
+            "extract-idx",
+            images,
+            "--labels",
+            labels,
+            "--count",
+            "200",
+            "-o",
+        ];
+        let out = at(folder);
+        args.push(&out);
+        args.extend(extra);
+        assert!(alexnet(&args).status.success());
+    }
+    // The flat folder's ground truth, one class per line in sorted file order.
+    let mut flat: Vec<String> = std::fs::read_dir(at("flat"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    flat.sort();
+    let truth: String = flat
+        .iter()
+        .map(|n| {
+            format!(
+                "{}\n",
+                n.trim_end_matches(".png").split('_').nth(1).unwrap()
+            )
+        })
+        .collect();
+    std::fs::write(at("truth.txt"), &truth).unwrap();
+
+    let accuracy = |o: &Output| -> String {
+        assert!(o.status.success(), "{}", stderr(o));
+        let text = stdout(o);
+        let at = text.find("top-1").unwrap();
+        text[at..text.find(" (").unwrap()].to_string()
+    };
+    let idx = alexnet(&[
+        "eval", &blob, "--images", images, "--labels", labels, "--limit", "200",
+    ]);
+    let classes = alexnet(&[
+        "eval",
+        &blob,
+        "--images",
+        &at("classes"),
+        "--csv",
+        &at("c.csv"),
+        "--confusion",
+        &at("c.png"),
+    ]);
+    let flat = alexnet(&[
+        "eval",
+        &blob,
+        "--images",
+        &at("flat"),
+        "--labels",
+        &at("truth.txt"),
+    ]);
+    assert_eq!(accuracy(&classes), accuracy(&idx), "{}", stdout(&classes));
+    assert_eq!(accuracy(&flat), accuracy(&idx));
+    assert!(
+        stderr(&classes).contains("class folders in sorted order"),
+        "{}",
+        stderr(&classes)
+    );
+    assert!(
+        stdout(&classes).contains("200 images"),
+        "{}",
+        stdout(&classes)
+    );
+
+    // The CSV: a row per class with images, adding up to the set.
+    let csv = std::fs::read_to_string(at("c.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 10, "{csv}");
+    let column = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].parse::<usize>().unwrap())
+            .sum::<usize>()
+    };
+    assert_eq!(column(2), 200);
+    assert!(column(3) <= column(4));
+    let png = image::open(at("c.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (11 * 12 + 1, 10 * 12 + 1));
+
+    // Ten crops run (here ten views of the same 28x28 image, five mirrored).
+    let ten = alexnet(&[
+        "eval",
+        &blob,
+        "--images",
+        &at("classes"),
+        "--ten-crop",
+        "--limit",
+        "20",
+    ]);
+    assert!(
+        stdout(&ten).contains("20 images") && stdout(&ten).contains("ten crops"),
+        "{}",
+        stdout(&ten)
+    );
+
+    // A file that does not decode is skipped and counted; the rest are evaluated.
+    // So is one that cannot be opened (root reads any file, so a dangling link stands in).
+    std::fs::write(dir.path().join("classes/3/broken.png"), b"not a png").unwrap();
+    std::os::unix::fs::symlink(at("gone.png"), dir.path().join("classes/5/gone.png")).unwrap();
+    let o = alexnet(&["eval", &blob, "--images", &at("classes")]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("broken.png") && e.contains("gone.png") && e.contains("2 of 202 images skipped"),
+        "{e}"
+    );
+    assert!(stdout(&o).contains("200 images"), "{}", stdout(&o));
+
+    // Bad requests.
+    let o = alexnet(&["eval", &blob, "--images", &at("classes"), "--limit", "0"]);
+    assert!(stderr(&o).contains("--limit 0"), "{}", stderr(&o));
+    std::fs::write(at("short.txt"), "1\n2\n").unwrap();
+    let o = alexnet(&[
+        "eval",
+        &blob,
+        "--images",
+        &at("flat"),
+        "--labels",
+        &at("short.txt"),
+    ]);
+    assert!(
+        stderr(&o).contains("has 2 labels for the 200 images"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::create_dir(at("empty")).unwrap();
+    let o = alexnet(&["eval", &blob, "--images", &at("empty")]);
+    assert!(
+        stderr(&o).contains("has no class folders"),
+        "{}",
+        stderr(&o)
+    );
 }

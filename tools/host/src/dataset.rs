@@ -15,28 +15,202 @@ pub struct Samples {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// Every JPEG/PNG under `dir` (recursively), sorted by path.
+/// File extensions the image decoder reads (JPEG, PNG, BMP, WebP, GIF, TIFF, PNM), searched
+/// for in folders.
+pub const IMAGE_EXTENSIONS: [&str; 13] = [
+    "jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff", "pgm", "ppm", "pnm", "pbm", "pam",
+];
+
+/// Whether `path` has one of [`IMAGE_EXTENSIONS`] (any case).
+pub fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Every image file under `dir`, recursively, each folder's entries in sorted order.
 pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&d).with_context(|| format!("cannot read folder {}", d.display()))?;
-        for e in entries {
-            let path = e?.path();
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read folder {}", dir.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("cannot read folder {}", dir.display()))?;
+        entries.sort();
+        for path in entries {
             if path.is_dir() {
-                stack.push(path);
-            } else if path
-                .extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| matches!(x.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-            {
-                files.push(path);
+                walk(&path, out)?;
+            } else if is_image(&path) {
+                out.push(path);
             }
         }
+        Ok(())
     }
-    files.sort();
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
     Ok(files)
+}
+
+/// A labelled evaluation set: image files and each one's class, an output of the model.
+#[derive(Debug)]
+pub struct LabelledFiles {
+    /// The images, in evaluation order.
+    pub files: Vec<PathBuf>,
+    /// Each image's class.
+    pub classes: Vec<usize>,
+    /// How the classes were found, for the report.
+    pub how: String,
+}
+
+/// Finds the labelled images of `dir`, either
+/// - a flat folder and a `labels` file (ILSVRC's ground-truth format): one line per image,
+///   in sorted file order, holding a class index (0-based, or with `synsets` 1-based into it),
+///   or a class name of the model; or
+/// - one subfolder per class (`val/<class>/...`, as torchvision's `ImageFolder`): a folder named
+///   after one of the model's labels (or a `synsets` line's ID) is that class; otherwise the
+///   sorted folders are classes 0, 1, 2...
+///
+/// `synsets` is ILSVRC's mapping (`LOC_synset_mapping.txt`, or one WordNet ID per line): line
+/// `k` is class ID `k`, and the model's classes are the IDs in sorted order (how torchvision and
+/// Caffe number ImageNet's classes).
+pub fn labelled_folder(
+    dir: &Path,
+    labels: Option<&Path>,
+    synsets: Option<&Path>,
+    model_labels: &[String],
+    classes: usize,
+) -> Result<LabelledFiles> {
+    ensure!(dir.is_dir(), "{} is not a folder", dir.display());
+    let synsets = synsets.map(read_synsets).transpose()?;
+    // A synset ID's class: its place among the sorted IDs.
+    let sorted: Option<Vec<&String>> = synsets.as_ref().map(|ids| {
+        let mut sorted: Vec<&String> = ids.iter().collect();
+        sorted.sort();
+        sorted
+    });
+    let by_synset = |id: &str| sorted.as_ref()?.iter().position(|s| *s == id);
+    let by_name = |name: &str| model_labels.iter().position(|l| l == name);
+    let check = |class: usize, what: &dyn std::fmt::Display| -> Result<usize> {
+        ensure!(
+            class < classes,
+            "{what} is class {class}, but the model has {classes} classes"
+        );
+        Ok(class)
+    };
+    if let Some(labels) = labels {
+        let files = image_files(dir)?;
+        ensure!(!files.is_empty(), "no images under {}", dir.display());
+        let text = std::fs::read_to_string(labels)
+            .with_context(|| format!("cannot read labels {}", labels.display()))?;
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        ensure!(
+            lines.len() == files.len(),
+            "{} has {} labels for the {} images under {}: one per image, in sorted file order",
+            labels.display(),
+            lines.len(),
+            files.len(),
+            dir.display()
+        );
+        let classes = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| {
+                let at = format!("{} line {}", labels.display(), i + 1);
+                let class = match (line.parse::<usize>(), &synsets) {
+                    (Ok(id), Some(ids)) => {
+                        let wnid = id
+                            .checked_sub(1)
+                            .and_then(|k| ids.get(k))
+                            .with_context(|| format!("{at}: ID {id} is not in the synsets"))?;
+                        by_synset(wnid).with_context(|| format!("{at}: {wnid}"))?
+                    }
+                    (Ok(class), None) => class,
+                    (Err(_), _) => by_name(line)
+                        .or_else(|| by_synset(line))
+                        .with_context(|| format!("{at}: {line:?} is not a class of the model"))?,
+                };
+                check(class, &at)
+            })
+            .collect::<Result<_>>()?;
+        return Ok(LabelledFiles {
+            files,
+            classes,
+            how: format!("labels from {}", labels.display()),
+        });
+    }
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    folders.sort();
+    ensure!(
+        !folders.is_empty(),
+        "{} has no class folders (<class>/<images>); for a flat folder give a labels file",
+        dir.display()
+    );
+    let names: Vec<String> = folders
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let named: Option<Vec<usize>> = names
+        .iter()
+        .map(|n| by_name(n).or_else(|| by_synset(n)))
+        .collect();
+    let (folder_classes, how) = match named {
+        Some(c) => (
+            c,
+            "class folders named after the model's classes".to_string(),
+        ),
+        None => {
+            ensure!(
+                folders.len() <= classes,
+                "{} has {} class folders, but the model has {classes} classes",
+                dir.display(),
+                folders.len()
+            );
+            (
+                (0..folders.len()).collect(),
+                "class folders in sorted order (as torchvision's ImageFolder)".to_string(),
+            )
+        }
+    };
+    let mut set = LabelledFiles {
+        files: Vec::new(),
+        classes: Vec::new(),
+        how,
+    };
+    for (folder, &class) in folders.iter().zip(&folder_classes) {
+        check(class, &folder.display())?;
+        for file in image_files(folder)? {
+            set.files.push(file);
+            set.classes.push(class);
+        }
+    }
+    ensure!(!set.files.is_empty(), "no images under {}", dir.display());
+    Ok(set)
+}
+
+/// The WordNet IDs of a synset mapping, one per line (the first word of each).
+fn read_synsets(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read synsets {}", path.display()))?;
+    let ids: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    ensure!(!ids.is_empty(), "{} holds no synset IDs", path.display());
+    Ok(ids)
 }
 
 /// Up to `count` images spread evenly over the folder's sorted files (so every class folder
@@ -48,11 +222,7 @@ pub fn from_folder(
     input: Shape,
 ) -> Result<Samples> {
     let files = image_files(dir)?;
-    ensure!(
-        !files.is_empty(),
-        "no JPEG or PNG images under {}",
-        dir.display()
-    );
+    ensure!(!files.is_empty(), "no images under {}", dir.display());
     let take = count.min(files.len()).max(1);
     let mut samples = Samples {
         inputs: Vec::new(),

@@ -2,7 +2,7 @@
 
 use alexnet_core::model::ChannelOrder;
 use alexnet_core::{Preprocess, Shape};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use image::DynamicImage;
 use std::path::Path;
 
@@ -10,14 +10,80 @@ use std::path::Path;
 /// converted) and prepares it.
 pub fn load_image(path: impl AsRef<Path>, prep: &Preprocess<'_>, input: Shape) -> Result<Vec<f32>> {
     let path = path.as_ref();
-    let img = image::ImageReader::open(path)
+    prepare_image(&decode(path)?, prep, input)
+        .with_context(|| format!("cannot prepare image {}", path.display()))
+}
+
+/// Decodes an image file, its format told by its content.
+pub fn decode(path: &Path) -> Result<DynamicImage> {
+    image::ImageReader::open(path)
         .with_context(|| format!("cannot open image {}", path.display()))?
         .with_guessed_format()
         .with_context(|| format!("cannot read image {}", path.display()))?
         .decode()
-        .with_context(|| format!("cannot decode image {}", path.display()))?;
-    prepare_image(&img, prep, input)
-        .with_context(|| format!("cannot prepare image {}", path.display()))
+        .with_context(|| format!("cannot decode image {}", path.display()))
+}
+
+/// The paper's ten patches of an image file (§4.1: "the four corner patches and the center
+/// patch as well as their horizontal reflections"), each prepared as [`load_image`] prepares
+/// the centre one: resized, cut at the input's size, normalized. torchvision's `TenCrop`
+/// takes the same patches.
+pub fn load_ten_crops(path: &Path, prep: &Preprocess<'_>, input: Shape) -> Result<Vec<Vec<f32>>> {
+    let img = decode(path)?;
+    let (pixels, channels) = model_pixels(&img, prep);
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (resized, rw, rh) = resize(&pixels, w, h, channels, prep.resize);
+    let (cw, ch) = (input.w, input.h);
+    ensure!(
+        rw >= cw && rh >= ch,
+        "{}: {rw}x{rh} after resizing, smaller than the {cw}x{ch} input",
+        path.display()
+    );
+    let centre = (
+        crop_offset((rw - cw) as u32) as usize,
+        crop_offset((rh - ch) as u32) as usize,
+    );
+    let corners = [
+        (0, 0),
+        (rw - cw, 0),
+        (0, rh - ch),
+        (rw - cw, rh - ch),
+        centre,
+    ];
+    let mut crops = Vec::with_capacity(10);
+    for mirror in [false, true] {
+        for &(x0, y0) in &corners {
+            let mut patch = crop(&resized, rw, channels, x0, y0, cw, ch);
+            if mirror {
+                for row in patch.chunks_exact_mut(cw * channels) {
+                    mirror_row(row, channels);
+                }
+            }
+            let mut out = vec![0.0f32; input.len()];
+            prep.apply(&patch, input, &mut out)
+                .map_err(anyhow::Error::msg)?;
+            crops.push(out);
+        }
+    }
+    Ok(crops)
+}
+
+/// Reverses a row of `channels`-byte pixels.
+fn mirror_row(row: &mut [u8], channels: usize) {
+    let n = row.len() / channels;
+    for i in 0..n / 2 {
+        for c in 0..channels {
+            row.swap(i * channels + c, (n - 1 - i) * channels + c);
+        }
+    }
+}
+
+/// The image as the model's 8-bit pixels: grey bytes or RGB triples, and their count per pixel.
+fn model_pixels(img: &DynamicImage, prep: &Preprocess<'_>) -> (Vec<u8>, usize) {
+    match prep.channel_order {
+        ChannelOrder::Gray => (img.to_luma8().into_raw(), 1),
+        ChannelOrder::Rgb | ChannelOrder::Bgr => (img.to_rgb8().into_raw(), 3),
+    }
 }
 
 /// Resizes the shorter side to `prep.resize` (bilinear; the sizes as torchvision's `Resize`
@@ -60,10 +126,7 @@ pub fn crop_offset(excess: u32) -> u32 {
 /// pipeline hands to `Preprocess::apply`.
 pub fn cropped_pixels(img: &DynamicImage, prep: &Preprocess<'_>, input: Shape) -> Result<Vec<u8>> {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let (pixels, channels) = match prep.channel_order {
-        ChannelOrder::Gray => (img.to_luma8().into_raw(), 1),
-        ChannelOrder::Rgb | ChannelOrder::Bgr => (img.to_rgb8().into_raw(), 3),
-    };
+    let (pixels, channels) = model_pixels(img, prep);
     resize_and_crop(&pixels, w, h, channels, prep.resize, input)
 }
 
@@ -74,35 +137,50 @@ pub fn resize_and_crop(
     w: usize,
     h: usize,
     channels: usize,
-    resize: u32,
+    resize_to: u32,
     input: Shape,
 ) -> Result<Vec<u8>> {
     if w == 0 || h == 0 {
         bail!("image is empty");
     }
-    let (rw, rh, resized);
-    let pixels = if resize != 0 {
-        let (nw, nh) = resized_size(w as u32, h as u32, resize);
-        (rw, rh) = (nw as usize, nh as usize);
-        resized = crate::resample::resize_bilinear(pixels, w, h, channels, rw, rh);
-        &resized[..]
-    } else {
-        (rw, rh) = (w, h);
-        pixels
-    };
+    let (resized, rw, rh) = resize(pixels, w, h, channels, resize_to);
     let (cw, ch) = (input.w, input.h);
     if rw < cw || rh < ch {
         bail!("image is {rw}x{rh} after resizing, smaller than the {cw}x{ch} input");
     }
     let x0 = crop_offset((rw - cw) as u32) as usize;
     let y0 = crop_offset((rh - ch) as u32) as usize;
+    Ok(crop(&resized, rw, channels, x0, y0, cw, ch))
+}
+
+/// The shorter side to `to` (0: unchanged), as torchvision's `Resize` on a PIL image.
+fn resize(pixels: &[u8], w: usize, h: usize, channels: usize, to: u32) -> (Vec<u8>, usize, usize) {
+    if to == 0 || w == 0 || h == 0 {
+        return (pixels.to_vec(), w, h);
+    }
+    let (nw, nh) = resized_size(w as u32, h as u32, to);
+    let (nw, nh) = (nw as usize, nh as usize);
+    let out = crate::resample::resize_bilinear(pixels, w, h, channels, nw, nh);
+    (out, nw, nh)
+}
+
+/// The `cw x ch` patch at `(x0, y0)` of an image `width` pixels wide.
+fn crop(
+    pixels: &[u8],
+    width: usize,
+    channels: usize,
+    x0: usize,
+    y0: usize,
+    cw: usize,
+    ch: usize,
+) -> Vec<u8> {
     let row = cw * channels;
     let mut out = Vec::with_capacity(ch * row);
     for y in y0..y0 + ch {
-        let start = (y * rw + x0) * channels;
+        let start = (y * width + x0) * channels;
         out.extend_from_slice(&pixels[start..start + row]);
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -111,6 +189,33 @@ mod tests {
 
     /// torchvision's sizes: `int(256 * long / short)` truncates (a 640x427 photo is 383x256,
     /// not 384x256), whichever side is the shorter.
+    /// Ten patches: corners and centre, then the same mirrored; on an image the size of the
+    /// input all ten are the image (mirrored for the last five).
+    #[test]
+    fn ten_crops_are_corners_centre_and_mirrors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ramp.png");
+        // 6x4 grey: pixel (x, y) = 10 * x + y.
+        let img = image::GrayImage::from_fn(6, 4, |x, y| image::Luma([(10 * x + y) as u8]));
+        img.save(&path).unwrap();
+        let prep = Preprocess {
+            resize: 0,
+            channel_order: ChannelOrder::Gray,
+            pixel_scale: 1.0,
+            mean: alexnet_core::model::Mean::None,
+            std: None,
+        };
+        let crops = load_ten_crops(&path, &prep, Shape::new(1, 2, 2)).unwrap();
+        let firsts: Vec<f32> = crops.iter().map(|c| c[0]).collect();
+        // Top-left pixels: corners (0,0), (4,0), (0,2), (4,2), centre (2,1); mirrored, the
+        // first pixel is the patch's top-right one.
+        assert_eq!(
+            firsts,
+            [0.0, 40.0, 2.0, 42.0, 21.0, 10.0, 50.0, 12.0, 52.0, 31.0]
+        );
+        assert_eq!(crops[5], [10.0, 0.0, 11.0, 1.0]);
+    }
+
     #[test]
     fn resized_sizes_are_torchvisions() {
         assert_eq!(resized_size(640, 427, 256), (383, 256));
