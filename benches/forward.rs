@@ -67,13 +67,12 @@ fn calibration_inputs(
 /// and the first image's input codes.
 fn quantized(
     arch: &alexnet_core::Arch<'_>,
-    spec: &alexnet_host::ModelSpec,
     model: &alexnet_core::Model<'_>,
 ) -> (BlobFile, Vec<i8>) {
     use alexnet_host::quantize::{self, Method};
     let inputs = calibration_inputs(arch, model);
     let cal = quantize::calibrate(model, &inputs, |_| {}).unwrap();
-    let (int8, _) = quantize::quantize(spec, &cal, Method::MinMax).unwrap();
+    let (int8, _) = quantize::quantize(model, &cal, Method::MinMax).unwrap();
     let qfile = BlobFile::from_bytes(&int8.to_blob().unwrap(), arch.name);
     let mut codes = vec![0i8; arch.input_len()];
     qfile
@@ -137,7 +136,7 @@ fn whole_nets_int8(c: &mut Criterion) {
         let spec = paper_init(arch, 0).unwrap();
         let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), arch.name);
         let model = file.model().unwrap();
-        let (qfile, codes) = quantized(arch, &spec, &model);
+        let (qfile, codes) = quantized(arch, &model);
         let qmodel = qfile.model().unwrap();
         let mut arena = vec![0u8; qmodel.arena_bytes()];
         let mut logits = vec![0i8; qmodel.classes()];
@@ -314,7 +313,7 @@ fn paper_two_threads(c: &mut Criterion) {
     });
     tch::set_num_threads(1);
 
-    let (qfile, codes) = quantized(arch, &spec, &model);
+    let (qfile, codes) = quantized(arch, &model);
     let qmodel = qfile.model().unwrap();
     let mut qarena = vec![0u8; qmodel.observed_arena_bytes()];
     let mut qlogits = vec![0i8; qmodel.classes()];

@@ -160,7 +160,7 @@ pub fn peer(c: &mut Criterion) {
         model.forward(&inputs[0], &mut arena, &mut logits).unwrap();
         run_peer(arch, &spec, &logits, &inputs);
 
-        let (qfile, codes) = crate::quantized(arch, &spec, &model);
+        let (qfile, codes) = crate::quantized(arch, &model);
         let qmodel = qfile.model().unwrap();
         let mut qlogits = vec![0i8; qmodel.classes()];
         group.throughput(Throughput::Elements(8 * arch.macs()));

@@ -427,7 +427,7 @@ fn micro_int8_blob(packed: bool) -> Vec<u8> {
         .unwrap()
         .inputs;
     let cal = quantize::calibrate(&model, &inputs, |_| {}).unwrap();
-    let (mut int8, _) = quantize::quantize(&spec, &cal, Method::MinMax).unwrap();
+    let (mut int8, _) = quantize::quantize(&model, &cal, Method::MinMax).unwrap();
     int8.quant.as_mut().unwrap().packed_dsp = packed;
     int8.to_blob().unwrap()
 }

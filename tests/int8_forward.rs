@@ -36,7 +36,7 @@ fn quantized(arch: &Arch<'static>, seed: u64, count: usize) -> (ModelSpec, Vec<V
     )
     .unwrap();
     let cal = quantize::calibrate(&model, &samples.inputs, |_| {}).unwrap();
-    let (int8, _) = quantize::quantize(&spec, &cal, Method::Percentile(99.99)).unwrap();
+    let (int8, _) = quantize::quantize(&model, &cal, Method::Percentile(99.99)).unwrap();
     (int8, samples.inputs)
 }
 

@@ -107,7 +107,7 @@ fn two_threads_compute_what_one_does_f32_and_int8() {
             .unwrap()
             .inputs;
         let cal = quantize::calibrate(&model, &inputs, |_| {}).unwrap();
-        let (mut int8, _) = quantize::quantize(&spec, &cal, Method::MinMax).unwrap();
+        let (mut int8, _) = quantize::quantize(&model, &cal, Method::MinMax).unwrap();
         int8.quant.as_mut().unwrap().packed_dsp = true; // ignored by the host's kernels
         let qfile = BlobFile::from_bytes(&int8.to_blob().unwrap(), arch.name);
         let qmodel = qfile.model().unwrap();

@@ -42,7 +42,7 @@ pub fn untrained_blobs(
             arch.input,
         )?;
         let stats = quantize::calibrate(&model, &cal.inputs, |_| {})?;
-        let (mut int8, _) = quantize::quantize(&spec, &stats, Method::Percentile(99.99))?;
+        let (mut int8, _) = quantize::quantize(&model, &stats, Method::Percentile(99.99))?;
         int8.quant
             .as_mut()
             .context("the quantizer wrote no quantization")?

@@ -149,20 +149,28 @@ impl ModelSpec {
 
     /// Rebuilds an owned spec from a parsed model (for editing or re-export).
     pub fn from_model(model: &alexnet_core::Model<'_>) -> Self {
+        let mut spec = Self::without_f32_params(model);
+        spec.params = (0..model.arch().layers.len())
+            .map(|i| {
+                model.params(i).map(|p| LayerParams {
+                    weight: p.weight.to_vec(),
+                    bias: p.bias.to_vec(),
+                })
+            })
+            .collect();
+        spec
+    }
+
+    /// [`ModelSpec::from_model`] without copying the f32 weights (every `params` slot
+    /// `None`): what a quantizer needs to describe the int8 model it makes from them.
+    pub fn without_f32_params(model: &alexnet_core::Model<'_>) -> Self {
         let arch = model.arch();
         let p = model.preprocess();
         ModelSpec {
             name: arch.name.to_string(),
             input: arch.input,
             layers: arch.layers.to_vec(),
-            params: (0..arch.layers.len())
-                .map(|i| {
-                    model.params(i).map(|p| LayerParams {
-                        weight: p.weight.to_vec(),
-                        bias: p.bias.to_vec(),
-                    })
-                })
-                .collect(),
+            params: vec![None; arch.layers.len()],
             preprocess: PreprocessSpec {
                 resize: p.resize,
                 channel_order: p.channel_order,
@@ -720,7 +728,7 @@ mod tests {
             })
             .collect();
         let cal = quantize::calibrate(&model, &inputs, |_| {}).unwrap();
-        let (plain, _) = quantize::quantize(f32, &cal, Method::MinMax).unwrap();
+        let (plain, _) = quantize::quantize(&model, &cal, Method::MinMax).unwrap();
         let mut packed = plain.clone();
         packed.quant.as_mut().unwrap().packed_dsp = true;
         [plain, packed]

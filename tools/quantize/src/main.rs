@@ -4,7 +4,7 @@
 
 use alexnet_host::atomic::write_atomic;
 use alexnet_host::quantize::{self, Method};
-use alexnet_host::{dataset, profile, progress, weights, BlobFile, ModelSpec};
+use alexnet_host::{dataset, profile, progress, weights, BlobFile};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
@@ -17,6 +17,18 @@ enum MethodArg {
     Minmax,
     /// A percentile of the values (see --percentile): clips outliers.
     Percentile,
+}
+
+/// How the logits' range (the last layer's output) is chosen.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum LogitsArg {
+    /// The smallest and largest logit seen: the top class is never clipped.
+    Minmax,
+    /// As the other layers (--method).
+    Same,
+    /// Whichever of min/max and the 99.99th, 99.9th and 99th percentiles gives the int8
+    /// model the best top-1 agreement with f32 on the calibration images (min/max on ties).
+    Best,
 }
 
 #[derive(Parser)]
@@ -46,6 +58,9 @@ struct Args {
     /// Percentile for --method percentile.
     #[arg(long, default_value_t = 99.99)]
     percentile: f64,
+    /// How the logits' range is chosen.
+    #[arg(long, value_enum, default_value = "minmax")]
+    logits: LogitsArg,
     /// Output int8 blob.
     #[arg(short, long)]
     output: PathBuf,
@@ -81,17 +96,13 @@ fn run(args: Args) -> Result<()> {
             Method::Percentile(args.percentile)
         }
     };
-    let (spec, format) = load_weights(&args)?;
-    quantize::check_finite(&spec)?;
-    // A core blob is calibrated where it lies, mapped (its bytes are what `spec` would
-    // serialize to); other formats are serialized once, and only the aligned copy is kept.
-    let file = if format == weights::Format::Blob {
-        BlobFile::read(&args.weights)?
-    } else {
-        BlobFile::from_bytes(&spec.to_blob()?, &args.weights)
-    };
+    // The f32 weights are read where they lie: a core blob is mapped, and only the int8
+    // model is built in memory; other formats are converted to a blob once, and only its
+    // aligned copy is kept.
+    let file = open_weights(&args)?;
     let f32_len = file.bytes().len();
     let model = file.model()?;
+    quantize::check_finite(&model)?;
     let arch = model.arch();
     eprintln!(
         "loading up to {} calibration images from {}...",
@@ -112,27 +123,61 @@ fn run(args: Args) -> Result<()> {
     let bar = progress::bar(true, n as u64, "calibrating images");
     let cal = quantize::calibrate(&model, &samples.inputs, |k| bar.set_position(k as u64))?;
     bar.finish_and_clear();
-    let (mut int8, adjustments) = quantize::quantize(&spec, &cal, method)?;
-    if let Some(q) = int8.quant.as_mut() {
-        q.packed_dsp = args.pack_dsp;
+    let candidates = match args.logits {
+        LogitsArg::Minmax => vec![Method::MinMax],
+        LogitsArg::Same => vec![method],
+        LogitsArg::Best => [100.0, 99.99, 99.9, 99.0]
+            .map(|p| {
+                if p == 100.0 {
+                    Method::MinMax
+                } else {
+                    Method::Percentile(p)
+                }
+            })
+            .to_vec(),
+    };
+    let mut best: Option<(quantize::Report, BlobFile)> = None;
+    for logits in candidates {
+        let (mut int8, adjustments) = quantize::quantize_with_logits(&model, &cal, method, logits)?;
+        if let Some(q) = int8.quant.as_mut() {
+            q.packed_dsp = args.pack_dsp;
+        }
+        // One copy of the int8 model at a time: the spec, its bytes, their aligned copy.
+        let int8_file = {
+            let bytes = int8.to_blob()?;
+            drop(int8);
+            BlobFile::from_bytes(&bytes, &args.output)
+        };
+        let int8_model = int8_file
+            .model()
+            .context("the quantized blob does not validate (a bug)")?;
+        eprintln!("measuring int8 (logits by {logits:?}) against f32 on the calibration images...");
+        let report = quantize::evaluate(
+            &model,
+            &int8_model,
+            &adjustments,
+            &format!("{method:?}, logits {logits:?}"),
+            n,
+            &samples.inputs,
+        )?;
+        if args.logits == LogitsArg::Best {
+            eprintln!(
+                "  logits by {logits:?}: top-1 agreement {:.1}%, top logit saturated on {:.1}%",
+                report.top1_agreement * 100.0,
+                report.top_logit_saturated * 100.0
+            );
+        }
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| report.top1_agreement > b.top1_agreement)
+        {
+            best = Some((report, int8_file));
+        }
     }
-    let int8_blob = int8.to_blob()?;
-    let int8_file = BlobFile::from_bytes(&int8_blob, &args.output);
-    let int8_model = int8_file
-        .model()
-        .context("the quantized blob does not validate (a bug)")?;
-    eprintln!("measuring int8 against f32 on the calibration images...");
-    let report = quantize::evaluate(
-        &spec,
-        &model,
-        &int8_model,
-        &adjustments,
-        &format!("{method:?}"),
-        n,
-        &samples.inputs,
-    )?;
+    let (report, int8_file) = best.context("no logits range to try")?;
+    let int8_blob = int8_file.bytes();
     print!("{}", report.to_table());
-    write_atomic(&args.output, &int8_blob)?;
+    write_atomic(&args.output, int8_blob)?;
     println!(
         "wrote {} ({:.2} MB int8, f32 was {:.2} MB) in {:.1} s",
         args.output.display(),
@@ -148,14 +193,38 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The f32 weights, whatever the file's format, and the format; `--arch` is needed by the
-/// formats that do not name their net, and checked against a blob's.
-fn load_weights(args: &Args) -> Result<(ModelSpec, weights::Format)> {
+/// The f32 weights as a blob, whatever the file's format: a core blob mapped as it is
+/// (refused if it is int8 or not the `--arch` net), other formats converted; `--arch` is needed
+/// by the formats that do not name their net.
+fn open_weights(args: &Args) -> Result<BlobFile> {
     let format = weights::detect(&args.weights)?;
     let arch = match &args.arch {
         Some(name) => Some(profile::by_name(name)?.arch),
         None if format.names_its_arch() => None,
         None => bail!("{format} needs --arch (paper, caffe, torchvision or micro)"),
     };
-    Ok((weights::load(&args.weights, arch)?, format))
+    if format != weights::Format::Blob {
+        let spec = weights::load(&args.weights, arch)?;
+        return Ok(BlobFile::from_bytes(&spec.to_blob()?, &args.weights));
+    }
+    let file = BlobFile::read(&args.weights)?;
+    let model = file.model()?;
+    if model.precision() != alexnet_core::Precision::F32 {
+        bail!(
+            "{} is already an int8 model: f32 weights are needed",
+            args.weights.display()
+        );
+    }
+    if let Some(arch) = arch {
+        let ours = model.arch();
+        if ours.layers != arch.layers || ours.input != arch.input {
+            bail!(
+                "{} holds a {} net, not {}",
+                args.weights.display(),
+                ours.name,
+                arch.name
+            );
+        }
+    }
+    Ok(file)
 }

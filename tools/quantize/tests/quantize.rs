@@ -72,7 +72,9 @@ fn blob_in_int8_blob_out_with_report() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["calibration_samples"], 64);
-    assert_eq!(report["method"], "MinMax");
+    assert_eq!(report["method"], "MinMax, logits MinMax");
+    assert!(report["top_logit_saturated"].as_f64().unwrap() <= 1.0);
+    assert!(report["top5_agreement"].as_f64() >= report["top1_agreement"].as_f64());
     let layers = report["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 13);
     // A sound quantization of this net keeps every layer well above 25 dB.
@@ -80,6 +82,33 @@ fn blob_in_int8_blob_out_with_report() {
         assert!(l["sqnr_db"].as_f64().unwrap() > 25.0, "{l}");
     }
     assert!(report["top1_agreement"].as_f64().unwrap() >= 0.9);
+
+    // --logits best tries min/max and three percentiles for the logits and keeps the best.
+    let o = quantize(&[
+        f32_blob.to_str().unwrap(),
+        "--calibration",
+        cal.to_str().unwrap(),
+        "--samples",
+        "16",
+        "--logits",
+        "best",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    for tried in [
+        "MinMax",
+        "Percentile(99.99)",
+        "Percentile(99.9)",
+        "Percentile(99.0)",
+    ] {
+        assert!(
+            stderr.contains(&format!("logits by {tried}: top-1 agreement")),
+            "{stderr}"
+        );
+    }
+    assert!(stdout.contains("top logit saturated at 127 on"), "{stdout}");
 }
 
 /// `weights` (a format without an architecture) is refused without `--arch`, with
@@ -173,7 +202,7 @@ fn bad_input_is_refused_clearly() {
     };
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert!(run(&f32_blob, &empty, &[]).contains("no JPEG or PNG images under"));
+    assert!(run(&f32_blob, &empty, &[]).contains("no images under"));
     assert!(run(&f32_blob, &dir.path().join("nope"), &[]).contains("cannot read"));
     assert!(
         run(&f32_blob, &cal, &["--percentile", "20"]).contains("--percentile must be in [50, 100]")

@@ -60,6 +60,8 @@ pub struct Comparison<'m> {
     layers: Vec<LayerError>,
     samples: usize,
     top1_agreements: usize,
+    top5_agreements: usize,
+    saturated: usize,
     arena32: Vec<u8>,
     arena8: Vec<u8>,
 }
@@ -122,6 +124,8 @@ impl<'m> Comparison<'m> {
             layers: rows,
             samples: 0,
             top1_agreements: 0,
+            top5_agreements: 0,
+            saturated: 0,
             arena32: vec![0u8; f32_model.observed_arena_bytes()],
             arena8: vec![0u8; int8_model.observed_arena_bytes()],
         })
@@ -169,6 +173,8 @@ impl<'m> Comparison<'m> {
                 }),
             )
             .map_err(anyhow::Error::msg)?;
+        // The top logit at the largest code: clipped, and tied with any other class there.
+        self.saturated += usize::from(int8_logits.iter().max() == Some(&i8::MAX));
         let mut deq = vec![0.0f32; int8_logits.len()];
         int8_model
             .dequantize_logits(&int8_logits, &mut deq)
@@ -178,8 +184,11 @@ impl<'m> Comparison<'m> {
             int8: deq,
         };
         self.samples += 1;
-        let [f32_best, int8_best] = logits.top::<1>();
+        let [[f32_best], [int8_best]] = logits.top::<1>();
         self.top1_agreements += usize::from(f32_best == int8_best);
+        let mut int8_top5 = vec![0usize; 5.min(logits.int8.len())];
+        let k = alexnet_core::postprocess::top_k(&logits.int8, &mut int8_top5);
+        self.top5_agreements += usize::from(int8_top5[..k].contains(&f32_best));
         Ok(logits)
     }
 
@@ -196,6 +205,17 @@ impl<'m> Comparison<'m> {
     /// Fraction of the inputs whose int8 top-1 class is the f32 one (0 before any input).
     pub fn top1_agreement(&self) -> f64 {
         self.top1_agreements as f64 / self.samples.max(1) as f64
+    }
+
+    /// Fraction of the inputs whose f32 top-1 class is among the int8 top 5.
+    pub fn top5_agreement(&self) -> f64 {
+        self.top5_agreements as f64 / self.samples.max(1) as f64
+    }
+
+    /// Fraction of the inputs whose largest int8 logit is the largest code, 127: clipped by
+    /// the logits' range, and tied with any other class that reaches it.
+    pub fn saturated_top(&self) -> f64 {
+        self.saturated as f64 / self.samples.max(1) as f64
     }
 }
 

@@ -3,7 +3,6 @@
 
 use super::compare::Comparison;
 use super::Adjustments;
-use crate::spec::ModelSpec;
 use alexnet_core::Model;
 use anyhow::Result;
 
@@ -48,11 +47,14 @@ pub struct Report {
     pub layers: Vec<LayerReport>,
     /// Fraction of evaluation inputs whose int8 top-1 class equals the f32 one.
     pub top1_agreement: f64,
+    /// Fraction of evaluation inputs whose f32 top-1 class is in the int8 top 5.
+    pub top5_agreement: f64,
+    /// Fraction of evaluation inputs whose top int8 logit is the largest code (127): clipped.
+    pub top_logit_saturated: f64,
 }
 
 /// Runs both models over `inputs` (a [`Comparison`]) and builds the report.
 pub fn evaluate(
-    f32_spec: &ModelSpec,
     f32_model: &Model<'_>,
     int8_model: &Model<'_>,
     adjustments: &[Adjustments],
@@ -71,7 +73,7 @@ pub fn evaluate(
         .map(|e| {
             let i = e.index;
             let p = q.layers[i].output;
-            let weight_range = f32_spec.params[i].as_ref().map(|p| {
+            let weight_range = f32_model.params(i).map(|p| {
                 p.weight
                     .iter()
                     .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &w| {
@@ -94,7 +96,7 @@ pub fn evaluate(
         })
         .collect();
     Ok(Report {
-        arch: f32_spec.name.clone(),
+        arch: f32_model.arch().name.to_string(),
         method: method.to_string(),
         calibration_samples,
         evaluation_samples: comparison.samples(),
@@ -102,6 +104,8 @@ pub fn evaluate(
         input_zero_point: q.input.zero_point,
         layers: rows,
         top1_agreement: comparison.top1_agreement(),
+        top5_agreement: comparison.top5_agreement(),
+        top_logit_saturated: comparison.saturated_top(),
     })
 }
 
@@ -153,9 +157,12 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "top-1 agreement int8 vs f32: {:.1}% of {} samples",
+            "top-1 agreement int8 vs f32: {:.1}% of {} samples (f32's top-1 in int8's top-5: \
+             {:.1}%); top logit saturated at 127 on {:.1}%",
             self.top1_agreement * 100.0,
-            self.evaluation_samples
+            self.evaluation_samples,
+            self.top5_agreement * 100.0,
+            self.top_logit_saturated * 100.0
         );
         s
     }
@@ -171,7 +178,7 @@ mod tests {
         let m = quantized_micro(4);
         let (f32_spec, inputs) = (&m.f32_spec, &m.inputs);
         let (f32_model, int8_model) = (m.f32_blob.model().unwrap(), m.int8_blob.model().unwrap());
-        let report = evaluate(f32_spec, &f32_model, &int8_model, &[], "MinMax", 8, inputs).unwrap();
+        let report = evaluate(&f32_model, &int8_model, &[], "MinMax", 8, inputs).unwrap();
         let mut c = Comparison::new(&f32_model, &int8_model).unwrap();
         for input in inputs {
             c.add(input).unwrap();
@@ -188,6 +195,9 @@ mod tests {
             assert_eq!(r.weight_range.is_some(), f32_spec.params[r.index].is_some());
         }
         assert_eq!(report.top1_agreement, c.top1_agreement());
+        assert_eq!(report.top5_agreement, c.top5_agreement());
+        assert_eq!(report.top_logit_saturated, c.saturated_top());
+        assert!(report.top5_agreement >= report.top1_agreement);
         assert_eq!(report.evaluation_samples, inputs.len());
         let table = report.to_table();
         assert!(table.contains("conv1+relu") && table.contains("top-1 agreement"));
