@@ -3,9 +3,9 @@
 //! photographs in `tests/data/photos/` (24 JPEGs of varied sizes and aspect ratios, made from
 //! photographs scikit-image and matplotlib ship; see its README).
 //!
-//! Two comparisons: on the pixels Pillow decoded (the preprocessing alone, which must be
-//! identical), and from the JPEG files through this project's decoder (the `image` crate),
-//! where the decoders' own differences add to it.
+//! Two comparisons: on the pixels Pillow decoded (the preprocessing alone), and from the JPEG
+//! files through this project's own decoding (`image_input::decode`: libjpeg-turbo, as
+//! Pillow); both must be identical to torchvision's.
 
 use alexnet_core::Shape;
 use alexnet_host::image_input::resize_and_crop;
@@ -89,8 +89,8 @@ fn preprocessing_matches_torchvision_on_photographs() {
             "{}: the resized image differs",
             path.display()
         );
-        // From the file, through the `image` crate's decoder.
-        let img = image::open(path).unwrap().to_rgb8();
+        // From the file, decoded by the tools.
+        let img = alexnet_host::image_input::decode(path).unwrap().to_rgb8();
         assert_eq!((img.width() as usize, img.height() as usize), (w, h));
         let own = resize_and_crop(img.as_raw(), w, h, 3, 256, input).unwrap();
         let (largest, mean) = difference(&own, theirs);

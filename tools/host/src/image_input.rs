@@ -14,14 +14,50 @@ pub fn load_image(path: impl AsRef<Path>, prep: &Preprocess<'_>, input: Shape) -
         .with_context(|| format!("cannot prepare image {}", path.display()))
 }
 
-/// Decodes an image file, its format told by its content.
+/// Decodes an image file, its format told by its content. JPEGs are decoded by
+/// libjpeg-turbo with its defaults (the accurate integer IDCT, smooth chroma upsampling), as
+/// Pillow decodes them, so the pixels are those torchvision starts from; CMYK JPEGs, and any
+/// the library refuses (a cut-off file), by the `image` crate, as every other format.
 pub fn decode(path: &Path) -> Result<DynamicImage> {
-    image::ImageReader::open(path)
-        .with_context(|| format!("cannot open image {}", path.display()))?
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot open image {}", path.display()))?;
+    if bytes.starts_with(&[0xff, 0xd8]) {
+        if let Some(img) = decode_jpeg(&bytes) {
+            return Ok(img);
+        }
+    }
+    image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .with_context(|| format!("cannot read image {}", path.display()))?
         .decode()
         .with_context(|| format!("cannot decode image {}", path.display()))
+}
+
+/// A grey or colour (YCbCr or RGB) JPEG through libjpeg-turbo; `None` for anything else.
+fn decode_jpeg(bytes: &[u8]) -> Option<DynamicImage> {
+    use turbojpeg::{Colorspace, PixelFormat};
+    let header = turbojpeg::read_header(bytes).ok()?;
+    let gray = match header.colorspace {
+        Colorspace::Gray => true,
+        Colorspace::YCbCr | Colorspace::RGB => false,
+        _ => return None,
+    };
+    let format = if gray {
+        PixelFormat::GRAY
+    } else {
+        PixelFormat::RGB
+    };
+    let image = turbojpeg::decompress(bytes, format).ok()?;
+    let (w, h) = (
+        u32::try_from(image.width).ok()?,
+        u32::try_from(image.height).ok()?,
+    );
+    // Rows are packed (pitch = width * pixel size) as `decompress` allocates them.
+    Some(if gray {
+        DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, image.pixels)?)
+    } else {
+        DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, image.pixels)?)
+    })
 }
 
 /// The paper's ten patches of an image file (§4.1: "the four corner patches and the center

@@ -32,6 +32,7 @@ const PYTHON_PEERS: [&str; 3] = ["onnxruntime==1.32.0", "onnx==1.23.2", "torchvi
 /// Everything the tasks need.
 pub fn all() -> Result<(), String> {
     rust_targets()?;
+    build_tools()?;
     debian_packages(&[
         (
             DATASET_PACKAGE,
@@ -45,6 +46,16 @@ pub fn all() -> Result<(), String> {
     cargo_tool(DEFMT_PRINT.0, DEFMT_PRINT.1)?;
     c_tools()?;
     python_peers()
+}
+
+/// What building the host crates needs beyond Rust: CMake, which builds the libjpeg-turbo
+/// that `alexnet-host` decodes JPEGs with (from the `turbojpeg-sys` crate's bundled source),
+/// and NASM for its SIMD code.
+pub fn build_tools() -> Result<(), String> {
+    debian_packages(&[
+        ("cmake", Path::new("/usr/bin/cmake").to_path_buf()),
+        ("nasm", Path::new("/usr/bin/nasm").to_path_buf()),
+    ])
 }
 
 /// What the C API needs: cbindgen for its header, Debian's GCC for the Cortex-M (the C
