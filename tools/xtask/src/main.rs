@@ -46,6 +46,11 @@ tasks:
   bench    the benchmarks (criterion): the core against libtorch and ONNX Runtime
            (installed into .venv), whole nets, the paper net's layers, two threads,
            batch 8; then the ratio tables (bench-summary)
+  quant-peer
+           the core's int8 quantization against ONNX Runtime's static int8 (QDQ,
+           per-channel) on torchvision's net from a torch.save checkpoint: logits SQNR
+           and top-1/top-5 agreement with f32 on photographs (the micro net's
+           comparison runs in `test`)
   c-lib    the C API's static library for this machine, the Cortex-M4F (with the
            DSP kernels) and the Cortex-M3, with its header, in core/ffi/target/dist/
   c-header rewrite core/ffi/include/alexnet.h from the C API's source (cbindgen)
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
             Some(other) => Err(format!("unknown gpu-kit option {other:?}\n\n{USAGE}")),
         },
         Some("bench") => tasks::bench(),
+        Some("quant-peer") => tasks::quant_peer(),
         Some("c-lib") => c_api::libraries(),
         Some("c-header") => c_api::write_header(),
         Some("miri") => miri::all(),

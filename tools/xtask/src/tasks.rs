@@ -261,6 +261,7 @@ fn readme_example(firmware: &Path) -> Result<(), String> {
 /// `cargo xtask bench`: the benchmarks with their peers (libtorch, ONNX Runtime) in one run,
 /// then `bench-summary`'s ratio tables.
 pub fn bench() -> Result<(), String> {
+    setup::build_tools()?;
     setup::debian_packages(&[(
         setup::DATASET_PACKAGE,
         Path::new(setup::FASHION_MNIST_DIR).join("t10k-images-idx3-ubyte.gz"),
@@ -279,6 +280,29 @@ pub fn bench() -> Result<(), String> {
         "--bin",
         "bench-summary",
     ]))
+}
+
+/// `cargo xtask quant-peer`: `tests/quant_peer.rs`'s long comparison (torchvision's net), in
+/// release mode, its table shown.
+pub fn quant_peer() -> Result<(), String> {
+    setup::build_tools()?;
+    setup::python_peers()?;
+    step(
+        "int8 against ONNX Runtime's static int8 on torchvision's net (a few minutes)",
+        || {
+            run(cargo().args([
+                "test",
+                "--release",
+                "-p",
+                "alexnet-tests",
+                "--test",
+                "quant_peer",
+                "--",
+                "--ignored",
+                "--nocapture",
+            ]))
+        },
+    )
 }
 
 /// `cargo xtask firmware`: builds the firmware, runs it under QEMU and checks it against the
