@@ -162,18 +162,23 @@ fn labelled_set(model: &Model<'_>, r: &Request<'_>) -> Result<LabelledFiles> {
         set.files = pick.iter().map(|&i| set.files[i].clone()).collect();
         set.classes = pick.iter().map(|&i| set.classes[i]).collect();
     }
-    if let Some(png) = r.confusion {
-        let mut present = set.classes.clone();
-        present.sort_unstable();
-        present.dedup();
-        ensure!(
-            present.len() <= MAX_CONFUSION_CLASSES,
-            "--confusion draws at most {MAX_CONFUSION_CLASSES} classes; the set has {} ({})",
-            present.len(),
-            png.display()
-        );
+    if r.confusion.is_some() {
+        drawable(&set.classes)?;
     }
     Ok(set)
+}
+
+/// Refuses, before any work, a set with more classes than the confusion matrix draws.
+fn drawable(classes: &[usize]) -> Result<()> {
+    let mut present = classes.to_vec();
+    present.sort_unstable();
+    present.dedup();
+    ensure!(
+        present.len() <= MAX_CONFUSION_CLASSES,
+        "--confusion draws at most {MAX_CONFUSION_CLASSES} classes; the set has {}",
+        present.len()
+    );
+    Ok(())
 }
 
 fn evaluate_files(
@@ -312,4 +317,31 @@ fn write_confusion(path: &Path, tally: &Tally) -> Result<usize> {
         .with_context(|| format!("cannot encode {}", path.display()))?;
     alexnet_host::atomic::write_atomic(path, &png)?;
     Ok(present.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_confusion_matrix_takes_at_most_50_classes() {
+        let fifty: Vec<usize> = (0..50).chain(0..50).collect();
+        assert!(drawable(&fifty).is_ok());
+        let e = drawable(&(0..51).collect::<Vec<_>>())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "--confusion draws at most 50 classes; the set has 51");
+    }
+
+    #[test]
+    fn the_tally_counts_top1_top5_and_confusions() {
+        let mut t = Tally::new(6);
+        t.add(2, &[2, 0, 1, 3, 4]);
+        t.add(2, &[0, 1, 3, 4, 5]);
+        t.add(5, &[0, 1, 3, 4, 5]);
+        assert_eq!(t.total(), (3, 1, 2));
+        assert_eq!(t.confusion[2][2], 1);
+        assert_eq!(t.confusion[2][0], 1);
+        assert_eq!(t.confusion[5][0], 1);
+    }
 }

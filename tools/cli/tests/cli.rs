@@ -258,7 +258,7 @@ fn int8_blobs_infer_and_diff() {
     )
     .unwrap();
     let cal = quantize::calibrate(&f32_model, &samples.inputs, |_| {}).unwrap();
-    let (int8, _) = quantize::quantize(&spec, &cal, Method::MinMax).unwrap();
+    let (int8, _) = quantize::quantize(&f32_model, &cal, Method::MinMax).unwrap();
     let int8_path = dir.path().join("micro-int8.blob");
     std::fs::write(&int8_path, int8.to_blob().unwrap()).unwrap();
     let images = real_images(&dir.path().join("img"), 2, 1);
@@ -929,6 +929,20 @@ fn eval_on_image_folders_agrees_with_the_idx_set() {
     assert!(stdout(&o).contains("200 images"), "{}", stdout(&o));
 
     // Bad requests.
+    let o = alexnet(&[
+        "eval",
+        &blob,
+        "--images",
+        images,
+        "--labels",
+        labels,
+        "--ten-crop",
+    ]);
+    assert!(
+        stderr(&o).contains("--ten-crop takes an image folder"),
+        "{}",
+        stderr(&o)
+    );
     let o = alexnet(&["eval", &blob, "--images", &at("classes"), "--limit", "0"]);
     assert!(stderr(&o).contains("--limit 0"), "{}", stderr(&o));
     std::fs::write(at("short.txt"), "1\n2\n").unwrap();
