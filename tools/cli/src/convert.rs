@@ -2,10 +2,9 @@
 //! `alexnet export` (an f32 blob back to safetensors or ONNX).
 
 use alexnet_core::model::ChannelOrder;
-use alexnet_core::Precision;
 use alexnet_host::spec::MeanSpec;
 use alexnet_host::weights::{self, Format};
-use alexnet_host::{BlobFile, ModelSpec};
+use alexnet_host::ModelSpec;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -143,14 +142,9 @@ pub fn convert(
 }
 
 pub fn export(model: &Path, output: &Path) -> Result<()> {
-    let file = BlobFile::read(model)?;
-    let parsed = file.model()?;
-    ensure!(
-        parsed.precision() == Precision::F32,
-        "{} is an int8 model: export the f32 model it was quantized from",
-        model.display()
-    );
-    let spec = ModelSpec::from_model(&parsed);
+    let file = weights::open_f32_blob(model, None)
+        .context("export takes f32 models: export the f32 model an int8 one was quantized from")?;
+    let spec = ModelSpec::from_model(&file.model()?);
     let kind = output
         .extension()
         .and_then(|e| e.to_str())

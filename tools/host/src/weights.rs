@@ -115,6 +115,13 @@ pub fn load(path: &Path, arch: Option<&Arch<'_>>) -> Result<ModelSpec> {
 }
 
 fn load_blob(path: &Path, arch: Option<&Arch<'_>>) -> Result<ModelSpec> {
+    let file = open_f32_blob(path, arch)?;
+    Ok(ModelSpec::from_model(&file.model()?))
+}
+
+/// An f32 blob, mapped where it lies (its weights read in place, not copied): refused if it
+/// is int8, or, with `arch`, another net.
+pub fn open_f32_blob(path: &Path, arch: Option<&Arch<'_>>) -> Result<BlobFile> {
     let file = BlobFile::read(path)?;
     let model = file.model()?;
     ensure!(
@@ -122,17 +129,17 @@ fn load_blob(path: &Path, arch: Option<&Arch<'_>>) -> Result<ModelSpec> {
         "{} is already an int8 model: f32 weights are needed",
         path.display()
     );
-    let spec = ModelSpec::from_model(&model);
     if let Some(arch) = arch {
+        let ours = model.arch();
         ensure!(
-            spec.layers == arch.layers && spec.input == arch.input,
+            ours.layers == arch.layers && ours.input == arch.input,
             "{} holds a {} net, not {}",
             path.display(),
-            model.arch().name,
+            ours.name,
             arch.name
         );
     }
-    Ok(spec)
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -207,24 +207,5 @@ fn open_weights(args: &Args) -> Result<BlobFile> {
         let spec = weights::load(&args.weights, arch)?;
         return Ok(BlobFile::from_bytes(&spec.to_blob()?, &args.weights));
     }
-    let file = BlobFile::read(&args.weights)?;
-    let model = file.model()?;
-    if model.precision() != alexnet_core::Precision::F32 {
-        bail!(
-            "{} is already an int8 model: f32 weights are needed",
-            args.weights.display()
-        );
-    }
-    if let Some(arch) = arch {
-        let ours = model.arch();
-        if ours.layers != arch.layers || ours.input != arch.input {
-            bail!(
-                "{} holds a {} net, not {}",
-                args.weights.display(),
-                ours.name,
-                arch.name
-            );
-        }
-    }
-    Ok(file)
+    weights::open_f32_blob(&args.weights, arch)
 }
