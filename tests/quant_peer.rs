@@ -55,8 +55,8 @@ fn write_inputs(path: &Path, inputs: &[Vec<f32>]) {
     npy::write_f32_matrix(path, inputs.len(), inputs[0].len(), &inputs.concat()).unwrap();
 }
 
-/// Quantizes `f32` both ways on `calibration` (the core with the `quantize` tool's default,
-/// 99.99th-percentile ranges and min/max logits, and with min/max everywhere; ONNX Runtime
+/// Quantizes `f32` both ways on `calibration` (the core with 99.99th-percentile ranges and
+/// min/max logits, and with min/max everywhere, the `quantize` tool's default; ONNX Runtime
 /// with its min/max calibration, [`ORT_RUNS`]) and measures every int8 model's logits against
 /// the f32 model's on `evaluation`. Returns the core's default and ONNX Runtime's runs, in
 /// the order of [`ORT_RUNS`].
@@ -72,7 +72,7 @@ fn compare(
     let cal = quantize::calibrate(&f32_model, calibration, |_| {}).unwrap();
     let mut reference = Vec::new();
     let mut core = Vec::new();
-    for method in [Method::Percentile(99.99), Method::MinMax] {
+    for method in [Method::MinMax, Method::Percentile(99.99)] {
         let (int8, _) = quantize::quantize(&f32_model, &cal, method).unwrap();
         let int8_blob = BlobFile::from_bytes(&int8.to_blob().unwrap(), "int8.blob");
         let int8_model = int8_blob.model().unwrap();

@@ -98,7 +98,7 @@ pub fn run(r: &Request<'_>) -> Result<()> {
     let (n, top1, top5) = tally.total();
     ensure!(n > 0, "no image could be evaluated ({skipped} skipped)");
     println!(
-        "{}: {n} {source}, top-1 accuracy {:.2}%, top-5 accuracy {:.2}% ({}, {}{}, {:.1} images/s)",
+        "{}: {n} {source}, top-1 accuracy {:.2}%, top-5 accuracy {:.2}% ({}, {}{}, {:.2} ms per image, {:.1} images/s)",
         r.model.display(),
         100.0 * top1 as f64 / n as f64,
         100.0 * top5 as f64 / n as f64,
@@ -109,6 +109,7 @@ pub fn run(r: &Request<'_>) -> Result<()> {
         },
         runner.threads_label(),
         if r.ten_crop { ", ten crops" } else { "" },
+        1e3 * secs / n as f64,
         n as f64 / secs
     );
     let label = |c: usize| {

@@ -90,7 +90,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Threads per forward pass (each layer's outputs split between them; the logits are
-        /// bit-identical to one thread's) [default: one per core].
+        /// bit-identical to one thread's) [default: one per core; one for nets under 100 M MACs].
         #[arg(long)]
         threads: Option<usize>,
     },
@@ -116,7 +116,8 @@ enum Command {
         /// Evaluate at most N images (spread over the folder's classes) [default: all].
         #[arg(long, alias = "count")]
         limit: Option<usize>,
-        /// Threads per forward pass, as for `infer` [default: one per core].
+        /// Threads per forward pass, as for `infer` [default: one per core; one for nets under
+        /// 100 M MACs].
         #[arg(long)]
         threads: Option<usize>,
         /// The paper's ten crops (four corners and the centre, and their mirror images),

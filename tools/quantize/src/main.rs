@@ -52,8 +52,9 @@ struct Args {
     /// Number of calibration images (spread evenly over a folder).
     #[arg(long, default_value_t = 100)]
     samples: usize,
-    /// How activation ranges are chosen.
-    #[arg(long, value_enum, default_value = "percentile")]
+    /// How activation ranges are chosen (min/max: closer to f32 on every net measured,
+    /// docs/quantization.md).
+    #[arg(long, value_enum, default_value = "minmax")]
     method: MethodArg,
     /// Percentile for --method percentile.
     #[arg(long, default_value_t = 99.99)]
@@ -87,14 +88,12 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<()> {
     let start = Instant::now();
+    if !(50.0..=100.0).contains(&args.percentile) {
+        bail!("--percentile must be in [50, 100], got {}", args.percentile);
+    }
     let method = match args.method {
         MethodArg::Minmax => Method::MinMax,
-        MethodArg::Percentile => {
-            if !(50.0..=100.0).contains(&args.percentile) {
-                bail!("--percentile must be in [50, 100], got {}", args.percentile);
-            }
-            Method::Percentile(args.percentile)
-        }
+        MethodArg::Percentile => Method::Percentile(args.percentile),
     };
     // The f32 weights are read where they lie: a core blob is mapped, and only the int8
     // model is built in memory; other formats are converted to a blob once, and only its

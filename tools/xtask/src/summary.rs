@@ -23,8 +23,8 @@ pub struct Eval {
     pub ms: f64,
 }
 
-/// Parses `alexnet eval`'s line `..., top-1 accuracy 83.64%, top-5 accuracy 99.76% (f32,
-/// 7.40 ms per image)`.
+/// Parses `alexnet eval`'s line `..., top-1 accuracy 83.64%, top-5 accuracy 99.76% (f32, 2 threads,
+/// 7.40 ms per image, 135.1 images/s)`.
 pub fn parse_eval(text: &str) -> Option<Eval> {
     let line = text.lines().rev().find(|l| l.contains("top-1 accuracy"))?;
     let ms_at = line.rfind(" ms per image")?;
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn reads_the_tools_own_lines() {
-        let eval = "/r/micro.blob: 10000 images, top-1 accuracy 83.64%, top-5 accuracy 99.76% (f32, 7.40 ms per image)\n";
+        let eval = "/r/micro.blob: 10000 IDX images, top-1 accuracy 83.64%, top-5 accuracy 99.76% (f32, 2 threads, 7.40 ms per image, 135.1 images/s)\n";
         assert_eq!(
             parse_eval(eval),
             Some(Eval {

@@ -1049,5 +1049,46 @@ mod tests {
             s
         };
         assert!(to_bytes(&int8).unwrap_err().to_string().contains("int8"));
+
+        // Edits of the decoded model, each refused with what is wrong.
+        let refused = |edit: &dyn Fn(&mut proto::GraphProto), expected: &str| {
+            let mut model = proto::ModelProto::decode(&bytes[..]).unwrap();
+            edit(model.graph.as_mut().unwrap());
+            let e = err(&model.encode_to_vec(), None);
+            assert!(e.contains(expected), "{expected}: {e}");
+        };
+        refused(
+            &|g| g.node[2].input[0] = "input".into(),
+            "node 2 (LRN \"LRN_2\"): reads \"input\", not the output of the node before it",
+        );
+        refused(
+            &|g| {
+                let second = g.input[0].clone();
+                g.input.push(proto::ValueInfoProto {
+                    name: "mask".into(),
+                    ..second
+                });
+            },
+            "the graph has 2 data inputs (input, mask)",
+        );
+        refused(
+            &|g| {
+                g.initializer[0].data_location = 1;
+                g.initializer[0].raw_data.clear();
+            },
+            "is stored in an external file",
+        );
+        refused(
+            &|g| g.initializer[0].data_type = data_type::INT8,
+            "element type int8 (a quantized model: convert its f32 original)",
+        );
+        refused(
+            &|g| g.node[3].attribute.push(ints_attr("pads", &[1, 1, 1, 1])),
+            "padded pooling is not supported",
+        );
+        refused(
+            &|g| g.node[3].attribute.push(int_attr("ceil_mode", 1)),
+            "ceil_mode 1 adds a partial window here",
+        );
     }
 }
