@@ -285,7 +285,7 @@ fn write_csv(path: &Path, tally: &Tally, label: &dyn Fn(usize) -> String) -> Res
     alexnet_host::atomic::write_atomic(path, csv.as_bytes())
 }
 
-/// Draws the confusion matrix of the classes that have images: one cell of [`CELL`] pixels per
+/// Draws the confusion matrix of the classes that have images: one cell of `CELL` pixels per
 /// (true, predicted) pair, from white (none of the row's images) to dark blue (all), and a last
 /// column for predictions outside those classes. Returns how many classes it drew.
 fn write_confusion(path: &Path, tally: &Tally) -> Result<usize> {

@@ -7,7 +7,7 @@
 //! are the family's: `Conv`, `Relu`, `LRN`, `MaxPool`, `AveragePool`, `GlobalAveragePool`,
 //! `Flatten`, `Gemm`, and `Dropout`, `Identity` and a final `Softmax`. Anything else is refused
 //! with the first node that cannot be taken. The protobuf is decoded by `prost` with the
-//! schema's messages in [`proto`].
+//! schema's messages in `proto.rs`.
 //!
 //! One convention differs between ONNX and the paper: ONNX's `LRN` divides `alpha` by the
 //! window size, as Caffe does ([`LrnConvention::AlphaOverN`]). An imported `LRN` keeps its
