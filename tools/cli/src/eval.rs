@@ -91,6 +91,13 @@ pub fn run(r: &Request<'_>) -> Result<()> {
         let labels = r
             .labels
             .context("an IDX image file needs its IDX labels (--labels)")?;
+        if r.confusion.is_some() {
+            let classes: Vec<usize> = idx::read_labels(labels)?
+                .iter()
+                .map(|&l| l as usize)
+                .collect();
+            drawable(&classes)?;
+        }
         let tally = evaluate_idx(&model, &mut runner, r.images, labels, r.limit)?;
         (tally, 0, "IDX images")
     };
@@ -246,6 +253,12 @@ fn evaluate_idx(
     let labels = idx::read_labels(labels)?;
     let count = limit.unwrap_or(usize::MAX).min(labels.len());
     let samples = dataset::from_idx(images, count, model.preprocess(), model.arch().input)?;
+    ensure!(
+        samples.inputs.len() == count,
+        "{} holds {} images for {count} labels",
+        images.display(),
+        samples.inputs.len()
+    );
     let classes = model.classes();
     let mut tally = Tally::new(classes);
     let mut logits = vec![0.0f32; classes];

@@ -109,8 +109,10 @@ enum Command {
         /// sorted file order (an index, or a class name).
         #[arg(long)]
         labels: Option<PathBuf>,
-        /// ILSVRC's synset mapping (`LOC_synset_mapping.txt`, or a WordNet ID per line): the
-        /// labels file's numbers are 1-based IDs into it, the model's classes the sorted IDs.
+        /// WordNet IDs, one per line: the labels file's numbers are 1-based IDs into it (for
+        /// ILSVRC 2012's devkit ground truth: the synsets in the devkit's ID order), and the
+        /// model's classes are the sorted IDs; labels given as WordNet IDs need any list of
+        /// them (`LOC_synset_mapping.txt`).
         #[arg(long)]
         synsets: Option<PathBuf>,
         /// Evaluate at most N images (spread over the folder's classes) [default: all].

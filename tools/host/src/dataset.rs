@@ -70,9 +70,13 @@ pub struct LabelledFiles {
 ///   after one of the model's labels (or a `synsets` line's ID) is that class; otherwise the
 ///   sorted folders are classes 0, 1, 2...
 ///
-/// `synsets` is ILSVRC's mapping (`LOC_synset_mapping.txt`, or one WordNet ID per line): line
-/// `k` is class ID `k`, and the model's classes are the IDs in sorted order (how torchvision and
-/// Caffe number ImageNet's classes).
+/// `synsets` lists WordNet IDs, one per line (the first word of each line): line `k` is the
+/// labels file's ID `k`, and the model's classes are the IDs in sorted order (how torchvision
+/// and Caffe number ImageNet's classes). For ILSVRC 2012's devkit ground truth
+/// (`ILSVRC2012_validation_ground_truth.txt`) that is the synsets in the devkit's ID order
+/// (`meta.mat`'s `ILSVRC2012_ID` 1 to 1000); a labels file of WordNet IDs (from
+/// `LOC_val_solution.csv`, one per image in sorted file order) works with any list of the
+/// IDs, such as `LOC_synset_mapping.txt`.
 pub fn labelled_folder(
     dir: &Path,
     labels: Option<&Path>,
@@ -178,10 +182,18 @@ pub fn labelled_folder(
                 dir.display(),
                 folders.len()
             );
-            (
-                (0..folders.len()).collect(),
-                "class folders in sorted order (as torchvision's ImageFolder)".to_string(),
-            )
+            let mut how =
+                "class folders in sorted order (as torchvision's ImageFolder)".to_string();
+            if folders.len() != classes {
+                // A subset of the classes, say: folder k is taken as class k, which is right
+                // only if the subset is the first classes, in order.
+                how += &format!(
+                    "; warning: {} folders for {classes} classes, folder k taken as class k \
+                     (name the folders after the classes, or give --labels)",
+                    folders.len()
+                );
+            }
+            ((0..folders.len()).collect(), how)
         }
     };
     let mut set = LabelledFiles {
@@ -275,5 +287,80 @@ pub fn load(path: &Path, count: usize, prep: &Preprocess<'_>, input: Shape) -> R
         from_folder(path, count, prep, input)
     } else {
         from_idx(path, count, prep, input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files named like images (the classes come from names and labels, not from decoding).
+    fn touch(dir: &Path, names: &[&str]) {
+        std::fs::create_dir_all(dir).unwrap();
+        for n in names {
+            std::fs::write(dir.join(n), b"").unwrap();
+        }
+    }
+
+    #[test]
+    fn ilsvrc_ground_truth_folders_and_names_give_the_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |p: &str| dir.path().join(p);
+        let labels: Vec<String> = ["cat", "dog", "eel"].map(String::from).to_vec();
+        let find = |d: &str, truth: Option<&str>, synsets: Option<&str>| {
+            labelled_folder(
+                &at(d),
+                truth.map(&at).as_deref(),
+                synsets.map(&at).as_deref(),
+                &labels,
+                3,
+            )
+        };
+        touch(&at("flat"), &["b.png", "a.jpg", "c.JPEG"]);
+        // Devkit order: ID 1 is n03, which sorts last, so it is class 2.
+        std::fs::write(at("synsets.txt"), "n03 eel\nn01 cat\nn02 dog\n").unwrap();
+        std::fs::write(at("ids.txt"), "1\n2\n3\n").unwrap();
+        let set = find("flat", Some("ids.txt"), Some("synsets.txt")).unwrap();
+        let names: Vec<_> = set.files.iter().map(|f| f.file_name().unwrap()).collect();
+        assert_eq!(names, ["a.jpg", "b.png", "c.JPEG"]);
+        assert_eq!(set.classes, [2, 0, 1]);
+        std::fs::write(at("wnids.txt"), "n02\nn03\nn01\n").unwrap();
+        assert_eq!(
+            find("flat", Some("wnids.txt"), Some("synsets.txt"))
+                .unwrap()
+                .classes,
+            [1, 2, 0]
+        );
+        std::fs::write(at("names.txt"), "dog\ncat\neel\n").unwrap();
+        assert_eq!(
+            find("flat", Some("names.txt"), None).unwrap().classes,
+            [1, 0, 2]
+        );
+        std::fs::write(at("bad.txt"), "dog\nfox\neel\n").unwrap();
+        let e = format!("{:#}", find("flat", Some("bad.txt"), None).unwrap_err());
+        assert!(
+            e.contains("line 2: \"fox\" is not a class of the model"),
+            "{e}"
+        );
+        std::fs::write(at("far.txt"), "0\n1\n7\n").unwrap();
+        let e = format!("{:#}", find("flat", Some("far.txt"), None).unwrap_err());
+        assert!(e.contains("is class 7, but the model has 3 classes"), "{e}");
+
+        // Class folders named after the model's classes, in any order.
+        touch(&at("named/dog"), &["x.png"]);
+        touch(&at("named/cat"), &["y.png", "z.png"]);
+        let set = find("named", None, None).unwrap();
+        assert_eq!(set.classes, [0, 0, 1]);
+        assert!(set.how.contains("named after the model's classes"));
+        // Otherwise sorted order, with a warning when the count differs.
+        touch(&at("plain/b"), &["x.png"]);
+        touch(&at("plain/a"), &["y.png"]);
+        let set = find("plain", None, None).unwrap();
+        assert_eq!(set.classes, [0, 1]);
+        assert!(
+            set.how.contains("warning: 2 folders for 3 classes"),
+            "{}",
+            set.how
+        );
     }
 }

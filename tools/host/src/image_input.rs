@@ -14,15 +14,14 @@ pub fn load_image(path: impl AsRef<Path>, prep: &Preprocess<'_>, input: Shape) -
         .with_context(|| format!("cannot prepare image {}", path.display()))
 }
 
-/// Decodes an image file, its format told by its content. JPEGs are decoded by
-/// libjpeg-turbo with its defaults (the accurate integer IDCT, smooth chroma upsampling), as
-/// Pillow decodes them, so the pixels are those torchvision starts from; CMYK JPEGs, and any
-/// the library refuses (a cut-off file), by the `image` crate, as every other format.
+/// Decodes an image file, its format told by its content. JPEGs are decoded as Pillow
+/// decodes them ([`crate::jpeg`]), so the pixels are those torchvision starts from; CMYK
+/// JPEGs and every other format by the `image` crate.
 pub fn decode(path: &Path) -> Result<DynamicImage> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot open image {}", path.display()))?;
     if bytes.starts_with(&[0xff, 0xd8]) {
-        if let Some(img) = decode_jpeg(&bytes) {
+        if let Some(img) = crate::jpeg::decode(&bytes) {
             return Ok(img);
         }
     }
@@ -33,37 +32,10 @@ pub fn decode(path: &Path) -> Result<DynamicImage> {
         .with_context(|| format!("cannot decode image {}", path.display()))
 }
 
-/// A grey or colour (YCbCr or RGB) JPEG through libjpeg-turbo; `None` for anything else.
-fn decode_jpeg(bytes: &[u8]) -> Option<DynamicImage> {
-    use turbojpeg::{Colorspace, PixelFormat};
-    let header = turbojpeg::read_header(bytes).ok()?;
-    let gray = match header.colorspace {
-        Colorspace::Gray => true,
-        Colorspace::YCbCr | Colorspace::RGB => false,
-        _ => return None,
-    };
-    let format = if gray {
-        PixelFormat::GRAY
-    } else {
-        PixelFormat::RGB
-    };
-    let image = turbojpeg::decompress(bytes, format).ok()?;
-    let (w, h) = (
-        u32::try_from(image.width).ok()?,
-        u32::try_from(image.height).ok()?,
-    );
-    // Rows are packed (pitch = width * pixel size) as `decompress` allocates them.
-    Some(if gray {
-        DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, image.pixels)?)
-    } else {
-        DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, image.pixels)?)
-    })
-}
-
 /// The paper's ten patches of an image file (§4.1: "the four corner patches and the center
 /// patch as well as their horizontal reflections"), each prepared as [`load_image`] prepares
-/// the centre one: resized, cut at the input's size, normalized. torchvision's `TenCrop`
-/// takes the same patches.
+/// the centre one: resized, cut at the input's size, normalized; in torchvision's `TenCrop`
+/// order and positions (the five crops of the image, then of its mirror image).
 pub fn load_ten_crops(path: &Path, prep: &Preprocess<'_>, input: Shape) -> Result<Vec<Vec<f32>>> {
     let img = decode(path)?;
     let (pixels, channels) = model_pixels(&img, prep);
@@ -86,15 +58,16 @@ pub fn load_ten_crops(path: &Path, prep: &Preprocess<'_>, input: Shape) -> Resul
         (rw - cw, rh - ch),
         centre,
     ];
+    // torchvision's order and patches: five crops of the image, then the same five crops of
+    // its mirror image (whose centre crop, for an odd margin, is not the mirrored centre one).
+    let mut mirrored = resized.clone();
+    for row in mirrored.chunks_exact_mut(rw * channels) {
+        mirror_row(row, channels);
+    }
     let mut crops = Vec::with_capacity(10);
-    for mirror in [false, true] {
+    for image in [&resized, &mirrored] {
         for &(x0, y0) in &corners {
-            let mut patch = crop(&resized, rw, channels, x0, y0, cw, ch);
-            if mirror {
-                for row in patch.chunks_exact_mut(cw * channels) {
-                    mirror_row(row, channels);
-                }
-            }
+            let patch = crop(image, rw, channels, x0, y0, cw, ch);
             let mut out = vec![0.0f32; input.len()];
             prep.apply(&patch, input, &mut out)
                 .map_err(anyhow::Error::msg)?;
@@ -223,10 +196,8 @@ fn crop(
 mod tests {
     use super::*;
 
-    /// torchvision's sizes: `int(256 * long / short)` truncates (a 640x427 photo is 383x256,
-    /// not 384x256), whichever side is the shorter.
-    /// Ten patches: corners and centre, then the same mirrored; on an image the size of the
-    /// input all ten are the image (mirrored for the last five).
+    /// Ten patches: corners and centre, then the same five of the mirror image (torchvision's
+    /// `TenCrop`).
     #[test]
     fn ten_crops_are_corners_centre_and_mirrors() {
         let dir = tempfile::tempdir().unwrap();
@@ -243,15 +214,26 @@ mod tests {
         };
         let crops = load_ten_crops(&path, &prep, Shape::new(1, 2, 2)).unwrap();
         let firsts: Vec<f32> = crops.iter().map(|c| c[0]).collect();
-        // Top-left pixels: corners (0,0), (4,0), (0,2), (4,2), centre (2,1); mirrored, the
-        // first pixel is the patch's top-right one.
+        // Top-left pixels: corners (0,0), (4,0), (0,2), (4,2), centre (2,1); then the same
+        // positions in the mirror image, whose pixel (x, y) is the image's (5 - x, y).
         assert_eq!(
             firsts,
-            [0.0, 40.0, 2.0, 42.0, 21.0, 10.0, 50.0, 12.0, 52.0, 31.0]
+            [0.0, 40.0, 2.0, 42.0, 21.0, 50.0, 10.0, 52.0, 12.0, 31.0]
         );
-        assert_eq!(crops[5], [10.0, 0.0, 11.0, 1.0]);
+        assert_eq!(crops[5], [50.0, 40.0, 51.0, 41.0]);
+
+        // An odd margin (5 columns, 2 kept: 3 spare): the centre crop starts at
+        // round_half_even(1.5) = 2 in the image and in its mirror image, so the mirrored centre
+        // patch is columns 2 and 1 of the image, not the centre patch (2, 3) reversed.
+        let img = image::GrayImage::from_fn(5, 4, |x, y| image::Luma([(10 * x + y) as u8]));
+        img.save(&path).unwrap();
+        let crops = load_ten_crops(&path, &prep, Shape::new(1, 2, 2)).unwrap();
+        assert_eq!(crops[4], [21.0, 31.0, 22.0, 32.0]);
+        assert_eq!(crops[9], [21.0, 11.0, 22.0, 12.0]);
     }
 
+    /// torchvision's sizes: `int(256 * long / short)` truncates (a 640x427 photo is 383x256,
+    /// not 384x256), whichever side is the shorter.
     #[test]
     fn resized_sizes_are_torchvisions() {
         assert_eq!(resized_size(640, 427, 256), (383, 256));

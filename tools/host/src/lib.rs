@@ -30,6 +30,7 @@ pub mod fpenv;
 pub mod idx;
 pub mod image_input;
 pub mod init;
+pub mod jpeg;
 pub mod npy;
 pub mod onnx;
 #[cfg(feature = "parallel")]

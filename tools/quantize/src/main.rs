@@ -141,7 +141,8 @@ fn run(args: Args) -> Result<()> {
         if let Some(q) = int8.quant.as_mut() {
             q.packed_dsp = args.pack_dsp;
         }
-        // One copy of the int8 model at a time: the spec, its bytes, their aligned copy.
+        // The spec, its bytes and their aligned copy one after the other, not all at once
+        // (`--logits best` also keeps the best model so far).
         let int8_file = {
             let bytes = int8.to_blob()?;
             drop(int8);
@@ -161,7 +162,7 @@ fn run(args: Args) -> Result<()> {
         )?;
         if args.logits == LogitsArg::Best {
             eprintln!(
-                "  logits by {logits:?}: top-1 agreement {:.1}%, top logit saturated on {:.1}%",
+                "  logits by {logits:?}: top-1 agreement {:.1}%, top logit clipped on {:.1}%",
                 report.top1_agreement * 100.0,
                 report.top_logit_saturated * 100.0
             );

@@ -108,7 +108,7 @@ fn blob_in_int8_blob_out_with_report() {
             "{stderr}"
         );
     }
-    assert!(stdout.contains("top logit saturated at 127 on"), "{stdout}");
+    assert!(stdout.contains("top logit clipped at 127 on"), "{stdout}");
 }
 
 /// `weights` (a format without an architecture) is refused without `--arch`, with

@@ -52,16 +52,16 @@ pub fn from_bytes(bytes: &[u8], arch: Option<&Arch<'_>>) -> Result<ModelSpec> {
         .graph
         .as_ref()
         .context("the ONNX model has no graph")?;
-    if let Some(set) = model
-        .opset_import
+    if let Some(node) = graph
+        .node
         .iter()
-        .find(|s| !s.domain.is_empty() && s.domain != "ai.onnx")
+        .find(|n| !n.domain.is_empty() && n.domain != "ai.onnx")
     {
-        let used = graph.node.iter().any(|n| n.domain == set.domain);
-        ensure!(
-            !used,
-            "the graph uses operator set {:?}, not ONNX's own",
-            set.domain
+        bail!(
+            "node {:?} ({}) is from operator set {:?}, not ONNX's own",
+            node.name,
+            node.op_type,
+            node.domain
         );
     }
     let chain = Chain::read(graph)?;
@@ -147,8 +147,9 @@ impl Chain {
             let layer = match node.op_type.as_str() {
                 "Conv" => Some(conv(node, shape, constant(1)?, constant(2)?).with_context(at)?),
                 "Gemm" => {
+                    // ONNX's Gemm takes a matrix: a Flatten (axis 1) comes first.
                     ensure!(
-                        flat || (shape.h == 1 && shape.w == 1),
+                        flat,
                         "{}: Gemm on a [{}, {}, {}] tensor: a Flatten must come first",
                         at(),
                         shape.c,
@@ -250,7 +251,12 @@ impl Chain {
                     } else {
                         graph_name
                     });
-                let name: String = name.chars().take(16).collect();
+                // At most 16 bytes, cut at a character boundary.
+                let mut end = name.len().min(16);
+                while !name.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let name = name[..end].to_string();
                 let arch = Arch {
                     name: &name,
                     input: self.input,
@@ -328,7 +334,11 @@ impl Tensor {
             .iter()
             .map(|&d| usize::try_from(d).map_err(|_| anyhow!("tensor {name:?}: dimension {d}")))
             .collect::<Result<_>>()?;
-        let count: usize = dims.iter().product();
+        let count = dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= alexnet_core::arch::MAX_ELEMENTS)
+            .with_context(|| format!("tensor {name:?} has shape {dims:?}: too large"))?;
         let raw = &t.raw_data;
         let values: Vec<f32> = match t.data_type {
             data_type::FLOAT if !raw.is_empty() => raw
@@ -431,7 +441,10 @@ fn input_shape(input: &proto::ValueInfoProto) -> Result<Shape> {
 fn square(node: &NodeProto, name: &str, default: i64) -> Result<u32> {
     match ints(node, name) {
         None | Some([]) => Ok(default as u32),
-        Some(&[a, b]) if a == b && a >= 0 && a <= u32::MAX as i64 => Ok(a as u32),
+        Some(&[a, b]) if a == b => u32::try_from(a)
+            .ok()
+            .filter(|&v| v <= 1 << 16)
+            .with_context(|| format!("{name} {a} is out of range")),
         Some(v) => bail!("{name} {v:?}: only equal values on both axes are taken"),
     }
 }
@@ -447,7 +460,10 @@ fn padding(node: &NodeProto) -> Result<u32> {
     }
     match ints(node, "pads") {
         None | Some([]) => Ok(0),
-        Some(&[p, q, r, s]) if p == q && q == r && r == s && p >= 0 => Ok(p as u32),
+        Some(&[p, q, r, s]) if p == q && q == r && r == s => u32::try_from(p)
+            .ok()
+            .filter(|&v| v <= 1 << 16)
+            .with_context(|| format!("pads {p} are out of range")),
         Some(v) => bail!("pads {v:?}: only the same padding on every side is taken"),
     }
 }
@@ -460,14 +476,16 @@ fn no_dilation(node: &NodeProto) -> Result<()> {
     }
 }
 
-/// `ceil_mode = 1` is taken where it gives the same size as flooring.
-fn floor_sized(node: &NodeProto, n: usize, window: u32, stride: u32) -> Result<()> {
+/// `ceil_mode = 1` is taken where it gives the same size as flooring, on both axes.
+fn floor_sized(node: &NodeProto, input: Shape, window: u32, stride: u32) -> Result<()> {
     if int(node, "ceil_mode").unwrap_or(0) != 0 {
-        let (n, f, s) = (n as u32, window, stride.max(1));
-        ensure!(
-            n < f || (n - f) % s == 0,
-            "ceil_mode 1 adds a partial window here; the core floors"
-        );
+        let (f, s) = (window as usize, stride.max(1) as usize);
+        for n in [input.h, input.w] {
+            ensure!(
+                n < f || (n - f) % s == 0,
+                "ceil_mode 1 adds a partial window here; the core floors"
+            );
+        }
     }
     Ok(())
 }
@@ -552,6 +570,7 @@ fn gemm(
     let &[rows, cols] = &b.dims[..] else {
         bail!("weights of shape {:?}; a Gemm's have 2 axes", b.dims);
     };
+    ensure!(rows > 0 && cols > 0, "weights of shape {:?}", b.dims);
     let inputs = input.len();
     let transposed = int(node, "transB").unwrap_or(0) != 0;
     let (out, k) = if transposed {
@@ -597,8 +616,9 @@ fn gemm(
 fn lrn(node: &NodeProto) -> Result<LrnSpec> {
     let size = int(node, "size").context("an LRN without its size")?;
     ensure!(
-        size >= 1 && size % 2 == 1,
-        "size {size}: an odd window is needed"
+        (1..=i64::from(alexnet_core::arch::MAX_LRN_SIZE)).contains(&size) && size % 2 == 1,
+        "size {size}: an odd window of at most {} is needed",
+        alexnet_core::arch::MAX_LRN_SIZE
     );
     Ok(LrnSpec {
         size: size as u32,
@@ -623,7 +643,7 @@ fn max_pool(node: &NodeProto, input: Shape) -> Result<PoolSpec> {
         int(node, "storage_order").unwrap_or(0) == 0,
         "storage_order 1 is not supported"
     );
-    floor_sized(node, input.h.min(input.w), window, stride)?;
+    floor_sized(node, input, window, stride)?;
     Ok(PoolSpec { window, stride })
 }
 
@@ -631,7 +651,7 @@ fn max_pool(node: &NodeProto, input: Shape) -> Result<PoolSpec> {
 /// `input / window`, as `torch.onnx.export` writes `AdaptiveAvgPool2d`.
 fn average_pool(node: &NodeProto, input: Shape) -> Result<Layer> {
     let (window, stride) = pool_window(node)?;
-    floor_sized(node, input.h.min(input.w), window, stride)?;
+    floor_sized(node, input, window, stride)?;
     let w = window as usize;
     ensure!(
         stride == window && input.h % w == 0 && input.w % w == 0,

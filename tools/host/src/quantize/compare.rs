@@ -173,8 +173,14 @@ impl<'m> Comparison<'m> {
                 }),
             )
             .map_err(anyhow::Error::msg)?;
-        // The top logit at the largest code: clipped, and tied with any other class there.
-        self.saturated += usize::from(int8_logits.iter().max() == Some(&i8::MAX));
+        // The top logit clipped at the largest code: its f32 value beyond what 127 stands for,
+        // or another class there too (a tie the f32 logits do not have). The image that set
+        // a min/max range reaches 127 exactly, unclipped: not counted.
+        let logits_params = q.layers[q.layers.len().saturating_sub(1)].output;
+        let top_code = (i32::from(i8::MAX) - logits_params.zero_point) as f32 * logits_params.scale;
+        let at_top = int8_logits.iter().filter(|&&c| c == i8::MAX).count();
+        let f32_top = f32_logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        self.saturated += usize::from(at_top >= 2 || (at_top == 1 && f32_top > top_code));
         let mut deq = vec![0.0f32; int8_logits.len()];
         int8_model
             .dequantize_logits(&int8_logits, &mut deq)
@@ -212,8 +218,8 @@ impl<'m> Comparison<'m> {
         self.top5_agreements as f64 / self.samples.max(1) as f64
     }
 
-    /// Fraction of the inputs whose largest int8 logit is the largest code, 127: clipped by
-    /// the logits' range, and tied with any other class that reaches it.
+    /// Fraction of the inputs whose largest int8 logit is clipped at the largest code, 127:
+    /// its f32 value above the range 127 stands for, or tied there with another class.
     pub fn saturated_top(&self) -> f64 {
         self.saturated as f64 / self.samples.max(1) as f64
     }

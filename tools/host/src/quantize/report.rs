@@ -49,7 +49,8 @@ pub struct Report {
     pub top1_agreement: f64,
     /// Fraction of evaluation inputs whose f32 top-1 class is in the int8 top 5.
     pub top5_agreement: f64,
-    /// Fraction of evaluation inputs whose top int8 logit is the largest code (127): clipped.
+    /// Fraction of evaluation inputs whose top int8 logit is clipped at 127 (beyond the range,
+    /// or tied there with another class).
     pub top_logit_saturated: f64,
 }
 
@@ -158,7 +159,7 @@ impl Report {
         let _ = writeln!(
             s,
             "top-1 agreement int8 vs f32: {:.1}% of {} samples (f32's top-1 in int8's top-5: \
-             {:.1}%); top logit saturated at 127 on {:.1}%",
+             {:.1}%); top logit clipped at 127 on {:.1}%",
             self.top1_agreement * 100.0,
             self.evaluation_samples,
             self.top5_agreement * 100.0,
