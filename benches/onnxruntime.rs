@@ -1,14 +1,13 @@
 //! ONNX Runtime as a peer, in the same run as the core: for the paper and torchvision nets,
-//! the bench writes the net (layer table, weights), the core's f32 logits and the int8
-//! calibration inputs into `target/onnxruntime-peer/<net>/`, and `onnxruntime_peer.py` (the
-//! project venv's `onnxruntime`) builds the same net as ONNX, checks its logits against the
-//! core's, quantizes it with ONNX Runtime's static QDQ quantization (per-channel weights,
+//! the bench writes the net as ONNX (`alexnet_host::onnx`, what `alexnet export` writes), the
+//! core's f32 logits and the int8 calibration inputs into `target/onnxruntime-peer/<net>/`,
+//! and `onnxruntime_peer.py` (the project venv's `onnxruntime`) checks ONNX Runtime's logits
+//! against the core's, quantizes it with ONNX Runtime's static QDQ quantization (per-channel weights,
 //! the same calibration inputs) and times f32 and int8 at batch 1 and 8 on one intra-op
 //! thread. Its medians go to `<criterion>/onnxruntime/<net>.json` for `bench-summary`; the
 //! core's batch of 8 (eight passes in a row, one thread) is benched here as `batch_8`.
 
-use alexnet_core::arch::LrnConvention;
-use alexnet_core::{Arch, Layer};
+use alexnet_core::Arch;
 use alexnet_host::ModelSpec;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -35,46 +34,6 @@ fn write_f32(path: &Path, values: &[f32]) {
     std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
-/// The layer table as the script reads it, the weights appended to `weights`.
-fn layer_json(
-    layer: &Layer,
-    params: Option<&alexnet_host::spec::LayerParams>,
-    input_c: usize,
-    weights: &mut Vec<f32>,
-) -> serde_json::Value {
-    use serde_json::json;
-    let mut tensors = |p: &alexnet_host::spec::LayerParams| {
-        let w = (weights.len(), weights.len() + p.weight.len());
-        weights.extend_from_slice(&p.weight);
-        let b = (weights.len(), weights.len() + p.bias.len());
-        weights.extend_from_slice(&p.bias);
-        (w, b)
-    };
-    match *layer {
-        Layer::Conv(cs) => {
-            let (w, b) = tensors(params.expect("conv parameters"));
-            let k = cs.kernel as usize;
-            json!({"kind": "conv", "kernel": cs.kernel, "stride": cs.stride, "padding": cs.padding,
-                   "groups": cs.groups, "weight": [w.0, w.1], "bias": [b.0, b.1],
-                   "weight_shape": [cs.out_channels as usize, input_c / cs.groups as usize, k, k]})
-        }
-        Layer::Linear { out_features } => {
-            let (w, b) = tensors(params.expect("linear parameters"));
-            let n = (w.1 - w.0) / out_features as usize;
-            json!({"kind": "linear", "weight": [w.0, w.1], "bias": [b.0, b.1],
-                   "weight_shape": [out_features as usize, n]})
-        }
-        Layer::Relu => json!({"kind": "relu"}),
-        Layer::Lrn(l) => json!({"kind": "lrn", "size": l.size, "alpha": l.alpha, "beta": l.beta,
-                                "k": l.k, "paper_alpha": l.convention == LrnConvention::Paper}),
-        Layer::MaxPool(p) => json!({"kind": "maxpool", "window": p.window, "stride": p.stride}),
-        Layer::AdaptiveAvgPool { .. } => json!({"kind": "avgpool"}),
-        Layer::Flatten => json!({"kind": "flatten"}),
-        Layer::Dropout { .. } => json!({"kind": "dropout"}),
-        Layer::Softmax => json!({"kind": "softmax"}),
-    }
-}
-
 /// Writes what the script needs and runs it; its JSON result.
 fn run_peer(
     arch: &Arch<'_>,
@@ -84,28 +43,13 @@ fn run_peer(
 ) -> serde_json::Value {
     let dir = target_dir().join("onnxruntime-peer").join(arch.name);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut weights = Vec::new();
-    let mut layers = Vec::new();
-    for step in arch.walk().map(|s| s.unwrap()) {
-        // torchvision's adaptive pool is the identity at 224x224; the script relies on it.
-        if let Layer::AdaptiveAvgPool { out_h, out_w } = step.layer {
-            assert_eq!(
-                (step.input.h, step.input.w),
-                (out_h as usize, out_w as usize)
-            );
-        }
-        let params = spec.params[step.index].as_ref();
-        layers.push(layer_json(&step.layer, params, step.input.c, &mut weights));
-    }
+    alexnet_host::onnx::save(spec, dir.join("f32.onnx")).unwrap();
     let net = serde_json::json!({
         "name": arch.name,
         "input": [arch.input.c, arch.input.h, arch.input.w],
-        "classes": arch.classes(),
-        "layers": layers,
         "seconds": 3.0,
     });
     std::fs::write(dir.join("net.json"), net.to_string()).unwrap();
-    write_f32(&dir.join("weights.f32"), &weights);
     write_f32(&dir.join("core-logits.f32"), logits);
     write_f32(&dir.join("calibration.f32"), &calibration.concat());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -5,12 +5,9 @@
 
 use alexnet_core::Model;
 use alexnet_host::npy;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use alexnet_tests::{venv_python, workspace_root as root};
 
 fn data(name: &str) -> PathBuf {
     root().join("tests/data/onnx").join(name)
@@ -74,21 +71,9 @@ fn the_core_s_export_runs_in_onnx_runtime_with_the_core_s_logits() {
         let onnx = dir.path().join(format!("{name}.onnx"));
         alexnet_host::onnx::save(&spec, &onnx).unwrap();
         let out = dir.path().join(format!("{name}.npy"));
-        let python = root().join(".venv/bin/python");
-        let status = Command::new(&python)
-            .arg(root().join("tests/python/onnxruntime_logits.py"))
-            .args([&onnx, &data("inputs.npy"), &out])
-            .status()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e} (cargo xtask setup makes the venv)",
-                    python.display()
-                )
-            });
-        assert!(
-            status.success(),
-            "ONNX Runtime failed on the export of {name}"
-        );
+        let script = root().join("tests/python/onnxruntime_logits.py");
+        let args = [script, onnx.clone(), data("inputs.npy"), out.clone()];
+        venv_python(&format!("ONNX Runtime on the export of {name}"), &args);
         let (shape, ort) = npy::read::<f32>(&out).unwrap();
         assert_eq!(shape, [4, 10]);
         let logits = core_logits(&spec.to_blob().unwrap(), &inputs);

@@ -10,12 +10,9 @@
 use alexnet_core::Shape;
 use alexnet_host::image_input::resize_and_crop;
 use alexnet_host::npy;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use alexnet_tests::{venv_python, workspace_root as root};
 
 fn photos() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/data/photos"))
@@ -49,19 +46,12 @@ fn preprocessing_matches_torchvision_on_photographs() {
     let photos = photos();
     assert!(photos.len() >= 20, "{} photographs", photos.len());
     let out = tempfile::tempdir().unwrap();
-    let python = root().join(".venv/bin/python");
-    let status = Command::new(&python)
-        .arg(root().join("tests/python/torchvision_preprocess.py"))
-        .arg(out.path())
-        .args(&photos)
-        .status()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (cargo xtask setup makes the venv)",
-                python.display()
-            )
-        });
-    assert!(status.success(), "torchvision's preprocessing failed");
+    let mut args = vec![
+        root().join("tests/python/torchvision_preprocess.py"),
+        out.path().to_path_buf(),
+    ];
+    args.extend(photos.iter().cloned());
+    venv_python("torchvision's preprocessing", &args);
     let (shape, crops) = npy::read::<u8>(out.path().join("crops.npy")).unwrap();
     assert_eq!(shape, [photos.len(), 224, 224, 3]);
     let input = Shape::new(3, 224, 224);

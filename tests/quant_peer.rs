@@ -8,16 +8,9 @@
 
 use alexnet_host::quantize::{self, Comparison, Method};
 use alexnet_host::{dataset, npy, BlobFile, ModelSpec};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    root().join(".venv/bin/python")
-}
+use alexnet_tests::{venv_python, workspace_root as root};
 
 /// How an int8 model's logits compare with the f32 model's.
 #[derive(Debug)]
@@ -91,15 +84,16 @@ fn compare(
     alexnet_host::onnx::save(f32, &onnx).unwrap();
     write_inputs(&dir.path().join("calibration.npy"), calibration);
     write_inputs(&dir.path().join("evaluation.npy"), evaluation);
-    let status = Command::new(python())
-        .arg(root().join("tests/python/ort_static_int8.py"))
-        .arg(&onnx)
-        .arg(dir.path().join("calibration.npy"))
-        .arg(dir.path().join("evaluation.npy"))
-        .arg(dir.path())
-        .status()
-        .expect("the project venv's python (cargo xtask setup makes it)");
-    assert!(status.success(), "ONNX Runtime's quantization failed");
+    venv_python(
+        "ONNX Runtime's quantization",
+        [
+            root().join("tests/python/ort_static_int8.py"),
+            onnx,
+            dir.path().join("calibration.npy"),
+            dir.path().join("evaluation.npy"),
+            dir.path().to_path_buf(),
+        ],
+    );
     let read = |file: &str| -> Vec<Vec<f32>> {
         let (shape, data) = npy::read::<f32>(dir.path().join(file)).unwrap();
         data.chunks_exact(shape[1]).map(<[f32]>::to_vec).collect()
@@ -185,14 +179,9 @@ fn torchvision_int8_logits_against_onnx_runtime_s() {
     let pth = dir.path().join("alexnet.pth");
     let script = "import sys, torch, torchvision; torch.manual_seed(0); \
                   torch.save(torchvision.models.alexnet().state_dict(), sys.argv[1])";
-    let status = Command::new(python())
-        .args(["-c", script])
-        .arg(&pth)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "torch.save of torchvision's alexnet failed"
+    venv_python(
+        "torch.save of torchvision's alexnet",
+        [std::ffi::OsStr::new("-c"), script.as_ref(), pth.as_os_str()],
     );
     let f32 = alexnet_host::weights::load(&pth, Some(&alexnet_core::builtin::TORCHVISION)).unwrap();
     let blob = BlobFile::from_bytes(&f32.to_blob().unwrap(), "f32.blob");

@@ -85,3 +85,28 @@ pub fn conv_geometry_up_to(
 /// `docs/kernels.md`, included so that its Rust example compiles and runs as a doctest.
 #[doc = include_str!("../../docs/kernels.md")]
 pub mod kernels_doc {}
+
+/// The workspace's root folder.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs the project venv's Python (`.venv`, with torch, torchvision and ONNX Runtime: `cargo
+/// xtask setup` makes it) with `args`, and panics, saying `what` failed, unless it succeeds.
+pub fn venv_python<I, S>(what: &str, args: I)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let python = workspace_root().join(".venv/bin/python");
+    let status = std::process::Command::new(&python)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (cargo xtask setup makes the venv)",
+                python.display()
+            )
+        });
+    assert!(status.success(), "{what} failed");
+}

@@ -8,7 +8,7 @@ use alexnet_core::Model;
 use alexnet_host::dataset::{self, LabelledFiles};
 use alexnet_host::image_input::{load_image, load_ten_crops};
 use alexnet_host::{idx, BlobFile};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use std::path::Path;
 use std::time::Instant;
 
@@ -81,7 +81,8 @@ pub fn run(r: &Request<'_>) -> Result<()> {
                 "centre crop"
             }
         );
-        let (tally, skipped) = evaluate_files(&model, &mut runner, &set, r)?;
+        let (tally, skipped) =
+            evaluate(&model, &mut runner, folder_items(&model, &set, r.ten_crop))?;
         (tally, skipped, "images")
     } else {
         ensure!(
@@ -98,8 +99,9 @@ pub fn run(r: &Request<'_>) -> Result<()> {
                 .collect();
             drawable(&classes)?;
         }
-        let tally = evaluate_idx(&model, &mut runner, r.images, labels, r.limit)?;
-        (tally, 0, "IDX images")
+        let items = idx_items(&model, r.images, labels, r.limit)?;
+        let (tally, skipped) = evaluate(&model, &mut runner, items)?;
+        (tally, skipped, "IDX images")
     };
     let secs = started.elapsed().as_secs_f64();
     let (n, top1, top5) = tally.total();
@@ -189,11 +191,17 @@ fn drawable(classes: &[usize]) -> Result<()> {
     Ok(())
 }
 
-fn evaluate_files(
+/// One image to evaluate: its name, its class, and its prepared crops (one, or the ten crops)
+/// or why they could not be made.
+type Item = (String, usize, Result<Vec<Vec<f32>>>);
+
+/// The shared evaluation loop: each item's crops through the model, ranked on the logits (one
+/// crop) or on the mean of their softmax outputs (the paper's ten crops, §4.1); items that
+/// could not be prepared are skipped with their reason and counted.
+fn evaluate(
     model: &Model<'_>,
     runner: &mut Runner<'_, '_>,
-    set: &LabelledFiles,
-    r: &Request<'_>,
+    items: impl ExactSizeIterator<Item = Item>,
 ) -> Result<(Tally, usize)> {
     let classes = model.classes();
     let mut tally = Tally::new(classes);
@@ -201,29 +209,25 @@ fn evaluate_files(
     let mut probs = vec![0.0f32; classes];
     let mut mean = vec![0.0f32; classes];
     let mut best = vec![0usize; 5.min(classes)];
-    let mut skipped = 0;
-    let bar = alexnet_host::progress::bar(true, set.files.len() as u64, "evaluating");
-    let (prep, input) = (model.preprocess(), model.arch().input);
-    for (path, &truth) in set.files.iter().zip(&set.classes) {
+    let (mut skipped, mut top1) = (0, 0usize);
+    let bar = alexnet_host::progress::bar(true, items.len() as u64, "evaluating");
+    for (name, truth, prepared) in items {
         bar.inc(1);
-        let prepared = if r.ten_crop {
-            load_ten_crops(path, prep, input)
-        } else {
-            load_image(path, prep, input).map(|x| vec![x])
-        };
+        ensure!(
+            truth < classes,
+            "{name} is class {truth}, but the model has {classes} classes"
+        );
         let crops = match prepared {
             Ok(crops) => crops,
             Err(e) => {
-                bar.suspend(|| eprintln!("skipped {}: {e:#}", path.display()));
+                bar.suspend(|| eprintln!("skipped {name}: {e:#}"));
                 skipped += 1;
                 continue;
             }
         };
         if let [one] = &crops[..] {
-            // One crop: ranked on the logits.
             runner.logits(one, &mut logits)?;
         } else {
-            // The paper's ten crops: their softmax outputs averaged (§4.1).
             mean.fill(0.0);
             for crop in &crops {
                 runner.logits(crop, &mut logits)?;
@@ -236,20 +240,41 @@ fn evaluate_files(
         }
         let k = top_k(&logits, &mut best);
         tally.add(truth, &best[..k]);
-        let (n, top1, _) = tally.total();
-        bar.set_message(format!("top-1 {:.1}%", 100.0 * top1 as f64 / n as f64));
+        top1 += usize::from(best.first() == Some(&truth));
+        let done = bar.position() as usize - skipped;
+        bar.set_message(format!("top-1 {:.1}%", 100.0 * top1 as f64 / done as f64));
     }
     bar.finish_and_clear();
     Ok((tally, skipped))
 }
 
-fn evaluate_idx(
+/// The folder's images, loaded and prepared one at a time.
+fn folder_items<'s>(
+    model: &'s Model<'_>,
+    set: &'s LabelledFiles,
+    ten_crop: bool,
+) -> impl ExactSizeIterator<Item = Item> + 's {
+    let (prep, input) = (model.preprocess(), model.arch().input);
+    set.files
+        .iter()
+        .zip(&set.classes)
+        .map(move |(path, &truth)| {
+            let prepared = if ten_crop {
+                load_ten_crops(path, prep, input)
+            } else {
+                load_image(path, prep, input).map(|x| vec![x])
+            };
+            (path.display().to_string(), truth, prepared)
+        })
+}
+
+/// The first `limit` images of an IDX file with their labels.
+fn idx_items(
     model: &Model<'_>,
-    runner: &mut Runner<'_, '_>,
     images: &Path,
     labels: &Path,
     limit: Option<usize>,
-) -> Result<Tally> {
+) -> Result<impl ExactSizeIterator<Item = Item>> {
     let labels = idx::read_labels(labels)?;
     let count = limit.unwrap_or(usize::MAX).min(labels.len());
     let samples = dataset::from_idx(images, count, model.preprocess(), model.arch().input)?;
@@ -259,26 +284,13 @@ fn evaluate_idx(
         images.display(),
         samples.inputs.len()
     );
-    let classes = model.classes();
-    let mut tally = Tally::new(classes);
-    let mut logits = vec![0.0f32; classes];
-    let mut best = vec![0usize; 5.min(classes)];
-    let bar = alexnet_host::progress::bar(true, samples.inputs.len() as u64, "evaluating");
-    for (input, &label) in samples.inputs.iter().zip(&labels) {
-        bar.inc(1);
-        let truth = label as usize;
-        if truth >= classes {
-            bail!(
-                "label {truth} in {}, but the model has {classes} classes",
-                images.display()
-            );
-        }
-        runner.logits(input, &mut logits)?;
-        let k = top_k(&logits, &mut best);
-        tally.add(truth, &best[..k]);
-    }
-    bar.finish_and_clear();
-    Ok(tally)
+    let name = images.display().to_string();
+    Ok(samples
+        .inputs
+        .into_iter()
+        .zip(labels)
+        .enumerate()
+        .map(move |(i, (x, label))| (format!("{name} image {i}"), label as usize, Ok(vec![x]))))
 }
 
 fn write_csv(path: &Path, tally: &Tally, label: &dyn Fn(usize) -> String) -> Result<()> {
