@@ -6,8 +6,8 @@
 
 use alexnet_core::builtin::MICRO;
 use alexnet_host::firmware::{
-    build_firmware, compare, decode_defmt, first_difference, parse_log, run_on_qemu,
-    untrained_micro_blobs, write_images_bin,
+    build_firmware, build_firmware_example, compare, decode_defmt, first_difference, parse_log,
+    run_on_qemu, untrained_micro_blobs, write_images_bin,
 };
 use alexnet_host::idx::{self, FASHION_MNIST_DIR};
 use alexnet_host::BlobFile;
@@ -90,6 +90,44 @@ fn firmware_under_qemu() {
     );
     a_blob_of_the_wrong_architecture_fails_cleanly();
     a_wrong_floating_point_mode_is_refused();
+    for features in [&[][..], &["dsp"]] {
+        kernels_match_the_definitions_on_the_device(features);
+    }
+}
+
+/// `examples/kernel_check.rs`: random integer LRN (tables with large steps, every shift
+/// regime), int8 max pool and ReLU cases, each kernel against the definition on the device
+/// itself. The network run cannot show that the LRN's assembly interpolates right: a real
+/// table changes by a fraction of an output step between entries.
+fn kernels_match_the_definitions_on_the_device(features: &[&str]) {
+    let elf = build_firmware_example(
+        &firmware_dir(),
+        "thumbv7em-none-eabihf",
+        "kernel_check",
+        features,
+    )
+    .unwrap();
+    let (code, text) = run(&elf);
+    eprintln!("kernel check on the device, features {features:?}:");
+    for line in text.lines().filter(|l| l.contains("CHECK")) {
+        eprintln!("  {line}");
+    }
+    assert_eq!(code, Some(0), "a kernel differs on the device:\n{text}");
+    let expected_set = if features.contains(&"dsp") {
+        "kernels: Cortex-M DSP"
+    } else {
+        "kernels: Cortex-M"
+    };
+    assert!(
+        text.lines().any(|l| l.trim() == expected_set),
+        "expected `{expected_set}`:\n{text}"
+    );
+    for kernel in ["lrn_int8", "max_pool_int8", "relu_int8"] {
+        assert!(
+            text.contains(&format!("CHECK {kernel} cases=400 mismatches=0")),
+            "{kernel} was not checked:\n{text}"
+        );
+    }
 }
 
 /// Runs one build of the firmware and checks it; returns the int8 instructions per inference.

@@ -48,6 +48,7 @@ enum Op {
     MaxPoolInt8 {
         in_w: usize,
     },
+    ReluInt8,
     Other,
 }
 
@@ -849,7 +850,14 @@ macro_rules! kernel_suite {
                             // i32 entries too, whose neighbours differ by up to 2^32 (planes
                             // of up to 110 pixels span several of a kernel's pixel blocks).
                             let cap = (1i64 << q).min(i32::MAX as i64) as i32;
-                            let table = prop_oneof![3 => vec(0i32..=cap, len), 1 => vec(any::<i32>(), len)];
+                            // Walks within 0..=cap whose steps reach an eighth of it (below
+                            // 2^30): the kernels' 32-bit form with interpolations that move
+                            // outputs by many codes, at every shift.
+                            let reach = (cap / 8).clamp(1, (1 << 29) - 1);
+                            let walk = (0..=cap, vec(-reach..=reach, len)).prop_map(move |(start, steps)| {
+                                steps.iter().scan(start as i64, |g, &d| { let at = *g as i32; *g = (*g + d as i64).clamp(0, cap as i64); Some(at) }).collect::<Vec<i32>>()
+                            });
+                            let table = prop_oneof![3 => vec(0i32..=cap, len), 2 => walk, 1 => vec(any::<i32>(), len)];
                             (Just(c), Just(plane), Just(half), Just(q), Just(zp_in), Just(zp_out), vec(any::<i8>(), c * plane), table)
                         })
                 ) {
@@ -860,6 +868,31 @@ macro_rules! kernel_suite {
                     let table = LrnTable { table: &table, shift: q };
                     prop_assert_eq!(kernels().lrn_int8(&mut out, Shape::new(c, plane, 1), &spec, table, zps).unwrap(), expect(Op::LrnInt8));
                     prop_assert_eq!(out, int8_reference::lrn(&input, c, plane, size as usize, table.table, q, zp_in, zp_out));
+                }
+
+                /// Tables as the quantizer makes them (smooth, neighbours a few percent
+                /// apart), whose shift `Q` follows the ratio of the scales: 2^-14 to 2^14
+                /// takes it from about 17 to about 45, across the 32-bit and high-word
+                /// regimes of the kernels' arithmetic.
+                #[test]
+                fn int8_lrn_real_tables(
+                    (c, plane, half, zp_in, zp_out, s_in, ratio, alpha, k) in (1usize..=12, prop_oneof![1usize..=6, 40usize..=110], 0u32..=4, -128i32..=127, -128i32..=127, 0.005f64..0.5, -14.0f64..14.0, 1e-5f64..1e-2, prop_oneof![Just(1.0f64), Just(2.0)]),
+                    seed in any::<u64>(),
+                ) {
+                    let size = 2 * half + 1;
+                    let (table, q) = int8_reference::lrn_table(size as usize, alpha, 0.75, k, s_in, s_in * 2f64.powf(ratio)).unwrap();
+                    // Codes skewed towards the zero point, as after a ReLU.
+                    let mut state = seed | 1;
+                    let input: Vec<i8> = (0..c * plane).map(|_| {
+                        state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                        if state % 3 == 0 { zp_in as i8 } else { (state >> 24) as i8 }
+                    }).collect();
+                    let spec = LrnSpec { size, alpha: 1e-4, beta: 0.75, k: 2.0, convention: LrnConvention::Paper };
+                    let mut out = input.clone();
+                    let zps = ZeroPoints { input: zp_in, output: zp_out };
+                    let lrn_table = LrnTable { table: &table, shift: q };
+                    prop_assert_eq!(kernels().lrn_int8(&mut out, Shape::new(c, plane, 1), &spec, lrn_table, zps).unwrap(), expect(Op::LrnInt8));
+                    prop_assert_eq!(out, int8_reference::lrn(&input, c, plane, size as usize, &table, q, zp_in, zp_out));
                 }
 
                 #[test]
@@ -879,7 +912,7 @@ macro_rules! kernel_suite {
                     prop_assert_eq!(kernels().adaptive_avg_pool_int8(&g, &input, &mut avg).unwrap(), expect(Op::Other));
                     prop_assert_eq!(&avg, &int8_reference::adaptive_avg_pool(&input, c, h, w, oh, ow));
                     let mut r = input.clone();
-                    prop_assert_eq!(kernels().relu_int8(&mut r, zp), expect(Op::Other));
+                    prop_assert_eq!(kernels().relu_int8(&mut r, zp), expect(Op::ReluInt8));
                     prop_assert_eq!(r, int8_reference::relu(&input, zp));
                 }
             }
@@ -947,15 +980,15 @@ fn x86_paths(op: Op) -> KernelPath {
         {
             KernelPath::X86Avx2
         }
-        Op::Linear | Op::LinearInt8 { .. } | Op::MaxPoolInt8 { .. } | Op::Other => {
+        Op::Linear | Op::LinearInt8 { .. } | Op::MaxPoolInt8 { .. } | Op::ReluInt8 | Op::Other => {
             KernelPath::Reference
         }
     }
 }
 
 /// What the DSP kernels run: their own int8 convolution up to the patch their stack buffer
-/// holds, their own int8 fully connected layer up to the input it holds, their own integer
-/// and f32 LRN, their own f32 convolution (up to its patch) and fully connected layer; the
+/// holds, their own int8 fully connected layer up to the input it holds, their own int8
+/// ReLU, integer and f32 LRN, their own f32 convolution (up to its patch) and fully connected layer; the
 /// reference elsewhere.
 fn dsp_paths(op: Op) -> KernelPath {
     use alexnet_core::kernels::cortex_m::dsp::{MAX_LINEAR_INPUT, MAX_PATCH};
@@ -966,6 +999,7 @@ fn dsp_paths(op: Op) -> KernelPath {
         Op::LinearInt8 { inputs } if inputs <= MAX_LINEAR_INPUT => KernelPath::CortexMDsp,
         Op::Lrn | Op::LrnInt8 => KernelPath::CortexMDsp,
         Op::MaxPoolInt8 { in_w } if in_w <= MAX_POOL_ROW => KernelPath::CortexMDsp,
+        Op::ReluInt8 => KernelPath::CortexMDsp,
         _ => KernelPath::Reference,
     }
 }

@@ -77,6 +77,32 @@ pub fn build_firmware(
     bin: &str,
     features: &[&str],
 ) -> Result<PathBuf> {
+    cargo_build_release(crate_dir, &[], features)?;
+    Ok(crate_dir
+        .join("target")
+        .join(target)
+        .join("release")
+        .join(bin))
+}
+
+/// [`build_firmware`] for one of the crate's examples (`examples/<example>.rs`).
+pub fn build_firmware_example(
+    crate_dir: &Path,
+    target: &str,
+    example: &str,
+    features: &[&str],
+) -> Result<PathBuf> {
+    cargo_build_release(crate_dir, &["--example", example], features)?;
+    Ok(crate_dir
+        .join("target")
+        .join(target)
+        .join("release")
+        .join("examples")
+        .join(example))
+}
+
+/// `cargo build --release` of a firmware crate with `args` and `features`.
+fn cargo_build_release(crate_dir: &Path, args: &[&str], features: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     outside_workspace(&mut cmd, crate_dir).args([
@@ -86,16 +112,13 @@ pub fn build_firmware(
         "--target-dir",
         "target",
     ]);
+    cmd.args(args);
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
     }
     let status = cmd.status().context("cannot run cargo for the firmware")?;
     ensure!(status.success(), "{} does not build", crate_dir.display());
-    Ok(crate_dir
-        .join("target")
-        .join(target)
-        .join("release")
-        .join(bin))
+    Ok(())
 }
 
 /// A program on the PATH or in Cargo's bin folder (where `cargo xtask setup` installs).

@@ -1,142 +1,215 @@
 //! The integer LRN over blocks of pixels (written for microcontrollers, fast on any core):
 //! the definition's arithmetic
 //! ([`lrn_in_place`](crate::kernels::reference::int8::lrn_in_place)), reorganized so that each
-//! output costs a few dozen plain instructions instead of a window's worth of loads, `% n`
-//! divisions and 64-bit work.
+//! output costs a couple of dozen plain instructions instead of a window's worth of loads,
+//! `% n` divisions and 64-bit work.
 //!
 //! * Channel after channel over a block of [`BLOCK`] pixels of a plane (contiguous loads),
 //!   instead of pixel after pixel across planes.
-//! * The sum of squares is kept per pixel and moved along the channels: the channel entering
-//!   the window is added and the one leaving it subtracted. The entering channel's slot in
-//!   the ring is the leaving one's (they are `n` apart), so one ring index per channel.
+//! * The sum of squares is kept per pixel and moved along the channels in the same pass that
+//!   normalizes: the channel entering the window is added and the one leaving it subtracted.
+//!   A ring keeps the codes of the channels already overwritten; the entering channel's slot
+//!   is the leaving one's (they are `n` apart), so one ring row per channel.
 //! * A value at the zero point (half of a ReLU's outputs or more) normalizes to a constant:
 //!   its product with the factor is zero, so the table is not read.
-//! * The table's interpolation and the final shift work on 32-bit halves where the ranges
-//!   allow it (a 64-bit shift by a variable amount is a branchy sequence on a 32-bit core),
-//!   with one loop per shift regime of the layer.
+//! * For real tables (neighbouring entries less than 2^30 apart) and shifts `Q >= 9`, both
+//!   rounded shifts of the definition are the rounded high word of a 32 x 32-bit product
+//!   (`Rounded`), one `SMMULR`/`SMMLAR` on a Cortex-M4 (`mul_high_rounded` says why that is
+//!   exact); with the `dsp` feature, `Q <= 32` runs one assembly loop per channel
+//!   ([`lrn_channel`](crate::kernels::cortex_m::dsp)). Other tables and shifts take the
+//!   definition's 64-bit steps (`Definition`).
 //!
-//! Integer sums are exact in any order and every other step is the definition's, so the
-//! outputs are bit-identical (the kernel suite compares them).
+//! Integer sums are exact in any order and every other step equals the definition's, so the
+//! outputs are bit-identical (the kernel suite compares them, with real tables and random ones).
 
 use super::super::reference::int8::check_lrn;
 use super::super::LrnTable;
 use crate::arch::{LrnSpec, Shape, MAX_LRN_SIZE};
 use crate::error::Error;
-#[cfg(doc)]
-use crate::int8::lrn_table_len;
 use crate::int8::requant::saturate;
-use crate::int8::{lrn_table_index, ZeroPoints, LRN_DIRECT};
+use crate::int8::{lrn_max_sum, lrn_table_index, lrn_table_len, ZeroPoints, LRN_DIRECT};
 
-/// Pixels per block: the window's values (`MAX_LRN_SIZE` x 2 bytes) and the running sums
+/// Pixels per block: the ring of codes (`MAX_LRN_SIZE` x 2 bytes) and the running sums
 /// (4 bytes) for this many pixels live on the stack, about 1 KiB in all.
-pub const BLOCK: usize = 48;
+pub const BLOCK: usize = 128;
 
-/// The table value for sum `s`: the definition's interpolation
-/// `g0 + (((g1 - g0) * f + 2^(sh - 1)) >> sh)` with `1 <= sh <= 26`. The shifted term can
-/// need 33 bits, but `g` lies between `g0` and `g1`, so the low 32 bits of the shift, added
-/// with wraparound, are exact. `NARROW`: the caller checked that every `g1 - g0` of the
-/// table fits in `i32` (real tables: their entries are below 2^31 and of one sign), so the
-/// product is one 32 x 32-bit multiply.
+/// `(a * b + 2^31) >> 32`: the high word of the product, rounded half up (`SMMULR`).
 ///
-/// `table` holds at least [`lrn_table_len`]`(max_sum)` entries and `s <= max_sum` (checked
-/// by the caller: the sums are of at most `n` squares of codes minus a zero point).
+/// Both of the definition's rounded shifts are of this form. With `0 <= f < 2^sh`,
+/// `(delta * f + 2^(sh - 1)) >> sh` equals `mul_high_rounded(2 delta, f << (31 - sh))`: the
+/// product is `delta * f * 2^(32 - sh)`, and `2^31 / 2^(32 - sh) = 2^(sh - 1)`. Likewise
+/// `(d * g + 2^(Q - 1)) >> Q` equals `mul_high_rounded(d << (32 - Q), g)` for `Q <= 32`. Both
+/// are exact when the scaled operands fit in `i32`.
 #[inline(always)]
-#[allow(unsafe_code)]
-fn lookup<const NARROW: bool>(table: &[i32], s: u32) -> i32 {
-    if s < LRN_DIRECT {
-        // SAFETY: a table holds at least LRN_DIRECT + 2 entries (lrn_table_len of any sum).
-        return unsafe { *table.get_unchecked(s as usize) };
+fn mul_high_rounded(a: i32, b: i32) -> i32 {
+    ((a as i64 * b as i64 + (1 << 31)) >> 32) as i32
+}
+
+/// `(a * b) >> 32`: the high word of the product (`SMMUL`).
+#[inline(always)]
+fn mul_high(a: i32, b: i32) -> i32 {
+    ((a as i64 * b as i64) >> 32) as i32
+}
+
+/// A layer's arithmetic from a value and its window's sum of squares to the output code.
+trait Normalize: Copy {
+    /// The output code of `d` (a code minus the input zero point, `|d| <= 255`) whose
+    /// window's sum of squares is `s` (at most the `max_sum` the table was checked for).
+    fn code(self, d: i32, s: u32) -> i8;
+
+    /// One channel over a block: see [`channel`].
+    #[inline(always)]
+    fn channel(self, c: Channel<'_>, zp_in: i32, zero: i8) {
+        channel(self, c, zp_in, zero);
     }
-    let (i, f, sh) = lrn_table_index(s);
-    // SAFETY: `s <= max_sum`, so `i + 1 < lrn_table_len(max_sum) <= table.len()`.
-    let (g0, g1) = unsafe {
-        (
-            *table.get_unchecked(i as usize),
-            *table.get_unchecked(i as usize + 1),
-        )
-    };
-    let delta = if NARROW {
-        g1.wrapping_sub(g0) as i64
-    } else {
-        g1 as i64 - g0 as i64
-    };
-    let t = delta * (f as i32) as i64 + (1i64 << (sh - 1));
-    g0.wrapping_add(low_word_of_shift(t, sh))
 }
 
-/// Whether every difference of neighbouring entries fits in `i32`.
-fn deltas_fit_i32(table: &[i32]) -> bool {
-    table
-        .windows(2)
-        .all(|w| i32::try_from(w[1] as i64 - w[0] as i64).is_ok())
+/// One channel's pass over a block of pixels: its codes (normalized in place), the codes of
+/// the channel entering the window, that channel's ring row (the leaving channel's codes
+/// minus the zero point, replaced by the entering one's) and the running sums of squares.
+/// All four have the block's width.
+struct Channel<'a> {
+    out: &'a mut [i8],
+    incoming: &'a [i8],
+    row: &'a mut [i16],
+    sums: &'a mut [i32],
 }
 
-/// The low 32 bits of `t >> sh` for `1 <= sh <= 31`, from the two halves of `t` (what a
-/// 32-bit core does anyway, without the general 64-bit shift's case for `sh >= 32`).
+/// [`Channel`]'s pass: the entering channel's square added to each sum and the leaving
+/// one's subtracted, then each code normalized with its window's sum.
 #[inline(always)]
-fn low_word_of_shift(t: i64, sh: u32) -> i32 {
-    let (lo, hi) = (t as u32, (t >> 32) as u32);
-    ((lo >> (sh & 31)) | (hi << ((32 - sh) & 31))) as i32
-}
-
-/// How the final `(x * g + round) >> q` is taken, fixed per layer by `q`.
-#[derive(Clone, Copy)]
-enum Shift {
-    /// `q >= 32`: the high word of the product, shifted on.
-    High,
-    /// `9 <= q < 32`: `|x * g + round| < 2^40`, so the shifted value fits in 32 bits: its
-    /// low word.
-    Middle,
-    /// `q < 9`: the general 64-bit shift and saturation.
-    Low,
-}
-
-/// The output code `saturate(zp_out + ((x * g + round) >> q))`, the definition's final step.
-#[inline(always)]
-fn output(x: i32, g: i32, round: i64, q: u32, shift: Shift, zp_out: i32) -> i8 {
-    let t = x as i64 * g as i64 + round;
-    let v = match shift {
-        Shift::High => ((t >> 32) as i32) >> (q.wrapping_sub(32) & 31),
-        Shift::Middle => low_word_of_shift(t, q),
-        Shift::Low => return saturate(zp_out as i64 + (t >> (q & 63))),
-    };
-    (zp_out + v).clamp(i8::MIN as i32, i8::MAX as i32) as i8
-}
-
-/// One channel's outputs over a block: `x` its codes minus the zero point, `sums` the
-/// window's sums of squares (see [`lookup`] for what the table and sums must satisfy).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)] // the layer's constants, passed down as they are
-fn normalize<const NARROW: bool>(
-    out: &mut [i8],
-    x: &[i16],
-    sums: &[i32],
-    table: &[i32],
-    round: i64,
-    q: u32,
-    shift: Shift,
-    zp_out: i32,
-) {
-    // A zero (the zero point: after a ReLU, often half the values or more) normalizes to
-    // the same code whatever the table says: no lookup.
-    let zero = output(0, 0, round, q, shift, zp_out);
-    for ((o, &x), &s) in out.iter_mut().zip(x).zip(sums) {
+fn channel<N: Normalize>(norm: N, c: Channel<'_>, zp_in: i32, zero: i8) {
+    for (((o, &v), r), s) in c.out.iter_mut().zip(c.incoming).zip(c.row).zip(c.sums) {
+        let d = v as i32 - zp_in;
+        let old = *r as i32;
+        *r = d as i16;
+        let sum = *s + d * d - old * old;
+        *s = sum;
+        let x = *o as i32 - zp_in;
         *o = if x == 0 {
             zero
         } else {
-            output(
-                x as i32,
-                lookup::<NARROW>(table, s as u32),
-                round,
-                q,
-                shift,
-                zp_out,
-            )
+            norm.code(x, sum as u32)
         };
     }
 }
 
+/// The definition's steps in 64 bits: any table, any shift.
+#[derive(Clone, Copy)]
+struct Definition<'a> {
+    /// At least [`lrn_table_len`]`(max_sum)` entries (checked by [`lrn_int8`]).
+    table: &'a [i32],
+    round: i64,
+    q: u32,
+    zp_out: i32,
+}
+
+impl Normalize for Definition<'_> {
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    fn code(self, d: i32, s: u32) -> i8 {
+        let (i, f, sh) = lrn_table_index(s);
+        // SAFETY: `s <= max_sum`, so `i + 1 < lrn_table_len(max_sum) <= table.len()`.
+        let (g0, g1) = unsafe {
+            (
+                *self.table.get_unchecked(i as usize) as i64,
+                *self.table.get_unchecked(i as usize + 1) as i64,
+            )
+        };
+        let g = if sh == 0 {
+            g0
+        } else {
+            g0 + (((g1 - g0) * f as i64 + (1i64 << (sh - 1))) >> sh)
+        };
+        saturate(self.zp_out as i64 + ((d as i64 * g + self.round) >> (self.q & 63)))
+    }
+}
+
+/// The definition's steps as rounded high words of 32-bit products ([`mul_high_rounded`]):
+/// tables whose neighbouring entries are less than 2^30 apart, so that `2 (g1 - g0)` fits
+/// in `i32` (real ones: their entries lie below 2^31 and change by a few percent from one
+/// grid point to the next), shifts `9 <= Q <= 62` and an int8 output zero point.
+/// `HIGH`: `Q >= 33`.
+#[derive(Clone, Copy)]
+struct Rounded<'a, const HIGH: bool> {
+    /// As [`Definition::table`].
+    table: &'a [i32],
+    /// `32 - Q` (`d` is scaled up by it: `|d| << 23 < 2^31`), or with `HIGH`, `Q - 32`
+    /// (the product's high word is shifted down by it).
+    scale: u32,
+    /// With `HIGH`: `2^(Q - 33)`, the definition's rounding term in the high word (its low
+    /// word is zero, and the product's low word cannot carry into the shifted result).
+    round_high: i32,
+    zp_out: i32,
+}
+
+impl<const HIGH: bool> Normalize for Rounded<'_, HIGH> {
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    fn code(self, d: i32, s: u32) -> i8 {
+        let g = if s < LRN_DIRECT {
+            // SAFETY: a table holds at least LRN_DIRECT + 2 entries (lrn_table_len of any sum).
+            unsafe { *self.table.get_unchecked(s as usize) }
+        } else {
+            let (i, f, sh) = lrn_table_index(s); // 1 <= sh <= 26, f < 2^sh
+                                                 // SAFETY: as in `Definition::code`.
+            let (g0, g1) = unsafe {
+                (
+                    *self.table.get_unchecked(i as usize),
+                    *self.table.get_unchecked(i as usize + 1),
+                )
+            };
+            // The interpolated value lies between g0 and g1: the additions cannot wrap.
+            let step = g1.wrapping_sub(g0).wrapping_mul(2);
+            g0.wrapping_add(mul_high_rounded(step, (f << (31 - sh)) as i32))
+        };
+        let v = if HIGH {
+            (mul_high(d, g) + self.round_high) >> (self.scale & 31)
+        } else {
+            mul_high_rounded(d << (self.scale & 31), g)
+        };
+        (self.zp_out + v).clamp(i8::MIN as i32, i8::MAX as i32) as i8
+    }
+
+    /// On a DSP core, `Q <= 32` runs one assembly loop (the compiler's spills half of its
+    /// registers): `cortex_m::dsp::lrn_channel`.
+    #[cfg(all(target_arch = "arm", feature = "dsp"))]
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    fn channel(self, c: Channel<'_>, zp_in: i32, zero: i8) {
+        if HIGH {
+            channel(self, c, zp_in, zero);
+        } else {
+            // SAFETY: the ring row and the sums hold codes minus an int8 zero point and
+            // sums of at most `n` of their squares (`normalize` keeps them so), the table
+            // was checked for those sums, its steps fit and `zp_out` is an int8 code
+            // (`lrn_int8` chose `Rounded` for that).
+            unsafe {
+                crate::kernels::cortex_m::dsp::lrn_channel(
+                    c.out,
+                    c.incoming,
+                    c.row,
+                    c.sums,
+                    self.table,
+                    self.scale,
+                    zp_in,
+                    self.zp_out,
+                )
+            }
+        }
+    }
+}
+
+/// Whether every two neighbouring entries are less than 2^30 apart.
+fn steps_fit(table: &[i32]) -> bool {
+    table
+        .windows(2)
+        .all(|w| (w[1] as i64 - w[0] as i64).abs() < 1 << 30)
+}
+
 /// Normalizes `values` (`[C, H, W]` codes) in place, exactly as the definition does.
+/// `Ok(false)`: an input zero point outside the int8 codes, or a table shorter than the
+/// clamped size needs, and the definition ran.
 #[inline(never)] // one symbol, for the profile and the disassembly
 pub fn lrn_int8(
     values: &mut [i8],
@@ -144,26 +217,88 @@ pub fn lrn_int8(
     spec: &LrnSpec,
     table: LrnTable<'_>,
     zero_points: ZeroPoints,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     // Clamped again where it is used, as in the definition.
     let n = check_lrn(values.len(), shape, spec, table.table, table.shift)?
         .clamp(1, MAX_LRN_SIZE as usize);
+    let (zp_in, zp_out) = (zero_points.input, zero_points.output);
     let q = table.shift;
-    let half = n / 2;
-    let channels = shape.c;
-    let plane = shape.plane();
-    let zp_in = zero_points.input;
-    let zp_out = zero_points.output;
-    let round = if q == 0 { 0 } else { 1i64 << (q - 1) };
-    let shift = match q {
-        32.. => Shift::High,
-        9..=31 => Shift::Middle,
-        _ => Shift::Low,
-    };
     let table = table.table;
-    let narrow = deltas_fit_i32(table);
-    let code = |v: i8| v as i32 - zp_in;
+    // The sums of `n` squares of codes minus an int8 zero point stay within the table the
+    // unchecked reads rely on. A zero point outside the codes (never in a valid blob) or a
+    // table shorter than this `n` needs (a size the check clamped) runs the definition.
+    if !(-128..=127).contains(&zp_in) || table.len() < lrn_table_len(lrn_max_sum(n as u32)) {
+        return super::super::reference::int8::lrn_in_place(
+            values,
+            shape,
+            spec,
+            table,
+            q,
+            zero_points,
+        )
+        .map(|()| false);
+    }
+    let (channels, plane) = (shape.c, shape.plane());
+    let definition = Definition {
+        table,
+        round: if q == 0 { 0 } else { 1i64 << (q - 1) },
+        q,
+        zp_out,
+    };
+    // One loop per arithmetic, so that none tests it per output.
+    let rounded = steps_fit(table) && (-128..=127).contains(&zp_out);
+    match q {
+        9..=32 if rounded => {
+            let rounded = Rounded::<false> {
+                table,
+                scale: 32 - q,
+                round_high: 0,
+                zp_out,
+            };
+            normalize(values, channels, plane, n, zp_in, rounded);
+        }
+        33..=62 if rounded => {
+            let rounded = Rounded::<true> {
+                table,
+                scale: q - 32,
+                round_high: 1 << (q - 33),
+                zp_out,
+            };
+            normalize(values, channels, plane, n, zp_in, rounded);
+        }
+        _ => normalize(values, channels, plane, n, zp_in, definition),
+    }
+    Ok(true)
+}
 
+/// The blocked pass over `values` (`channels` planes of `plane` codes, `1 <= n <=
+/// MAX_LRN_SIZE`, `zp_in` an int8 code).
+#[inline(always)]
+fn normalize<N: Normalize>(
+    values: &mut [i8],
+    channels: usize,
+    plane: usize,
+    n: usize,
+    zp_in: i32,
+    norm: N,
+) {
+    // A zero normalizes to the same code whatever the table says.
+    let zero = norm.code(0, 0);
+    let half = n / 2;
+    if half == 0 {
+        // The window is the value itself.
+        for v in values.iter_mut() {
+            let d = *v as i32 - zp_in;
+            *v = if d == 0 {
+                zero
+            } else {
+                norm.code(d, (d * d) as u32)
+            };
+        }
+        return;
+    }
+    // Codes of channels past the last: their `d` is zero.
+    let absent = [zp_in as i8; BLOCK];
     // ring[slot][p]: the code minus zero point of the channel in that slot, at pixel p.
     let mut ring = [[0i16; BLOCK]; MAX_LRN_SIZE as usize];
     let mut sums = [0i32; BLOCK];
@@ -174,7 +309,7 @@ pub fn lrn_int8(
             row[..width].fill(0);
         }
         sums[..width].fill(0);
-        // The window of channel 0: channels 0..half (slots 0..half).
+        // The window of channel 0 without its last channel: channels 0..half (slots 0..half).
         for (c, row) in ring.iter_mut().enumerate().take(half.min(channels)) {
             let from = values.get(c * plane + start..c * plane + start + width);
             for ((r, s), &v) in row
@@ -182,71 +317,40 @@ pub fn lrn_int8(
                 .zip(&mut sums)
                 .zip(from.into_iter().flatten())
             {
-                let d = code(v);
+                let d = v as i32 - zp_in;
                 *r = d as i16;
                 *s += d * d;
             }
         }
-        // Slot of the channel entering the window (c + half) and of the output channel c.
-        let (mut enter, mut own) = (half, 0usize);
+        // Slot of the channel entering the window (c + half): the one leaving (c - half - 1)
+        // had it.
+        let mut enter = half;
         for c in 0..channels {
-            // The entering channel replaces, in its slot, the one leaving (c - half - 1).
             let entering = c + half;
-            if let Some(row) = ring.get_mut(enter) {
-                let from = if entering < channels {
-                    values.get(entering * plane + start..entering * plane + start + width)
-                } else {
-                    None
-                };
-                match from {
-                    Some(from) => {
-                        for ((r, s), &v) in row.iter_mut().zip(&mut sums).zip(from) {
-                            let d = code(v);
-                            let old = *r as i32;
-                            *r = d as i16;
-                            *s += d * d - old * old;
-                        }
-                    }
-                    None => {
-                        for (r, s) in row.iter_mut().zip(&mut sums).take(width) {
-                            let old = *r as i32;
-                            *r = 0;
-                            *s -= old * old;
-                        }
-                    }
-                }
-            }
-            let (Some(row), Some(out)) = (
-                ring.get(own),
-                values.get_mut(c * plane + start..c * plane + start + width),
+            // Channel c (still its input codes) lies before the entering one (half >= 1).
+            let (head, tail) = values.split_at_mut((entering * plane).min(values.len()));
+            let incoming = match tail.get(start..start + width) {
+                Some(codes) if entering < channels => codes,
+                _ => &absent[..width],
+            };
+            let (Some(out), Some(row)) = (
+                head.get_mut(c * plane + start..c * plane + start + width),
+                ring.get_mut(enter),
             ) else {
                 break;
             };
-            // One loop per table kind and shift regime, so that none tests them per output.
-            match (narrow, shift) {
-                (true, Shift::High) => {
-                    normalize::<true>(out, row, &sums, table, round, q, Shift::High, zp_out)
-                }
-                (true, Shift::Middle) => {
-                    normalize::<true>(out, row, &sums, table, round, q, Shift::Middle, zp_out)
-                }
-                (true, Shift::Low) => {
-                    normalize::<true>(out, row, &sums, table, round, q, Shift::Low, zp_out)
-                }
-                (false, Shift::High) => {
-                    normalize::<false>(out, row, &sums, table, round, q, Shift::High, zp_out)
-                }
-                (false, Shift::Middle) => {
-                    normalize::<false>(out, row, &sums, table, round, q, Shift::Middle, zp_out)
-                }
-                (false, Shift::Low) => {
-                    normalize::<false>(out, row, &sums, table, round, q, Shift::Low, zp_out)
-                }
-            }
+            let (Some(row), Some(sums)) = (row.get_mut(..width), sums.get_mut(..width)) else {
+                break;
+            };
+            let block = Channel {
+                out,
+                incoming,
+                row,
+                sums,
+            };
+            norm.channel(block, zp_in, zero);
             enter = if enter + 1 == n { 0 } else { enter + 1 };
-            own = if own + 1 == n { 0 } else { own + 1 };
         }
         start += width;
     }
-    Ok(())
 }

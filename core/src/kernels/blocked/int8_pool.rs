@@ -20,6 +20,19 @@ pub const MAX_POOL_ROW: usize = 512;
 /// Max pooling of int8 codes. `Ok(false)`: the rows are wider than [`MAX_POOL_ROW`] and the
 /// definition ran.
 pub fn max_pool_int8(g: &PoolGeometry, input: &[i8], output: &mut [i8]) -> Result<bool, Error> {
+    max_pool_int8_with(g, input, output, fold_rows)
+}
+
+/// [`max_pool_int8`] with the column pass's step: `fold(columns, a, b)` must set
+/// `columns[x] = max(columns[x], a[x], b[x])` over the shortest of them (`b`: the window's
+/// next row, if any), as [`fold_rows`] does.
+#[inline(always)]
+pub fn max_pool_int8_with(
+    g: &PoolGeometry,
+    input: &[i8],
+    output: &mut [i8],
+    fold: impl Fn(&mut [i8], &[i8], Option<&[i8]>),
+) -> Result<bool, Error> {
     g.check(input.len(), output.len())?;
     let (in_w, out_w) = (g.in_w().get(), g.out_w().get());
     if in_w > MAX_POOL_ROW {
@@ -34,33 +47,34 @@ pub fn max_pool_int8(g: &PoolGeometry, input: &[i8], output: &mut [i8]) -> Resul
         .zip(output.chunks_exact_mut(g.out_plane().get()));
     for (in_plane, out_plane) in planes {
         for (oy, out_row) in out_plane.chunks_exact_mut(out_w).enumerate() {
-            let rows = in_plane.chunks_exact(in_w).skip(oy * s).take(win);
-            column_maxima(rows, columns);
+            let mut rows = in_plane.chunks_exact(in_w).skip(oy * s).take(win);
+            // `columns[x]` = the maximum of the window's rows at `x`: the first row copied,
+            // then the others two at a time, one pass over the buffer per pair.
+            let Some(first) = rows.next() else {
+                continue;
+            };
+            columns.iter_mut().zip(first).for_each(|(c, &a)| *c = a);
+            while let Some(a) = rows.next() {
+                fold(columns, a, rows.next());
+            }
             row_maxima(columns, win, s, out_row);
         }
     }
     Ok(true)
 }
 
-/// `columns[x]` = the maximum of `rows[..][x]` (the window's rows): the first row copied,
-/// then the others two at a time, one pass over the buffer per pair.
+/// `columns[x] = max(columns[x], a[x], b[x])`, one byte at a time (compilers vectorize it).
 #[inline(always)]
-fn column_maxima<'a>(mut rows: impl Iterator<Item = &'a [i8]>, columns: &mut [i8]) {
-    let Some(first) = rows.next() else {
-        return;
-    };
-    columns.iter_mut().zip(first).for_each(|(c, &a)| *c = a);
-    while let Some(a) = rows.next() {
-        match rows.next() {
-            Some(b) => {
-                for ((c, &x), &y) in columns.iter_mut().zip(a).zip(b) {
-                    *c = (*c).max(x).max(y);
-                }
+pub fn fold_rows(columns: &mut [i8], a: &[i8], b: Option<&[i8]>) {
+    match b {
+        Some(b) => {
+            for ((c, &x), &y) in columns.iter_mut().zip(a).zip(b) {
+                *c = (*c).max(x).max(y);
             }
-            None => {
-                for (c, &x) in columns.iter_mut().zip(a) {
-                    *c = (*c).max(x);
-                }
+        }
+        None => {
+            for (c, &x) in columns.iter_mut().zip(a) {
+                *c = (*c).max(x);
             }
         }
     }

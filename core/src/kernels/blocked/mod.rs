@@ -18,4 +18,4 @@ pub mod int8_pool;
 
 pub use f32_lrn::{divide_by_three_quarter_power, lrn_f32, LRN_BLOCK};
 pub use int8_lrn::lrn_int8;
-pub use int8_pool::{max_pool_int8, MAX_POOL_ROW};
+pub use int8_pool::{max_pool_int8, max_pool_int8_with, MAX_POOL_ROW};

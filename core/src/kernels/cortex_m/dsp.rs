@@ -90,6 +90,106 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     }
 }
 
+/// The per-byte signed maximum of two words of four int8 codes: `SSUB8` sets each byte's
+/// GE flag where `a >= b`, `SEL` takes those bytes from `a` and the others from `b`.
+#[inline(always)]
+pub fn max_i8x4(a: u32, b: u32) -> u32 {
+    #[cfg(all(target_arch = "arm", feature = "dsp"))]
+    #[allow(unsafe_code)]
+    {
+        let out: u32;
+        // SAFETY: register-only instructions of the DSP extension; the GE flags they use
+        // are flags, which the block may change (no `preserves_flags`).
+        unsafe {
+            core::arch::asm!(
+                "ssub8 {t}, {a}, {b}",
+                "sel {out}, {a}, {b}",
+                a = in(reg) a,
+                b = in(reg) b,
+                t = out(reg) _,
+                out = lateout(reg) out,
+                options(pure, nomem, nostack),
+            )
+        };
+        out
+    }
+    #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
+    {
+        let (a, b) = (a.to_le_bytes(), b.to_le_bytes());
+        u32::from_le_bytes(core::array::from_fn(|i| (a[i] as i8).max(b[i] as i8) as u8))
+    }
+}
+
+/// Four codes as a word (a possibly unaligned `LDR`, which ARMv7E-M allows in RAM and flash).
+#[inline(always)]
+fn word(bytes: &[i8]) -> u32 {
+    match *bytes {
+        [a, b, c, d, ..] => u32::from_le_bytes([a as u8, b as u8, c as u8, d as u8]),
+        _ => 0,
+    }
+}
+
+/// Stores a word's four codes into `bytes` (at least four long).
+#[inline(always)]
+fn store_word(bytes: &mut [i8], w: u32) {
+    for (b, v) in bytes.iter_mut().zip(w.to_le_bytes()) {
+        *b = v as i8;
+    }
+}
+
+/// int8 ReLU in place ([`definition::relu_in_place`]): each code below the zero point
+/// becomes it, four codes per `SSUB8`/`SEL` pair.
+pub fn relu_int8(values: &mut [i8], zero_point: i32) {
+    let zp = crate::int8::requant::saturate(zero_point as i64);
+    let floor = u32::from_le_bytes([zp as u8; 4]);
+    let mut words = values.chunks_exact_mut(4);
+    for w in &mut words {
+        store_word(w, max_i8x4(word(w), floor));
+    }
+    for v in words.into_remainder() {
+        *v = (*v).max(zp);
+    }
+}
+
+/// `columns[x] = max(columns[x], a[x], b[x])` (`b`: the window's next row, if any), four
+/// columns per word: the int8 max pool's column pass
+/// ([`blocked::max_pool_int8_with`](super::super::blocked::max_pool_int8_with)).
+pub fn fold_rows(columns: &mut [i8], a: &[i8], b: Option<&[i8]>) {
+    let n = columns
+        .len()
+        .min(a.len())
+        .min(b.map_or(usize::MAX, <[i8]>::len));
+    let (Some(columns), Some(a)) = (columns.get_mut(..n), a.get(..n)) else {
+        return;
+    };
+    let mut cw = columns.chunks_exact_mut(4);
+    let mut aw = a.chunks_exact(4);
+    match b.and_then(|b| b.get(..n)) {
+        Some(b) => {
+            let mut bw = b.chunks_exact(4);
+            for ((c, x), y) in (&mut cw).zip(&mut aw).zip(&mut bw) {
+                store_word(c, max_i8x4(max_i8x4(word(c), word(x)), word(y)));
+            }
+            for ((c, &x), &y) in cw
+                .into_remainder()
+                .iter_mut()
+                .zip(aw.remainder())
+                .zip(bw.remainder())
+            {
+                *c = (*c).max(x).max(y);
+            }
+        }
+        None => {
+            for (c, x) in (&mut cw).zip(&mut aw) {
+                store_word(c, max_i8x4(word(c), word(x)));
+            }
+            for (c, &x) in cw.into_remainder().iter_mut().zip(aw.remainder()) {
+                *c = (*c).max(x);
+            }
+        }
+    }
+}
+
 /// A patch of `(q - zp)` values laid out for [`dot2`]: for taps `4q..4q + 4`, word `2q` holds
 /// taps `4q` and `4q + 2`, word `2q + 1` taps `4q + 1` and `4q + 3` (the lanes `SXTB16`
 /// makes of four weight bytes); the last `len % 4` taps are kept apart in `tail`.
@@ -416,5 +516,115 @@ impl Block2x2 for Smlad {
     #[inline(always)]
     fn tile(w: &[u32], cols: &[u32], steps: usize, bias: [i32; 2], slots: &mut [Slot]) {
         packed_conv::portable_tile(w, cols, steps, bias, slots);
+    }
+}
+
+/// One channel of the integer LRN over a block of pixels, for a table whose steps fit and
+/// `Q = 32 - scale` in 9..=32 (`blocked::int8_lrn`'s `Rounded` arithmetic, whose Rust loop
+/// is what the host tests run): per pixel the entering channel's code replaces the leaving
+/// one's in `row` and moves the sum of squares in `sums`; a code at the zero point stores
+/// `zp_out`; any other interpolates the table at the sum (`CLZ` finds the octave: the sum
+/// shifted to bit 31 gives the entry in its top six bits and the offset, scaled for
+/// `SMMLAR`, in the next 26) and takes `SMMLAR`, `SSAT`. 14 instructions for a code at the
+/// zero point, 32 for another (22 for sums below 64, which index the table directly).
+///
+/// # Safety
+///
+/// The five slices have one length. Every `row` entry is a code minus `zp_in` (an int8
+/// code), and each `sums` entry is the sum of the squares of at most `n` such values, one of
+/// them this row's, so that every sum stays at most `lrn_max_sum(n)`; `table` holds at least
+/// `lrn_table_len(lrn_max_sum(n))` entries whose neighbours are less than 2^30 apart;
+/// `scale <= 23`; `zp_out` is an int8 code.
+#[cfg(all(target_arch = "arm", feature = "dsp"))]
+#[allow(unsafe_code, clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) unsafe fn lrn_channel(
+    out: &mut [i8],
+    incoming: &[i8],
+    row: &mut [i16],
+    sums: &mut [i32],
+    table: &[i32],
+    scale: u32,
+    zp_in: i32,
+    zp_out: i32,
+) {
+    let width = out.len().min(incoming.len()).min(row.len()).min(sums.len());
+    if width == 0 {
+        return;
+    }
+    // SAFETY: the loop runs `width` times and advances each of `incoming`, `row`, `sums`
+    // and `out` by one element per turn, reading and writing only within their first
+    // `width` elements; `out` (mutably borrowed) overlaps none of the others. The table is
+    // read at a sum below 64 (`table[s]`, the table has at least 66 entries) or at entries
+    // `i` and `i + 1` of `lrn_table_index(s)` for `s` at most the largest sum, in bounds by
+    // the caller's guarantee; `table + 4 (top - 32 clz)` plus the 3328-byte offset is
+    // `table + 4 i`. `scale` goes to the stack for the turn's end (8 bytes, kept aligned)
+    // and is popped at the end, leaving `sp` as it was.
+    unsafe {
+        core::arch::asm!(
+            "str {x}, [sp, #-8]!",
+            "2:",
+            // The entering code replaces the leaving one; the sum moves.
+            "ldrsb {v}, [{inp}], #1",
+            "ldrsh {t}, [{row}]",
+            "sub {v}, {v}, {zpin}",
+            "strh {v}, [{row}], #2",
+            "ldr {s}, [{sums}]",
+            "mla {s}, {v}, {v}, {s}",
+            "mls {s}, {t}, {t}, {s}",
+            "str {s}, [{sums}], #4",
+            // This channel's code minus the zero point.
+            "ldrsb {x}, [{out}]",
+            "subs {x}, {x}, {zpin}",
+            "beq 5f",
+            "cmp {s}, #64",
+            "blo 3f",
+            // Interpolation: n = s << clz(s); entry 832 - 32 clz + (n >> 26); offset
+            // f << (31 - sh) = (n << 5) without bit 31; g = g0 + rounded((2 (g1 - g0)) f / 2^32).
+            "clz {v}, {s}",
+            "lsl {s}, {s}, {v}",
+            "lsr {t}, {s}, #26",
+            "sub {t}, {t}, {v}, lsl #5",
+            "add {t}, {tbl}, {t}, lsl #2",
+            "lsl {s}, {s}, #5",
+            "bic {s}, {s}, #0x80000000",
+            "ldr {v}, [{t}, #3328]",
+            "ldr {t}, [{t}, #3332]",
+            "sub {t}, {t}, {v}",
+            "lsl {t}, {t}, #1",
+            "smmlar {s}, {t}, {s}, {v}",
+            "4:",
+            // zp_out + rounded((d << scale) g / 2^32), saturated.
+            "ldr {t}, [sp]",
+            "lsl {x}, {x}, {t}",
+            "smmlar {x}, {x}, {s}, {zpout}",
+            "ssat {x}, #8, {x}",
+            "strb {x}, [{out}], #1",
+            "cmp {out}, {end}",
+            "bne 2b",
+            "b 6f",
+            // A sum below 64 is its entry (out of line: the interpolation falls through).
+            "3:",
+            "ldr {s}, [{tbl}, {s}, lsl #2]",
+            "b 4b",
+            "5:",
+            "strb {zpout}, [{out}], #1",
+            "cmp {out}, {end}",
+            "bne 2b",
+            "6:",
+            "add sp, sp, #8",
+            inp = inout(reg) incoming.as_ptr() => _,
+            row = inout(reg) row.as_mut_ptr() => _,
+            sums = inout(reg) sums.as_mut_ptr() => _,
+            out = inout(reg) out.as_mut_ptr() => _,
+            end = in(reg) out.as_mut_ptr().add(width),
+            zpin = in(reg) zp_in,
+            tbl = in(reg) table.as_ptr(),
+            zpout = in(reg) zp_out,
+            x = inout(reg) scale => _,
+            v = out(reg) _,
+            t = out(reg) _,
+            s = out(reg) _,
+        );
     }
 }

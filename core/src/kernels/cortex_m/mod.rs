@@ -2,7 +2,7 @@
 //!
 //! | kernels | for | int8 convolution | int8 FC | integer LRN, int8 max pool | f32 convolution, FC, LRN |
 //! |---|---|---|---|---|---|
-//! | [`CortexMDsp`] | cores with the DSP extension (M4, M7, M33; feature `dsp`) | `SMLAD` ([`dsp`]) | `SMLAD` | [`lrn_int8`](blocked::lrn_int8), [`max_pool_int8`](blocked::max_pool_int8) | [`fpu`] (and the f32 LRN) |
+//! | [`CortexMDsp`] | cores with the DSP extension (M4, M7, M33; feature `dsp`) | `SMLAD` ([`dsp`]) | `SMLAD` | [`lrn_int8`](blocked::lrn_int8) (its channel loop on `SMMLAR`), [`max_pool_int8`](blocked::max_pool_int8) (its column pass and the ReLU on `SSUB8`/`SEL`) | [`fpu`] (and the f32 LRN) |
 //! | [`CortexM`] | every other core (M0, M0+, M3, and builds without `dsp`) | `MLA` ([`mla`]) | reference | [`lrn_int8`](blocked::lrn_int8), [`max_pool_int8`](blocked::max_pool_int8) | [`fpu`] (and the f32 LRN) |
 //!
 //! The f32 kernels use the FPU (`VMLA.F32`) where the target has one (hard-float targets),
@@ -25,7 +25,7 @@ use crate::geometry::{ConvGeometry, PoolGeometry};
 use crate::int8::{QKernel, ZeroPoints};
 
 /// The methods both Cortex-M sets share: the f32 convolution, fully connected layer and LRN
-/// on the FPU ([`fpu`]), the integer LRN and the int8 max pool ([`blocked`]), each
+/// on the FPU ([`fpu`]) and the integer LRN ([`blocked`]), each
 /// reporting the set's own path (`$own`) when its kernel ran.
 macro_rules! shared_methods {
     ($own:expr) => {
@@ -68,16 +68,7 @@ macro_rules! shared_methods {
             table: LrnTable<'_>,
             zero_points: ZeroPoints,
         ) -> Result<KernelPath, Error> {
-            blocked::lrn_int8(values, shape, spec, table, zero_points).map(|()| $own)
-        }
-
-        fn max_pool_int8(
-            &self,
-            g: &PoolGeometry,
-            input: &[i8],
-            output: &mut [i8],
-        ) -> Result<KernelPath, Error> {
-            blocked::max_pool_int8(g, input, output)
+            blocked::lrn_int8(values, shape, spec, table, zero_points)
                 .map(|own| KernelPath::own_or_reference(own, $own))
         }
     };
@@ -106,6 +97,16 @@ impl Kernels for CortexM {
         output: &mut [i8],
     ) -> Result<KernelPath, Error> {
         mla::conv2d(g, input, kernel, zero_points, output)
+    }
+
+    fn max_pool_int8(
+        &self,
+        g: &PoolGeometry,
+        input: &[i8],
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        blocked::max_pool_int8(g, input, output)
+            .map(|own| KernelPath::own_or_reference(own, KernelPath::CortexM))
     }
 
     shared_methods!(KernelPath::CortexM);
@@ -144,6 +145,23 @@ impl Kernels for CortexMDsp {
         output: &mut [i8],
     ) -> Result<KernelPath, Error> {
         dsp::linear(input, kernel, zero_points, output)
+    }
+
+    /// Four codes per `SSUB8`/`SEL` pair ([`dsp::relu_int8`]).
+    fn relu_int8(&self, values: &mut [i8], zero_point: i32) -> KernelPath {
+        dsp::relu_int8(values, zero_point);
+        KernelPath::CortexMDsp
+    }
+
+    /// The column pass four codes per `SSUB8`/`SEL` pair ([`dsp::fold_rows`]).
+    fn max_pool_int8(
+        &self,
+        g: &PoolGeometry,
+        input: &[i8],
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        blocked::max_pool_int8_with(g, input, output, dsp::fold_rows)
+            .map(|own| KernelPath::own_or_reference(own, KernelPath::CortexMDsp))
     }
 
     shared_methods!(KernelPath::CortexMDsp);

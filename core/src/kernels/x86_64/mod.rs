@@ -142,7 +142,7 @@ impl Kernels for X86Avx2 {
         zero_points: ZeroPoints,
     ) -> Result<KernelPath, Error> {
         super::blocked::lrn_int8(values, shape, spec, table, zero_points)
-            .map(|()| KernelPath::X86Avx2)
+            .map(|own| KernelPath::own_or_reference(own, KernelPath::X86Avx2))
     }
 
     /// The int8 max pool by rows ([`super::blocked::max_pool_int8`]; the reference for rows
