@@ -841,18 +841,20 @@ macro_rules! kernel_suite {
 
                 #[test]
                 fn int8_lrn(
-                    (c, plane, half, q, zp_in, zp_out, input, table) in (1usize..=20, prop_oneof![1usize..=6, 40usize..=110], 0u32..=7, 0u32..=40, -128i32..=127, -128i32..=127)
+                    (c, plane, half, q, zp_in, zp_out, input, table) in (1usize..=20, prop_oneof![1usize..=6, 40usize..=110, 250usize..=300], 0u32..=7, 0u32..=62, -128i32..=127, -128i32..=127)
                         .prop_flat_map(|(c, plane, half, q, zp_in, zp_out)| {
                             let n = 2 * half + 1;
                             let len = int8::lrn_table_len(int8::lrn_max_sum(n));
                             // Realistic factors are below 2^q (at most 1 in real terms), so
                             // outputs land inside the int8 range instead of saturating; any
                             // i32 entries too, whose neighbours differ by up to 2^32 (planes
-                            // of up to 110 pixels span several of a kernel's pixel blocks).
+                            // of up to 300 pixels span several of the kernels' pixel blocks).
+                            // Shifts up to 62 (the format's limit); past about 37 the
+                            // products are too small to move an output by a code.
                             let cap = (1i64 << q).min(i32::MAX as i64) as i32;
                             // Walks within 0..=cap whose steps reach an eighth of it (below
                             // 2^30): the kernels' 32-bit form with interpolations that move
-                            // outputs by many codes, at every shift.
+                            // outputs by many codes (up to Q = 37 or so, as above).
                             let reach = (cap / 8).clamp(1, (1 << 29) - 1);
                             let walk = (0..=cap, vec(-reach..=reach, len)).prop_map(move |(start, steps)| {
                                 steps.iter().scan(start as i64, |g, &d| { let at = *g as i32; *g = (*g + d as i64).clamp(0, cap as i64); Some(at) }).collect::<Vec<i32>>()
@@ -876,7 +878,7 @@ macro_rules! kernel_suite {
                 /// regimes of the kernels' arithmetic.
                 #[test]
                 fn int8_lrn_real_tables(
-                    (c, plane, half, zp_in, zp_out, s_in, ratio, alpha, k) in (1usize..=12, prop_oneof![1usize..=6, 40usize..=110], 0u32..=4, -128i32..=127, -128i32..=127, 0.005f64..0.5, -14.0f64..14.0, 1e-5f64..1e-2, prop_oneof![Just(1.0f64), Just(2.0)]),
+                    (c, plane, half, zp_in, zp_out, s_in, ratio, alpha, k) in (1usize..=12, prop_oneof![1usize..=6, 40usize..=110, 250usize..=300], 0u32..=4, -128i32..=127, -128i32..=127, 0.005f64..0.5, -14.0f64..14.0, 1e-5f64..1e-2, prop_oneof![Just(1.0f64), Just(2.0)]),
                     seed in any::<u64>(),
                 ) {
                     let size = 2 * half + 1;

@@ -14,8 +14,8 @@
 //!   its product with the factor is zero, so the table is not read.
 //! * For real tables (neighbouring entries less than 2^30 apart) and shifts `Q >= 9`, both
 //!   rounded shifts of the definition are the rounded high word of a 32 x 32-bit product
-//!   (`Rounded`), one `SMMULR`/`SMMLAR` on a Cortex-M4 (`mul_high_rounded` says why that is
-//!   exact); with the `dsp` feature, `Q <= 32` runs one assembly loop per channel
+//!   (`Rounded`), one `SMMLAR` on a Cortex-M4 (`mul_high_rounded` says why that is exact);
+//!   with the `dsp` feature, `9 <= Q <= 32` runs one assembly loop per channel
 //!   ([`lrn_channel`](crate::kernels::cortex_m::dsp)). Other tables and shifts take the
 //!   definition's 64-bit steps (`Definition`).
 //!
@@ -29,8 +29,11 @@ use crate::error::Error;
 use crate::int8::requant::saturate;
 use crate::int8::{lrn_max_sum, lrn_table_index, lrn_table_len, ZeroPoints, LRN_DIRECT};
 
-/// Pixels per block: the ring of codes (`MAX_LRN_SIZE` x 2 bytes) and the running sums
-/// (4 bytes) for this many pixels live on the stack, about 1 KiB in all.
+/// Pixels per block: the ring of codes (`MAX_LRN_SIZE` x 2 bytes), the running sums (4
+/// bytes) and a row of absent codes (1 byte) for this many pixels live on the stack, 4.4 KiB
+/// in all (less than the convolutions' buffers, so not at the stack's peak). 128 rather than
+/// 48 pixels saves the micro net's two LRN layers about 3 % of their instructions on a Cortex-M4
+/// (fewer blocks, each with its window to start).
 pub const BLOCK: usize = 128;
 
 /// `(a * b + 2^31) >> 32`: the high word of the product, rounded half up (`SMMULR`).
@@ -148,11 +151,13 @@ impl<const HIGH: bool> Normalize for Rounded<'_, HIGH> {
     #[allow(unsafe_code)]
     fn code(self, d: i32, s: u32) -> i8 {
         let g = if s < LRN_DIRECT {
-            // SAFETY: a table holds at least LRN_DIRECT + 2 entries (lrn_table_len of any sum).
+            // SAFETY: `lrn_int8` checked that the table covers `lrn_max_sum(n)` for `n >= 1`:
+            // at least 385 entries.
             unsafe { *self.table.get_unchecked(s as usize) }
         } else {
-            let (i, f, sh) = lrn_table_index(s); // 1 <= sh <= 26, f < 2^sh
-                                                 // SAFETY: as in `Definition::code`.
+            // 1 <= sh <= 26, f < 2^sh.
+            let (i, f, sh) = lrn_table_index(s);
+            // SAFETY: as in `Definition::code`.
             let (g0, g1) = unsafe {
                 (
                     *self.table.get_unchecked(i as usize),
@@ -171,8 +176,8 @@ impl<const HIGH: bool> Normalize for Rounded<'_, HIGH> {
         (self.zp_out + v).clamp(i8::MIN as i32, i8::MAX as i32) as i8
     }
 
-    /// On a DSP core, `Q <= 32` runs one assembly loop (the compiler's spills half of its
-    /// registers): `cortex_m::dsp::lrn_channel`.
+    /// On a DSP core, `9 <= Q <= 32` runs one assembly loop (the compiler's loop spills
+    /// half of its values): `cortex_m::dsp::lrn_channel`.
     #[cfg(all(target_arch = "arm", feature = "dsp"))]
     #[inline(always)]
     #[allow(unsafe_code)]

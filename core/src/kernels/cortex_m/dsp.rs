@@ -530,7 +530,8 @@ impl Block2x2 for Smlad {
 ///
 /// # Safety
 ///
-/// The five slices have one length. Every `row` entry is a code minus `zp_in` (an int8
+/// `out`, `incoming`, `row` and `sums` have one length (the loop takes the shortest). Every
+/// `row` entry is a code minus `zp_in` (an int8
 /// code), and each `sums` entry is the sum of the squares of at most `n` such values, one of
 /// them this row's, so that every sum stays at most `lrn_max_sum(n)`; `table` holds at least
 /// `lrn_table_len(lrn_max_sum(n))` entries whose neighbours are less than 2^30 apart;
