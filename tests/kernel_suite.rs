@@ -48,6 +48,7 @@ enum Op {
     MaxPoolInt8 {
         in_w: usize,
     },
+    Relu,
     ReluInt8,
     Other,
 }
@@ -792,7 +793,7 @@ macro_rules! kernel_suite {
                     prop_assert_eq!(kernels().max_pool(&g, &input, &mut out).unwrap(), expect(Op::Other));
                     prop_assert_eq!(bits(&out), bits(&exact::max_pool(&input, c, h, w, win, stride)));
                     let mut r = input.clone();
-                    prop_assert_eq!(kernels().relu(&mut r), expect(Op::Other));
+                    prop_assert_eq!(kernels().relu(&mut r), expect(Op::Relu));
                     let mut want = input.clone();
                     contract::relu(&mut want);
                     prop_assert_eq!(bits(&r), bits(&want));
@@ -969,20 +970,22 @@ fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
         .expect("this machine has no AVX2 (or is not x86-64): the x86-64 kernels are untested")
 }
 
-/// What the x86-64 kernels run: their own convolutions, f32 and integer LRN, int8 max pool
+/// What the x86-64 kernels run: their own convolutions, ReLUs, f32 and integer LRN, int8 max pool
 /// (up to the rows its buffer holds) and int8 fully connected layer (up to the input its
 /// buffer holds), the reference elsewhere.
 #[cfg(target_arch = "x86_64")]
 fn x86_paths(op: Op) -> KernelPath {
     match op {
-        Op::Conv { .. } | Op::ConvInt8 { .. } | Op::Lrn | Op::LrnInt8 => KernelPath::X86Avx2,
+        Op::Conv { .. } | Op::ConvInt8 { .. } | Op::Lrn | Op::LrnInt8 | Op::Relu | Op::ReluInt8 => {
+            KernelPath::X86Avx2
+        }
         Op::MaxPoolInt8 { in_w } if in_w <= MAX_POOL_ROW => KernelPath::X86Avx2,
         Op::LinearInt8 { inputs }
             if inputs <= alexnet_core::kernels::x86_64::MAX_LINEAR_INT8_INPUT =>
         {
             KernelPath::X86Avx2
         }
-        Op::Linear | Op::LinearInt8 { .. } | Op::MaxPoolInt8 { .. } | Op::ReluInt8 | Op::Other => {
+        Op::Linear | Op::LinearInt8 { .. } | Op::MaxPoolInt8 { .. } | Op::Other => {
             KernelPath::Reference
         }
     }

@@ -6,7 +6,8 @@
 //! 8 output rows per thread is split by output channels instead, over one-group
 //! [`ConvGeometry`]s. An output's arithmetic does not depend on the split, so the logits are
 //! bit-identical to the single-threaded forward pass. The cheap layers are split too: ReLU
-//! by chunks, max pooling by channels, LRN by channels (each part on a copy of its channels
+//! by chunks (from a million values: below, handing them out costs more than it saves),
+//! max pooling by channels, LRN by channels (each part on a copy of its channels
 //! and the neighbours its windows read).
 //!
 //! ```no_run
@@ -185,12 +186,16 @@ impl<K: Kernels> Parallel<K> {
         })
     }
 
-    /// An elementwise in-place layer on one chunk per thread.
+    /// An elementwise in-place layer on one chunk per thread; on this thread alone below
+    /// [`MIN_ELEMENTWISE_SPLIT`] values.
     fn each_chunk<T: Send>(
         &self,
         values: &mut [T],
         layer: impl Fn(&mut [T]) -> KernelPath + Sync,
     ) -> KernelPath {
+        if values.len() < MIN_ELEMENTWISE_SPLIT {
+            return layer(values);
+        }
         let chunk = values.len().div_ceil(self.threads.max(1)).max(1);
         let paths: Vec<KernelPath> = self
             .pool
@@ -281,6 +286,12 @@ impl<K: Kernels> Parallel<K> {
         Ok(paths.first().copied().unwrap_or(KernelPath::Reference))
     }
 }
+
+/// Values below which an elementwise layer (ReLU) runs on the calling thread: it streams
+/// them at cache speed (the paper net's largest, 290,400 f32 after conv1, in 0.05 ms on
+/// x86-64 with AVX2), less than handing halves to the pool's threads costs (0.10 ms on two
+/// threads, measured by `benches/roofline.rs`).
+const MIN_ELEMENTWISE_SPLIT: usize = 1 << 20;
 
 /// Output rows per thread below which a convolution is split by output channels: the paper
 /// net's 13 x 13 convolutions (conv3 to conv5) gained 1.2-1.4x on two threads split by rows
@@ -523,6 +534,29 @@ mod tests {
                 next = b;
             }
             assert_eq!(next, groups * per_group);
+        }
+    }
+
+    /// ReLU below the split size on this thread, above it in chunks: the definitions' values
+    /// either way (the kernel suite's cases are all below it).
+    #[test]
+    fn relu_split_or_not_gives_the_definitions_values() {
+        use alexnet_core::kernels::{reference, Reference};
+        let pool = Parallel::with_kernels(3, Reference).unwrap();
+        for len in [5, MIN_ELEMENTWISE_SPLIT - 1, MIN_ELEMENTWISE_SPLIT + 7] {
+            let values: Vec<f32> = (0..len)
+                .map(|i| ((i * 7919) % 255) as f32 - 127.0 + if i % 5 == 0 { -0.0 } else { 0.5 })
+                .collect();
+            let (mut one, mut split) = (values.clone(), values.clone());
+            reference::f32::relu_in_place(&mut one);
+            pool.relu(&mut split);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&one), bits(&split), "{len} values");
+            let codes: Vec<i8> = (0..len).map(|i| ((i * 7919) % 256) as u8 as i8).collect();
+            let (mut one, mut split) = (codes.clone(), codes);
+            reference::int8::relu_in_place(&mut one, -3);
+            pool.relu_int8(&mut split, -3);
+            assert_eq!(one, split, "{len} codes");
         }
     }
 

@@ -259,7 +259,7 @@ fn readme_example(firmware: &Path) -> Result<(), String> {
 }
 
 /// `cargo xtask bench`: the benchmarks with their peers (libtorch, ONNX Runtime) in one run,
-/// then `bench-summary`'s ratio tables.
+/// then `bench-summary`'s ratio tables and the roofline (`benches/roofline.rs`).
 pub fn bench() -> Result<(), String> {
     setup::build_tools()?;
     setup::debian_packages(&[(
@@ -279,7 +279,21 @@ pub fn bench() -> Result<(), String> {
         "alexnet-benches",
         "--bin",
         "bench-summary",
-    ]))
+    ]))?;
+    step(
+        "the roofline: the paper net's layers against this machine's measured peak",
+        || {
+            run(cargo().args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "alexnet-benches",
+                "--bin",
+                "roofline",
+            ]))
+        },
+    )
 }
 
 /// `cargo xtask quant-peer`: `tests/quant_peer.rs`'s long comparison (torchvision's net), in

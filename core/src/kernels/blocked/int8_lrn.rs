@@ -175,34 +175,6 @@ impl<const HIGH: bool> Normalize for Rounded<'_, HIGH> {
         };
         (self.zp_out + v).clamp(i8::MIN as i32, i8::MAX as i32) as i8
     }
-
-    /// On a DSP core, `9 <= Q <= 32` runs one assembly loop (the compiler's loop spills
-    /// half of its values): `cortex_m::dsp::lrn_channel`.
-    #[cfg(all(target_arch = "arm", feature = "dsp"))]
-    #[inline(always)]
-    #[allow(unsafe_code)]
-    fn channel(self, c: Channel<'_>, zp_in: i32, zero: i8) {
-        if HIGH {
-            channel(self, c, zp_in, zero);
-        } else {
-            // SAFETY: the ring row and the sums hold codes minus an int8 zero point and
-            // sums of at most `n` of their squares (`normalize` keeps them so), the table
-            // was checked for those sums, its steps fit and `zp_out` is an int8 code
-            // (`lrn_int8` chose `Rounded` for that).
-            unsafe {
-                crate::kernels::cortex_m::dsp::lrn_channel(
-                    c.out,
-                    c.incoming,
-                    c.row,
-                    c.sums,
-                    self.table,
-                    self.scale,
-                    zp_in,
-                    self.zp_out,
-                )
-            }
-        }
-    }
 }
 
 /// Whether every two neighbouring entries are less than 2^30 apart.
@@ -210,6 +182,142 @@ fn steps_fit(table: &[i32]) -> bool {
     table
         .windows(2)
         .all(|w| (w[1] as i64 - w[0] as i64).abs() < 1 << 30)
+}
+
+/// One channel over a block of pixels for the 32-bit arithmetic (a table whose
+/// neighbouring entries are less than 2^30 apart, `9 <= q <= 62`, int8 zero points), as
+/// [`lrn_int8_with`] hands it to a kernel set's loop. The first four slices have the
+/// block's width: this channel's codes (normalized in place), the codes of the channel
+/// entering the window, that channel's ring row (the leaving channel's codes minus `zp_in`,
+/// to be replaced by the entering one's) and the running sums of squares (to be moved).
+/// Every `row` entry is a code minus `zp_in` and every sum one of at most `n` of their
+/// squares; `table` covers `lrn_max_sum(n)`. Only [`lrn_int8_with`] makes one (the
+/// unchecked table reads rely on those facts), and [`RoundedChannel::part`] a part of one.
+pub struct RoundedChannel<'a> {
+    pub(crate) out: &'a mut [i8],
+    pub(crate) incoming: &'a [i8],
+    pub(crate) row: &'a mut [i16],
+    pub(crate) sums: &'a mut [i32],
+    pub(crate) table: &'a [i32],
+    pub(crate) q: u32,
+    pub(crate) zp_in: i32,
+    pub(crate) zp_out: i32,
+}
+
+impl RoundedChannel<'_> {
+    /// The same channel over pixels `range` of the block (for a loop that leaves a tail).
+    pub fn part(&mut self, range: core::ops::Range<usize>) -> Option<RoundedChannel<'_>> {
+        Some(RoundedChannel {
+            out: self.out.get_mut(range.clone())?,
+            incoming: self.incoming.get(range.clone())?,
+            row: self.row.get_mut(range.clone())?,
+            sums: self.sums.get_mut(range)?,
+            table: self.table,
+            q: self.q,
+            zp_in: self.zp_in,
+            zp_out: self.zp_out,
+        })
+    }
+}
+
+/// The portable loop for a [`RoundedChannel`] (on a DSP core, `q <= 32` runs one assembly loop:
+/// the compiler's loop spills half of its values; `cortex_m::dsp::lrn_channel`).
+#[inline(always)]
+pub fn rounded_channel(c: RoundedChannel<'_>) {
+    let (table, q, zp_in, zp_out) = (c.table, c.q, c.zp_in, c.zp_out);
+    let block = Channel {
+        out: c.out,
+        incoming: c.incoming,
+        row: c.row,
+        sums: c.sums,
+    };
+    // The code of a zero: `zp_out`, an int8 code here.
+    let zero = zp_out as i8;
+    if q >= 33 {
+        let rounded = Rounded::<true> {
+            table,
+            scale: q - 32,
+            round_high: 1 << ((q - 33) & 31),
+            zp_out,
+        };
+        channel(rounded, block, zp_in, zero);
+        return;
+    }
+    #[cfg(all(target_arch = "arm", feature = "dsp"))]
+    #[allow(unsafe_code)]
+    // SAFETY: what `RoundedChannel` promises is what `lrn_channel` needs (`scale = 32 - q
+    // <= 23` as `q >= 9`).
+    unsafe {
+        crate::kernels::cortex_m::dsp::lrn_channel(
+            block.out,
+            block.incoming,
+            block.row,
+            block.sums,
+            table,
+            32 - q,
+            zp_in,
+            zp_out,
+        );
+    }
+    #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
+    {
+        let rounded = Rounded::<false> {
+            table,
+            scale: 32 - q,
+            round_high: 0,
+            zp_out,
+        };
+        channel(rounded, block, zp_in, zero);
+    }
+}
+
+/// The 32-bit arithmetic with a kernel set's loop for whole channels.
+#[derive(Clone, Copy)]
+struct Stepped<'a, S> {
+    table: &'a [i32],
+    q: u32,
+    zp_out: i32,
+    step: S,
+}
+
+impl<S: Fn(RoundedChannel<'_>) + Copy> Normalize for Stepped<'_, S> {
+    /// One value (a window of one channel, or the code of a zero), through [`Rounded`].
+    #[inline(always)]
+    fn code(self, d: i32, s: u32) -> i8 {
+        let (table, q, zp_out) = (self.table, self.q, self.zp_out);
+        if q >= 33 {
+            let scale = q - 32;
+            Rounded::<true> {
+                table,
+                scale,
+                round_high: 1 << ((q - 33) & 31),
+                zp_out,
+            }
+            .code(d, s)
+        } else {
+            Rounded::<false> {
+                table,
+                scale: 32u32.saturating_sub(q),
+                round_high: 0,
+                zp_out,
+            }
+            .code(d, s)
+        }
+    }
+
+    #[inline(always)]
+    fn channel(self, c: Channel<'_>, zp_in: i32, _zero: i8) {
+        (self.step)(RoundedChannel {
+            out: c.out,
+            incoming: c.incoming,
+            row: c.row,
+            sums: c.sums,
+            table: self.table,
+            q: self.q,
+            zp_in,
+            zp_out: self.zp_out,
+        });
+    }
 }
 
 /// Normalizes `values` (`[C, H, W]` codes) in place, exactly as the definition does.
@@ -222,6 +330,20 @@ pub fn lrn_int8(
     spec: &LrnSpec,
     table: LrnTable<'_>,
     zero_points: ZeroPoints,
+) -> Result<bool, Error> {
+    lrn_int8_with(values, shape, spec, table, zero_points, rounded_channel)
+}
+
+/// [`lrn_int8`] with a kernel set's own loop for the channels of the 32-bit arithmetic:
+/// `step` must compute a [`RoundedChannel`] as [`rounded_channel`] does.
+#[inline(always)]
+pub fn lrn_int8_with(
+    values: &mut [i8],
+    shape: Shape,
+    spec: &LrnSpec,
+    table: LrnTable<'_>,
+    zero_points: ZeroPoints,
+    step: impl Fn(RoundedChannel<'_>) + Copy,
 ) -> Result<bool, Error> {
     // Clamped again where it is used, as in the definition.
     let n = check_lrn(values.len(), shape, spec, table.table, table.shift)?
@@ -244,34 +366,22 @@ pub fn lrn_int8(
         .map(|()| false);
     }
     let (channels, plane) = (shape.c, shape.plane());
-    let definition = Definition {
-        table,
-        round: if q == 0 { 0 } else { 1i64 << (q - 1) },
-        q,
-        zp_out,
-    };
-    // One loop per arithmetic, so that none tests it per output.
-    let rounded = steps_fit(table) && (-128..=127).contains(&zp_out);
-    match q {
-        9..=32 if rounded => {
-            let rounded = Rounded::<false> {
-                table,
-                scale: 32 - q,
-                round_high: 0,
-                zp_out,
-            };
-            normalize(values, channels, plane, n, zp_in, rounded);
-        }
-        33..=62 if rounded => {
-            let rounded = Rounded::<true> {
-                table,
-                scale: q - 32,
-                round_high: 1 << (q - 33),
-                zp_out,
-            };
-            normalize(values, channels, plane, n, zp_in, rounded);
-        }
-        _ => normalize(values, channels, plane, n, zp_in, definition),
+    if (9..=62).contains(&q) && steps_fit(table) && (-128..=127).contains(&zp_out) {
+        let stepped = Stepped {
+            table,
+            q,
+            zp_out,
+            step,
+        };
+        normalize(values, channels, plane, n, zp_in, stepped);
+    } else {
+        let definition = Definition {
+            table,
+            round: if q == 0 { 0 } else { 1i64 << (q - 1) },
+            q,
+            zp_out,
+        };
+        normalize(values, channels, plane, n, zp_in, definition);
     }
     Ok(true)
 }

@@ -17,5 +17,5 @@ pub mod int8_lrn;
 pub mod int8_pool;
 
 pub use f32_lrn::{divide_by_three_quarter_power, lrn_f32, LRN_BLOCK};
-pub use int8_lrn::lrn_int8;
+pub use int8_lrn::{lrn_int8, lrn_int8_with, rounded_channel, RoundedChannel};
 pub use int8_pool::{max_pool_int8, max_pool_int8_with, MAX_POOL_ROW};

@@ -2,7 +2,8 @@
 //! AVX2, chosen at run time ([`X86Avx2::detect`]), bit-identical to the definitions
 //! ([`super::reference::f32::conv2d`], [`super::reference::int8::conv2d`]), the f32 LRN
 //! ([`super::blocked::lrn_f32`] with AVX2's correctly rounded `vsqrtps` and `vdivps`), and
-//! the blocked integer LRN and int8 max pool ([`super::blocked`]).
+//! the blocked integer LRN (its channels eight pixels at a time) and int8 max pool
+//! ([`super::blocked`]), and the ReLUs eight or thirty-two values at a time.
 //!
 //! A convolution is a matrix product per group: `out[o][pixel] = bias[o] + sum over taps t of
 //! w[o][t] * patch[t][pixel]`, the taps `t = (input channel, kernel row, kernel column)` in
@@ -131,8 +132,35 @@ impl Kernels for X86Avx2 {
             .map(|()| KernelPath::Reference)
     }
 
-    /// The integer LRN over blocks of pixels ([`super::blocked::lrn_int8`]): same checks,
-    /// same errors, same codes as [`super::reference::int8::lrn_in_place`].
+    /// ReLU eight values at a time (`x < 0 ? 0 : x`, the definition's values, `-0.0` and
+    /// NaN kept); the definition's conditional store is a branch per value, mispredicted on
+    /// half of a convolution's outputs (the paper net's first ReLU: 0.63 ms against 0.05).
+    fn relu(&self, values: &mut [f32]) -> KernelPath {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `X86Avx2` exists only where AVX2 was detected.
+        unsafe {
+            x86::relu(values)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        super::reference::f32::relu_in_place(values);
+        KernelPath::X86Avx2
+    }
+
+    /// int8 ReLU as a maximum, vectorized for AVX2 (`vpmaxsb`).
+    fn relu_int8(&self, values: &mut [i8], zero_point: i32) -> KernelPath {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `X86Avx2` exists only where AVX2 was detected.
+        unsafe {
+            x86::relu_int8(values, zero_point)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        super::reference::int8::relu_in_place(values, zero_point);
+        KernelPath::X86Avx2
+    }
+
+    /// The integer LRN over blocks of pixels ([`super::blocked::lrn_int8`], eight pixels at
+    /// a time with AVX2 for real tables): same checks, same errors, same codes as
+    /// [`super::reference::int8::lrn_in_place`].
     fn lrn_int8(
         &self,
         values: &mut [i8],
@@ -141,8 +169,12 @@ impl Kernels for X86Avx2 {
         table: LrnTable<'_>,
         zero_points: ZeroPoints,
     ) -> Result<KernelPath, Error> {
-        super::blocked::lrn_int8(values, shape, spec, table, zero_points)
-            .map(|own| KernelPath::own_or_reference(own, KernelPath::X86Avx2))
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `X86Avx2` exists only where AVX2 was detected.
+        let own = unsafe { x86::lrn_int8(values, shape, spec, table, zero_points) }?;
+        #[cfg(not(target_arch = "x86_64"))]
+        let own = super::blocked::lrn_int8(values, shape, spec, table, zero_points)?;
+        Ok(KernelPath::own_or_reference(own, KernelPath::X86Avx2))
     }
 
     /// The int8 max pool by rows ([`super::blocked::max_pool_int8`]; the reference for rows
@@ -926,6 +958,186 @@ mod x86 {
             // SAFETY: this function runs only where AVX2 is (its own contract).
             unsafe { divide_by_three_quarter_power(out, a, b) }
         })
+    }
+
+    /// `x < 0 ? 0 : x`, eight at a time: the lanes below zero cleared (`vcmpltps`,
+    /// `vandnps`), written back whole (the compiler's own vectorization of the select stores
+    /// through `vmaskmovps`, microcoded on AMD cores: three times slower).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn relu(values: &mut [f32]) {
+        let mut chunks = values.chunks_exact_mut(8);
+        let zero = _mm256_setzero_ps();
+        for chunk in &mut chunks {
+            // SAFETY: eight f32 of `chunk`, unaligned load and store.
+            unsafe {
+                let v = _mm256_loadu_ps(chunk.as_ptr());
+                let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(v, zero);
+                _mm256_storeu_ps(chunk.as_mut_ptr(), _mm256_andnot_ps(negative, v));
+            }
+        }
+        for v in chunks.into_remainder() {
+            if *v < 0.0 {
+                *v = 0.0;
+            }
+        }
+    }
+
+    /// `max(q, zp)` (the zero point saturated to the codes), compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn relu_int8(values: &mut [i8], zero_point: i32) {
+        let zp = crate::int8::requant::saturate(zero_point as i64);
+        for v in values {
+            *v = (*v).max(zp);
+        }
+    }
+
+    /// The blocked integer LRN with [`rounded_channel`]'s eight-pixel loop.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn lrn_int8(
+        values: &mut [i8],
+        shape: Shape,
+        spec: &LrnSpec,
+        table: super::LrnTable<'_>,
+        zero_points: ZeroPoints,
+    ) -> Result<bool, Error> {
+        blocked::lrn_int8_with(values, shape, spec, table, zero_points, |c| {
+            // SAFETY: this function runs only where AVX2 is (its own contract).
+            unsafe { rounded_channel(c) }
+        })
+    }
+
+    /// [`blocked::rounded_channel`] eight pixels at a time: the sums moved with
+    /// `vpmulld`, the octave of each sum from its conversion to f32 (exact below 2^24; the
+    /// sums stay below 2^20), the entries by `vpgatherdd`, and both rounded shifts as the
+    /// rounded high words of `vpmuldq` products (`mul_high`), the same integers as the
+    /// portable loop; the last `width % 8` pixels through the portable loop.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn rounded_channel(mut c: blocked::RoundedChannel<'_>) {
+        let width = c
+            .out
+            .len()
+            .min(c.incoming.len())
+            .min(c.row.len())
+            .min(c.sums.len());
+        let whole = width - width % 8;
+        let (q, table) = (c.q, c.table);
+        let high = q >= 33;
+        let zp_in = _mm256_set1_epi32(c.zp_in);
+        let zp_out = _mm256_set1_epi32(c.zp_out);
+        let scale = _mm_cvtsi32_si128(if high { q - 32 } else { 32 - q } as i32);
+        let round_high = _mm256_set1_epi32(if high { 1 << ((q - 33) & 31) } else { 0 });
+        let direct = _mm256_set1_epi32(crate::int8::LRN_DIRECT as i32);
+        for i in (0..whole).step_by(8) {
+            // SAFETY: `i + 8 <= whole <= width`, within each of the four slices (8 bytes of
+            // `incoming` and `out`, 8 i16 of `row`, 8 i32 of `sums`; unaligned loads and
+            // stores). The gathers read the table at the entries `lrn_table_index` gives for
+            // sums of at most `lrn_max_sum(n)`, and the next ones, which the table covers
+            // (what a `RoundedChannel` promises), or at a sum below 64 and the next.
+            unsafe {
+                let d = _mm256_sub_epi32(
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(c.incoming.as_ptr().add(i).cast())),
+                    zp_in,
+                );
+                let row = c.row.as_mut_ptr().add(i).cast::<__m128i>();
+                let old = _mm256_cvtepi16_epi32(_mm_loadu_si128(row));
+                // d fits i16 (|d| <= 255): the saturating pack keeps it; qwords 0 and 2
+                // hold the eight values in order.
+                let packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(d, d), 0b1000);
+                _mm_storeu_si128(row, _mm256_castsi256_si128(packed));
+                let sums_at = c.sums.as_mut_ptr().add(i).cast::<__m256i>();
+                let sums = _mm256_sub_epi32(
+                    _mm256_add_epi32(_mm256_loadu_si256(sums_at), _mm256_mullo_epi32(d, d)),
+                    _mm256_mullo_epi32(old, old),
+                );
+                _mm256_storeu_si256(sums_at, sums);
+                let x = _mm256_sub_epi32(
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(c.out.as_ptr().add(i).cast())),
+                    zp_in,
+                );
+                let g = factor(sums, table, direct);
+                // A zero `x` gives 0 in both forms: the code of a zero is `zp_out`.
+                let v = if high {
+                    _mm256_sra_epi32(_mm256_add_epi32(mul_high(x, g, false), round_high), scale)
+                } else {
+                    mul_high(_mm256_sll_epi32(x, scale), g, true)
+                };
+                // Saturating packs to i16 then i8: the clamp to the int8 codes.
+                let o16 = _mm256_packs_epi32(_mm256_add_epi32(v, zp_out), zp_out);
+                let o8 = _mm256_packs_epi16(o16, o16);
+                let bytes =
+                    _mm_unpacklo_epi32(_mm256_castsi256_si128(o8), _mm256_extracti128_si256(o8, 1));
+                _mm_storel_epi64(c.out.as_mut_ptr().add(i).cast(), bytes);
+            }
+        }
+        if let Some(tail) = c.part(whole..width) {
+            blocked::rounded_channel(tail);
+        }
+    }
+
+    /// The table's value at each lane's sum (`docs/int8-spec.md`): `G[s]` below 64,
+    /// otherwise `G[i] + ((G[i + 1] - G[i]) f + 2^(sh - 1)) >> sh`, taken as the rounded high
+    /// word of `2 (G[i + 1] - G[i])` times `f << (31 - sh)` (exact: the steps fit 2^30).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `table` covers every lane's sum (see `rounded_channel`).
+    #[target_feature(enable = "avx2")]
+    unsafe fn factor(s: __m256i, table: &[i32], direct: __m256i) -> __m256i {
+        // floor(log2 s) from the exponent of s as f32.
+        let e = _mm256_sub_epi32(
+            _mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(s)), 23),
+            _mm256_set1_epi32(127),
+        );
+        let sh = _mm256_sub_epi32(e, _mm256_set1_epi32(5));
+        let top = _mm256_srlv_epi32(s, sh);
+        // 64 + 32 (e - 6) + top - 32.
+        let index = _mm256_add_epi32(
+            _mm256_slli_epi32(e, 5),
+            _mm256_sub_epi32(top, _mm256_set1_epi32(160)),
+        );
+        let f = _mm256_sub_epi32(s, _mm256_sllv_epi32(top, sh));
+        let f31 = _mm256_sllv_epi32(f, _mm256_sub_epi32(_mm256_set1_epi32(31), sh));
+        // Sums below 64 are their own entries, with no offset.
+        let small = _mm256_cmpgt_epi32(direct, s);
+        let index = _mm256_blendv_epi8(index, s, small);
+        let f31 = _mm256_andnot_si256(small, f31);
+        // SAFETY: every index is an entry the table holds, and so is the next (the caller's
+        // guarantee).
+        let (g0, g1) = unsafe {
+            (
+                _mm256_i32gather_epi32::<4>(table.as_ptr(), index),
+                _mm256_i32gather_epi32::<4>(table.as_ptr().add(1), index),
+            )
+        };
+        let step = _mm256_slli_epi32(_mm256_sub_epi32(g1, g0), 1);
+        _mm256_add_epi32(g0, mul_high(step, f31, true))
+    }
+
+    /// Per lane the high word of the 64-bit product `a * b`, plus 2^31 first if `rounded`
+    /// (`SMMULR` lane by lane): `vpmuldq` on the even lanes and on the odd ones shifted down.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn mul_high(a: __m256i, b: __m256i, rounded: bool) -> __m256i {
+        let round = _mm256_set1_epi64x(if rounded { 1 << 31 } else { 0 });
+        let even = _mm256_add_epi64(_mm256_mul_epi32(a, b), round);
+        let odd = _mm256_add_epi64(
+            _mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(b, 32)),
+            round,
+        );
+        _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0b1010_1010)
     }
 
     /// `out[p] = a[p] / sqrt(b[p] * sqrt(b[p]))` ([`blocked::divide_by_three_quarter_power`])

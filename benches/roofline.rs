@@ -1,0 +1,325 @@
+//! Where the paper net's time goes on this machine, layer by layer, against what the machine
+//! can do: a multiply-add loop's peak (f32 without FMA, as the f32 contract computes; with FMA
+//! for comparison; int8 as `vpmaddwd` pairs, the x86-64 int8 kernels' instruction) and a
+//! streaming read's bandwidth, then each layer's time, GMAC/s and share of that peak (and the
+//! fully connected layers' weight stream in GB/s), f32 and int8, one thread and two.
+//!
+//! Run: `cargo run --release -p alexnet-benches --bin roofline` (`cargo xtask bench` runs it
+//! after the criterion benchmarks). About a minute; figures for the machine it runs on.
+
+use alexnet_core::builtin::PAPER;
+use alexnet_core::kernels::{native, Kernels};
+use alexnet_core::{Arch, Layer, Model, RunOptions, Shape};
+use alexnet_host::init::paper_init;
+use alexnet_host::parallel::Parallel;
+use alexnet_host::quantize::{self, Method};
+use alexnet_host::BlobFile;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Runs of the whole net per configuration; each layer's median is reported.
+const RUNS: usize = 9;
+
+/// What one core of this machine can do, measured.
+struct Peak {
+    /// f32 multiply-accumulates per second as a multiply then an add (the contract's order).
+    f32_mul_add: f64,
+    /// The same with fused multiply-adds (what the contract rules out).
+    f32_fma: f64,
+    /// int8 multiply-accumulates per second through `vpmaddwd` and `vpaddd`.
+    int8_madd: f64,
+    /// Bytes per second of one thread reading a buffer far larger than the caches.
+    stream_read: f64,
+    /// The f32 multiply-add loop on two threads at once, both together: twice `f32_mul_add`
+    /// if the two are cores of their own, about as much if they share one core's pipes.
+    f32_mul_add_two: f64,
+    /// The streaming read on two threads at once, both together.
+    stream_read_two: f64,
+}
+
+fn main() {
+    println!("# Roofline of the paper net on this machine (one core's peak, measured)\n");
+    println!("kernels: {}", native().name());
+    let peak = measure_peak();
+    println!(
+        "peak: f32 {:.1} GMAC/s with a multiply and an add (contract), {:.1} GMAC/s with FMA; int8 {:.1} GMAC/s (vpmaddwd); streaming read {:.1} GB/s",
+        peak.f32_mul_add / 1e9,
+        peak.f32_fma / 1e9,
+        peak.int8_madd / 1e9,
+        peak.stream_read / 1e9
+    );
+    println!(
+        "two threads at once: f32 {:.1} GMAC/s ({:.2}x one), streaming read {:.1} GB/s ({:.2}x one)\n",
+        peak.f32_mul_add_two / 1e9,
+        peak.f32_mul_add_two / peak.f32_mul_add,
+        peak.stream_read_two / 1e9,
+        peak.stream_read_two / peak.stream_read
+    );
+    let spec = paper_init(&PAPER, 0).expect("the paper net's initialization");
+    let f32_file = BlobFile::from_bytes(&spec.to_blob().expect("an f32 blob"), PAPER.name);
+    let f32_model = f32_file.model().expect("the f32 blob parses");
+    let input = synthetic_input(&PAPER, 0);
+    let calibration = [synthetic_input(&PAPER, 1), synthetic_input(&PAPER, 2)];
+    let cal = quantize::calibrate(&f32_model, &calibration, |_| {}).expect("calibration");
+    let (int8_spec, _) = quantize::quantize(&f32_model, &cal, Method::MinMax).expect("int8");
+    let int8_file = BlobFile::from_bytes(&int8_spec.to_blob().expect("an int8 blob"), "paper");
+    let int8_model = int8_file.model().expect("the int8 blob parses");
+    let mut codes = vec![0i8; PAPER.input_len()];
+    int8_model
+        .quantize_input(&input, &mut codes)
+        .expect("input codes");
+
+    let two = Parallel::new(2).expect("a two-thread pool");
+    let [f32_one, f32_two] = layer_times(&f32_model, &input, [native(), &two]);
+    let [int8_one, int8_two] = layer_times(&int8_model, &codes, [native(), &two]);
+    print_table(
+        "f32",
+        &PAPER,
+        &f32_one,
+        &f32_two,
+        peak.f32_mul_add,
+        4,
+        &peak,
+    );
+    print_table(
+        "int8",
+        &PAPER,
+        &int8_one,
+        &int8_two,
+        peak.int8_madd,
+        1,
+        &peak,
+    );
+}
+
+/// An input of the net's shape with values in the range of a normalized image.
+fn synthetic_input(arch: &Arch<'_>, seed: usize) -> Vec<f32> {
+    (0..arch.input_len())
+        .map(|i| (((i + seed * 131) * 7919) % 255) as f32 / 64.0 - 2.0)
+        .collect()
+}
+
+/// Each layer's median time over [`RUNS`] unfused runs with each kernel set in turn (the
+/// observer notes when each layer ends), after one run to warm up. One set's runs follow
+/// each other: run by run alternation left the thread pool's workers asleep between their
+/// runs, and waking the second core of this virtual machine cost the first layer
+/// milliseconds.
+fn layer_times<T: alexnet_core::model::Element + Default>(
+    model: &Model<'_>,
+    input: &[T],
+    sets: [&dyn Kernels; 2],
+) -> [Vec<Duration>; 2] {
+    let layers = model.layers().len();
+    let mut arena = vec![0u8; model.observed_arena_bytes()];
+    let mut logits = vec![T::default(); model.classes()];
+    sets.map(|kernels| {
+        let mut samples = vec![Vec::with_capacity(RUNS); layers];
+        for run in 0..=RUNS {
+            let mut ends = Vec::with_capacity(layers);
+            let mut see = |_: usize, _: Shape, _: &[T]| ends.push(Instant::now());
+            let start = Instant::now();
+            model
+                .run(
+                    black_box(input),
+                    &mut arena,
+                    &mut logits,
+                    RunOptions::new().kernels(kernels).observe(&mut see),
+                )
+                .expect("the forward pass");
+            if run == 0 {
+                continue;
+            }
+            let mut previous = start;
+            for (layer, end) in ends.into_iter().enumerate() {
+                samples[layer].push(end - previous);
+                previous = end;
+            }
+        }
+        samples
+            .into_iter()
+            .map(|mut s| {
+                s.sort();
+                s[s.len() / 2]
+            })
+            .collect()
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print_table(
+    precision: &str,
+    arch: &Arch<'_>,
+    one: &[Duration],
+    two: &[Duration],
+    mac_peak: f64,
+    weight_bytes: usize,
+    peak: &Peak,
+) {
+    println!("## {precision}, one thread (two threads)\n");
+    println!("| layer | M MACs | ms | GMAC/s | % of peak | weights GB/s (% of stream) | ms, 2 threads | speed-up |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let (mut total_one, mut total_two) = (Duration::ZERO, Duration::ZERO);
+    for step in arch.walk().map(|s| s.expect("a valid descriptor")) {
+        let (t1, t2) = (one[step.index], two[step.index]);
+        total_one += t1;
+        total_two += t2;
+        let name = arch.param_layer_name(step.index).map_or_else(
+            || format!("{:02} {}", step.index, step.layer.kind_name()),
+            |n| format!("{:02} {n}", step.index),
+        );
+        let macs = step.layer.macs(step.input, step.output) as f64;
+        let secs = t1.as_secs_f64();
+        let (gmacs, share) = if macs > 0.0 {
+            (
+                format!("{:.1}", macs / secs / 1e9),
+                format!("{:.0} %", 100.0 * macs / secs / mac_peak),
+            )
+        } else {
+            ("".into(), "".into())
+        };
+        let stream = match step.layer {
+            Layer::Linear { .. } => {
+                let bytes = macs * weight_bytes as f64;
+                format!(
+                    "{:.1} ({:.0} %)",
+                    bytes / secs / 1e9,
+                    100.0 * bytes / secs / peak.stream_read
+                )
+            }
+            _ => String::new(),
+        };
+        println!(
+            "| {name} | {:.1} | {:.3} | {gmacs} | {share} | {stream} | {:.3} | {:.2}x |",
+            macs / 1e6,
+            secs * 1e3,
+            t2.as_secs_f64() * 1e3,
+            secs / t2.as_secs_f64()
+        );
+    }
+    let macs = arch.macs() as f64;
+    println!(
+        "| whole (unfused) | {:.1} | {:.2} | {:.1} | {:.0} % | | {:.2} | {:.2}x |\n",
+        macs / 1e6,
+        total_one.as_secs_f64() * 1e3,
+        macs / total_one.as_secs_f64() / 1e9,
+        100.0 * macs / total_one.as_secs_f64() / mac_peak,
+        total_two.as_secs_f64() * 1e3,
+        total_one.as_secs_f64() / total_two.as_secs_f64()
+    );
+}
+
+/// The best of a few timed runs of `f`, which returns the work it did (MACs or bytes).
+fn best_rate(f: impl Fn() -> f64) -> f64 {
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let work = f();
+            work / t.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max)
+}
+
+/// [`best_rate`] of `f` run on two threads at once, the work of both over the time of both.
+fn best_rate_two(f: impl Fn() -> f64 + Sync) -> f64 {
+    best_rate(|| {
+        std::thread::scope(|s| {
+            let other = s.spawn(&f);
+            f() + other.join().expect("the second thread")
+        })
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+fn measure_peak() -> Peak {
+    assert!(
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+        "the peak loops need AVX2 and FMA"
+    );
+    let turns = 20_000_000u64;
+    // Streaming read: 1 GiB, far beyond any cache.
+    let buffer = vec![1u8; 1 << 30];
+    // SAFETY (all of them): AVX2 and FMA were detected above.
+    Peak {
+        f32_mul_add: best_rate(|| unsafe { x86::mul_add(turns) }),
+        f32_fma: best_rate(|| unsafe { x86::fma(turns) }),
+        int8_madd: best_rate(|| unsafe { x86::madd(turns) }),
+        stream_read: best_rate(|| unsafe { x86::read(&buffer) }),
+        f32_mul_add_two: best_rate_two(|| unsafe { x86::mul_add(turns) }),
+        stream_read_two: best_rate_two(|| unsafe { x86::read(&buffer) }),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn measure_peak() -> Peak {
+    panic!("the peak loops are written for x86-64")
+}
+
+/// The peak loops: enough independent chains to keep every pipe busy through the
+/// instructions' latencies, operands from `black_box` so that nothing folds away. Each
+/// returns the multiply-accumulates (or bytes) it did.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+    use std::hint::black_box;
+
+    /// Chains per loop: 3-4 cycle latencies, two pipes of each kind.
+    const CHAINS: usize = 12;
+
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn mul_add(turns: u64) -> f64 {
+        let m = _mm256_set1_ps(black_box(0.999_999));
+        let c = _mm256_set1_ps(black_box(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+        for _ in 0..turns {
+            for a in &mut acc {
+                *a = _mm256_add_ps(_mm256_mul_ps(*a, m), c);
+            }
+        }
+        black_box(acc);
+        (turns * CHAINS as u64 * 8) as f64
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn fma(turns: u64) -> f64 {
+        let m = _mm256_set1_ps(black_box(0.999_999));
+        let c = _mm256_set1_ps(black_box(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+        for _ in 0..turns {
+            for a in &mut acc {
+                *a = _mm256_fmadd_ps(*a, m, c);
+            }
+        }
+        black_box(acc);
+        (turns * CHAINS as u64 * 8) as f64
+    }
+
+    /// `vpmaddwd` (16 products of 16-bit pairs summed in pairs) and `vpaddd`: 16 MACs.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn madd(turns: u64) -> f64 {
+        let w = _mm256_set1_epi16(black_box(3));
+        let mut acc = [_mm256_set1_epi32(1); CHAINS];
+        for _ in 0..turns {
+            for a in &mut acc {
+                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(*a, w));
+            }
+        }
+        black_box(acc);
+        (turns * CHAINS as u64 * 16) as f64
+    }
+
+    /// Sums the buffer's bytes as 64-bit lanes, four loads per turn.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn read(buffer: &[u8]) -> f64 {
+        let mut acc = [_mm256_setzero_si256(); 4];
+        let chunks = buffer.chunks_exact(128);
+        for chunk in chunks {
+            let p = chunk.as_ptr() as *const __m256i;
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `chunk` holds 128 bytes, four unaligned 32-byte loads.
+                *a = _mm256_add_epi64(*a, unsafe { _mm256_loadu_si256(p.add(k)) });
+            }
+        }
+        black_box(acc);
+        buffer.len() as f64
+    }
+}
