@@ -265,46 +265,46 @@ mod x86 {
     /// Chains per loop: 3-4 cycle latencies, two pipes of each kind.
     const CHAINS: usize = 12;
 
+    /// `turns` rounds of `step` on each of [`CHAINS`] independent values; the number of
+    /// chain steps it made.
+    #[inline(always)]
+    fn chains<T: Copy>(turns: u64, start: T, step: impl Fn(T) -> T) -> u64 {
+        let mut acc = [start; CHAINS];
+        for _ in 0..turns {
+            for a in &mut acc {
+                *a = step(*a);
+            }
+        }
+        black_box(&acc);
+        turns * CHAINS as u64
+    }
+
+    /// A multiply then an add per lane: 8 MACs per step.
     #[target_feature(enable = "avx2")]
     pub unsafe fn mul_add(turns: u64) -> f64 {
         let m = _mm256_set1_ps(black_box(0.999_999));
         let c = _mm256_set1_ps(black_box(1e-7));
-        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
-        for _ in 0..turns {
-            for a in &mut acc {
-                *a = _mm256_add_ps(_mm256_mul_ps(*a, m), c);
-            }
-        }
-        black_box(acc);
-        (turns * CHAINS as u64 * 8) as f64
+        let start = _mm256_set1_ps(1.0);
+        (8 * chains(turns, start, |a| _mm256_add_ps(_mm256_mul_ps(a, m), c))) as f64
     }
 
+    /// One fused multiply-add per lane: 8 MACs per step.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn fma(turns: u64) -> f64 {
         let m = _mm256_set1_ps(black_box(0.999_999));
         let c = _mm256_set1_ps(black_box(1e-7));
-        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
-        for _ in 0..turns {
-            for a in &mut acc {
-                *a = _mm256_fmadd_ps(*a, m, c);
-            }
-        }
-        black_box(acc);
-        (turns * CHAINS as u64 * 8) as f64
+        let start = _mm256_set1_ps(1.0);
+        (8 * chains(turns, start, |a| _mm256_fmadd_ps(a, m, c))) as f64
     }
 
     /// `vpmaddwd` (16 products of 16-bit pairs summed in pairs) and `vpaddd`: 16 MACs.
     #[target_feature(enable = "avx2")]
     pub unsafe fn madd(turns: u64) -> f64 {
         let w = _mm256_set1_epi16(black_box(3));
-        let mut acc = [_mm256_set1_epi32(1); CHAINS];
-        for _ in 0..turns {
-            for a in &mut acc {
-                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(*a, w));
-            }
-        }
-        black_box(acc);
-        (turns * CHAINS as u64 * 16) as f64
+        let start = _mm256_set1_epi32(1);
+        (16 * chains(turns, start, |a| {
+            _mm256_add_epi32(a, _mm256_madd_epi16(a, w))
+        })) as f64
     }
 
     /// Sums the buffer's bytes as 64-bit lanes, four loads per turn.

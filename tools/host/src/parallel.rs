@@ -6,9 +6,9 @@
 //! 8 output rows per thread is split by output channels instead, over one-group
 //! [`ConvGeometry`]s. An output's arithmetic does not depend on the split, so the logits are
 //! bit-identical to the single-threaded forward pass. The cheap layers are split too: ReLU
-//! by chunks (from a million values: below, handing them out costs more than it saves),
-//! max pooling by channels, LRN by channels (each part on a copy of its channels
-//! and the neighbours its windows read).
+//! by chunks, max pooling by channels, LRN by channels (each part on a copy of its channels
+//! and the neighbours its windows read); ReLU and LRN only from a million values (below,
+//! handing them out costs more than it saves).
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -243,7 +243,7 @@ impl<K: Kernels> Parallel<K> {
     ) -> Result<KernelPath, Error> {
         let Some(ranges) = self
             .channel_ranges(shape.c)
-            .filter(|_| values.len() == shape.len())
+            .filter(|_| values.len() == shape.len() && values.len() >= MIN_ELEMENTWISE_SPLIT)
         else {
             return lrn(values, shape); // it names any problem
         };
@@ -287,10 +287,12 @@ impl<K: Kernels> Parallel<K> {
     }
 }
 
-/// Values below which an elementwise layer (ReLU) runs on the calling thread: it streams
-/// them at cache speed (the paper net's largest, 290,400 f32 after conv1, in 0.05 ms on
-/// x86-64 with AVX2), less than handing halves to the pool's threads costs (0.10 ms on two
-/// threads, measured by `benches/roofline.rs`).
+/// Values below which an elementwise layer (ReLU) or an LRN runs on the calling thread:
+/// handing halves to the pool's threads costs more than it saves. The paper net's largest
+/// ReLU, 290,400 f32 after conv1, takes 0.05 ms on x86-64 with AVX2, 0.10 ms split on two
+/// threads; its LRN layers 0.55 and 0.28 ms (f32) or 0.48 and 0.30 ms (int8) whole, 0.59
+/// and 0.52 ms (f32) split, each part on a copy of its channels and their neighbours
+/// (measured by `benches/roofline.rs`).
 const MIN_ELEMENTWISE_SPLIT: usize = 1 << 20;
 
 /// Output rows per thread below which a convolution is split by output channels: the paper
@@ -557,6 +559,60 @@ mod tests {
             reference::int8::relu_in_place(&mut one, -3);
             pool.relu_int8(&mut split, -3);
             assert_eq!(one, split, "{len} codes");
+        }
+    }
+
+    /// LRN below the split size on this thread, above it by channels (each part on a copy
+    /// with its neighbours): the definitions' values either way, f32 and int8.
+    #[test]
+    fn lrn_split_or_not_gives_the_definitions_values() {
+        use alexnet_core::arch::LrnConvention;
+        use alexnet_core::int8::{lrn_max_sum, lrn_table_len};
+        use alexnet_core::kernels::Reference;
+        let pool = Parallel::with_kernels(3, Reference).unwrap();
+        let spec = LrnSpec {
+            size: 5,
+            alpha: 1e-4,
+            beta: 0.75,
+            k: 2.0,
+            convention: LrnConvention::Paper,
+        };
+        let table: Vec<i32> = (0..lrn_table_len(lrn_max_sum(5)))
+            .map(|i| 1_500_000_000 - 2_000_000 * i as i32)
+            .collect();
+        let zero_points = ZeroPoints {
+            input: -128,
+            output: -5,
+        };
+        // 7 x 12 x 12 stays whole; 19 x 236 x 236 (1.06 million) is split.
+        for shape in [Shape::new(7, 12, 12), Shape::new(19, 236, 236)] {
+            assert_eq!(
+                shape.len() >= MIN_ELEMENTWISE_SPLIT,
+                shape.c == 19,
+                "{shape:?}"
+            );
+            let values: Vec<f32> = (0..shape.len())
+                .map(|i| ((i * 7919) % 255) as f32 / 16.0 - 8.0)
+                .collect();
+            let (mut one, mut split) = (values.clone(), values);
+            Reference.lrn(&mut one, shape, &spec).unwrap();
+            pool.lrn(&mut split, shape, &spec).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&one), bits(&split), "{shape:?}");
+            let codes: Vec<i8> = (0..shape.len())
+                .map(|i| ((i * 7919) % 256) as u8 as i8)
+                .collect();
+            let (mut one, mut split) = (codes.clone(), codes);
+            let lrn_table = LrnTable {
+                table: &table,
+                shift: 31,
+            };
+            Reference
+                .lrn_int8(&mut one, shape, &spec, lrn_table, zero_points)
+                .unwrap();
+            pool.lrn_int8(&mut split, shape, &spec, lrn_table, zero_points)
+                .unwrap();
+            assert_eq!(one, split, "{shape:?}");
         }
     }
 

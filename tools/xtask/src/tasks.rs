@@ -271,28 +271,21 @@ pub fn bench() -> Result<(), String> {
         "the benchmarks: the core, libtorch and ONNX Runtime in one run (about 15 minutes)",
         || run(cargo().args(["bench", "-p", "alexnet-benches", "--bench", "forward"])),
     )?;
-    run(cargo().args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "alexnet-benches",
-        "--bin",
-        "bench-summary",
-    ]))?;
+    let bench_bin = |bin| {
+        run(cargo().args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "alexnet-benches",
+            "--bin",
+            bin,
+        ]))
+    };
+    bench_bin("bench-summary")?;
     step(
         "the roofline: the paper net's layers against this machine's measured peak",
-        || {
-            run(cargo().args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "alexnet-benches",
-                "--bin",
-                "roofline",
-            ]))
-        },
+        || bench_bin("roofline"),
     )
 }
 
