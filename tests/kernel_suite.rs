@@ -868,7 +868,7 @@ macro_rules! kernel_suite {
                     let spec = LrnSpec { size, alpha: 1e-4, beta: 0.75, k: 2.0, convention: LrnConvention::Paper };
                     let mut out = input.clone();
                     let zps = ZeroPoints { input: zp_in, output: zp_out };
-                    let table = LrnTable { table: &table, shift: q };
+                    let table = LrnTable::new(&table, q);
                     prop_assert_eq!(kernels().lrn_int8(&mut out, Shape::new(c, plane, 1), &spec, table, zps).unwrap(), expect(Op::LrnInt8));
                     prop_assert_eq!(out, int8_reference::lrn(&input, c, plane, size as usize, table.table, q, zp_in, zp_out));
                 }
@@ -893,7 +893,8 @@ macro_rules! kernel_suite {
                     let spec = LrnSpec { size, alpha: 1e-4, beta: 0.75, k: 2.0, convention: LrnConvention::Paper };
                     let mut out = input.clone();
                     let zps = ZeroPoints { input: zp_in, output: zp_out };
-                    let lrn_table = LrnTable { table: &table, shift: q };
+                    // The step check done once by the caller, as a parsed model does.
+                    let lrn_table = LrnTable { table: &table, shift: q, steps_fit: Some(int8::lrn_steps_fit(&table)) };
                     prop_assert_eq!(kernels().lrn_int8(&mut out, Shape::new(c, plane, 1), &spec, lrn_table, zps).unwrap(), expect(Op::LrnInt8));
                     prop_assert_eq!(out, int8_reference::lrn(&input, c, plane, size as usize, &table, q, zp_in, zp_out));
                 }

@@ -130,10 +130,7 @@ fn lrn_cases(kernels: &dyn Kernels, rng: &mut Rng) -> u32 {
             k: 2.0,
             convention: LrnConvention::Paper,
         };
-        let lrn_table = LrnTable {
-            table: &table[..len],
-            shift: q,
-        };
+        let lrn_table = LrnTable::new(&table[..len], q);
         let zps = ZeroPoints {
             input: zp_in,
             output: zp_out,

@@ -36,6 +36,15 @@ pub const fn lrn_table_len(max_sum: u32) -> usize {
     i as usize + 2
 }
 
+/// Whether every two neighbouring entries are less than 2^30 apart: then the kernels'
+/// 32-bit form of the table's interpolation is exact (`kernels::blocked::int8_lrn`). Real
+/// tables' entries change by a few percent from one grid point to the next.
+pub fn lrn_steps_fit(table: &[i32]) -> bool {
+    table
+        .windows(2)
+        .all(|w| (w[1] as i64 - w[0] as i64).abs() < 1 << 30)
+}
+
 /// Largest sum of squares for an LRN of size `n`: `n * 255^2`.
 pub const fn lrn_max_sum(size: u32) -> u32 {
     size * 255 * 255

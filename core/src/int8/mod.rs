@@ -6,7 +6,9 @@ mod lrn_table;
 pub mod packed;
 pub mod requant;
 
-pub use lrn_table::{lrn_grid, lrn_max_sum, lrn_table_index, lrn_table_len, LRN_DIRECT, LRN_STEPS};
+pub use lrn_table::{
+    lrn_grid, lrn_max_sum, lrn_steps_fit, lrn_table_index, lrn_table_len, LRN_DIRECT, LRN_STEPS,
+};
 
 /// A quantized convolution or linear layer's tensors, borrowed from the blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -69,6 +69,22 @@ pub struct LrnTable<'a> {
     pub table: &'a [i32],
     /// The right shift applied after multiplying by the factor.
     pub shift: u32,
+    /// Whether neighbouring entries are less than 2^30 apart
+    /// ([`crate::int8::lrn_steps_fit`]), if the caller knows (a parsed model does: it checks
+    /// once, not on every call of a fused chain); `None`: the kernel checks. A wrong
+    /// `Some(true)` gives wrong codes, never unsafety.
+    pub steps_fit: Option<bool>,
+}
+
+impl<'a> LrnTable<'a> {
+    /// A table whose kernels check its steps themselves.
+    pub const fn new(table: &'a [i32], shift: u32) -> Self {
+        LrnTable {
+            table,
+            shift,
+            steps_fit: None,
+        }
+    }
 }
 
 /// Every layer kind in both precisions. Each method checks its slices against the geometry,

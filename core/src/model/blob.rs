@@ -366,6 +366,7 @@ fn read_tensors<'a>(
                 super::quant::check_lrn_table(i, &spec, table)?;
                 if let Some(q) = model.quant.layers.get_mut(i) {
                     q.lrn_table = table;
+                    q.lrn_steps_fit = crate::int8::lrn_steps_fit(table);
                 }
             }
             _ => {}

@@ -616,6 +616,7 @@ impl<'a> Model<'a> {
                         let table = LrnTable {
                             table: q.lrn_table,
                             shift: q.lrn_shift,
+                            steps_fit: Some(q.lrn_steps_fit),
                         };
                         kernels
                             .lrn_int8(buf, shape, spec, table, zero_points)

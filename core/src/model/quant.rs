@@ -30,6 +30,9 @@ pub struct QLayer<'a> {
     pub lrn_table: &'a [i32],
     /// LRN table shift `Q`.
     pub lrn_shift: u32,
+    /// Whether the LRN table's neighbouring entries are less than 2^30 apart
+    /// ([`crate::int8::lrn_steps_fit`], checked once when the blob is parsed).
+    pub lrn_steps_fit: bool,
 }
 
 /// All int8 parameters of a model.
@@ -55,6 +58,7 @@ impl Quantization<'_> {
             kernel: None,
             lrn_table: &[],
             lrn_shift: 0,
+            lrn_steps_fit: true,
         }; MAX_LAYERS],
     };
 }

@@ -609,10 +609,7 @@ mod tests {
                 .map(|i| ((i * 7919) % 256) as u8 as i8)
                 .collect();
             let (mut one, mut split) = (codes.clone(), codes);
-            let lrn_table = LrnTable {
-                table: &table,
-                shift: 31,
-            };
+            let lrn_table = LrnTable::new(&table, 31);
             Reference
                 .lrn_int8(&mut one, shape, &spec, lrn_table, zero_points)
                 .unwrap();

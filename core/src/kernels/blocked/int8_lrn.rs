@@ -27,7 +27,9 @@ use super::super::LrnTable;
 use crate::arch::{LrnSpec, Shape, MAX_LRN_SIZE};
 use crate::error::Error;
 use crate::int8::requant::saturate;
-use crate::int8::{lrn_max_sum, lrn_table_index, lrn_table_len, ZeroPoints, LRN_DIRECT};
+use crate::int8::{
+    lrn_max_sum, lrn_steps_fit, lrn_table_index, lrn_table_len, ZeroPoints, LRN_DIRECT,
+};
 
 /// Pixels per block: the ring of codes (`MAX_LRN_SIZE` x 2 bytes), the running sums (4
 /// bytes) and a row of absent codes (1 byte) for this many pixels live on the stack, 4.4 KiB
@@ -146,6 +148,31 @@ struct Rounded<'a, const HIGH: bool> {
     zp_out: i32,
 }
 
+/// `Rounded`'s `scale` and `round_high` for a shift `9 <= q <= 62` (the x86-64 loop takes
+/// them from here too).
+#[inline(always)]
+pub(crate) const fn rounded_shift(q: u32) -> (u32, i32) {
+    if q >= 33 {
+        (q - 32, 1 << ((q - 33) & 31))
+    } else {
+        (32u32.saturating_sub(q), 0)
+    }
+}
+
+impl<'a, const HIGH: bool> Rounded<'a, HIGH> {
+    /// The arithmetic for shift `q` (`HIGH` must be `q >= 33`).
+    #[inline(always)]
+    fn new(table: &'a [i32], q: u32, zp_out: i32) -> Self {
+        let (scale, round_high) = rounded_shift(q);
+        Rounded {
+            table,
+            scale,
+            round_high,
+            zp_out,
+        }
+    }
+}
+
 impl<const HIGH: bool> Normalize for Rounded<'_, HIGH> {
     #[inline(always)]
     #[allow(unsafe_code)]
@@ -175,13 +202,6 @@ impl<const HIGH: bool> Normalize for Rounded<'_, HIGH> {
         };
         (self.zp_out + v).clamp(i8::MIN as i32, i8::MAX as i32) as i8
     }
-}
-
-/// Whether every two neighbouring entries are less than 2^30 apart.
-fn steps_fit(table: &[i32]) -> bool {
-    table
-        .windows(2)
-        .all(|w| (w[1] as i64 - w[0] as i64).abs() < 1 << 30)
 }
 
 /// One channel over a block of pixels for the 32-bit arithmetic (a table whose
@@ -234,13 +254,7 @@ pub fn rounded_channel(c: RoundedChannel<'_>) {
     // The code of a zero: `zp_out`, an int8 code here.
     let zero = zp_out as i8;
     if q >= 33 {
-        let rounded = Rounded::<true> {
-            table,
-            scale: q - 32,
-            round_high: 1 << ((q - 33) & 31),
-            zp_out,
-        };
-        channel(rounded, block, zp_in, zero);
+        channel(Rounded::<true>::new(table, q, zp_out), block, zp_in, zero);
         return;
     }
     #[cfg(all(target_arch = "arm", feature = "dsp"))]
@@ -254,21 +268,13 @@ pub fn rounded_channel(c: RoundedChannel<'_>) {
             block.row,
             block.sums,
             table,
-            32 - q,
+            rounded_shift(q).0,
             zp_in,
             zp_out,
         );
     }
     #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
-    {
-        let rounded = Rounded::<false> {
-            table,
-            scale: 32 - q,
-            round_high: 0,
-            zp_out,
-        };
-        channel(rounded, block, zp_in, zero);
-    }
+    channel(Rounded::<false>::new(table, q, zp_out), block, zp_in, zero);
 }
 
 /// The 32-bit arithmetic with a kernel set's loop for whole channels.
@@ -286,22 +292,9 @@ impl<S: Fn(RoundedChannel<'_>) + Copy> Normalize for Stepped<'_, S> {
     fn code(self, d: i32, s: u32) -> i8 {
         let (table, q, zp_out) = (self.table, self.q, self.zp_out);
         if q >= 33 {
-            let scale = q - 32;
-            Rounded::<true> {
-                table,
-                scale,
-                round_high: 1 << ((q - 33) & 31),
-                zp_out,
-            }
-            .code(d, s)
+            Rounded::<true>::new(table, q, zp_out).code(d, s)
         } else {
-            Rounded::<false> {
-                table,
-                scale: 32u32.saturating_sub(q),
-                round_high: 0,
-                zp_out,
-            }
-            .code(d, s)
+            Rounded::<false>::new(table, q, zp_out).code(d, s)
         }
     }
 
@@ -350,6 +343,7 @@ pub fn lrn_int8_with(
         .clamp(1, MAX_LRN_SIZE as usize);
     let (zp_in, zp_out) = (zero_points.input, zero_points.output);
     let q = table.shift;
+    let steps_fit = table.steps_fit;
     let table = table.table;
     // The sums of `n` squares of codes minus an int8 zero point stay within the table the
     // unchecked reads rely on. A zero point outside the codes (never in a valid blob) or a
@@ -366,7 +360,10 @@ pub fn lrn_int8_with(
         .map(|()| false);
     }
     let (channels, plane) = (shape.c, shape.plane());
-    if (9..=62).contains(&q) && steps_fit(table) && (-128..=127).contains(&zp_out) {
+    let rounded = (9..=62).contains(&q)
+        && (-128..=127).contains(&zp_out)
+        && steps_fit.unwrap_or_else(|| lrn_steps_fit(table));
+    if rounded {
         let stepped = Stepped {
             table,
             q,

@@ -1036,8 +1036,9 @@ mod x86 {
         let high = q >= 33;
         let zp_in = _mm256_set1_epi32(c.zp_in);
         let zp_out = _mm256_set1_epi32(c.zp_out);
-        let scale = _mm_cvtsi32_si128(if high { q - 32 } else { 32 - q } as i32);
-        let round_high = _mm256_set1_epi32(if high { 1 << ((q - 33) & 31) } else { 0 });
+        let (scale, round_high) = blocked::int8_lrn::rounded_shift(q);
+        let scale = _mm_cvtsi32_si128(scale as i32);
+        let round_high = _mm256_set1_epi32(round_high);
         let direct = _mm256_set1_epi32(crate::int8::LRN_DIRECT as i32);
         for i in (0..whole).step_by(8) {
             // SAFETY: `i + 8 <= whole <= width`, within each of the four slices (8 bytes of
