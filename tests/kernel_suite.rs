@@ -310,6 +310,23 @@ fn medium_int8_conv(exact: bool) -> Int8Conv {
     deterministic_int8_conv(g, exact)
 }
 
+/// A convolution with more output channels than the AVX2 int8 kernel keeps sums for at once
+/// (384), an odd count (the last tile of one channel) and an odd number of taps (45: a
+/// last tap without a partner, and a weight row longer than one 16-byte widening step).
+fn many_channels_int8_conv(exact: bool) -> Int8Conv {
+    let g = ConvGeom {
+        c: 5,
+        h: 7,
+        w: 6,
+        out_c: 389,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        groups: 1,
+    };
+    deterministic_int8_conv(g, exact)
+}
+
 /// Deterministic values for a convolution of geometry `g`.
 fn deterministic_int8_conv(g: ConvGeom, exact: bool) -> Int8Conv {
     let mut r = Lcg(7);
@@ -717,6 +734,14 @@ macro_rules! kernel_suite {
                 for exact in [false, true] {
                     int8_conv_check(&kernels(), &expect, large_int8_conv(exact), true).unwrap();
                     int8_conv_check(&kernels(), &expect, medium_int8_conv(exact), true).unwrap();
+                }
+            }
+
+            #[test]
+            fn int8_conv_with_many_output_channels() {
+                for exact in [false, true] {
+                    int8_conv_check(&kernels(), &expect, many_channels_int8_conv(exact), false)
+                        .unwrap();
                 }
             }
 

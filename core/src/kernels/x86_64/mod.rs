@@ -17,12 +17,14 @@
 //! each addition (`mul` then `add`, never FMA), and a long sum split into tap blocks goes
 //! through the output buffer between blocks, which stores the f32 value exactly. The int8
 //! kernel widens codes and weights to i16 and multiplies pairs of taps with `vpmaddwd`
-//! (exact: `|d * w| <= 255 * 128`), accumulating in i32 as the definition does.
+//! (exact: `|d * w| <= 255 * 128`), accumulating in i32 as the definition does. A tile's
+//! weights are widened to those pairs before its loop, so that the loop broadcasts each pair
+//! straight from memory: a load, not the two shuffles that compete with the additions.
 //!
 //! Loops, per group: f32: tap blocks (at most 512 taps), pixel blocks of 16 (packed once),
-//! output channels 5 at a time; int8: pixel blocks of 32, output channels 256 at a time
+//! output channels 5 at a time; int8: pixel blocks of 32, output channels 384 at a time
 //! (their i32 sums on the stack), tap blocks of at most 256 (packed once), output channels 2
-//! at a time. Stack: 32 KiB (f32), 48 KiB (int8), 32 KiB for the int8 fully connected
+//! at a time. Stack: 32 KiB (f32), 65 KiB (int8), 32 KiB for the int8 fully connected
 //! layer's widened inputs, 2 KiB for the f32 LRN's blocks. Panels are filled by AVX2 masked
 //! gathers (a lane outside the input reads nothing and gives the padding value); geometries
 //! too large for i32 lanes use scalar packing.
@@ -732,13 +734,14 @@ mod x86 {
 
     /// Output pixels per int8 tile: four vectors of 8 i32.
     const NR8: usize = 32;
-    /// Output channels per int8 tile: 8 accumulators, 4 panel vectors and the weight pair
-    /// in registers (3 rows would spill).
+    /// Output channels per int8 tile: 8 accumulators, 4 panel vectors, the weight pair and a
+    /// product in registers (3 rows spill, and measured slower on Zen 3).
     const MR8: usize = 2;
     /// Most taps per int8 panel (even; 16 KiB of i16).
     const KC8: usize = 256;
-    /// Most output channels whose i32 sums are kept at once (32 KiB).
-    const OC8: usize = 256;
+    /// Most output channels whose i32 sums are kept at once (48 KiB): all of the built-in
+    /// nets' widest convolution, conv3, so that its panels are packed once.
+    const OC8: usize = 384;
 
     /// Tap pairs: `[pair][pixel][2]` i16, the layout `vpmaddwd` multiplies.
     #[repr(C, align(32))]
@@ -746,6 +749,10 @@ mod x86 {
 
     #[repr(C, align(32))]
     struct Sums([[i32; NR8]; OC8]);
+
+    /// A tile's weights widened to the pairs `vpmaddwd` multiplies ([`widen_pairs`]).
+    #[repr(C, align(32))]
+    struct WidePairs([[i32; KC8 / 2]; MR8]);
 
     /// The int8 convolution on checked slices; `zero_points.input` must be in [-128, 127].
     pub(super) fn conv_int8(
@@ -773,6 +780,7 @@ mod x86 {
         let zp_in = zero_points.input as i16;
         let mut panel = PanelI16([0; KC8 * NR8]);
         let mut sums = Sums([[0; NR8]; OC8]);
+        let mut wide = WidePairs([[0; KC8 / 2]; MR8]);
         let k_blocks = d.taps.div_ceil(KC8).max(1);
         // Even block lengths, so that only the last block can end in half a pair.
         let kc_len = (d.taps.div_ceil(k_blocks) + 1) & !1;
@@ -806,8 +814,15 @@ mod x86 {
                             let w = kernel.weight;
                             // SAFETY (each arm): AVX2, as this function requires.
                             o += match nc - o {
-                                1 => unsafe { tile_int8::<1>(w, rest, d, panel, oc, k0, kc) },
-                                _ => unsafe { tile_int8::<MR8>(w, rest, d, panel, oc, k0, kc) },
+                                1 => unsafe {
+                                    tile_int8::<1>(&mut wide, w, rest, d, panel, oc, k0, kc)
+                                },
+                                2 => unsafe {
+                                    tile_int8::<2>(&mut wide, w, rest, d, panel, oc, k0, kc)
+                                },
+                                _ => unsafe {
+                                    tile_int8::<MR8>(&mut wide, w, rest, d, panel, oc, k0, kc)
+                                },
                             };
                         }
                     }
@@ -859,12 +874,13 @@ mod x86 {
     }
 
     /// Output channels `oc..oc + M` (their sums: the first `M` rows of `sums`) of one tile:
-    /// adds the panel's taps `k0..k0 + kc`; returns `M`.
+    /// widens their weights into `wide`, adds the panel's taps `k0..k0 + kc`; returns `M`.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
     unsafe fn tile_int8<const M: usize>(
+        wide: &mut WidePairs,
         weight: &[i8],
         sums: &mut [[i32; NR8]],
         d: &Dims,
@@ -873,35 +889,66 @@ mod x86 {
         k0: usize,
         kc: usize,
     ) -> usize {
-        let rows: [&[i8]; M] = core::array::from_fn(|i| {
+        for (i, dst) in wide.0.iter_mut().enumerate().take(M) {
             let start = (oc + i) * d.taps + k0;
-            weight.get(start..start + kc).unwrap_or(&[])
-        });
-        if let Some(acc) = sums
-            .get_mut(..M)
-            .and_then(|s| <&mut [[i32; NR8]; M]>::try_from(s).ok())
-        {
+            let row = weight.get(start..start + kc).unwrap_or(&[]);
             // SAFETY: AVX2, as this function requires.
-            unsafe { kernel_int8::<M>(&rows, panel, kc, acc) };
+            unsafe { widen_pairs(row, dst) };
+        }
+        if let (Some(acc), Some(wide)) = (
+            sums.get_mut(..M)
+                .and_then(|s| <&mut [[i32; NR8]; M]>::try_from(s).ok()),
+            wide.0
+                .get(..M)
+                .and_then(|w| <&[[i32; KC8 / 2]; M]>::try_from(w).ok()),
+        ) {
+            // SAFETY: AVX2, as this function requires.
+            unsafe { kernel_int8::<M>(wide, panel, kc.div_ceil(2), acc) };
         }
         M
     }
 
-    /// `acc[i][j] += sum over t in 0..kc of w[i][t] * panel[t][j]`, in i32 (wrapping), two
-    /// taps per `vpmaddwd`. Does nothing unless every row has `kc` weights and the panel
-    /// `ceil(kc / 2)` pairs of NR8 pixels.
+    /// A row of weights as the pairs `vpmaddwd` multiplies: `dst[p]` holds `w[2p]` in its low
+    /// i16 and `w[2p + 1]` (0 past the row's end) in its high one, both sign-extended. Writes
+    /// `ceil(row.len() / 2)` pairs (at most `dst`'s length).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn widen_pairs(row: &[i8], dst: &mut [i32; KC8 / 2]) {
+        let whole = (row.len() / 16).min(KC8 / 16);
+        for c in 0..whole {
+            // SAFETY: c < row.len() / 16: 16 bytes at 16 c; c < KC8 / 16: 8 pairs at 8 c.
+            unsafe {
+                let w = _mm256_cvtepi8_epi16(_mm_loadu_si128(row.as_ptr().add(16 * c).cast()));
+                _mm256_storeu_si256(dst.as_mut_ptr().add(8 * c).cast(), w);
+            }
+        }
+        let rest = row.get(16 * whole..).unwrap_or(&[]);
+        let pairs = dst.get_mut(8 * whole..).unwrap_or(&mut []);
+        for (p, two) in pairs.iter_mut().zip(rest.chunks(2)) {
+            let lo = two.first().map_or(0, |&w| w as i16 as u16 as u32);
+            let hi = two.get(1).map_or(0, |&w| w as i16 as u16 as u32);
+            *p = (lo | hi << 16) as i32;
+        }
+    }
+
+    /// `acc[i][j] += sum over pairs p of w[i][2p] * panel[2p][j] + w[i][2p + 1] *
+    /// panel[2p + 1][j]`, in i32 (wrapping), one `vpmaddwd` per pair and 8 pixels, the
+    /// widened weight pair broadcast straight from memory (no shuffle on the pipes the adds
+    /// need). Does nothing unless the panel has `pairs` pairs of NR8 pixels and `pairs <=
+    /// KC8 / 2`.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
     unsafe fn kernel_int8<const M: usize>(
-        rows: &[&[i8]; M],
+        wide: &[[i32; KC8 / 2]; M],
         panel: &[i16],
-        kc: usize,
+        pairs: usize,
         acc: &mut [[i32; NR8]; M],
     ) {
-        let pairs = kc.div_ceil(2);
-        if panel.len() < pairs * 2 * NR8 || rows.iter().any(|r| r.len() < kc) {
+        if panel.len() < pairs * 2 * NR8 || pairs > KC8 / 2 {
             return;
         }
         let mut v = [[_mm256_setzero_si256(); 4]; M];
@@ -913,26 +960,14 @@ mod x86 {
         }
         let b = panel.as_ptr();
         for pair in 0..pairs {
-            let mut bv = [_mm256_setzero_si256(); 4];
-            for (q, x) in bv.iter_mut().enumerate() {
-                // SAFETY: pair < pairs and panel.len() >= pairs * 2 * NR8: 64 i16 at
-                // pair * 64, four vectors of 16.
-                *x = unsafe { _mm256_loadu_si256(b.add(pair * 2 * NR8 + 16 * q).cast()) };
-            }
-            for (vi, row) in v.iter_mut().zip(rows) {
-                let t = 2 * pair;
-                let w = if t + 1 < kc {
-                    // SAFETY: t + 1 < kc <= row.len(): two bytes at t (little-endian: w[t] low).
-                    unsafe { row.as_ptr().add(t).cast::<i16>().read_unaligned() }
-                } else {
-                    // An odd last tap: w[t] with a zero partner.
-                    // SAFETY: t < kc <= row.len().
-                    unsafe { *row.get_unchecked(t) as u8 as i16 }
-                };
-                // [w[t], w[t + 1]] sign-extended to i16, in every 32-bit lane.
-                let w = _mm256_cvtepi8_epi16(_mm_set1_epi16(w));
-                for (x, bq) in vi.iter_mut().zip(&bv) {
-                    *x = _mm256_add_epi32(*x, _mm256_madd_epi16(*bq, w));
+            for (vi, w) in v.iter_mut().zip(wide) {
+                // SAFETY: pair < pairs <= KC8 / 2, the row's length.
+                let w = _mm256_set1_epi32(unsafe { *w.get_unchecked(pair) });
+                for (q, x) in vi.iter_mut().enumerate() {
+                    // SAFETY: pair < pairs and panel.len() >= pairs * 2 * NR8: 64 i16 at
+                    // pair * 64, four vectors of 16.
+                    let bq = unsafe { _mm256_loadu_si256(b.add(pair * 2 * NR8 + 16 * q).cast()) };
+                    *x = _mm256_add_epi32(*x, _mm256_madd_epi16(bq, w));
                 }
             }
         }
