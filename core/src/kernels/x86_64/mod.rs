@@ -878,6 +878,7 @@ mod x86 {
     ///
     /// # Safety
     /// The CPU must support AVX2.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
     unsafe fn tile_int8<const M: usize>(
         wide: &mut WidePairs,
