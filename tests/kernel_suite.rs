@@ -807,7 +807,7 @@ macro_rules! kernel_suite {
 
                 #[test]
                 fn f32_max_pool_and_relu(
-                    (c, h, w, win, stride, input) in (1usize..=4, 0usize..8, 0usize..8, 1usize..=4, 1usize..=3)
+                    (c, h, w, win, stride, input) in (1usize..=4, 0usize..8, 0usize..40, 1usize..=4, 1usize..=3)
                         .prop_flat_map(|(c, dh, dw, win, stride)| {
                             let (h, w) = (win + dh, win + dw);
                             (Just(c), Just(h), Just(w), Just(win), Just(stride), vec(value(true), c * h * w))
@@ -996,24 +996,26 @@ fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
         .expect("this machine has no AVX2 (or is not x86-64): the x86-64 kernels are untested")
 }
 
-/// What the x86-64 kernels run: their own convolutions, ReLUs, f32 and integer LRN, int8 max pool
-/// (up to the rows its buffer holds) and int8 fully connected layer (up to the input its
-/// buffer holds), the reference elsewhere.
+/// What the x86-64 kernels run: their own convolutions, ReLUs, f32 and integer LRN, f32 fully
+/// connected layer, int8 max pool (up to the rows its buffer holds) and int8 fully connected
+/// layer (up to the input its buffer holds), the reference elsewhere.
 #[cfg(target_arch = "x86_64")]
 fn x86_paths(op: Op) -> KernelPath {
     match op {
-        Op::Conv { .. } | Op::ConvInt8 { .. } | Op::Lrn | Op::LrnInt8 | Op::Relu | Op::ReluInt8 => {
-            KernelPath::X86Avx2
-        }
+        Op::Conv { .. }
+        | Op::ConvInt8 { .. }
+        | Op::Lrn
+        | Op::LrnInt8
+        | Op::Relu
+        | Op::ReluInt8
+        | Op::Linear => KernelPath::X86Avx2,
         Op::MaxPoolInt8 { in_w } if in_w <= MAX_POOL_ROW => KernelPath::X86Avx2,
         Op::LinearInt8 { inputs }
             if inputs <= alexnet_core::kernels::x86_64::MAX_LINEAR_INT8_INPUT =>
         {
             KernelPath::X86Avx2
         }
-        Op::Linear | Op::LinearInt8 { .. } | Op::MaxPoolInt8 { .. } | Op::Other => {
-            KernelPath::Reference
-        }
+        Op::LinearInt8 { .. } | Op::MaxPoolInt8 { .. } | Op::Other => KernelPath::Reference,
     }
 }
 

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | [`reference`](mod@reference) | everywhere | the contracts' definitions, every layer, f32 and int8 |
 //! | [`blocked`] | (generic, run by the sets below) | the f32 LRN over blocks of pixels (the innermost step supplied by each set), the integer LRN, the int8 max pool |
-//! | [`x86_64`] | x86-64 with AVX2 (detected at run time) | blocked f32 and int8 convolutions, the int8 fully connected layer, the f32 LRN on AVX2 |
+//! | [`x86_64`] | x86-64 with AVX2 (detected at run time) | blocked f32 and int8 convolutions, the f32 and int8 fully connected layers, the ReLUs, the LRNs and the int8 max pool on AVX2 |
 //! | [`cortex_m`] | Cortex-M: [`CortexMDsp`] with the DSP extension (feature `dsp`), [`CortexM`] without (an exact emulation off ARM) | the int8 convolution on `SMLAD` or `MLA`, the `SMLAD` FC layer, the f32 convolution, FC layer and LRN on the FPU |
 //!
 //! Every implementation computes every output exactly as the contracts say

@@ -1,6 +1,7 @@
 //! x86-64 kernels: the f32 and int8 convolutions as register-blocked matrix products for
 //! AVX2, chosen at run time ([`X86Avx2::detect`]), bit-identical to the definitions
-//! ([`super::reference::f32::conv2d`], [`super::reference::int8::conv2d`]), the f32 LRN
+//! ([`super::reference::f32::conv2d`], [`super::reference::int8::conv2d`]), the f32 and
+//! int8 fully connected layers (four weight rows streamed at once), the f32 LRN
 //! ([`super::blocked::lrn_f32`] with AVX2's correctly rounded `vsqrtps` and `vdivps`), and
 //! the blocked integer LRN (its channels eight pixels at a time) and int8 max pool
 //! ([`super::blocked`]), and the ReLUs eight or thirty-two values at a time.
@@ -49,9 +50,9 @@ use crate::int8::{QKernel, ZeroPoints};
 /// the stack (32 KiB). The built-in nets' longest is fc6's 9216.
 pub const MAX_LINEAR_INT8_INPUT: usize = 16384;
 
-/// The AVX2 kernels: the convolutions and the int8 fully connected layer run blocked SIMD
-/// code, the LRN and the int8 max pool the blocked kernels, every other layer the
-/// reference. Only [`X86Avx2::detect`] makes one, on a machine that has AVX2.
+/// The AVX2 kernels: the convolutions, the fully connected layers and the ReLUs run SIMD
+/// code, the LRN and the int8 max pool the blocked kernels compiled for AVX2, every other
+/// layer (the f32 max pool, the adaptive average pools) the reference. Only [`X86Avx2::detect`] makes one, on a machine that has AVX2.
 #[derive(Clone, Copy, Debug)]
 pub struct X86Avx2 {
     _detected: (),
@@ -106,6 +107,32 @@ impl Kernels for X86Avx2 {
         #[cfg(not(target_arch = "x86_64"))]
         {
             super::reference::f32::lrn_in_place(values, shape, spec).map(|()| KernelPath::Reference)
+        }
+    }
+
+    /// Same checks, same errors, same bits as [`super::reference::f32::linear`]: the
+    /// contract's 16 partial sums are two AVX2 vectors, four outputs at a time, so that four
+    /// weight rows stream at once (the reference, one row at a time with SSE, read fc6's
+    /// weights at about three quarters of this machine's streaming bandwidth).
+    fn linear(
+        &self,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let n = super::reference::f32::check_linear(input, weight, bias, output)?;
+            // SAFETY: an `X86Avx2` exists only where AVX2 was detected; the slices were
+            // checked above.
+            unsafe { x86::linear_f32(input, weight, bias, output, n) };
+            Ok(KernelPath::X86Avx2)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            super::reference::f32::linear(input, weight, bias, output)
+                .map(|()| KernelPath::Reference)
         }
     }
 
@@ -179,16 +206,20 @@ impl Kernels for X86Avx2 {
         Ok(KernelPath::own_or_reference(own, KernelPath::X86Avx2))
     }
 
-    /// The int8 max pool by rows ([`super::blocked::max_pool_int8`]; the reference for rows
-    /// wider than its buffer).
+    /// The int8 max pool by rows ([`super::blocked::max_pool_int8`] compiled for AVX2: its
+    /// column pass `vpmaxsb` on 32 codes; the reference for rows wider than its buffer).
     fn max_pool_int8(
         &self,
         g: &PoolGeometry,
         input: &[i8],
         output: &mut [i8],
     ) -> Result<KernelPath, Error> {
-        super::blocked::max_pool_int8(g, input, output)
-            .map(|own| KernelPath::own_or_reference(own, KernelPath::X86Avx2))
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `X86Avx2` exists only where AVX2 was detected.
+        let own = unsafe { x86::max_pool_int8(g, input, output) }?;
+        #[cfg(not(target_arch = "x86_64"))]
+        let own = super::blocked::max_pool_int8(g, input, output)?;
+        Ok(KernelPath::own_or_reference(own, KernelPath::X86Avx2))
     }
 
     /// Same checks, same errors, same codes as [`super::reference::int8::conv2d`]; an input
@@ -812,6 +843,7 @@ mod x86 {
                         while o < nc {
                             let (oc, rest) = (first + o, sums.0.get_mut(o..nc).unwrap_or(&mut []));
                             let w = kernel.weight;
+                            // An arm per remainder below MR8 (the 2 is MR8 today).
                             // SAFETY (each arm): AVX2, as this function requires.
                             o += match nc - o {
                                 1 => unsafe {
@@ -892,7 +924,11 @@ mod x86 {
     ) -> usize {
         for (i, dst) in wide.0.iter_mut().enumerate().take(M) {
             let start = (oc + i) * d.taps + k0;
-            let row = weight.get(start..start + kc).unwrap_or(&[]);
+            // Checked slices always have the row; without it, the tile is left alone rather
+            // than summed with another tile's weights.
+            let Some(row) = weight.get(start..start + kc) else {
+                return M;
+            };
             // SAFETY: AVX2, as this function requires.
             unsafe { widen_pairs(row, dst) };
         }
@@ -1051,6 +1087,19 @@ mod x86 {
         })
     }
 
+    /// The blocked int8 max pool compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_pool_int8(
+        g: &crate::geometry::PoolGeometry,
+        input: &[i8],
+        output: &mut [i8],
+    ) -> Result<bool, Error> {
+        blocked::max_pool_int8_with(g, input, output, blocked::int8_pool::fold_rows)
+    }
+
     /// [`blocked::rounded_channel`] eight pixels at a time: the sums moved with
     /// `vpmulld`, the octave of each sum from its conversion to f32 (exact below 2^24; the
     /// sums stay below 2^20), the entries by `vpgatherdd`, and both rounded shifts as the
@@ -1201,6 +1250,74 @@ mod x86 {
             let base = _mm_set_ss(b);
             let power = _mm_sqrt_ss(_mm_mul_ss(base, _mm_sqrt_ss(base)));
             *o = _mm_cvtss_f32(_mm_div_ss(_mm_set_ss(a), power));
+        }
+    }
+
+    /// The f32 fully connected layer, bit for bit the contract's order
+    /// ([`super::super::reference::f32::linear`]): each output's partial sum `l` takes the
+    /// products of inputs `16 i + l` in ascending `i` (a multiply, then an add), here lane `l`
+    /// of two vectors; the remainder's products, the fold in halves and the bias follow as
+    /// the reference does them. Four outputs at a time: four weight rows in flight.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; the slices must have passed `check_linear`, which returned `n`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn linear_f32(
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+        n: usize,
+    ) {
+        use super::super::reference::f32::{fold_with_bias, LINEAR_LANES};
+        const ROWS: usize = 4;
+        let n = n.min(input.len());
+        let whole = n - n % LINEAR_LANES;
+        let rows = weight.chunks_exact(n.max(1)).zip(bias);
+        let mut outputs = output.iter_mut().zip(rows).peekable();
+        while outputs.peek().is_some() {
+            let block: [_; ROWS] = core::array::from_fn(|_| outputs.next());
+            let mut lo = [_mm256_setzero_ps(); ROWS];
+            let mut hi = [_mm256_setzero_ps(); ROWS];
+            for i in (0..whole).step_by(LINEAR_LANES) {
+                // SAFETY: `i + 16 <= whole <= input.len()`; unaligned loads.
+                let (x0, x1) = unsafe {
+                    (
+                        _mm256_loadu_ps(input.as_ptr().add(i)),
+                        _mm256_loadu_ps(input.as_ptr().add(i + 8)),
+                    )
+                };
+                for ((l, h), out) in lo.iter_mut().zip(&mut hi).zip(&block) {
+                    if let Some((_, (row, _))) = out {
+                        // SAFETY: `row` has `n` weights and `i + 16 <= n`.
+                        let (w0, w1) = unsafe {
+                            (
+                                _mm256_loadu_ps(row.as_ptr().add(i)),
+                                _mm256_loadu_ps(row.as_ptr().add(i + 8)),
+                            )
+                        };
+                        *l = _mm256_add_ps(*l, _mm256_mul_ps(x0, w0));
+                        *h = _mm256_add_ps(*h, _mm256_mul_ps(x1, w1));
+                    }
+                }
+            }
+            for ((l, h), out) in lo.iter().zip(&hi).zip(block) {
+                let Some((y, (row, &b))) = out else {
+                    break;
+                };
+                let mut acc = [0.0f32; LINEAR_LANES];
+                // SAFETY: `acc` is 16 floats, two vectors of 8; unaligned stores.
+                unsafe {
+                    _mm256_storeu_ps(acc.as_mut_ptr(), *l);
+                    _mm256_storeu_ps(acc.as_mut_ptr().add(8), *h);
+                }
+                let rest = input.get(whole..n).unwrap_or(&[]);
+                let w_rest = row.get(whole..).unwrap_or(&[]);
+                for ((a, &x), &w) in acc.iter_mut().zip(rest).zip(w_rest) {
+                    *a += x * w;
+                }
+                *y = fold_with_bias(acc, b);
+            }
         }
     }
 
