@@ -18,7 +18,9 @@ use crate::geometry::PoolGeometry;
 pub const MAX_POOL_ROW: usize = 512;
 
 /// Max pooling of int8 codes. `Ok(false)`: the rows are wider than [`MAX_POOL_ROW`] and the
-/// definition ran.
+/// definition ran. Always inlined, so that a kernel set compiles it with its own target
+/// features (the x86-64 set with AVX2).
+#[inline(always)]
 pub fn max_pool_int8(g: &PoolGeometry, input: &[i8], output: &mut [i8]) -> Result<bool, Error> {
     max_pool_int8_with(g, input, output, fold_rows)
 }

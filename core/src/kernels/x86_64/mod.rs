@@ -52,7 +52,8 @@ pub const MAX_LINEAR_INT8_INPUT: usize = 16384;
 
 /// The AVX2 kernels: the convolutions, the fully connected layers and the ReLUs run SIMD
 /// code, the LRN and the int8 max pool the blocked kernels compiled for AVX2, every other
-/// layer (the f32 max pool, the adaptive average pools) the reference. Only [`X86Avx2::detect`] makes one, on a machine that has AVX2.
+/// layer (the f32 max pool, the adaptive average pools) the reference. Only
+/// [`X86Avx2::detect`] makes one, on a machine that has AVX2.
 #[derive(Clone, Copy, Debug)]
 pub struct X86Avx2 {
     _detected: (),
@@ -768,6 +769,8 @@ mod x86 {
     /// Output channels per int8 tile: 8 accumulators, 4 panel vectors, the weight pair and a
     /// product in registers (3 rows spill, and measured slower on Zen 3).
     const MR8: usize = 2;
+    // The tile loop's arms (one channel, else MR8) cover every remainder only for MR8 = 2.
+    const _: () = assert!(MR8 == 2);
     /// Most taps per int8 panel (even; 16 KiB of i16).
     const KC8: usize = 256;
     /// Most output channels whose i32 sums are kept at once (48 KiB): all of the built-in
@@ -843,14 +846,10 @@ mod x86 {
                         while o < nc {
                             let (oc, rest) = (first + o, sums.0.get_mut(o..nc).unwrap_or(&mut []));
                             let w = kernel.weight;
-                            // An arm per remainder below MR8 (the 2 is MR8 today).
                             // SAFETY (each arm): AVX2, as this function requires.
                             o += match nc - o {
                                 1 => unsafe {
                                     tile_int8::<1>(&mut wide, w, rest, d, panel, oc, k0, kc)
-                                },
-                                2 => unsafe {
-                                    tile_int8::<2>(&mut wide, w, rest, d, panel, oc, k0, kc)
                                 },
                                 _ => unsafe {
                                     tile_int8::<MR8>(&mut wide, w, rest, d, panel, oc, k0, kc)
@@ -907,6 +906,9 @@ mod x86 {
 
     /// Output channels `oc..oc + M` (their sums: the first `M` rows of `sums`) of one tile:
     /// widens their weights into `wide`, adds the panel's taps `k0..k0 + kc`; returns `M`.
+    /// The widening is repeated for every block of pixels (about 4 % of the tile's work):
+    /// widening all of a layer's weights once would need up to 3.5 MB (conv3), and the core
+    /// has no heap.
     ///
     /// # Safety
     /// The CPU must support AVX2.
@@ -1097,7 +1099,7 @@ mod x86 {
         input: &[i8],
         output: &mut [i8],
     ) -> Result<bool, Error> {
-        blocked::max_pool_int8_with(g, input, output, blocked::int8_pool::fold_rows)
+        blocked::max_pool_int8(g, input, output)
     }
 
     /// [`blocked::rounded_channel`] eight pixels at a time: the sums moved with
@@ -1253,6 +1255,18 @@ mod x86 {
         }
     }
 
+    /// `items` in arrays of `N` (the fully connected kernels' outputs, `N` rows at a time),
+    /// the last array padded with `None`.
+    fn blocks_of<const N: usize, I: Iterator>(
+        items: I,
+    ) -> impl Iterator<Item = [Option<I::Item>; N]> {
+        let mut items = items.peekable();
+        core::iter::from_fn(move || {
+            items.peek()?;
+            Some(core::array::from_fn(|_| items.next()))
+        })
+    }
+
     /// The f32 fully connected layer, bit for bit the contract's order
     /// ([`super::super::reference::f32::linear`]): each output's partial sum `l` takes the
     /// products of inputs `16 i + l` in ascending `i` (a multiply, then an add), here lane `l`
@@ -1274,9 +1288,7 @@ mod x86 {
         let n = n.min(input.len());
         let whole = n - n % LINEAR_LANES;
         let rows = weight.chunks_exact(n.max(1)).zip(bias);
-        let mut outputs = output.iter_mut().zip(rows).peekable();
-        while outputs.peek().is_some() {
-            let block: [_; ROWS] = core::array::from_fn(|_| outputs.next());
+        for block in blocks_of::<ROWS, _>(output.iter_mut().zip(rows)) {
             let mut lo = [_mm256_setzero_ps(); ROWS];
             let mut hi = [_mm256_setzero_ps(); ROWS];
             for i in (0..whole).step_by(LINEAR_LANES) {
@@ -1344,9 +1356,7 @@ mod x86 {
         let whole = n - n % 16;
         let rows = kernel.weight.chunks_exact(n);
         let channel = kernel.bias.iter().zip(kernel.multiplier).zip(kernel.shift);
-        let mut outputs = output.iter_mut().zip(rows.zip(channel)).peekable();
-        while outputs.peek().is_some() {
-            let block: [_; ROWS] = core::array::from_fn(|_| outputs.next());
+        for block in blocks_of::<ROWS, _>(output.iter_mut().zip(rows.zip(channel))) {
             let mut acc = [_mm256_setzero_si256(); ROWS];
             for i in (0..whole).step_by(16) {
                 // SAFETY: `i + 16 <= whole <= n`: within `xs`; unaligned load.
