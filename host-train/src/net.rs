@@ -142,7 +142,7 @@ impl Net {
             };
             if let Layer::Conv(c) = step.layer {
                 ensure!(
-                    c.groups == 1 || c.groups as usize % towers == 0,
+                    c.groups == 1 || (c.groups as usize).is_multiple_of(towers),
                     "layer {} has {} groups, which {towers} towers cannot split",
                     step.index,
                     c.groups

@@ -370,7 +370,7 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
             crate::device::describe(&devices)
         );
         ensure!(
-            t.batch_size % world == 0,
+            t.batch_size.is_multiple_of(world),
             "batch_size {} does not divide among {world} ranks",
             t.batch_size
         );
@@ -525,10 +525,10 @@ pub fn run(cfg: &Config, out: &Path, opts: &RunOptions) -> Result<Summary> {
             seen += batch.n;
             bar.inc((batch.n * world) as u64);
             let checkpoint_now = t.checkpoint_every > 0
-                && state.step % t.checkpoint_every == 0
+                && state.step.is_multiple_of(t.checkpoint_every)
                 && state.batch_in_epoch < batches_in_epoch;
             let stop_now = t.max_steps > 0 && state.step >= t.max_steps;
-            if checkpoint_now || stop_now || state.step % t.log_every.max(1) == 0 {
+            if checkpoint_now || stop_now || state.step.is_multiple_of(t.log_every.max(1)) {
                 running.settle(&mut loss_sum, &mut correct, state.lr)?;
                 (state.epoch_loss_sum, state.epoch_correct, state.epoch_seen) =
                     (loss_sum, correct as u64, seen as u64);

@@ -160,7 +160,7 @@ impl Layer {
                     return Err(ArchProblem::PaddingNotSmallerThanKernel);
                 }
                 let g = c.groups as usize;
-                if input.c % g != 0 || c.out_channels as usize % g != 0 {
+                if !input.c.is_multiple_of(g) || !(c.out_channels as usize).is_multiple_of(g) {
                     return Err(ArchProblem::GroupsDoNotDivideChannels);
                 }
                 let h = match window_out(input.h, c.kernel, c.stride, c.padding) {

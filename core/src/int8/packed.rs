@@ -38,7 +38,10 @@ impl PackedGeometry {
     pub const fn new(spec: &ConvSpec, input: Shape) -> Option<Self> {
         let groups = spec.groups as usize;
         let kernel = spec.kernel as usize;
-        if groups == 0 || input.c % groups != 0 || spec.out_channels as usize % groups != 0 {
+        if groups == 0
+            || !input.c.is_multiple_of(groups)
+            || !(spec.out_channels as usize).is_multiple_of(groups)
+        {
             return None;
         }
         let cin_group = input.c / groups;

@@ -92,7 +92,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
         }
     }
     let address = bytes.as_ptr() as usize;
-    if address % format::BLOB_ALIGN != 0 {
+    if !address.is_multiple_of(format::BLOB_ALIGN) {
         return Err(Error::Misaligned {
             what: "blob start",
             offset: address,

@@ -654,7 +654,7 @@ fn average_pool(node: &NodeProto, input: Shape) -> Result<Layer> {
     floor_sized(node, input, window, stride)?;
     let w = window as usize;
     ensure!(
-        stride == window && input.h % w == 0 && input.w % w == 0,
+        stride == window && input.h.is_multiple_of(w) && input.w.is_multiple_of(w),
         "a {window}x{window} average pool with stride {stride} on {}x{}: only windows that \
          tile the input are taken",
         input.h,

@@ -463,7 +463,7 @@ fn long(raw: &[u8]) -> Value {
 /// Alternating keys and values as pairs.
 fn pairs(items: Vec<Value>, at: usize) -> Result<Vec<(Value, Value)>> {
     ensure!(
-        items.len() % 2 == 0,
+        items.len().is_multiple_of(2),
         "malformed pickle: odd number of dict items at byte {at}"
     );
     let mut out = Vec::with_capacity(items.len() / 2);
