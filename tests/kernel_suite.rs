@@ -714,11 +714,19 @@ fn regression_geometries_match<K: Kernels>(kernels: &K, expect: impl Fn(Op) -> K
 /// path it must report.
 macro_rules! kernel_suite {
     ($name:ident, $kernels:expr, $expect:expr) => {
+        kernel_suite!($name, $kernels, $expect, false);
+    };
+    ($name:ident, $kernels:expr, $expect:expr, $skip:expr) => {
         mod $name {
             use super::*;
 
             fn kernels() -> impl Kernels {
                 $kernels
+            }
+
+            /// Whether this machine lacks these kernels: each test then returns at once.
+            fn skip() -> bool {
+                $skip
             }
 
             fn expect(op: Op) -> KernelPath {
@@ -731,6 +739,7 @@ macro_rules! kernel_suite {
             /// the exact regime and not.
             #[test]
             fn int8_conv_with_prepacked_weights_on_a_large_input() {
+                if skip() { return; }
                 for exact in [false, true] {
                     int8_conv_check(&kernels(), &expect, large_int8_conv(exact), true).unwrap();
                     int8_conv_check(&kernels(), &expect, medium_int8_conv(exact), true).unwrap();
@@ -739,6 +748,7 @@ macro_rules! kernel_suite {
 
             #[test]
             fn int8_conv_with_many_output_channels() {
+                if skip() { return; }
                 for exact in [false, true] {
                     int8_conv_check(&kernels(), &expect, many_channels_int8_conv(exact), false)
                         .unwrap();
@@ -750,6 +760,7 @@ macro_rules! kernel_suite {
 
                 #[test]
                 fn f32_conv((g, input, weight, bias, specials) in f32_conv_case()) {
+                    if skip() { return Ok(()); }
                     let mut out = vec![1.5f32; g.out_c * g.out_h() * g.out_w()];
                     let path = kernels().conv2d(&geometry_of(&g), &input, &weight, &bias, &mut out).unwrap();
                     prop_assert_eq!(path, expect(Op::Conv { taps: g.c / g.groups * g.k * g.k }));
@@ -770,6 +781,7 @@ macro_rules! kernel_suite {
                         (vec(value(n % 3 == 0), n), vec(-1.0f32..1.0, n * o), vec(-1.0f32..1.0, o))
                     })
                 ) {
+                    if skip() { return Ok(()); }
                     let mut out = vec![0.0; bias.len()];
                     prop_assert_eq!(kernels().linear(&input, &weight, &bias, &mut out).unwrap(), expect(Op::Linear));
                     prop_assert_eq!(bits(&out), bits(&contract::linear(&input, &weight, &bias)));
@@ -790,6 +802,7 @@ macro_rules! kernel_suite {
                                 (Just(c), Just(plane), Just(half), Just(k), Just(alpha), Just(beta), Just(averaged), vec(-10.0f32..10.0, c * plane))
                             })
                 ) {
+                    if skip() { return Ok(()); }
                     let size = 2 * half + 1;
                     let convention = if averaged { LrnConvention::AlphaOverN } else { LrnConvention::Paper };
                     let spec = LrnSpec { size, alpha, beta, k, convention };
@@ -813,6 +826,7 @@ macro_rules! kernel_suite {
                             (Just(c), Just(h), Just(w), Just(win), Just(stride), vec(value(true), c * h * w))
                         })
                 ) {
+                    if skip() { return Ok(()); }
                     let g = PoolGeometry::new(&PoolSpec { window: win as u32, stride: stride as u32 }, Shape::new(c, h, w)).unwrap();
                     let mut out = vec![0.0; g.output().len()];
                     prop_assert_eq!(kernels().max_pool(&g, &input, &mut out).unwrap(), expect(Op::Other));
@@ -829,6 +843,7 @@ macro_rules! kernel_suite {
                     (c, h, w, oh, ow, input) in (1usize..=3, 1usize..=12, 1usize..=12)
                         .prop_flat_map(|(c, h, w)| (Just(c), Just(h), Just(w), 1..=h, 1..=w, vec(-5.0f32..5.0, c * h * w)))
                 ) {
+                    if skip() { return Ok(()); }
                     let g = AdaptivePoolGeometry::new(Shape::new(c, h, w), oh as u32, ow as u32).unwrap();
                     let mut out = vec![0.0; c * oh * ow];
                     prop_assert_eq!(kernels().adaptive_avg_pool(&g, &input, &mut out).unwrap(), expect(Op::Other));
@@ -843,11 +858,13 @@ macro_rules! kernel_suite {
 
                 #[test]
                 fn int8_conv(case in int8_conv_case()) {
+                    if skip() { return Ok(()); }
                     int8_conv_check(&kernels(), &expect, case, false)?;
                 }
 
                 #[test]
                 fn int8_conv_with_prepacked_weights(case in int8_conv_case()) {
+                    if skip() { return Ok(()); }
                     int8_conv_check(&kernels(), &expect, case, true)?;
                 }
 
@@ -857,6 +874,7 @@ macro_rules! kernel_suite {
                         (vec(any::<i8>(), n), vec(-127i8..=127, n * o), requant(o), -128i32..=127, -128i32..=127)
                     })
                 ) {
+                    if skip() { return Ok(()); }
                     let kernel = QKernel { weight: &weight, bias: &bias, multiplier: &multiplier, shift: &shift, packed: None };
                     let mut out = vec![0i8; bias.len()];
                     let zps = ZeroPoints { input: zp_in, output: zp_out };
@@ -889,6 +907,7 @@ macro_rules! kernel_suite {
                             (Just(c), Just(plane), Just(half), Just(q), Just(zp_in), Just(zp_out), vec(any::<i8>(), c * plane), table)
                         })
                 ) {
+                    if skip() { return Ok(()); }
                     let size = 2 * half + 1;
                     let spec = LrnSpec { size, alpha: 1e-4, beta: 0.75, k: 2.0, convention: LrnConvention::Paper };
                     let mut out = input.clone();
@@ -907,6 +926,7 @@ macro_rules! kernel_suite {
                     (c, plane, half, zp_in, zp_out, s_in, ratio, alpha, k) in (1usize..=12, prop_oneof![1usize..=6, 40usize..=110, 250usize..=300], 0u32..=4, -128i32..=127, -128i32..=127, 0.005f64..0.5, -14.0f64..14.0, 1e-5f64..1e-2, prop_oneof![Just(1.0f64), Just(2.0)]),
                     seed in any::<u64>(),
                 ) {
+                    if skip() { return Ok(()); }
                     let size = 2 * half + 1;
                     let (table, q) = int8_reference::lrn_table(size as usize, alpha, 0.75, k, s_in, s_in * 2f64.powf(ratio)).unwrap();
                     // Codes skewed towards the zero point, as after a ReLU.
@@ -932,6 +952,7 @@ macro_rules! kernel_suite {
                             (Just(c), Just(h), Just(w), Just(win), Just(stride), 1..=h, 1..=w, -128i32..=127, vec(any::<i8>(), c * h * w))
                         })
                 ) {
+                    if skip() { return Ok(()); }
                     let g = PoolGeometry::new(&PoolSpec { window: win as u32, stride: stride as u32 }, Shape::new(c, h, w)).unwrap();
                     let mut out = vec![0i8; g.output().len()];
                     prop_assert_eq!(kernels().max_pool_int8(&g, &input, &mut out).unwrap(), expect(Op::MaxPoolInt8 { in_w: w }));
@@ -949,39 +970,46 @@ macro_rules! kernel_suite {
             #[test]
             #[cfg_attr(miri, ignore = "a billion MACs: too slow to interpret")]
             fn paper_convolutions_at_full_size() {
+                if skip() { return; }
                 super::paper_convolutions_at_full_size(&kernels(), expect);
             }
 
             #[test]
             fn padding_products_are_materialized() {
+                if skip() { return; }
                 super::padding_products_are_materialized(&kernels());
             }
 
             #[test]
             #[cfg_attr(miri, ignore = "rows of 2^14 values: too slow to interpret")]
             fn unusual_geometries_match() {
+                if skip() { return; }
                 super::unusual_geometries_match(&kernels());
             }
 
             #[test]
             fn regression_geometries_match() {
+                if skip() { return; }
                 super::regression_geometries_match(&kernels(), expect);
             }
 
             #[test]
             #[cfg_attr(miri, ignore = "rows of 512 values and more, by each reference: minutes to interpret")]
             fn wide_int8_pools_match() {
+                if skip() { return; }
                 super::wide_int8_pools_match(&kernels(), expect);
             }
 
             #[test]
             #[cfg_attr(miri, ignore = "fc6-sized sums, by each reference: minutes to interpret")]
             fn long_int8_linear_matches() {
+                if skip() { return; }
                 super::long_int8_linear_matches(&kernels(), expect);
             }
 
             #[test]
             fn errors_match_the_reference() {
+                if skip() { return; }
                 super::errors_match_the_reference(&kernels());
             }
         }
@@ -994,6 +1022,46 @@ macro_rules! kernel_suite {
 fn x86_avx2() -> alexnet_core::kernels::X86Avx2 {
     alexnet_core::kernels::X86Avx2::detect()
         .expect("this machine has no AVX2 (or is not x86-64): the x86-64 kernels are untested")
+}
+
+/// The AVX-512 kernels, where this machine has them.
+#[cfg(target_arch = "x86_64")]
+fn x86_avx512() -> alexnet_core::kernels::X86Avx512 {
+    alexnet_core::kernels::X86Avx512::detect()
+        .expect("AVX-512 with VNNI: checked by avx512_missing")
+}
+
+/// Whether this machine lacks AVX-512 F/BW/VL and VNNI, so that the AVX-512 suite cannot run
+/// (it says so on stderr). With `ALEXNET_REQUIRE_AVX512` set, a machine without them fails
+/// instead: for machines that must test those kernels.
+#[cfg(target_arch = "x86_64")]
+fn avx512_missing() -> bool {
+    let missing = alexnet_core::kernels::X86Avx512::detect().is_none();
+    if missing {
+        assert!(
+            std::env::var_os("ALEXNET_REQUIRE_AVX512").is_none(),
+            "ALEXNET_REQUIRE_AVX512 is set, but this machine has no AVX-512 with VNNI"
+        );
+        eprintln!(
+            "skipped: this machine has no AVX-512 with VNNI, the AVX-512 kernels are untested here"
+        );
+    }
+    missing
+}
+
+/// What the AVX-512 kernels run: their own int8 convolution and int8 fully connected layer
+/// (up to the input their buffer holds), the AVX2 kernels' paths elsewhere.
+#[cfg(target_arch = "x86_64")]
+fn avx512_paths(op: Op) -> KernelPath {
+    match op {
+        Op::ConvInt8 { .. } => KernelPath::X86Avx512,
+        Op::LinearInt8 { inputs }
+            if inputs <= alexnet_core::kernels::x86_64::MAX_LINEAR_INT8_INPUT =>
+        {
+            KernelPath::X86Avx512
+        }
+        _ => x86_paths(op),
+    }
 }
 
 /// What the x86-64 kernels run: their own convolutions, ReLUs, f32 and integer LRN, f32 fully
@@ -1058,13 +1126,17 @@ fn parallel() -> alexnet_host::parallel::Parallel {
     alexnet_host::parallel::Parallel::new(2).expect("a two-thread pool")
 }
 
-/// What [`alexnet_core::kernels::native`] runs here: the x86-64 kernels on x86-64 (which
-/// must have AVX2, see [`x86_avx2`]), the reference elsewhere (Miri interprets the suite for
-/// aarch64).
+/// What [`alexnet_core::kernels::native`] runs here: the AVX-512 kernels on x86-64 with
+/// them, else the AVX2 ones (which x86-64 machines must have, see [`x86_avx2`]), the
+/// reference elsewhere (Miri interprets the suite for aarch64).
 fn native_paths(op: Op) -> KernelPath {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_paths(op)
+        if alexnet_core::kernels::X86Avx512::detect().is_some() {
+            avx512_paths(op)
+        } else {
+            x86_paths(op)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -1076,6 +1148,8 @@ fn native_paths(op: Op) -> KernelPath {
 kernel_suite!(reference, Reference, |_| KernelPath::Reference);
 #[cfg(target_arch = "x86_64")]
 kernel_suite!(x86_64, x86_avx2(), x86_paths);
+#[cfg(target_arch = "x86_64")]
+kernel_suite!(x86_64_avx512, x86_avx512(), avx512_paths, avx512_missing());
 kernel_suite!(cortex_m_dsp, alexnet_core::kernels::CortexMDsp, dsp_paths);
 kernel_suite!(cortex_m, alexnet_core::kernels::CortexM, cortex_m_paths);
 // Not under Miri: it reports a Stacked Borrows violation inside crossbeam-epoch (rayon's
@@ -1090,11 +1164,14 @@ kernel_suite!(
 );
 
 /// `native()` is what the firmware and the host run by default: on this machine (x86-64
-/// with AVX2, no `dsp` feature) the x86-64 kernels.
+/// with AVX2, no `dsp` feature) the AVX-512 kernels where it has them, else the AVX2 ones.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn native_is_the_machines_best() {
     let native = alexnet_core::kernels::native();
     println!("native kernels: {}", native.name());
-    assert_eq!(native.name(), x86_avx2().name());
+    match alexnet_core::kernels::X86Avx512::detect() {
+        Some(avx512) => assert_eq!(native.name(), avx512.name()),
+        None => assert_eq!(native.name(), x86_avx2().name()),
+    }
 }

@@ -27,7 +27,7 @@ pub mod x86_64;
 pub use cortex_m::{CortexM, CortexMDsp};
 pub use detect::native;
 pub use reference::Reference;
-pub use x86_64::X86Avx2;
+pub use x86_64::{X86Avx2, X86Avx512};
 
 use crate::arch::{LrnSpec, Shape};
 use crate::error::Error;
@@ -42,6 +42,8 @@ pub enum KernelPath {
     Reference,
     /// The AVX2 kernels of [`x86_64`].
     X86Avx2,
+    /// The AVX-512 kernels of [`x86_64`] (AVX512-VNNI for int8).
+    X86Avx512,
     /// The `SMLAD` kernels of [`cortex_m`] (the real instructions on ARM with `dsp`, their
     /// exact emulation elsewhere).
     CortexMDsp,

@@ -40,6 +40,9 @@
 //! intrinsics sound to call. With `kernels::cortex_m`, this is where the crate uses
 //! `unsafe`: the intrinsics, their loads and stores, each with its argument.
 
+mod avx512;
+pub use avx512::X86Avx512;
+
 use super::{KernelPath, Kernels, LrnTable};
 use crate::arch::{LrnSpec, Shape};
 use crate::error::Error;
@@ -257,16 +260,16 @@ mod x86 {
     /// Where the `N` output pixels of a block read their tap `(0, 0)`: row and column in
     /// unpadded input coordinates, wrapped below zero (so `< in_h`, `< in_w` test both ends).
     /// Pixels past the plane's end repeat its last pixel (their outputs are never stored).
-    struct Block<const N: usize> {
-        row: [usize; N],
-        col: [usize; N],
+    pub(super) struct Block<const N: usize> {
+        pub(super) row: [usize; N],
+        pub(super) col: [usize; N],
         /// Every tap of every pixel is inside the input: no padding to test for.
-        interior: bool,
+        pub(super) interior: bool,
     }
 
     impl<const N: usize> Block<N> {
         #[inline(always)]
-        fn new(d: &Dims, p0: usize) -> Self {
+        pub(super) fn new(d: &Dims, p0: usize) -> Self {
             let mut b = Block {
                 row: [0; N],
                 col: [0; N],
@@ -289,15 +292,15 @@ mod x86 {
 
     /// Tap `t`'s input channel, kernel row and kernel column, stepped in the contract's order.
     #[derive(Clone, Copy)]
-    struct Tap {
-        ic: usize,
-        ky: usize,
-        kx: usize,
+    pub(super) struct Tap {
+        pub(super) ic: usize,
+        pub(super) ky: usize,
+        pub(super) kx: usize,
     }
 
     impl Tap {
         #[inline(always)]
-        fn new(t: usize, k: usize) -> Self {
+        pub(super) fn new(t: usize, k: usize) -> Self {
             Tap {
                 ic: t / (k * k).max(1),
                 ky: t % (k * k).max(1) / k.max(1),
@@ -305,7 +308,7 @@ mod x86 {
             }
         }
         #[inline(always)]
-        fn step(&mut self, k: usize) {
+        pub(super) fn step(&mut self, k: usize) {
             self.kx += 1;
             if self.kx == k {
                 self.kx = 0;
@@ -321,7 +324,7 @@ mod x86 {
     /// Writes the `N` pixels' values of one tap through `put(lane, value)`, where `value`
     /// is `None` on a padded position.
     #[inline(always)]
-    fn gather<const N: usize, T: Copy>(
+    pub(super) fn gather<const N: usize, T: Copy>(
         input: &[T],
         d: &Dims,
         b: &Block<N>,
@@ -351,7 +354,7 @@ mod x86 {
 
     /// Whether every coordinate and offset of this convolution fits the i32 lanes of the
     /// vector packers (with room to spare: rows and columns below 2^16, offsets below 2^31).
-    fn lanes_fit(d: &Dims, input_len: usize) -> bool {
+    pub(super) fn lanes_fit(d: &Dims, input_len: usize) -> bool {
         const SIDE: usize = 1 << 14;
         input_len <= 1 << 30
             && d.in_h < SIDE
@@ -1257,7 +1260,7 @@ mod x86 {
 
     /// `items` in arrays of `N` (the fully connected kernels' outputs, `N` rows at a time),
     /// the last array padded with `None`.
-    fn blocks_of<const N: usize, I: Iterator>(
+    pub(super) fn blocks_of<const N: usize, I: Iterator>(
         items: I,
     ) -> impl Iterator<Item = [Option<I::Item>; N]> {
         let mut items = items.peekable();

@@ -1,0 +1,569 @@
+//! The AVX-512 kernels ([`X86Avx512`]): the int8 convolution and fully connected layer on
+//! AVX512-VNNI's `vpdpbusd`, every other layer the AVX2 kernels ([`super::X86Avx2`]).
+//!
+//! `vpdpbusd` multiplies unsigned bytes by signed ones, four pairs per 32-bit lane, and adds
+//! the four products to the lane: exact, since `|u * w| <= 255 * 128`, and the lane's sum
+//! wraps in i32 as the definition's does. The codes `q` are signed, so the kernels feed it
+//! `u = q + 128` (the code's bits with the top one flipped), padding included (`zp_in +
+//! 128`), and take back what that adds to every output of channel `o`: `(zp_in + 128) *
+//! sum_t w[o][t]`, a per-channel constant folded into the starting value `bias[o] - (zp_in +
+//! 128) * sum_t w[o][t]`. So each output is `bias + sum_t (q_t - zp_in) * w_t` in wrapping
+//! i32, the definition's integer, whatever the order (integer sums are exact in any order).
+//!
+//! The convolution keeps the AVX2 kernel's loops (pixel blocks, output channels 384 at a
+//! time, tap blocks packed once) with 16-lane vectors: a panel holds, for each group of four
+//! taps, every pixel's four `u` codes as one 32-bit lane, the order `vpdpbusd` reads, and a
+//! tile is four output channels by 64 pixels, sixteen accumulators of 16 lanes; each step
+//! broadcasts four consecutive weights of a channel, which are four consecutive bytes of
+//! its row in the blob's layout (no widening).
+
+use super::{KernelPath, Kernels, LrnTable, X86Avx2};
+use crate::arch::{LrnSpec, Shape};
+use crate::error::Error;
+use crate::geometry::{AdaptivePoolGeometry, ConvGeometry, PoolGeometry};
+use crate::int8::{QKernel, ZeroPoints};
+
+/// The AVX-512 kernels: the int8 convolution and fully connected layer on `vpdpbusd`, every
+/// other layer as [`X86Avx2`] computes it (and reported as such). Only
+/// [`X86Avx512::detect`] makes one, on a machine with AVX-512 F, BW, VL and VNNI.
+#[derive(Clone, Copy, Debug)]
+pub struct X86Avx512 {
+    _detected: (),
+}
+
+impl X86Avx512 {
+    /// The AVX-512 kernels if this is x86-64 with AVX2, AVX-512 F/BW/VL and AVX512-VNNI
+    /// enabled by the OS, else `None`.
+    pub fn detect() -> Option<Self> {
+        super::super::detect::x86_avx512_vnni().then_some(Self::DETECTED)
+    }
+
+    /// The value [`X86Avx512::detect`] returns; private, so that only detection hands it out.
+    pub(in crate::kernels) const DETECTED: Self = X86Avx512 { _detected: () };
+
+    /// The AVX2 kernels, which every machine with AVX-512 also has (detection checks both).
+    const AVX2: X86Avx2 = X86Avx2::DETECTED;
+}
+
+impl Kernels for X86Avx512 {
+    fn name(&self) -> &'static str {
+        "x86-64 AVX-512 VNNI"
+    }
+
+    fn conv2d(
+        &self,
+        g: &ConvGeometry,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        Self::AVX2.conv2d(g, input, weight, bias, output)
+    }
+
+    fn linear(
+        &self,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        Self::AVX2.linear(input, weight, bias, output)
+    }
+
+    fn relu(&self, values: &mut [f32]) -> KernelPath {
+        Self::AVX2.relu(values)
+    }
+
+    fn lrn(&self, values: &mut [f32], shape: Shape, spec: &LrnSpec) -> Result<KernelPath, Error> {
+        Self::AVX2.lrn(values, shape, spec)
+    }
+
+    fn max_pool(
+        &self,
+        g: &PoolGeometry,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        Self::AVX2.max_pool(g, input, output)
+    }
+
+    fn adaptive_avg_pool(
+        &self,
+        g: &AdaptivePoolGeometry,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> Result<KernelPath, Error> {
+        Self::AVX2.adaptive_avg_pool(g, input, output)
+    }
+
+    /// Same checks, same errors, same codes as [`super::super::reference::int8::conv2d`],
+    /// on `vpdpbusd` (see the module's documentation); an input zero point outside the int8
+    /// codes (never in a valid blob) runs the reference.
+    fn conv2d_int8(
+        &self,
+        g: &ConvGeometry,
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        #[cfg(target_arch = "x86_64")]
+        if (-128..=127).contains(&zero_points.input) {
+            g.check_int8(input, kernel, output)?;
+            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL and VNNI were
+            // detected; the slices were checked above.
+            unsafe { vnni::conv_int8(input, kernel, zero_points, output, &g.dims()) };
+            return Ok(KernelPath::X86Avx512);
+        }
+        super::super::reference::int8::conv2d(g, input, kernel, zero_points, output)
+            .map(|()| KernelPath::Reference)
+    }
+
+    /// Same checks, same errors, same codes as [`super::super::reference::int8::linear`]:
+    /// 64 products per `vpdpbusd` and row, four rows streamed at once, each row's weight sum
+    /// (for the zero point's term) taken by a second `vpdpbusd` against ones as it streams.
+    /// Inputs longer than [`super::MAX_LINEAR_INT8_INPUT`] or a zero point outside the codes
+    /// run the reference.
+    fn linear_int8(
+        &self,
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        let n = super::super::reference::int8::check_linear(input, kernel, output)?;
+        #[cfg(target_arch = "x86_64")]
+        if n <= super::MAX_LINEAR_INT8_INPUT && (-128..=127).contains(&zero_points.input) {
+            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL and VNNI were
+            // detected; the slices were checked above.
+            unsafe { vnni::linear_int8(input, kernel, zero_points, output) };
+            return Ok(KernelPath::X86Avx512);
+        }
+        let _ = n;
+        super::super::reference::int8::linear(input, kernel, zero_points, output)
+            .map(|()| KernelPath::Reference)
+    }
+
+    fn relu_int8(&self, values: &mut [i8], zero_point: i32) -> KernelPath {
+        Self::AVX2.relu_int8(values, zero_point)
+    }
+
+    fn lrn_int8(
+        &self,
+        values: &mut [i8],
+        shape: Shape,
+        spec: &LrnSpec,
+        table: LrnTable<'_>,
+        zero_points: ZeroPoints,
+    ) -> Result<KernelPath, Error> {
+        Self::AVX2.lrn_int8(values, shape, spec, table, zero_points)
+    }
+
+    fn max_pool_int8(
+        &self,
+        g: &PoolGeometry,
+        input: &[i8],
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        Self::AVX2.max_pool_int8(g, input, output)
+    }
+
+    fn adaptive_avg_pool_int8(
+        &self,
+        g: &AdaptivePoolGeometry,
+        input: &[i8],
+        output: &mut [i8],
+    ) -> Result<KernelPath, Error> {
+        Self::AVX2.adaptive_avg_pool_int8(g, input, output)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use super::super::x86::{blocks_of, gather, lanes_fit, Block, Tap};
+    use crate::geometry::ConvDims as Dims;
+    use crate::int8::requant::output_code;
+    use crate::int8::{QKernel, ZeroPoints};
+    use core::arch::x86_64::*;
+
+    /// Output pixels per block: four vectors of 16 lanes.
+    const NP: usize = 64;
+    /// Output channels per tile: 16 accumulators, 4 panel vectors and a broadcast weight
+    /// word in the 32 registers.
+    const MV: usize = 4;
+    /// Most taps per panel (a multiple of 4; 64 KiB of codes).
+    const KC: usize = 1024;
+    /// Most output channels whose sums are kept at once (96 KiB): all of conv3's.
+    const OC: usize = 384;
+
+    /// Groups of four taps: `[quad][pixel]` 32-bit words, each holding one pixel's four
+    /// codes `q + 128` (the first tap in the low byte), the order `vpdpbusd` reads.
+    #[repr(C, align(64))]
+    struct Panel([u32; KC / 4 * NP]);
+
+    #[repr(C, align(64))]
+    struct Sums([[i32; NP]; OC]);
+
+    /// The int8 convolution on checked slices; `zero_points.input` must be in [-128, 127].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW, VL and VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+    pub(super) unsafe fn conv_int8(
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+        d: &Dims,
+    ) {
+        // The code of the padding, as every tap of it reads.
+        let pad = (zero_points.input + 128) as u8;
+        let mut panel = Panel([0; KC / 4 * NP]);
+        let mut sums = Sums([[0; NP]; OC]);
+        let mut start = [0i32; OC];
+        let k_blocks = d.taps.div_ceil(KC).max(1);
+        // Block lengths that are whole quads, so that only the last block ends in part of one.
+        let kc_len = d.taps.div_ceil(k_blocks).next_multiple_of(4).max(4);
+        let vector_packing = lanes_fit(d, input.len()) && input.len() >= 4;
+        for g in 0..d.groups {
+            let in_g = input.get(g * d.cin_g * d.in_plane..).unwrap_or(&[]);
+            for c0 in (0..d.cout_g).step_by(OC) {
+                let nc = OC.min(d.cout_g - c0);
+                let first = g * d.cout_g + c0;
+                // bias - (zp_in + 128) * (sum of the row's weights), wrapping as the sums do.
+                for (s, o) in start.iter_mut().zip(first..).take(nc) {
+                    let row = kernel
+                        .weight
+                        .get(o * d.taps..(o + 1) * d.taps)
+                        .unwrap_or(&[]);
+                    let w_sum = row.iter().fold(0i32, |a, &w| a.wrapping_add(w as i32));
+                    let bias = kernel.bias.get(o).copied().unwrap_or(0);
+                    *s = bias.wrapping_sub(w_sum.wrapping_mul(zero_points.input + 128));
+                }
+                for p0 in (0..d.pixels).step_by(NP) {
+                    let np = NP.min(d.pixels - p0);
+                    let block = Block::<NP>::new(d, p0);
+                    for (row, &s) in sums.0.iter_mut().zip(&start).take(nc) {
+                        *row = [s; NP];
+                    }
+                    for k0 in (0..d.taps).step_by(kc_len) {
+                        let kc = kc_len.min(d.taps - k0);
+                        if vector_packing {
+                            // SAFETY: AVX-512, as this function requires; the geometry fits
+                            // i32 lanes; `input.len() >= 4`.
+                            unsafe { pack(&mut panel.0, input, g, d, &block, k0, kc, pad) };
+                        } else {
+                            pack_scalar(&mut panel.0, in_g, d, &block, k0, kc, pad);
+                        }
+                        let panel = panel.0.get(..kc.div_ceil(4) * NP).unwrap_or(&[]);
+                        let mut o = 0;
+                        while o < nc {
+                            let rest = sums.0.get_mut(o..nc).unwrap_or(&mut []);
+                            let t = Tile {
+                                weight: kernel.weight,
+                                taps: d.taps,
+                                oc: first + o,
+                                k0,
+                                kc,
+                            };
+                            // SAFETY (each call): AVX-512 and VNNI, as this function requires.
+                            o += match (nc - o, np.div_ceil(16)) {
+                                (1, v) => unsafe { tile_any::<1>(&t, panel, rest, v) },
+                                (2, v) => unsafe { tile_any::<2>(&t, panel, rest, v) },
+                                (3, v) => unsafe { tile_any::<3>(&t, panel, rest, v) },
+                                (_, v) => unsafe { tile_any::<MV>(&t, panel, rest, v) },
+                            };
+                        }
+                    }
+                    let per_channel = kernel.multiplier.iter().zip(kernel.shift).skip(first);
+                    for (o, (row, (&m, &r))) in sums.0.iter().zip(per_channel).take(nc).enumerate()
+                    {
+                        let at = (first + o) * d.pixels + p0;
+                        let dst = output.get_mut(at..).unwrap_or(&mut []);
+                        for (q, &a) in dst.iter_mut().zip(row).take(np) {
+                            *q = output_code(a, m, r, zero_points.output);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Taps `k0..k0 + kc` of a block as codes `q + 128` (`pad` in the padding), four taps per
+    /// pixel word; taps past `kc` in the last quad are 0 (their weights are taken as 0 too).
+    #[inline(always)]
+    fn pack_scalar(
+        panel: &mut [u32],
+        input: &[i8],
+        d: &Dims,
+        block: &Block<NP>,
+        k0: usize,
+        kc: usize,
+        pad: u8,
+    ) {
+        let mut tap = Tap::new(k0, d.k);
+        for (quad, words) in panel.chunks_exact_mut(NP).take(kc.div_ceil(4)).enumerate() {
+            words.iter_mut().for_each(|w| *w = 0);
+            for byte in 0..4usize.min(kc - 4 * quad) {
+                gather(input, d, block, tap, |j, v| {
+                    if let Some(w) = words.get_mut(j) {
+                        let u = v.map_or(pad, |q| (q as u8) ^ 0x80);
+                        *w |= (u as u32) << (8 * byte);
+                    }
+                });
+                tap.step(d.k);
+            }
+        }
+    }
+
+    /// [`pack_scalar`] by masked gathers of the 32-bit words holding the codes (16 pixels per
+    /// gather): a lane reads only where its tap is inside the input.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and BW; the geometry passes [`lanes_fit`];
+    /// `input.len() >= 4`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    unsafe fn pack(
+        panel: &mut [u32],
+        input: &[i8],
+        g: usize,
+        d: &Dims,
+        block: &Block<NP>,
+        k0: usize,
+        kc: usize,
+        pad: u8,
+    ) {
+        const V: usize = NP / 16;
+        let mut row = [_mm512_setzero_si512(); V];
+        let mut col = [_mm512_setzero_si512(); V];
+        for (q, (r, c)) in row.iter_mut().zip(&mut col).enumerate() {
+            let mut rs = [0i32; 16];
+            let mut cs = [0i32; 16];
+            for (j, (rj, cj)) in rs.iter_mut().zip(&mut cs).enumerate() {
+                // Wrapped below zero: back to small negative numbers (lanes_fit bounds both).
+                *rj = block.row.get(16 * q + j).map_or(0, |&v| v as isize as i32);
+                *cj = block.col.get(16 * q + j).map_or(0, |&v| v as isize as i32);
+            }
+            // SAFETY: each is an array of 16 i32, one vector.
+            unsafe {
+                *r = _mm512_loadu_si512(rs.as_ptr().cast());
+                *c = _mm512_loadu_si512(cs.as_ptr().cast());
+            }
+        }
+        let in_w = _mm512_set1_epi32(d.in_w as i32);
+        let in_h = _mm512_set1_epi32(d.in_h as i32);
+        let last_word = _mm512_set1_epi32(input.len().saturating_sub(4) as i32);
+        let pad = _mm512_set1_epi32(pad as i32);
+        let flip = _mm512_set1_epi32(0x80);
+        let low = _mm512_set1_epi32(0xff);
+        let mut tap = Tap::new(k0, d.k);
+        for (quad, words) in panel.chunks_exact_mut(NP).take(kc.div_ceil(4)).enumerate() {
+            let mut packed = [_mm512_setzero_si512(); V];
+            for byte in 0..4usize.min(kc - 4 * quad) {
+                let plane = (g * d.cin_g + tap.ic) * d.in_plane;
+                let plane_ok = plane + d.in_plane <= input.len();
+                let ky = _mm512_set1_epi32(tap.ky as i32);
+                let kx = _mm512_set1_epi32(tap.kx as i32);
+                for ((p, &r), &c) in packed.iter_mut().zip(&row).zip(&col) {
+                    let y = _mm512_add_epi32(r, ky);
+                    let x = _mm512_add_epi32(c, kx);
+                    // Unsigned comparisons: a row or column below zero is a huge number.
+                    let inside =
+                        _mm512_cmplt_epu32_mask(y, in_h) & _mm512_cmplt_epu32_mask(x, in_w);
+                    let inside = if plane_ok { inside } else { 0 };
+                    let at = _mm512_add_epi32(
+                        _mm512_add_epi32(_mm512_mullo_epi32(y, in_w), x),
+                        _mm512_set1_epi32(plane as i32),
+                    );
+                    // The word read starts at the code, or up to 3 bytes before it at the end
+                    // of `input`, so all 4 bytes are inside.
+                    let start = _mm512_min_epi32(at, last_word);
+                    let shift = _mm512_slli_epi32::<3>(_mm512_sub_epi32(at, start));
+                    // SAFETY: a lane is read only where `inside` is set: its code is in the
+                    // plane, inside `input` (plane_ok), and its word starts at most 3 bytes
+                    // earlier, at or after byte 0 (`input.len() >= 4`), and ends inside.
+                    let word = unsafe {
+                        _mm512_mask_i32gather_epi32::<1>(
+                            _mm512_setzero_si512(),
+                            inside,
+                            start,
+                            input.as_ptr().cast(),
+                        )
+                    };
+                    let code = _mm512_and_si512(_mm512_srlv_epi32(word, shift), low);
+                    let u = _mm512_mask_blend_epi32(inside, pad, _mm512_xor_si512(code, flip));
+                    let u = _mm512_sllv_epi32(u, _mm512_set1_epi32(8 * byte as i32));
+                    *p = _mm512_or_si512(*p, u);
+                }
+                tap.step(d.k);
+            }
+            for (out, p) in words.chunks_exact_mut(16).zip(packed) {
+                // SAFETY: `out` is 16 u32, one vector.
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), p) };
+            }
+        }
+    }
+
+    /// One tile's weights: output channels from `oc`, taps `k0..k0 + kc` of rows of `taps`.
+    struct Tile<'a> {
+        weight: &'a [i8],
+        taps: usize,
+        oc: usize,
+        k0: usize,
+        kc: usize,
+    }
+
+    /// [`tile`] for the `v` (1 to 4) vectors of pixels a block fills; returns `M`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and VNNI.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+    unsafe fn tile_any<const M: usize>(
+        t: &Tile<'_>,
+        panel: &[u32],
+        sums: &mut [[i32; NP]],
+        v: usize,
+    ) -> usize {
+        // SAFETY (each arm): AVX-512 and VNNI, as this function requires.
+        match v {
+            1 => unsafe { tile::<M, 1>(t, panel, sums) },
+            2 => unsafe { tile::<M, 2>(t, panel, sums) },
+            3 => unsafe { tile::<M, 3>(t, panel, sums) },
+            _ => unsafe { tile::<M, 4>(t, panel, sums) },
+        }
+        M
+    }
+
+    /// Adds the panel's taps to the sums of `M` output channels (the first `M` rows of
+    /// `sums`) in their first `V` vectors of pixels. Leaves them alone unless the weights,
+    /// panel and sums have what the tile reads (checked slices always do).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+    unsafe fn tile<const M: usize, const V: usize>(
+        t: &Tile<'_>,
+        panel: &[u32],
+        sums: &mut [[i32; NP]],
+    ) {
+        let quads = t.kc.div_ceil(4);
+        let whole = t.kc / 4;
+        let rows: [Option<&[i8]>; M] = core::array::from_fn(|i| {
+            let start = (t.oc + i) * t.taps + t.k0;
+            t.weight.get(start..start + t.kc)
+        });
+        let (Some(acc), true) = (
+            sums.get_mut(..M)
+                .and_then(|s| <&mut [[i32; NP]; M]>::try_from(s).ok()),
+            panel.len() >= quads * NP && rows.iter().all(Option::is_some),
+        ) else {
+            return;
+        };
+        let rows = rows.map(|r| r.unwrap_or(&[]));
+        let mut v = [[_mm512_setzero_si512(); V]; M];
+        for (vi, a) in v.iter_mut().zip(acc.iter()) {
+            for (q, x) in vi.iter_mut().enumerate() {
+                // SAFETY: q < V <= 4: 16 of a row's NP = 64 sums at 16 q.
+                *x = unsafe { _mm512_loadu_si512(a.as_ptr().add(16 * q).cast()) };
+            }
+        }
+        let b = panel.as_ptr();
+        // One quad: its V panel vectors against each channel's broadcast weight word.
+        let step = |v: &mut [[__m512i; V]; M], quad: usize, words: [i32; M]| {
+            let u: [__m512i; V] = core::array::from_fn(|q| {
+                // SAFETY: quad < quads and panel.len() >= quads * NP: 16 words at
+                // quad * NP + 16 q, q < V <= 4.
+                unsafe { _mm512_loadu_si512(b.add(quad * NP + 16 * q).cast()) }
+            });
+            for (vi, &w) in v.iter_mut().zip(&words) {
+                let w = _mm512_set1_epi32(w);
+                for (x, &u) in vi.iter_mut().zip(&u) {
+                    *x = _mm512_dpbusd_epi32(*x, u, w);
+                }
+            }
+        };
+        for quad in 0..whole {
+            let words = rows.map(|row| {
+                // SAFETY: quad < kc / 4 and the row has kc weights: 4 bytes at 4 quad.
+                unsafe { row.as_ptr().add(4 * quad).cast::<i32>().read_unaligned() }
+            });
+            step(&mut v, quad, words);
+        }
+        if whole < quads {
+            // The last quad's taps past the row's end: weight 0 (their panel codes are 0).
+            let words = rows.map(|row| {
+                let tail = row.get(4 * whole..).unwrap_or(&[]);
+                tail.iter()
+                    .rev()
+                    .fold(0u32, |word, &w| word << 8 | w as u8 as u32) as i32
+            });
+            step(&mut v, whole, words);
+        }
+        for (vi, a) in v.iter().zip(acc.iter_mut()) {
+            for (q, x) in vi.iter().enumerate() {
+                // SAFETY: q < V <= 4: 16 of a row's NP = 64 sums at 16 q.
+                unsafe { _mm512_storeu_si512(a.as_mut_ptr().add(16 * q).cast(), *x) };
+            }
+        }
+    }
+
+    /// The int8 fully connected layer for a checked call with `input.len() <=
+    /// MAX_LINEAR_INT8_INPUT` and an input zero point in `-128..=127`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW, VL and VNNI; the slices must have passed
+    /// `check_linear`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+    pub(super) unsafe fn linear_int8(
+        input: &[i8],
+        kernel: &QKernel<'_>,
+        zero_points: ZeroPoints,
+        output: &mut [i8],
+    ) {
+        const ROWS: usize = 4;
+        const MAX: usize = super::super::MAX_LINEAR_INT8_INPUT;
+        let n = input.len().min(MAX);
+        let mut codes = [0u8; MAX];
+        for (u, &x) in codes.iter_mut().zip(input) {
+            *u = x as u8 ^ 0x80;
+        }
+        let us = &codes[..n];
+        let whole = n - n % 64;
+        let ones = _mm512_set1_epi8(1);
+        let lift = zero_points.input + 128;
+        let rows = kernel.weight.chunks_exact(n.max(1));
+        let channel = kernel.bias.iter().zip(kernel.multiplier).zip(kernel.shift);
+        for block in blocks_of::<ROWS, _>(output.iter_mut().zip(rows.zip(channel))) {
+            let mut acc = [_mm512_setzero_si512(); ROWS];
+            let mut w_sums = [_mm512_setzero_si512(); ROWS];
+            for i in (0..whole).step_by(64) {
+                // SAFETY: `i + 64 <= whole <= n`: within `us`; unaligned load.
+                let u = unsafe { _mm512_loadu_si512(us.as_ptr().add(i).cast()) };
+                for ((a, s), out) in acc.iter_mut().zip(&mut w_sums).zip(&block) {
+                    if let Some((_, (row, _))) = out {
+                        // SAFETY: `row` has `n` weights and `i + 64 <= n`.
+                        let w = unsafe { _mm512_loadu_si512(row.as_ptr().add(i).cast()) };
+                        *a = _mm512_dpbusd_epi32(*a, u, w);
+                        *s = _mm512_dpbusd_epi32(*s, ones, w);
+                    }
+                }
+            }
+            for ((a, s), out) in acc.iter().zip(&w_sums).zip(block) {
+                let Some((q, (row, ((&bias, &m), &r)))) = out else {
+                    break;
+                };
+                // sum (x + 128) w - (zp + 128) sum w = sum (x - zp) w, exact in wrapping i32.
+                let mut sum = bias
+                    .wrapping_add(_mm512_reduce_add_epi32(*a))
+                    .wrapping_sub(lift.wrapping_mul(_mm512_reduce_add_epi32(*s)));
+                for (&x, &w) in input[whole..n].iter().zip(&row[whole..]) {
+                    sum = sum.wrapping_add((x as i32 - zero_points.input) * w as i32);
+                }
+                *q = output_code(sum, m, r, zero_points.output);
+            }
+        }
+    }
+}
