@@ -1049,12 +1049,12 @@ fn avx512_missing() -> bool {
     missing
 }
 
-/// What the AVX-512 kernels run: their own int8 convolution and int8 fully connected layer
+/// What the AVX-512 kernels run: their own convolutions and int8 fully connected layer
 /// (up to the input their buffer holds), the AVX2 kernels' paths elsewhere.
 #[cfg(target_arch = "x86_64")]
 fn avx512_paths(op: Op) -> KernelPath {
     match op {
-        Op::ConvInt8 { .. } => KernelPath::X86Avx512,
+        Op::Conv { .. } | Op::ConvInt8 { .. } => KernelPath::X86Avx512,
         Op::LinearInt8 { inputs }
             if inputs <= alexnet_core::kernels::x86_64::MAX_LINEAR_INT8_INPUT =>
         {

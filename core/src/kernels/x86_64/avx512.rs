@@ -50,6 +50,8 @@ impl Kernels for X86Avx512 {
         "x86-64 AVX-512 VNNI"
     }
 
+    /// Same checks, same errors, same bits as [`super::super::reference::f32::conv2d`]: the
+    /// AVX2 kernel's loops on 16-lane vectors (a multiply, then an add, per product).
     fn conv2d(
         &self,
         g: &ConvGeometry,
@@ -58,7 +60,18 @@ impl Kernels for X86Avx512 {
         bias: &[f32],
         output: &mut [f32],
     ) -> Result<KernelPath, Error> {
-        Self::AVX2.conv2d(g, input, weight, bias, output)
+        #[cfg(target_arch = "x86_64")]
+        {
+            g.check_f32(input, weight, bias, output)?;
+            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL and VNNI were
+            // detected; the slices were checked above.
+            unsafe { zmm::conv_f32(input, weight, bias, output, &g.dims()) };
+            Ok(KernelPath::X86Avx512)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Self::AVX2.conv2d(g, input, weight, bias, output)
+        }
     }
 
     fn linear(
@@ -113,7 +126,7 @@ impl Kernels for X86Avx512 {
             g.check_int8(input, kernel, output)?;
             // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL and VNNI were
             // detected; the slices were checked above.
-            unsafe { vnni::conv_int8(input, kernel, zero_points, output, &g.dims()) };
+            unsafe { zmm::conv_int8(input, kernel, zero_points, output, &g.dims()) };
             return Ok(KernelPath::X86Avx512);
         }
         super::super::reference::int8::conv2d(g, input, kernel, zero_points, output)
@@ -137,7 +150,7 @@ impl Kernels for X86Avx512 {
         if n <= super::MAX_LINEAR_INT8_INPUT && (-128..=127).contains(&zero_points.input) {
             // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL and VNNI were
             // detected; the slices were checked above.
-            unsafe { vnni::linear_int8(input, kernel, zero_points, output) };
+            unsafe { zmm::linear_int8(input, kernel, zero_points, output) };
             return Ok(KernelPath::X86Avx512);
         }
         let _ = n;
@@ -180,7 +193,7 @@ impl Kernels for X86Avx512 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod vnni {
+mod zmm {
     use super::super::x86::{blocks_of, gather, lanes_fit, Block, Tap};
     use crate::geometry::ConvDims as Dims;
     use crate::int8::requant::output_code;
@@ -335,48 +348,23 @@ mod vnni {
         kc: usize,
         pad: u8,
     ) {
-        const V: usize = NP / 16;
-        let mut row = [_mm512_setzero_si512(); V];
-        let mut col = [_mm512_setzero_si512(); V];
-        for (q, (r, c)) in row.iter_mut().zip(&mut col).enumerate() {
-            let mut rs = [0i32; 16];
-            let mut cs = [0i32; 16];
-            for (j, (rj, cj)) in rs.iter_mut().zip(&mut cs).enumerate() {
-                // Wrapped below zero: back to small negative numbers (lanes_fit bounds both).
-                *rj = block.row.get(16 * q + j).map_or(0, |&v| v as isize as i32);
-                *cj = block.col.get(16 * q + j).map_or(0, |&v| v as isize as i32);
-            }
-            // SAFETY: each is an array of 16 i32, one vector.
-            unsafe {
-                *r = _mm512_loadu_si512(rs.as_ptr().cast());
-                *c = _mm512_loadu_si512(cs.as_ptr().cast());
-            }
-        }
-        let in_w = _mm512_set1_epi32(d.in_w as i32);
-        let in_h = _mm512_set1_epi32(d.in_h as i32);
+        // SAFETY: AVX-512 F and lanes_fit, as this function requires.
+        let lanes = unsafe { lanes::<NP, { NP / 16 }>(d, block) };
         let last_word = _mm512_set1_epi32(input.len().saturating_sub(4) as i32);
         let pad = _mm512_set1_epi32(pad as i32);
         let flip = _mm512_set1_epi32(0x80);
         let low = _mm512_set1_epi32(0xff);
         let mut tap = Tap::new(k0, d.k);
         for (quad, words) in panel.chunks_exact_mut(NP).take(kc.div_ceil(4)).enumerate() {
-            let mut packed = [_mm512_setzero_si512(); V];
+            let mut packed = [_mm512_setzero_si512(); NP / 16];
             for byte in 0..4usize.min(kc - 4 * quad) {
                 let plane = (g * d.cin_g + tap.ic) * d.in_plane;
                 let plane_ok = plane + d.in_plane <= input.len();
-                let ky = _mm512_set1_epi32(tap.ky as i32);
-                let kx = _mm512_set1_epi32(tap.kx as i32);
-                for ((p, &r), &c) in packed.iter_mut().zip(&row).zip(&col) {
-                    let y = _mm512_add_epi32(r, ky);
-                    let x = _mm512_add_epi32(c, kx);
-                    // Unsigned comparisons: a row or column below zero is a huge number.
-                    let inside =
-                        _mm512_cmplt_epu32_mask(y, in_h) & _mm512_cmplt_epu32_mask(x, in_w);
+                for (q, p) in packed.iter_mut().enumerate() {
+                    // SAFETY: AVX-512 F, as this function requires.
+                    let (inside, offset) = unsafe { tap_lanes(d, &lanes, q, tap) };
                     let inside = if plane_ok { inside } else { 0 };
-                    let at = _mm512_add_epi32(
-                        _mm512_add_epi32(_mm512_mullo_epi32(y, in_w), x),
-                        _mm512_set1_epi32(plane as i32),
-                    );
+                    let at = _mm512_add_epi32(offset, _mm512_set1_epi32(plane as i32));
                     // The word read starts at the code, or up to 3 bytes before it at the end
                     // of `input`, so all 4 bytes are inside.
                     let start = _mm512_min_epi32(at, last_word);
@@ -405,6 +393,291 @@ mod vnni {
             }
         }
     }
+
+    /// A block's pixels as `V` vectors of 16 i32 lanes: the input row and column of tap
+    /// `(0, 0)`, negative in the padding, and their offset `row * in_w + col` in a plane.
+    struct Lanes<const V: usize> {
+        row: [__m512i; V],
+        col: [__m512i; V],
+        offset: [__m512i; V],
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512 F; the geometry passes [`lanes_fit`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn lanes<const N: usize, const V: usize>(d: &Dims, block: &Block<N>) -> Lanes<V> {
+        let mut lanes = Lanes {
+            row: [_mm512_setzero_si512(); V],
+            col: [_mm512_setzero_si512(); V],
+            offset: [_mm512_setzero_si512(); V],
+        };
+        let vectors = lanes
+            .row
+            .iter_mut()
+            .zip(&mut lanes.col)
+            .zip(&mut lanes.offset);
+        for (q, ((r, c), o)) in vectors.enumerate() {
+            let mut rs = [0i32; 16];
+            let mut cs = [0i32; 16];
+            for (j, (rj, cj)) in rs.iter_mut().zip(&mut cs).enumerate() {
+                // Wrapped below zero: back to small negative numbers (lanes_fit bounds both).
+                *rj = block.row.get(16 * q + j).map_or(0, |&v| v as isize as i32);
+                *cj = block.col.get(16 * q + j).map_or(0, |&v| v as isize as i32);
+            }
+            // SAFETY: each is an array of 16 i32, one vector.
+            unsafe {
+                *r = _mm512_loadu_si512(rs.as_ptr().cast());
+                *c = _mm512_loadu_si512(cs.as_ptr().cast());
+            }
+            *o = _mm512_add_epi32(_mm512_mullo_epi32(*r, _mm512_set1_epi32(d.in_w as i32)), *c);
+        }
+        lanes
+    }
+
+    /// The lanes of vector `q` whose tap is inside the input, and their offsets in a plane
+    /// (meaningful only inside).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn tap_lanes<const V: usize>(
+        d: &Dims,
+        lanes: &Lanes<V>,
+        q: usize,
+        tap: Tap,
+    ) -> (__mmask16, __m512i) {
+        let (Some(&row), Some(&col), Some(&offset)) =
+            (lanes.row.get(q), lanes.col.get(q), lanes.offset.get(q))
+        else {
+            return (0, _mm512_setzero_si512());
+        };
+        let y = _mm512_add_epi32(row, _mm512_set1_epi32(tap.ky as i32));
+        let x = _mm512_add_epi32(col, _mm512_set1_epi32(tap.kx as i32));
+        // Unsigned comparisons: a row or column below zero is a huge number.
+        let inside = _mm512_cmplt_epu32_mask(y, _mm512_set1_epi32(d.in_h as i32))
+            & _mm512_cmplt_epu32_mask(x, _mm512_set1_epi32(d.in_w as i32));
+        let shift = (tap.ky * d.in_w + tap.kx) as i32;
+        (inside, _mm512_add_epi32(offset, _mm512_set1_epi32(shift)))
+    }
+
+    // ---------------------------------------------------------------- f32
+
+    /// Output pixels per f32 block: two vectors of 16.
+    const NR: usize = 32;
+    /// Output channels per f32 tile: 16 accumulators, 2 panel vectors, a broadcast weight
+    /// and products in the 32 registers.
+    const MR: usize = 8;
+    /// Most taps per f32 panel (64 KiB on the stack).
+    const KC_F32: usize = 512;
+
+    #[repr(C, align(64))]
+    struct PanelF32([f32; KC_F32 * NR]);
+
+    /// The f32 convolution on checked slices, the AVX2 kernel's loops
+    /// (`super::super::x86::conv_f32`) on 16 lanes: tap blocks (the partial sums kept in
+    /// the output between them, which stores an f32 exactly), pixel blocks of 32 packed once,
+    /// output channels 8 at a time; each product rounded, then added.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) unsafe fn conv_f32(
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+        d: &Dims,
+    ) {
+        let mut panel = PanelF32([0.0; KC_F32 * NR]);
+        let k_blocks = d.taps.div_ceil(KC_F32).max(1);
+        let kc_len = d.taps.div_ceil(k_blocks).max(1);
+        let vector_packing = lanes_fit(d, input.len());
+        for g in 0..d.groups {
+            let in_g = input.get(g * d.cin_g * d.in_plane..).unwrap_or(&[]);
+            for k0 in (0..d.taps).step_by(kc_len) {
+                let kc = kc_len.min(d.taps - k0);
+                for p0 in (0..d.pixels).step_by(NR) {
+                    let block = Block::<NR>::new(d, p0);
+                    if vector_packing {
+                        // SAFETY: AVX-512 F, as this function requires; the geometry fits i32
+                        // lanes.
+                        unsafe { pack_f32(&mut panel.0, in_g, d, &block, k0, kc) };
+                    } else {
+                        let mut tap = Tap::new(k0, d.k);
+                        for row in panel.0.chunks_exact_mut(NR).take(kc) {
+                            gather(in_g, d, &block, tap, |j, v| {
+                                if let Some(x) = row.get_mut(j) {
+                                    *x = v.unwrap_or(0.0);
+                                }
+                            });
+                            tap.step(d.k);
+                        }
+                    }
+                    let panel = panel.0.get(..kc * NR).unwrap_or(&[]);
+                    let np = NR.min(d.pixels - p0);
+                    let t = TileF32 {
+                        weight,
+                        bias,
+                        taps: d.taps,
+                        pixels: d.pixels,
+                        k0,
+                        kc,
+                        p0,
+                        np,
+                    };
+                    let mut o = 0;
+                    while o < d.cout_g {
+                        let oc = g * d.cout_g + o;
+                        // SAFETY (each arm): AVX-512 F, as this function requires.
+                        o += match (d.cout_g - o, np > 16) {
+                            (1, false) => unsafe { tile_f32::<1, 1>(&t, output, panel, oc) },
+                            (1, true) => unsafe { tile_f32::<1, 2>(&t, output, panel, oc) },
+                            (2 | 3, false) => unsafe { tile_f32::<2, 1>(&t, output, panel, oc) },
+                            (2 | 3, true) => unsafe { tile_f32::<2, 2>(&t, output, panel, oc) },
+                            (4 | 5, false) => unsafe { tile_f32::<4, 1>(&t, output, panel, oc) },
+                            (4 | 5, true) => unsafe { tile_f32::<4, 2>(&t, output, panel, oc) },
+                            (6 | 7, false) => unsafe { tile_f32::<6, 1>(&t, output, panel, oc) },
+                            (6 | 7, true) => unsafe { tile_f32::<6, 2>(&t, output, panel, oc) },
+                            (_, false) => unsafe { tile_f32::<MR, 1>(&t, output, panel, oc) },
+                            (_, true) => unsafe { tile_f32::<MR, 2>(&t, output, panel, oc) },
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// The f32 panel of taps `k0..k0 + kc` of a block (`+0.0` in the padding) by masked
+    /// gathers: a lane reads only where its tap is inside its input plane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F; the geometry passes [`lanes_fit`].
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn pack_f32(
+        panel: &mut [f32],
+        input: &[f32],
+        d: &Dims,
+        block: &Block<NR>,
+        k0: usize,
+        kc: usize,
+    ) {
+        // SAFETY: AVX-512 F and lanes_fit, as this function requires.
+        let lanes = unsafe { lanes::<NR, { NR / 16 }>(d, block) };
+        let mut tap = Tap::new(k0, d.k);
+        for values in panel.chunks_exact_mut(NR).take(kc) {
+            let plane = input
+                .get(tap.ic * d.in_plane..)
+                .and_then(|p| p.get(..d.in_plane));
+            for (q, out) in values.chunks_exact_mut(16).enumerate() {
+                // SAFETY: AVX-512 F, as this function requires.
+                let (inside, offset) = unsafe { tap_lanes(d, &lanes, q, tap) };
+                let v = match plane {
+                    // SAFETY: a lane is read only where `inside` is set, that is where its
+                    // row is in [0, in_h) and its column in [0, in_w): its offset is in
+                    // [0, in_plane), inside `plane`.
+                    Some(p) => unsafe {
+                        _mm512_mask_i32gather_ps::<4>(
+                            _mm512_setzero_ps(),
+                            inside,
+                            offset,
+                            p.as_ptr().cast(),
+                        )
+                    },
+                    None => _mm512_setzero_ps(),
+                };
+                // SAFETY: `out` is 16 floats.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) };
+            }
+            tap.step(d.k);
+        }
+    }
+
+    /// One f32 tile's operands: taps `k0..k0 + kc`, pixels `p0..p0 + np`.
+    struct TileF32<'a> {
+        weight: &'a [f32],
+        bias: &'a [f32],
+        taps: usize,
+        pixels: usize,
+        k0: usize,
+        kc: usize,
+        p0: usize,
+        np: usize,
+    }
+
+    /// Output channels `oc..oc + M` of one tile, on the first `V` vectors of its pixels
+    /// (enough for `np`): loads their partial sums (or their biases on the first tap block),
+    /// adds the panel's taps in ascending order, stores them back; returns `M`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn tile_f32<const M: usize, const V: usize>(
+        t: &TileF32<'_>,
+        output: &mut [f32],
+        panel: &[f32],
+        oc: usize,
+    ) -> usize {
+        let mut acc = [[0.0f32; NR]; M];
+        for (i, row) in acc.iter_mut().enumerate() {
+            if t.k0 == 0 {
+                *row = [t.bias.get(oc + i).copied().unwrap_or(0.0); NR];
+            } else {
+                let src = output.get((oc + i) * t.pixels + t.p0..).unwrap_or(&[]);
+                row.iter_mut()
+                    .zip(src)
+                    .take(t.np)
+                    .for_each(|(a, &s)| *a = s);
+            }
+        }
+        let rows: [&[f32]; M] = core::array::from_fn(|i| {
+            let start = (oc + i) * t.taps + t.k0;
+            t.weight.get(start..start + t.kc).unwrap_or(&[])
+        });
+        if panel.len() >= t.kc * NR && rows.iter().all(|r| r.len() >= t.kc) {
+            let mut v = [[_mm512_setzero_ps(); V]; M];
+            for (vi, a) in v.iter_mut().zip(&acc) {
+                for (q, x) in vi.iter_mut().enumerate() {
+                    // SAFETY: q < V <= 2: 16 of a row's NR = 32 floats at 16 q.
+                    *x = unsafe { _mm512_loadu_ps(a.as_ptr().add(16 * q)) };
+                }
+            }
+            let b = panel.as_ptr();
+            for tap in 0..t.kc {
+                let p: [__m512; V] = core::array::from_fn(|q| {
+                    // SAFETY: tap < kc and panel.len() >= kc * NR: 16 floats at tap * NR +
+                    // 16 q, q < V <= 2.
+                    unsafe { _mm512_loadu_ps(b.add(tap * NR + 16 * q)) }
+                });
+                for (vi, row) in v.iter_mut().zip(&rows) {
+                    // SAFETY: tap < kc <= row.len(), checked above.
+                    let w = _mm512_set1_ps(unsafe { *row.get_unchecked(tap) });
+                    for (x, &p) in vi.iter_mut().zip(&p) {
+                        *x = _mm512_add_ps(*x, _mm512_mul_ps(w, p));
+                    }
+                }
+            }
+            for (vi, a) in v.iter().zip(acc.iter_mut()) {
+                for (q, x) in vi.iter().enumerate() {
+                    // SAFETY: q < V <= 2: 16 of a row's NR = 32 floats at 16 q.
+                    unsafe { _mm512_storeu_ps(a.as_mut_ptr().add(16 * q), *x) };
+                }
+            }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            let dst = output
+                .get_mut((oc + i) * t.pixels + t.p0..)
+                .unwrap_or(&mut []);
+            dst.iter_mut()
+                .zip(row)
+                .take(t.np)
+                .for_each(|(o, &a)| *o = a);
+        }
+        M
+    }
+
+    // ---------------------------------------------------------------- int8
 
     /// One tile's weights: output channels from `oc`, taps `k0..k0 + kc` of rows of `taps`.
     struct Tile<'a> {
@@ -530,7 +803,7 @@ mod vnni {
         for (u, &x) in codes.iter_mut().zip(input) {
             *u = x as u8 ^ 0x80;
         }
-        let us = &codes[..n];
+        let us = codes.get(..n).unwrap_or(&[]);
         let whole = n - n % 64;
         let ones = _mm512_set1_epi8(1);
         let lift = zero_points.input + 128;
@@ -559,7 +832,8 @@ mod vnni {
                 let mut sum = bias
                     .wrapping_add(_mm512_reduce_add_epi32(*a))
                     .wrapping_sub(lift.wrapping_mul(_mm512_reduce_add_epi32(*s)));
-                for (&x, &w) in input[whole..n].iter().zip(&row[whole..]) {
+                let rest = input.get(whole..n).unwrap_or(&[]);
+                for (&x, &w) in rest.iter().zip(row.get(whole..).unwrap_or(&[])) {
                     sum = sum.wrapping_add((x as i32 - zero_points.input) * w as i32);
                 }
                 *q = output_code(sum, m, r, zero_points.output);

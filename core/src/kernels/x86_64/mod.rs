@@ -1355,7 +1355,7 @@ mod x86 {
             // In [-255, 255]: the zero point is a code.
             *d = (x as i32 - zero_points.input) as i16;
         }
-        let xs = &widened[..n];
+        let xs = widened.get(..n).unwrap_or(&[]);
         let whole = n - n % 16;
         let rows = kernel.weight.chunks_exact(n);
         let channel = kernel.bias.iter().zip(kernel.multiplier).zip(kernel.shift);
@@ -1382,7 +1382,8 @@ mod x86 {
                 // SAFETY: `lanes` is 8 i32; unaligned store.
                 unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), *a) };
                 let mut sum = bias.wrapping_add(lanes.iter().fold(0i32, |s, &l| s.wrapping_add(l)));
-                for (&x, &w) in xs[whole..].iter().zip(&row[whole..]) {
+                let rest = xs.get(whole..).unwrap_or(&[]);
+                for (&x, &w) in rest.iter().zip(row.get(whole..).unwrap_or(&[])) {
                     sum = sum.wrapping_add(x as i32 * w as i32);
                 }
                 *q = output_code(sum, m, r, zero_points.output);
