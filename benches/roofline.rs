@@ -1,7 +1,8 @@
 //! Where the paper net's time goes on this machine, layer by layer, against what the machine
 //! can do: a multiply-add loop's peak (f32 without FMA, as the f32 contract computes; with FMA
-//! for comparison; int8 as `vpmaddwd` pairs, the x86-64 int8 kernels' instruction) and a
-//! streaming read's bandwidth, then each layer's time, GMAC/s and share of that peak (and the
+//! for comparison; int8 as `vpmaddwd` pairs, the AVX2 int8 kernels' instruction, and, on a
+//! machine with AVX-512 VNNI, 16-lane f32 and `vpdpbusd`, the AVX-512 kernels' instructions)
+//! and a streaming read's bandwidth, then each layer's time, GMAC/s and share of that peak (and the
 //! fully connected layers' weight stream in GB/s), f32 and int8, one thread and two.
 //!
 //! Run: `cargo run --release -p alexnet-benches --bin roofline` (`cargo xtask bench` runs it
@@ -28,6 +29,9 @@ struct Peak {
     f32_fma: f64,
     /// int8 multiply-accumulates per second through `vpmaddwd` and `vpaddd`.
     int8_madd: f64,
+    /// With AVX-512 VNNI: f32 multiply-accumulates per second as a multiply then an add on
+    /// 16 lanes, and int8 ones through `vpdpbusd` on 64 bytes.
+    avx512: Option<(f64, f64)>,
     /// Bytes per second of one thread reading a buffer far larger than the caches.
     stream_read: f64,
     /// The f32 multiply-add loop on two threads at once, both together: twice `f32_mul_add`
@@ -48,6 +52,16 @@ fn main() {
         peak.int8_madd / 1e9,
         peak.stream_read / 1e9
     );
+    if let Some((f32_peak, int8_peak)) = peak.avx512 {
+        println!(
+            "AVX-512 peak: f32 {:.1} GMAC/s with a multiply and an add on 16 lanes; int8 {:.1} GMAC/s (vpdpbusd)",
+            f32_peak / 1e9,
+            int8_peak / 1e9
+        );
+    }
+    // The peaks of the instructions the native kernels run.
+    let avx512 = peak.avx512.filter(|_| native().name().contains("AVX-512"));
+    let (f32_peak, int8_peak) = avx512.unwrap_or((peak.f32_mul_add, peak.int8_madd));
     println!(
         "two threads at once: f32 {:.1} GMAC/s ({:.2}x one), streaming read {:.1} GB/s ({:.2}x one)\n",
         peak.f32_mul_add_two / 1e9,
@@ -72,24 +86,8 @@ fn main() {
     let two = Parallel::new(2).expect("a two-thread pool");
     let [f32_one, f32_two] = layer_times(&f32_model, &input, [native(), &two]);
     let [int8_one, int8_two] = layer_times(&int8_model, &codes, [native(), &two]);
-    print_table(
-        "f32",
-        &PAPER,
-        &f32_one,
-        &f32_two,
-        peak.f32_mul_add,
-        4,
-        &peak,
-    );
-    print_table(
-        "int8",
-        &PAPER,
-        &int8_one,
-        &int8_two,
-        peak.int8_madd,
-        1,
-        &peak,
-    );
+    print_table("f32", &PAPER, &f32_one, &f32_two, f32_peak, 4, &peak);
+    print_table("int8", &PAPER, &int8_one, &int8_two, int8_peak, 1, &peak);
 }
 
 /// An input of the net's shape with values in the range of a normalized image.
@@ -243,6 +241,14 @@ fn measure_peak() -> Peak {
         f32_mul_add: best_rate(|| unsafe { x86::mul_add(turns) }),
         f32_fma: best_rate(|| unsafe { x86::fma(turns) }),
         int8_madd: best_rate(|| unsafe { x86::madd(turns) }),
+        avx512: (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
+            .then(|| {
+                // SAFETY: AVX-512 F and VNNI were detected just above.
+                (
+                    best_rate(|| unsafe { x86::mul_add_512(turns) }),
+                    best_rate(|| unsafe { x86::dpbusd(turns) }),
+                )
+            }),
         stream_read: best_rate(|| unsafe { x86::read(&buffer) }),
         f32_mul_add_two: best_rate_two(|| unsafe { x86::mul_add(turns) }),
         stream_read_two: best_rate_two(|| unsafe { x86::read(&buffer) }),
@@ -305,6 +311,24 @@ mod x86 {
         (16 * chains(turns, start, |a| {
             _mm256_add_epi32(a, _mm256_madd_epi16(a, w))
         })) as f64
+    }
+
+    /// A multiply then an add on 16 lanes: 16 MACs per step.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn mul_add_512(turns: u64) -> f64 {
+        let m = _mm512_set1_ps(black_box(0.999_999));
+        let c = _mm512_set1_ps(black_box(1e-7));
+        let start = _mm512_set1_ps(1.0);
+        (16 * chains(turns, start, |a| _mm512_add_ps(_mm512_mul_ps(a, m), c))) as f64
+    }
+
+    /// `vpdpbusd`: 64 byte products summed in fours into 16 lanes, 64 MACs per step.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn dpbusd(turns: u64) -> f64 {
+        let u = _mm512_set1_epi8(black_box(3));
+        let w = _mm512_set1_epi8(black_box(-2));
+        let start = _mm512_set1_epi32(1);
+        (64 * chains(turns, start, |a| _mm512_dpbusd_epi32(a, u, w))) as f64
     }
 
     /// Sums the buffer's bytes as 64-bit lanes, four loads per turn.
