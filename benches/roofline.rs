@@ -83,6 +83,14 @@ fn main() {
         .quantize_input(&input, &mut codes)
         .expect("input codes");
 
+    println!("Whole pass, one thread, fastest of {RUNS} (the conv -> ReLU/LRN -> pool chains fused, as `forward` runs them, and unfused):\n");
+    println!("| precision | fused | unfused | fused / unfused |");
+    println!("|---|---:|---:|---:|");
+    let (fused, unfused) = whole_pass(&f32_model, &input);
+    println!("| f32 | {:.2} ms | {:.2} ms | {:.2} |", ms(fused), ms(unfused), ms(fused) / ms(unfused));
+    let (fused, unfused) = whole_pass(&int8_model, &codes);
+    println!("| int8 | {:.2} ms | {:.2} ms | {:.2} |\n", ms(fused), ms(unfused), ms(fused) / ms(unfused));
+
     let two = Parallel::new(2).expect("a two-thread pool");
     let [f32_one, f32_two] = layer_times(&f32_model, &input, [native(), &two]);
     let [int8_one, int8_two] = layer_times(&int8_model, &codes, [native(), &two]);
@@ -95,6 +103,35 @@ fn synthetic_input(arch: &Arch<'_>, seed: usize) -> Vec<f32> {
     (0..arch.input_len())
         .map(|i| (((i + seed * 131) * 7919) % 255) as f32 / 64.0 - 2.0)
         .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The fastest of [`RUNS`] whole passes with the native kernels, fused and unfused, the two
+/// alternating (after one of each to warm up).
+fn whole_pass<T: alexnet_core::model::Element + Default>(
+    model: &Model<'_>,
+    input: &[T],
+) -> (Duration, Duration) {
+    let mut arena = vec![0u8; model.observed_arena_bytes()];
+    let mut logits = vec![T::default(); model.classes()];
+    let mut best = [Duration::MAX; 2];
+    for run in 0..=RUNS {
+        for (fused, best) in [true, false].into_iter().zip(&mut best) {
+            let options = RunOptions::new().kernels(native());
+            let options = if fused { options } else { options.unfused() };
+            let start = Instant::now();
+            model
+                .run(black_box(input), &mut arena, &mut logits, options)
+                .expect("the forward pass");
+            if run > 0 {
+                *best = (*best).min(start.elapsed());
+            }
+        }
+    }
+    (best[0], best[1])
 }
 
 /// Each layer's median time over [`RUNS`] unfused runs with each kernel set in turn (the
