@@ -87,9 +87,19 @@ fn main() {
     println!("| precision | fused | unfused | fused / unfused |");
     println!("|---|---:|---:|---:|");
     let (fused, unfused) = whole_pass(&f32_model, &input);
-    println!("| f32 | {:.2} ms | {:.2} ms | {:.2} |", ms(fused), ms(unfused), ms(fused) / ms(unfused));
+    println!(
+        "| f32 | {:.2} ms | {:.2} ms | {:.2} |",
+        ms(fused),
+        ms(unfused),
+        ms(fused) / ms(unfused)
+    );
     let (fused, unfused) = whole_pass(&int8_model, &codes);
-    println!("| int8 | {:.2} ms | {:.2} ms | {:.2} |\n", ms(fused), ms(unfused), ms(fused) / ms(unfused));
+    println!(
+        "| int8 | {:.2} ms | {:.2} ms | {:.2} |\n",
+        ms(fused),
+        ms(unfused),
+        ms(fused) / ms(unfused)
+    );
 
     let two = Parallel::new(2).expect("a two-thread pool");
     let [f32_one, f32_two] = layer_times(&f32_model, &input, [native(), &two]);
