@@ -1031,7 +1031,7 @@ fn x86_avx512() -> alexnet_core::kernels::X86Avx512 {
         .expect("AVX-512 with VNNI: checked by avx512_missing")
 }
 
-/// Whether this machine lacks AVX-512 F/BW/VL and VNNI, so that the AVX-512 suite cannot run
+/// Whether this machine lacks AVX-512 F/BW/VL/VBMI and VNNI, so that the AVX-512 suite cannot run
 /// (it says so on stderr). With `ALEXNET_REQUIRE_AVX512` set, a machine without them fails
 /// instead: for machines that must test those kernels.
 #[cfg(target_arch = "x86_64")]

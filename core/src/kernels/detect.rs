@@ -6,7 +6,7 @@ use super::Kernels;
 /// The best kernels for this build and machine, chosen once:
 /// - with the `dsp` feature, [`super::CortexMDsp`] (the int8 convolution on `SMLAD`);
 /// - else on ARM, [`super::CortexM`] (the int8 convolution on `MLA`);
-/// - else on x86-64 with AVX-512 (F, BW, VL) and VNNI enabled by the OS,
+/// - else on x86-64 with AVX-512 (F, BW, VL, VBMI) and VNNI enabled by the OS,
 ///   [`super::X86Avx512`];
 /// - else on x86-64 with AVX2 enabled by the OS, [`super::X86Avx2`];
 /// - else [`super::Reference`].
@@ -46,7 +46,8 @@ pub(super) enum X86Level {
     Baseline,
     /// AVX2, its state saved by the OS.
     Avx2,
-    /// AVX2 and AVX-512 F, BW, VL and VNNI, the whole AVX-512 state saved by the OS.
+    /// AVX2 and AVX-512 F, BW, VL, VBMI and VNNI, the whole AVX-512 state saved by the OS
+    /// (Ice Lake, Zen 4 and later).
     Avx512Vnni,
 }
 
@@ -55,8 +56,8 @@ pub(super) fn x86_avx2() -> bool {
     x86_level() >= X86Level::Avx2
 }
 
-/// Whether the CPU has AVX-512 F/BW/VL with VNNI and the OS saves the AVX-512 state (detected
-/// once, cached).
+/// Whether the CPU has AVX-512 F/BW/VL/VBMI with VNNI and the OS saves the AVX-512 state
+/// (detected once, cached).
 pub(super) fn x86_avx512_vnni() -> bool {
     x86_level() >= X86Level::Avx512Vnni
 }
@@ -121,10 +122,11 @@ fn x86_detect() -> X86Level {
     if leaf7.ebx & (1 << 5) == 0 {
         return X86Level::Baseline;
     }
-    // AVX512F (EBX 16), AVX512BW (EBX 30), AVX512VL (EBX 31), AVX512_VNNI (ECX 11); the OS
-    // saves the opmask registers and both halves of the 32 ZMM registers (XCR0 bits 5-7).
+    // AVX512F (EBX 16), AVX512BW (EBX 30), AVX512VL (EBX 31), AVX512_VBMI (ECX 1),
+    // AVX512_VNNI (ECX 11); the OS saves the opmask registers and both halves of the 32 ZMM
+    // registers (XCR0 bits 5-7).
     let avx512 = leaf7.ebx & (1 << 16 | 1 << 30 | 1 << 31) == (1 << 16 | 1 << 30 | 1 << 31)
-        && leaf7.ecx & (1 << 11) != 0
+        && leaf7.ecx & (1 << 1 | 1 << 11) == (1 << 1 | 1 << 11)
         && xcr0 & 0b1110_0000 == 0b1110_0000;
     if avx512 {
         X86Level::Avx512Vnni

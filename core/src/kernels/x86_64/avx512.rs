@@ -1,5 +1,6 @@
 //! The AVX-512 kernels ([`X86Avx512`]): the int8 convolution and fully connected layer on
-//! AVX512-VNNI's `vpdpbusd`, every other layer the AVX2 kernels ([`super::X86Avx2`]).
+//! AVX512-VNNI's `vpdpbusd`, the f32 convolution on 16-lane registers, every other layer the
+//! AVX2 kernels ([`super::X86Avx2`]).
 //!
 //! `vpdpbusd` multiplies unsigned bytes by signed ones, four pairs per 32-bit lane, and adds
 //! the four products to the lane: exact, since `|u * w| <= 255 * 128`, and the lane's sum
@@ -10,12 +11,17 @@
 //! 128) * sum_t w[o][t]`. So each output is `bias + sum_t (q_t - zp_in) * w_t` in wrapping
 //! i32, the definition's integer, whatever the order (integer sums are exact in any order).
 //!
-//! The convolution keeps the AVX2 kernel's loops (pixel blocks, output channels 384 at a
-//! time, tap blocks packed once) with 16-lane vectors: a panel holds, for each group of four
-//! taps, every pixel's four `u` codes as one 32-bit lane, the order `vpdpbusd` reads, and a
-//! tile is four output channels by 64 pixels, sixteen accumulators of 16 lanes; each step
-//! broadcasts four consecutive weights of a channel, which are four consecutive bytes of
-//! its row in the blob's layout (no widening).
+//! The int8 convolution's loops, per group: output channels 384 at a time (their sums on
+//! the stack, starting values computed once), pixel blocks of 64, tap blocks of at most 1024
+//! (packed once per block of pixels), tiles of four output channels by 64 pixels (sixteen
+//! accumulators of 16 lanes). A panel holds, for each group of four taps, every pixel's four
+//! `u` codes as one 32-bit lane, the order `vpdpbusd` reads; each step broadcasts four
+//! consecutive weights of a channel, which are four consecutive bytes of its row in the
+//! blob's layout (no widening). Stack: 64 KiB of panel and 97.5 KiB of sums and starting
+//! values (int8), 64 KiB (f32 panel), 16 KiB for the fully connected layer's lifted inputs.
+//!
+//! The f32 convolution is the AVX2 one's (`super::x86::conv_f32`) on 16 lanes: each output's
+//! taps in ascending order, a multiply then an add, never FMA; the same bits.
 
 use super::{KernelPath, Kernels, LrnTable, X86Avx2};
 use crate::arch::{LrnSpec, Shape};
@@ -25,14 +31,14 @@ use crate::int8::{QKernel, ZeroPoints};
 
 /// The AVX-512 kernels: the int8 convolution and fully connected layer on `vpdpbusd`, every
 /// other layer as [`X86Avx2`] computes it (and reported as such). Only
-/// [`X86Avx512::detect`] makes one, on a machine with AVX-512 F, BW, VL and VNNI.
+/// [`X86Avx512::detect`] makes one, on a machine with AVX-512 F, BW, VL, VBMI and VNNI.
 #[derive(Clone, Copy, Debug)]
 pub struct X86Avx512 {
     _detected: (),
 }
 
 impl X86Avx512 {
-    /// The AVX-512 kernels if this is x86-64 with AVX2, AVX-512 F/BW/VL and AVX512-VNNI
+    /// The AVX-512 kernels if this is x86-64 with AVX2, AVX-512 F/BW/VL/VBMI and AVX512-VNNI
     /// enabled by the OS, else `None`.
     pub fn detect() -> Option<Self> {
         super::super::detect::x86_avx512_vnni().then_some(Self::DETECTED)
@@ -63,7 +69,7 @@ impl Kernels for X86Avx512 {
         #[cfg(target_arch = "x86_64")]
         {
             g.check_f32(input, weight, bias, output)?;
-            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL and VNNI were
+            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL/VBMI and VNNI were
             // detected; the slices were checked above.
             unsafe { zmm::conv_f32(input, weight, bias, output, &g.dims()) };
             Ok(KernelPath::X86Avx512)
@@ -124,7 +130,7 @@ impl Kernels for X86Avx512 {
         #[cfg(target_arch = "x86_64")]
         if (-128..=127).contains(&zero_points.input) {
             g.check_int8(input, kernel, output)?;
-            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL and VNNI were
+            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL/VBMI and VNNI were
             // detected; the slices were checked above.
             unsafe { zmm::conv_int8(input, kernel, zero_points, output, &g.dims()) };
             return Ok(KernelPath::X86Avx512);
@@ -148,7 +154,7 @@ impl Kernels for X86Avx512 {
         let n = super::super::reference::int8::check_linear(input, kernel, output)?;
         #[cfg(target_arch = "x86_64")]
         if n <= super::MAX_LINEAR_INT8_INPUT && (-128..=127).contains(&zero_points.input) {
-            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL and VNNI were
+            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL/VBMI and VNNI were
             // detected; the slices were checked above.
             unsafe { zmm::linear_int8(input, kernel, zero_points, output) };
             return Ok(KernelPath::X86Avx512);
@@ -221,8 +227,8 @@ mod zmm {
     /// The int8 convolution on checked slices; `zero_points.input` must be in [-128, 127].
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F, BW, VL and VNNI.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+    /// The CPU must support AVX-512 F, BW, VL, VBMI and VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,avx2")]
     pub(super) unsafe fn conv_int8(
         input: &[i8],
         kernel: &QKernel<'_>,
@@ -250,7 +256,8 @@ mod zmm {
                         .weight
                         .get(o * d.taps..(o + 1) * d.taps)
                         .unwrap_or(&[]);
-                    let w_sum = row.iter().fold(0i32, |a, &w| a.wrapping_add(w as i32));
+                    // SAFETY: AVX-512 and VNNI, as this function requires.
+                    let w_sum = unsafe { weight_sum(row) };
                     let bias = kernel.bias.get(o).copied().unwrap_or(0);
                     *s = bias.wrapping_sub(w_sum.wrapping_mul(zero_points.input + 128));
                 }
@@ -263,8 +270,8 @@ mod zmm {
                     for k0 in (0..d.taps).step_by(kc_len) {
                         let kc = kc_len.min(d.taps - k0);
                         if vector_packing {
-                            // SAFETY: AVX-512, as this function requires; the geometry fits
-                            // i32 lanes; `input.len() >= 4`.
+                            // SAFETY: AVX-512 with VBMI, as this function requires; the
+                            // geometry fits i32 lanes; `input.len() >= 4`.
                             unsafe { pack(&mut panel.0, input, g, d, &block, k0, kc, pad) };
                         } else {
                             pack_scalar(&mut panel.0, in_g, d, &block, k0, kc, pad);
@@ -303,6 +310,27 @@ mod zmm {
         }
     }
 
+    /// The sum of a row of weights, wrapping: 64 at a time by `vpdpbusd` against ones (a
+    /// convolution called once per fused row computes its channels' sums on every call).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and VNNI.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+    unsafe fn weight_sum(row: &[i8]) -> i32 {
+        let mut chunks = row.chunks_exact(64);
+        let mut acc = _mm512_setzero_si512();
+        for chunk in &mut chunks {
+            // SAFETY: `chunk` is 64 bytes, one vector.
+            let w = unsafe { _mm512_loadu_si512(chunk.as_ptr().cast()) };
+            acc = _mm512_dpbusd_epi32(acc, _mm512_set1_epi8(1), w);
+        }
+        let rest = chunks.remainder().iter();
+        rest.fold(_mm512_reduce_add_epi32(acc), |a, &w| {
+            a.wrapping_add(w as i32)
+        })
+    }
+
     /// Taps `k0..k0 + kc` of a block as codes `q + 128` (`pad` in the padding), four taps per
     /// pixel word; taps past `kc` in the last quad are 0 (their weights are taken as 0 too).
     #[inline(always)]
@@ -330,14 +358,58 @@ mod zmm {
         }
     }
 
-    /// [`pack_scalar`] by masked gathers of the 32-bit words holding the codes (16 pixels per
-    /// gather): a lane reads only where its tap is inside the input.
+    /// Where a vector of 16 pixels can take a tap's codes with one byte permute: the offset
+    /// of its first pixel's tap `(0, 0)` in a plane and, in bytes `4 j..4 j + 4`, pixel `j`'s
+    /// offset from it. Only for pixels whose every tap is inside the input and whose offsets
+    /// span less than 64 bytes (any stride-1 block of a plane up to about 48 wide, and a
+    /// stride-4 row segment: the paper net's conv1).
+    #[derive(Clone, Copy)]
+    struct Window {
+        first: usize,
+        index: __m512i,
+    }
+
+    /// The [`Window`] of vector `q` of a block, if it has one.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F and BW; the geometry passes [`lanes_fit`];
+    /// The CPU must support AVX-512 F.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn window(d: &Dims, block: &Block<NP>, q: usize) -> Option<Window> {
+        let (rows, cols) = (
+            block.row.get(16 * q..16 * q + 16)?,
+            block.col.get(16 * q..16 * q + 16)?,
+        );
+        let (max_row, max_col) = (d.in_h.checked_sub(d.k)?, d.in_w.checked_sub(d.k)?);
+        // Wrapped below zero, a row or column is huge: outside as well.
+        if rows
+            .iter()
+            .zip(cols)
+            .any(|(&r, &c)| r > max_row || c > max_col)
+        {
+            return None;
+        }
+        let first = rows.first()? * d.in_w + cols.first()?;
+        let mut index = [0u8; 64];
+        for ((four, &r), &c) in index.chunks_exact_mut(4).zip(rows).zip(cols) {
+            let at = (r * d.in_w + c).checked_sub(first)?;
+            four.fill(u8::try_from(at).ok().filter(|&at| at < 64)?);
+        }
+        // SAFETY: 64 bytes, one vector.
+        let index = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
+        Some(Window { first, index })
+    }
+
+    /// [`pack_scalar`] with vectors: 16 pixels of one tap by a byte permute of the 64 input
+    /// bytes from the first one's ([`Window`]) where the pixels allow it, else by masked
+    /// gathers of the 32-bit words holding the codes (a lane reads only where its tap is
+    /// inside the input).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VBMI; the geometry passes [`lanes_fit`];
     /// `input.len() >= 4`.
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2")]
     unsafe fn pack(
         panel: &mut [u32],
         input: &[i8],
@@ -354,13 +426,42 @@ mod zmm {
         let pad = _mm512_set1_epi32(pad as i32);
         let flip = _mm512_set1_epi32(0x80);
         let low = _mm512_set1_epi32(0xff);
+        let flip_bytes = _mm512_set1_epi8(0x80u8 as i8);
+        // SAFETY (each): AVX-512 F, as this function requires.
+        let windows: [Option<Window>; NP / 16] =
+            core::array::from_fn(|q| unsafe { window(d, block, q) });
         let mut tap = Tap::new(k0, d.k);
         for (quad, words) in panel.chunks_exact_mut(NP).take(kc.div_ceil(4)).enumerate() {
             let mut packed = [_mm512_setzero_si512(); NP / 16];
             for byte in 0..4usize.min(kc - 4 * quad) {
                 let plane = (g * d.cin_g + tap.ic) * d.in_plane;
                 let plane_ok = plane + d.in_plane <= input.len();
-                for (q, p) in packed.iter_mut().enumerate() {
+                let shift = tap.ky * d.in_w + tap.kx;
+                for (q, (p, w)) in packed.iter_mut().zip(&windows).enumerate() {
+                    if let (Some(w), true) = (w, plane_ok) {
+                        // The first pixel's code, inside the plane (the window's pixels are
+                        // inside the input), and the bytes after it up to the input's end.
+                        let start = plane + w.first + shift;
+                        let avail = input.len().saturating_sub(start);
+                        let bytes = if avail >= 64 {
+                            !0u64
+                        } else {
+                            (1u64 << avail) - 1
+                        };
+                        // SAFETY: `start < input.len()`, and the masked load reads only the
+                        // bytes before the input's end.
+                        let data = unsafe {
+                            _mm512_maskz_loadu_epi8(bytes, input.as_ptr().wrapping_add(start))
+                        };
+                        // Byte `byte` of each pixel's word: its code, lifted by 128.
+                        let codes = _mm512_maskz_permutexvar_epi8(
+                            0x1111_1111_1111_1111 << byte,
+                            w.index,
+                            _mm512_xor_si512(data, flip_bytes),
+                        );
+                        *p = _mm512_or_si512(*p, codes);
+                        continue;
+                    }
                     // SAFETY: AVX-512 F, as this function requires.
                     let (inside, offset) = unsafe { tap_lanes(d, &lanes, q, tap) };
                     let inside = if plane_ok { inside } else { 0 };
@@ -787,7 +888,7 @@ mod zmm {
     /// MAX_LINEAR_INT8_INPUT` and an input zero point in `-128..=127`.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F, BW, VL and VNNI; the slices must have passed
+    /// The CPU must support AVX-512 F, BW, VL, VBMI and VNNI; the slices must have passed
     /// `check_linear`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
     pub(super) unsafe fn linear_int8(

@@ -1,4 +1,8 @@
-//! x86-64 kernels: the f32 and int8 convolutions as register-blocked matrix products for
+//! x86-64 kernels: [`X86Avx2`] here and, for machines with AVX-512 F/BW/VL/VBMI and VNNI,
+//! [`X86Avx512`] (`avx512.rs`: the int8 convolution and fully connected layer on `vpdpbusd`,
+//! the f32 convolution on 16 lanes, this module's kernels for the rest).
+//!
+//! The AVX2 set: the f32 and int8 convolutions as register-blocked matrix products for
 //! AVX2, chosen at run time ([`X86Avx2::detect`]), bit-identical to the definitions
 //! ([`super::reference::f32::conv2d`], [`super::reference::int8::conv2d`]), the f32 and
 //! int8 fully connected layers (four weight rows streamed at once), the f32 LRN
