@@ -101,7 +101,9 @@ fn whole_nets(c: &mut Criterion) {
         let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), arch.name);
         let model = file.model().unwrap();
         let input = test_input(arch);
-        let mut arena = vec![0u8; model.arena_bytes()];
+        // The arena of whole layers, as `alexnet infer` gives: the kernels choose fused or
+        // whole (`Kernels::prefers_whole_layers`).
+        let mut arena = vec![0u8; model.observed_arena_bytes()];
         let mut logits = vec![0.0f32; model.classes()];
 
         // The peer: the same weights, the same input, inference mode (dropout off).
@@ -138,7 +140,9 @@ fn whole_nets_int8(c: &mut Criterion) {
         let model = file.model().unwrap();
         let (qfile, codes) = quantized(arch, &model);
         let qmodel = qfile.model().unwrap();
-        let mut arena = vec![0u8; qmodel.arena_bytes()];
+        // The arena of whole layers, as `alexnet infer` gives: the kernels choose fused or
+        // whole (`Kernels::prefers_whole_layers`).
+        let mut arena = vec![0u8; qmodel.observed_arena_bytes()];
         let mut logits = vec![0i8; qmodel.classes()];
         group.throughput(Throughput::Elements(arch.macs()));
         group.bench_function(BenchmarkId::new("core", arch.name), |b| {

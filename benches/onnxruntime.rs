@@ -99,7 +99,9 @@ pub fn peer(c: &mut Criterion) {
         let file = alexnet_host::BlobFile::from_bytes(&spec.to_blob().unwrap(), arch.name);
         let model = file.model().unwrap();
         let inputs = crate::calibration_inputs(arch, &model);
-        let mut arena = vec![0u8; model.arena_bytes()];
+        // The arena of whole layers, as `alexnet infer` gives: the kernels choose fused or
+        // whole (`Kernels::prefers_whole_layers`).
+        let mut arena = vec![0u8; model.observed_arena_bytes()];
         let mut logits = vec![0.0f32; model.classes()];
         model.forward(&inputs[0], &mut arena, &mut logits).unwrap();
         run_peer(arch, &spec, &logits, &inputs);

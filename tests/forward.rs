@@ -195,3 +195,75 @@ mod random_architectures {
         }
     }
 }
+
+/// Reference kernels that count their convolution calls and say whether they prefer whole
+/// layers.
+struct Counting {
+    whole: bool,
+    convs: std::sync::atomic::AtomicUsize,
+}
+
+impl alexnet_core::kernels::Kernels for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+
+    fn prefers_whole_layers(&self) -> bool {
+        self.whole
+    }
+
+    fn conv2d(
+        &self,
+        g: &alexnet_core::geometry::ConvGeometry,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+    ) -> Result<alexnet_core::kernels::KernelPath, alexnet_core::Error> {
+        self.convs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        alexnet_core::kernels::Reference.conv2d(g, input, weight, bias, output)
+    }
+}
+
+#[test]
+fn a_fused_pass_runs_whole_layers_where_the_kernels_prefer_and_the_arena_allows() {
+    let spec = paper_init(&MICRO, 3).unwrap();
+    let file = BlobFile::from_bytes(&spec.to_blob().unwrap(), "micro");
+    let model = file.model().unwrap();
+    let input = vec![0.5f32; MICRO.input_len()];
+    let convs = MICRO
+        .layers
+        .iter()
+        .filter(|l| matches!(l, alexnet_core::arch::Layer::Conv(_)))
+        .count();
+    let run = |whole: bool, arena: usize| {
+        let kernels = Counting {
+            whole,
+            convs: 0.into(),
+        };
+        let mut arena = vec![0u8; arena];
+        let mut logits = vec![0.0f32; MICRO.classes()];
+        let options = RunOptions::new().kernels(&kernels);
+        model.run(&input, &mut arena, &mut logits, options).unwrap();
+        (
+            kernels.convs.into_inner(),
+            logits.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        )
+    };
+    let (small, large) = (model.arena_bytes(), model.observed_arena_bytes());
+    let (fused_calls, fused) = run(false, large);
+    let (whole_calls, whole) = run(true, large);
+    let (cramped_calls, cramped) = run(true, small);
+    assert_eq!(whole_calls, convs, "one call per convolution, whole");
+    assert!(
+        fused_calls > convs,
+        "fused chains call per row: {fused_calls}"
+    );
+    assert_eq!(
+        cramped_calls, fused_calls,
+        "no room for whole layers: fused"
+    );
+    assert_eq!(whole, fused);
+    assert_eq!(cramped, fused);
+}

@@ -48,6 +48,10 @@ enum Op {
     MaxPoolInt8 {
         in_w: usize,
     },
+    /// f32 max pooling.
+    MaxPool {
+        stride: usize,
+    },
     Relu,
     ReluInt8,
     Other,
@@ -829,7 +833,7 @@ macro_rules! kernel_suite {
                     if skip() { return Ok(()); }
                     let g = PoolGeometry::new(&PoolSpec { window: win as u32, stride: stride as u32 }, Shape::new(c, h, w)).unwrap();
                     let mut out = vec![0.0; g.output().len()];
-                    prop_assert_eq!(kernels().max_pool(&g, &input, &mut out).unwrap(), expect(Op::Other));
+                    prop_assert_eq!(kernels().max_pool(&g, &input, &mut out).unwrap(), expect(Op::MaxPool { stride }));
                     prop_assert_eq!(bits(&out), bits(&exact::max_pool(&input, c, h, w, win, stride)));
                     let mut r = input.clone();
                     prop_assert_eq!(kernels().relu(&mut r), expect(Op::Relu));
@@ -1049,12 +1053,13 @@ fn avx512_missing() -> bool {
     missing
 }
 
-/// What the AVX-512 kernels run: their own convolutions and int8 fully connected layer
-/// (up to the input their buffer holds), the AVX2 kernels' paths elsewhere.
+/// What the AVX-512 kernels run: their own convolutions, f32 max pool (strides 1 and 2) and
+/// int8 fully connected layer (up to the input their buffer holds), the AVX2 kernels' paths elsewhere.
 #[cfg(target_arch = "x86_64")]
 fn avx512_paths(op: Op) -> KernelPath {
     match op {
         Op::Conv { .. } | Op::ConvInt8 { .. } => KernelPath::X86Avx512,
+        Op::MaxPool { stride } if stride <= 2 => KernelPath::X86Avx512,
         Op::LinearInt8 { inputs }
             if inputs <= alexnet_core::kernels::x86_64::MAX_LINEAR_INT8_INPUT =>
         {
@@ -1083,7 +1088,9 @@ fn x86_paths(op: Op) -> KernelPath {
         {
             KernelPath::X86Avx2
         }
-        Op::LinearInt8 { .. } | Op::MaxPoolInt8 { .. } | Op::Other => KernelPath::Reference,
+        Op::LinearInt8 { .. } | Op::MaxPoolInt8 { .. } | Op::MaxPool { .. } | Op::Other => {
+            KernelPath::Reference
+        }
     }
 }
 

@@ -97,6 +97,13 @@ pub trait Kernels: Sync {
     /// A short name for logs and benchmarks.
     fn name(&self) -> &'static str;
 
+    /// Whether a fused pass given the arena for whole layers should run every layer whole
+    /// instead (the same bits either way): `false` (fuse) unless whole layers were measured
+    /// faster with these kernels. [`crate::Model::run`] asks it.
+    fn prefers_whole_layers(&self) -> bool {
+        false
+    }
+
     /// f32 convolution ([`reference::f32::conv2d`]).
     fn conv2d(
         &self,
@@ -219,6 +226,9 @@ pub trait Kernels: Sync {
 impl<K: Kernels + ?Sized> Kernels for &K {
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+    fn prefers_whole_layers(&self) -> bool {
+        (**self).prefers_whole_layers()
     }
     fn conv2d(
         &self,

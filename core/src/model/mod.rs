@@ -171,8 +171,9 @@ impl<'a> Model<'a> {
     /// Runs the network on `input` (`[C, H, W]`, preprocessed), writing the logits (the
     /// values before any softmax). `arena` needs [`Model::arena_bytes`] bytes, any alignment.
     /// Each conv -> ReLU/LRN -> max pool chain runs fused, a few rows at a time, on the
-    /// [`crate::kernels::native`] kernels. The firmware's one-liner; [`Model::run`] takes
-    /// options.
+    /// [`crate::kernels::native`] kernels (given [`Model::observed_arena_bytes`], every layer
+    /// whole where those kernels are faster so, as [`Model::run`] says). The firmware's
+    /// one-liner; [`Model::run`] takes options.
     pub fn forward(
         &self,
         input: &[f32],
@@ -197,7 +198,10 @@ impl<'a> Model<'a> {
     /// Runs the network, f32 (`T = f32`) or int8 (`T = i8`), as `options` say: which
     /// [`Kernels`](crate::kernels::Kernels), fused or unfused, and an observer that sees every layer's output. Every
     /// choice gives the same logits, bit for bit. `arena` needs [`Model::arena_bytes`]
-    /// bytes fused, [`Model::observed_arena_bytes`] unfused or observed.
+    /// bytes fused, [`Model::observed_arena_bytes`] unfused or observed. Given the latter, a
+    /// fused pass runs every layer whole where the kernels are faster so
+    /// ([`Kernels::prefers_whole_layers`](crate::kernels::Kernels::prefers_whole_layers):
+    /// the AVX-512 ones).
     ///
     /// ```
     /// # fn run(model: &alexnet_core::Model, x: &[f32], arena: &mut [u8]) -> Result<(), alexnet_core::Error> {
@@ -227,6 +231,7 @@ impl<'a> Model<'a> {
         options: RunOptions<'_, f32>,
     ) -> Result<(), Error> {
         let (kernels, schedule) = options.into_parts();
+        let schedule = self.schedule_for(kernels, schedule, arena.len());
         let (arena, too_small) = self.prepare::<f32>(
             Precision::F32,
             input.len(),
@@ -282,6 +287,23 @@ impl<'a> Model<'a> {
 
     /// Checks a forward call's precision and buffer lengths; returns the aligned arena and
     /// the error to give if it proves too small.
+    /// A fused pass runs every layer whole instead where the kernels run whole layers faster
+    /// ([`Kernels::prefers_whole_layers`](crate::kernels::Kernels::prefers_whole_layers))
+    /// and the arena has room for them ([`Model::observed_arena_bytes`]): the same bits.
+    fn schedule_for<'o, T>(
+        &self,
+        kernels: &dyn crate::kernels::Kernels,
+        schedule: Schedule<'o, T>,
+        arena: usize,
+    ) -> Schedule<'o, T> {
+        let whole = kernels.prefers_whole_layers() && arena >= self.observed_arena_bytes();
+        if schedule.is_fused() && whole {
+            Schedule::Whole
+        } else {
+            schedule
+        }
+    }
+
     fn prepare<'b, T: bytemuck::Pod>(
         &self,
         precision: Precision,
@@ -569,6 +591,7 @@ impl<'a> Model<'a> {
         options: RunOptions<'_, i8>,
     ) -> Result<(), Error> {
         let (kernels, schedule) = options.into_parts();
+        let schedule = self.schedule_for(kernels, schedule, arena.len());
         let (arena, too_small) = self.prepare::<i8>(
             Precision::Int8,
             input.len(),

@@ -171,10 +171,11 @@ const SMALL_NET_MACS: u64 = 100_000_000;
 /// Runs a model of either precision on f32 inputs: int8 models quantize the input and
 /// dequantize the logits. Owns the buffers, so a loop over images allocates nothing.
 ///
-/// One thread runs the fused forward pass (`Model::forward*`, the small arena); more run
-/// every layer whole (`RunOptions::unfused`, the larger observed arena) on
-/// [`Parallel`] kernels, which split every layer's outputs (convolutions by rows or
-/// channels): the same kernels per output, so the same logits bit for bit.
+/// One thread runs the native kernels' pass (fused, or every layer whole where the kernels
+/// prefer it: the arena has room for both); more run every layer whole
+/// (`RunOptions::unfused`) on [`Parallel`] kernels, which split every layer's outputs
+/// (convolutions by rows or channels): the same kernels per output, so the same logits bit
+/// for bit.
 pub struct Runner<'m, 'a> {
     model: &'m alexnet_core::Model<'a>,
     threads: Option<Parallel>,
@@ -202,11 +203,9 @@ impl<'m, 'a> Runner<'m, 'a> {
         } else {
             None
         };
-        let arena = if threads.is_some() {
-            model.observed_arena_bytes()
-        } else {
-            model.arena_bytes()
-        };
+        // The arena of whole layers (at most 1.5 MB, the f32 paper net's), which the threaded
+        // pass needs and the native kernels may prefer (`Kernels::prefers_whole_layers`).
+        let arena = model.observed_arena_bytes();
         Ok(Runner {
             model,
             threads,
@@ -248,7 +247,7 @@ impl<'m, 'a> Runner<'m, 'a> {
     }
 }
 
-/// The fused pass on the native kernels, or every layer whole on the pool's.
+/// The native kernels' pass, or every layer whole on the pool's.
 fn options<T>(threads: Option<&Parallel>) -> RunOptions<'_, T> {
     match threads {
         Some(pool) => RunOptions::new().kernels(pool).unfused(),

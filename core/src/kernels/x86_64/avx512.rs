@@ -56,6 +56,13 @@ impl Kernels for X86Avx512 {
         "x86-64 AVX-512 VNNI"
     }
 
+    /// Whole layers: the fused chains' calls of one or two rows leave these kernels' wide
+    /// tiles part empty (the paper net in `benches/roofline.rs`: 1.2x the int8 pass and
+    /// 1.1x the f32 one, fused against unfused).
+    fn prefers_whole_layers(&self) -> bool {
+        true
+    }
+
     /// Same checks, same errors, same bits as [`super::super::reference::f32::conv2d`]: the
     /// AVX2 kernel's loops on 16-lane vectors (a multiply, then an add, per product).
     fn conv2d(
@@ -98,12 +105,24 @@ impl Kernels for X86Avx512 {
         Self::AVX2.lrn(values, shape, spec)
     }
 
+    /// Same checks, same errors, same bits as [`super::super::reference::f32::max_pool`]:
+    /// 16 outputs of a row at a time, each window in the definition's order; strides above 2
+    /// run the AVX2 set's (the reference).
     fn max_pool(
         &self,
         g: &PoolGeometry,
         input: &[f32],
         output: &mut [f32],
     ) -> Result<KernelPath, Error> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            g.check(input.len(), output.len())?;
+            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL/VBMI and VNNI were
+            // detected; the slices were checked above.
+            if unsafe { zmm::max_pool_f32(g, input, output) } {
+                return Ok(KernelPath::X86Avx512);
+            }
+        }
         Self::AVX2.max_pool(g, input, output)
     }
 
@@ -202,6 +221,7 @@ impl Kernels for X86Avx512 {
 mod zmm {
     use super::super::x86::{blocks_of, gather, lanes_fit, Block, Tap};
     use crate::geometry::ConvDims as Dims;
+    use crate::geometry::PoolGeometry;
     use crate::int8::requant::output_code;
     use crate::int8::{QKernel, ZeroPoints};
     use core::arch::x86_64::*;
@@ -211,6 +231,9 @@ mod zmm {
     /// Output channels per tile: 16 accumulators, 4 panel vectors and a broadcast weight
     /// word in the 32 registers.
     const MV: usize = 4;
+    /// Output channels per tile when a block has at most 32 pixels (a fused chain's one or
+    /// two rows): 16 accumulators again, and each panel vector used by 8 channels.
+    const MV_NARROW: usize = 8;
     /// Most taps per panel (a multiple of 4; 64 KiB of codes).
     const KC: usize = 1024;
     /// Most output channels whose sums are kept at once (96 KiB): all of conv3's.
@@ -289,6 +312,9 @@ mod zmm {
                             };
                             // SAFETY (each call): AVX-512 and VNNI, as this function requires.
                             o += match (nc - o, np.div_ceil(16)) {
+                                (MV_NARROW.., v @ (1 | 2)) => unsafe {
+                                    tile_any::<MV_NARROW>(&t, panel, rest, v)
+                                },
                                 (1, v) => unsafe { tile_any::<1>(&t, panel, rest, v) },
                                 (2, v) => unsafe { tile_any::<2>(&t, panel, rest, v) },
                                 (3, v) => unsafe { tile_any::<3>(&t, panel, rest, v) },
@@ -776,6 +802,95 @@ mod zmm {
                 .for_each(|(o, &a)| *o = a);
         }
         M
+    }
+
+    // ---------------------------------------------------------------- f32 max pool
+
+    /// The f32 max pool, 16 outputs of a row at a time, each window scanned in the
+    /// definition's order (its rows, then its columns): a later value replaces the running
+    /// maximum when it is greater or NaN (two `vcmpps` masks, a masked move), so signed zeros
+    /// and NaN come out as the definition's. The window's value at 16 outputs is one load for
+    /// stride 1, two loads and a `vpermt2ps` for stride 2 (lanes `2 j` of 32 values); other
+    /// strides return `false` and compute nothing. Loads and stores are masked to the row.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F; `g` must have passed `check` with these slices.
+    #[target_feature(enable = "avx512f,avx2")]
+    pub(super) unsafe fn max_pool_f32(g: &PoolGeometry, input: &[f32], output: &mut [f32]) -> bool {
+        let (win, s) = (g.window().get(), g.stride().get());
+        if s > 2 {
+            return false;
+        }
+        let (in_w, out_w) = (g.in_w().get(), g.out_w().get());
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let spread = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(s as i32));
+        let planes = input
+            .chunks_exact(g.in_plane().get())
+            .zip(output.chunks_exact_mut(g.out_plane().get()));
+        for (in_plane, out_plane) in planes {
+            for (oy, out_row) in out_plane.chunks_exact_mut(out_w).enumerate() {
+                let rows = in_plane.chunks_exact(in_w).skip(oy * s).take(win);
+                for ox0 in (0..out_w).step_by(16) {
+                    let n = (out_w - ox0).min(16);
+                    let mut m = None;
+                    for row in rows.clone() {
+                        for kx in 0..win {
+                            // SAFETY: AVX-512 F, as this function requires.
+                            let v = unsafe { window_values(row, ox0 * s + kx, n, s, spread) };
+                            m = Some(match m {
+                                None => v,
+                                Some(m) => {
+                                    let replace = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, m)
+                                        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                                    _mm512_mask_mov_ps(m, replace, v)
+                                }
+                            });
+                        }
+                    }
+                    if let (Some(m), Some(dst)) = (m, out_row.get_mut(ox0..ox0 + n)) {
+                        // SAFETY: `dst` holds `n` floats, the lanes the mask stores.
+                        unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), lanes_below(n), m) };
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// The mask of lanes `0..n` (all 16 for `n >= 16`).
+    #[inline(always)]
+    fn lanes_below(n: usize) -> __mmask16 {
+        ((1u32 << n.min(16)) - 1) as __mmask16
+    }
+
+    /// `row[x0 + j * s]` in lane `j < n` (0 elsewhere, and wherever that is past the row),
+    /// for `s` 1 or 2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn window_values(row: &[f32], x0: usize, n: usize, s: usize, spread: __m512i) -> __m512 {
+        let avail = row.len().saturating_sub(x0);
+        let p = row.as_ptr().wrapping_add(x0);
+        if s == 1 {
+            if avail == 0 {
+                return _mm512_setzero_ps();
+            }
+            // SAFETY: `x0 < row.len()`; the masked load reads only lanes inside the row.
+            return unsafe { _mm512_maskz_loadu_ps(lanes_below(n.min(avail)), p) };
+        }
+        let low = match avail {
+            0 => _mm512_setzero_ps(),
+            // SAFETY: `x0 < row.len()`; the masked load reads only lanes inside the row.
+            _ => unsafe { _mm512_maskz_loadu_ps(lanes_below(avail), p) },
+        };
+        let high = match avail {
+            0..=16 => _mm512_setzero_ps(),
+            // SAFETY: `x0 + 16 < row.len()`; the masked load reads only lanes inside the row.
+            _ => unsafe { _mm512_maskz_loadu_ps(lanes_below(avail - 16), p.wrapping_add(16)) },
+        };
+        _mm512_permutex2var_ps(low, spread, high)
     }
 
     // ---------------------------------------------------------------- int8
