@@ -285,8 +285,6 @@ impl<'a> Model<'a> {
         )
     }
 
-    /// Checks a forward call's precision and buffer lengths; returns the aligned arena and
-    /// the error to give if it proves too small.
     /// A fused pass runs every layer whole instead where the kernels run whole layers faster
     /// ([`Kernels::prefers_whole_layers`](crate::kernels::Kernels::prefers_whole_layers))
     /// and the arena has room for them ([`Model::observed_arena_bytes`]): the same bits.
@@ -304,6 +302,8 @@ impl<'a> Model<'a> {
         }
     }
 
+    /// Checks a forward call's precision and buffer lengths; returns the aligned arena and
+    /// the error to give if it proves too small.
     fn prepare<'b, T: bytemuck::Pod>(
         &self,
         precision: Precision,

@@ -326,6 +326,11 @@ impl<K: Kernels> Kernels for Parallel<K> {
         "parallel"
     }
 
+    /// Whole layers: a fused chain's calls of a row or two leave threads little to split.
+    fn prefers_whole_layers(&self) -> bool {
+        true
+    }
+
     fn conv2d(
         &self,
         g: &ConvGeometry,
