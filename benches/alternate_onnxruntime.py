@@ -10,17 +10,16 @@ in short bursts, fastest of each burst, so that both see the same state of a noi
 
 The core's time is `alexnet infer`'s `forward_ms` (with an int8 net, the input's
 quantization and the logits' dequantization included), the fastest over the photos."""
-import json, subprocess, sys, time
-import numpy as np
-import onnxruntime as ort
+import json
+import pathlib
+import subprocess
+import sys
+import time
 
-def session(path):
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = 1
-    o.inter_op_num_threads = 1
-    o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from onnxruntime_peer import session  # noqa: E402  (the bench's own one-thread session)
 
 def ort_min(sess, x, n=15):
     feed = {"input": x}
