@@ -1,6 +1,6 @@
 //! The AVX-512 kernels ([`X86Avx512`]): the int8 convolution and fully connected layer on
-//! AVX512-VNNI's `vpdpbusd`, the f32 convolution on 16-lane registers, every other layer the
-//! AVX2 kernels ([`super::X86Avx2`]).
+//! AVX512-VNNI's `vpdpbusd`, the f32 convolution on 16-lane registers, the f32 max pool,
+//! every other layer the AVX2 kernels ([`super::X86Avx2`]).
 //!
 //! `vpdpbusd` multiplies unsigned bytes by signed ones, four pairs per 32-bit lane, and adds
 //! the four products to the lane: exact, since `|u * w| <= 255 * 128`, and the lane's sum
@@ -29,8 +29,9 @@ use crate::error::Error;
 use crate::geometry::{AdaptivePoolGeometry, ConvGeometry, PoolGeometry};
 use crate::int8::{QKernel, ZeroPoints};
 
-/// The AVX-512 kernels: the int8 convolution and fully connected layer on `vpdpbusd`, every
-/// other layer as [`X86Avx2`] computes it (and reported as such). Only
+/// The AVX-512 kernels: the int8 convolution and fully connected layer on `vpdpbusd`, the f32
+/// convolution and max pool on 16 lanes, every other layer as [`X86Avx2`] computes it (and
+/// reported as such). Only
 /// [`X86Avx512::detect`] makes one, on a machine with AVX-512 F, BW, VL, VBMI and VNNI.
 #[derive(Clone, Copy, Debug)]
 pub struct X86Avx512 {
