@@ -1,14 +1,17 @@
-//! Where the paper net's time goes on this machine, layer by layer, against what the machine
+//! Where each net's time goes on this machine, layer by layer, against what the machine
 //! can do: a multiply-add loop's peak (f32 without FMA, as the f32 contract computes; with FMA
 //! for comparison; int8 as `vpmaddwd` pairs, the AVX2 int8 kernels' instruction, and, on a
 //! machine with AVX-512 VNNI, 16-lane f32 and `vpdpbusd`, the AVX-512 kernels' instructions)
 //! and a streaming read's bandwidth, then each layer's time, GMAC/s and share of that peak (and the
 //! fully connected layers' weight stream in GB/s), f32 and int8, one thread and two.
 //!
-//! Run: `cargo run --release -p alexnet-benches --bin roofline` (`cargo xtask bench` runs it
-//! after the criterion benchmarks). About a minute; figures for the machine it runs on.
+//! Run: `cargo run --release -p alexnet-benches --bin roofline [--whole] [NET...]` with NET
+//! one of `paper`, `caffe`, `torchvision`, `micro` (default: `paper torchvision`; `cargo xtask
+//! bench` runs it so after the criterion benchmarks). About half a minute per net; figures
+//! for the machine it runs on. `--whole` prints only the whole passes (a few seconds: for
+//! timing two builds against each other, alternately).
 
-use alexnet_core::builtin::PAPER;
+use alexnet_core::builtin::{self, PAPER, TORCHVISION};
 use alexnet_core::kernels::{native, Kernels};
 use alexnet_core::{Arch, Layer, Model, RunOptions, Shape};
 use alexnet_host::init::paper_init;
@@ -32,6 +35,9 @@ struct Peak {
     /// With AVX-512 VNNI: f32 multiply-accumulates per second as a multiply then an add on
     /// 16 lanes, and int8 ones through `vpdpbusd` on 64 bytes.
     avx512: Option<(f64, f64)>,
+    /// With AVX-512: f32 fused multiply-adds on 16 lanes (what a runtime free of the
+    /// contract's rule can reach).
+    f32_fma_512: Option<f64>,
     /// Bytes per second of one thread reading a buffer far larger than the caches.
     stream_read: f64,
     /// The f32 multiply-add loop on two threads at once, both together: twice `f32_mul_add`
@@ -42,8 +48,32 @@ struct Peak {
 }
 
 fn main() {
-    println!("# Roofline of the paper net on this machine (one core's peak, measured)\n");
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let whole_only = args.iter().any(|a| a == "--whole");
+    args.retain(|a| a != "--whole");
+    let nets: Vec<&Arch<'static>> = match args {
+        names if names.is_empty() => vec![&PAPER, &TORCHVISION],
+        names => names
+            .iter()
+            .map(|name| {
+                builtin::by_name(name).unwrap_or_else(|| {
+                    eprintln!("roofline: unknown net {name:?}; the built-in nets: paper, caffe, torchvision, micro");
+                    std::process::exit(2)
+                })
+            })
+            .collect(),
+    };
+    println!("# Roofline on this machine (one core's peak, measured)\n");
     println!("kernels: {}", native().name());
+    if whole_only {
+        for arch in nets {
+            let (f32_file, int8_file) = blobs(arch);
+            let f32_model = f32_file.model().expect("the f32 blob parses");
+            let int8_model = int8_file.model().expect("the int8 blob parses");
+            whole_passes(arch, &f32_model, &int8_model);
+        }
+        return;
+    }
     let peak = measure_peak();
     println!(
         "peak: f32 {:.1} GMAC/s with a multiply and an add (contract), {:.1} GMAC/s with FMA; int8 {:.1} GMAC/s (vpmaddwd); streaming read {:.1} GB/s",
@@ -52,16 +82,14 @@ fn main() {
         peak.int8_madd / 1e9,
         peak.stream_read / 1e9
     );
-    if let Some((f32_peak, int8_peak)) = peak.avx512 {
+    if let (Some((f32_peak, int8_peak)), Some(fma)) = (peak.avx512, peak.f32_fma_512) {
         println!(
-            "AVX-512 peak: f32 {:.1} GMAC/s with a multiply and an add on 16 lanes; int8 {:.1} GMAC/s (vpdpbusd)",
+            "AVX-512 peak: f32 {:.1} GMAC/s with a multiply and an add on 16 lanes ({:.1} with FMA); int8 {:.1} GMAC/s (vpdpbusd)",
             f32_peak / 1e9,
+            fma / 1e9,
             int8_peak / 1e9
         );
     }
-    // The peaks of the instructions the native kernels run.
-    let avx512 = peak.avx512.filter(|_| native().name().contains("AVX-512"));
-    let (f32_peak, int8_peak) = avx512.unwrap_or((peak.f32_mul_add, peak.int8_madd));
     println!(
         "two threads at once: f32 {:.1} GMAC/s ({:.2}x one), streaming read {:.1} GB/s ({:.2}x one)\n",
         peak.f32_mul_add_two / 1e9,
@@ -69,43 +97,69 @@ fn main() {
         peak.stream_read_two / 1e9,
         peak.stream_read_two / peak.stream_read
     );
-    let spec = paper_init(&PAPER, 0).expect("the paper net's initialization");
-    let f32_file = BlobFile::from_bytes(&spec.to_blob().expect("an f32 blob"), PAPER.name);
+    for arch in nets {
+        report(arch, &peak);
+    }
+}
+
+/// One net's whole passes (fused and unfused) and its per-layer tables, f32 and int8.
+fn report(arch: &Arch<'_>, peak: &Peak) {
+    // The peaks of the instructions the native kernels run.
+    let avx512 = peak.avx512.filter(|_| native().name().contains("AVX-512"));
+    let (f32_peak, int8_peak) = avx512.unwrap_or((peak.f32_mul_add, peak.int8_madd));
+    let (f32_file, int8_file) = blobs(arch);
     let f32_model = f32_file.model().expect("the f32 blob parses");
-    let input = synthetic_input(&PAPER, 0);
-    let calibration = [synthetic_input(&PAPER, 1), synthetic_input(&PAPER, 2)];
-    let cal = quantize::calibrate(&f32_model, &calibration, |_| {}).expect("calibration");
-    let (int8_spec, _) = quantize::quantize(&f32_model, &cal, Method::MinMax).expect("int8");
-    let int8_file = BlobFile::from_bytes(&int8_spec.to_blob().expect("an int8 blob"), "paper");
     let int8_model = int8_file.model().expect("the int8 blob parses");
-    let mut codes = vec![0i8; PAPER.input_len()];
+    let input = synthetic_input(arch, 0);
+    let mut codes = vec![0i8; arch.input_len()];
     int8_model
         .quantize_input(&input, &mut codes)
         .expect("input codes");
+    whole_passes(arch, &f32_model, &int8_model);
+    let two = Parallel::new(2).expect("a two-thread pool");
+    let [f32_one, f32_two] = layer_times(&f32_model, &input, [native(), &two]);
+    let [int8_one, int8_two] = layer_times(&int8_model, &codes, [native(), &two]);
+    print_table("f32", arch, &f32_one, &f32_two, f32_peak, 4, peak);
+    print_table("int8", arch, &int8_one, &int8_two, int8_peak, 1, peak);
+}
 
-    println!("Whole pass, one thread, fastest of {RUNS} (the conv -> ReLU/LRN -> pool chains fused, as `forward` runs them, and unfused):\n");
+/// The net's f32 blob (the seeded initialization) and its int8 quantization (calibrated on
+/// two synthetic inputs).
+fn blobs(arch: &Arch<'_>) -> (BlobFile, BlobFile) {
+    let spec = paper_init(arch, 0).expect("the net's initialization");
+    let f32_file = BlobFile::from_bytes(&spec.to_blob().expect("an f32 blob"), arch.name);
+    let f32_model = f32_file.model().expect("the f32 blob parses");
+    let calibration = [synthetic_input(arch, 1), synthetic_input(arch, 2)];
+    let cal = quantize::calibrate(&f32_model, &calibration, |_| {}).expect("calibration");
+    let (int8_spec, _) = quantize::quantize(&f32_model, &cal, Method::MinMax).expect("int8");
+    let int8_file = BlobFile::from_bytes(&int8_spec.to_blob().expect("an int8 blob"), arch.name);
+    (f32_file, int8_file)
+}
+
+/// The whole-pass table: f32 and int8, fused and unfused.
+fn whole_passes(arch: &Arch<'_>, f32_model: &Model<'_>, int8_model: &Model<'_>) {
+    let input = synthetic_input(arch, 0);
+    let mut codes = vec![0i8; arch.input_len()];
+    int8_model
+        .quantize_input(&input, &mut codes)
+        .expect("input codes");
+    println!("## The {} net: whole pass, one thread, fastest of {RUNS} (the conv -> ReLU/LRN -> pool chains fused, as `forward` runs them in the fused arena, and unfused)\n", arch.name);
     println!("| precision | fused | unfused | fused / unfused |");
     println!("|---|---:|---:|---:|");
-    let (fused, unfused) = whole_pass(&f32_model, &input);
+    let (fused, unfused) = whole_pass(f32_model, &input);
     println!(
         "| f32 | {:.2} ms | {:.2} ms | {:.2} |",
         ms(fused),
         ms(unfused),
         ms(fused) / ms(unfused)
     );
-    let (fused, unfused) = whole_pass(&int8_model, &codes);
+    let (fused, unfused) = whole_pass(int8_model, &codes);
     println!(
         "| int8 | {:.2} ms | {:.2} ms | {:.2} |\n",
         ms(fused),
         ms(unfused),
         ms(fused) / ms(unfused)
     );
-
-    let two = Parallel::new(2).expect("a two-thread pool");
-    let [f32_one, f32_two] = layer_times(&f32_model, &input, [native(), &two]);
-    let [int8_one, int8_two] = layer_times(&int8_model, &codes, [native(), &two]);
-    print_table("f32", &PAPER, &f32_one, &f32_two, f32_peak, 4, &peak);
-    print_table("int8", &PAPER, &int8_one, &int8_two, int8_peak, 1, &peak);
 }
 
 /// An input of the net's shape with values in the range of a normalized image.
@@ -206,7 +260,10 @@ fn print_table(
     weight_bytes: usize,
     peak: &Peak,
 ) {
-    println!("## {precision}, one thread (two threads)\n");
+    println!(
+        "## The {} net, {precision}, one thread (two threads)\n",
+        arch.name
+    );
     println!("| layer | M MACs | ms | GMAC/s | % of peak | weights GB/s (% of stream) | ms, 2 threads | speed-up |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let (mut total_one, mut total_two) = (Duration::ZERO, Duration::ZERO);
@@ -302,6 +359,10 @@ fn measure_peak() -> Peak {
                     best_rate(|| unsafe { x86::dpbusd(turns) }),
                 )
             }),
+        f32_fma_512: is_x86_feature_detected!("avx512f").then(|| {
+            // SAFETY: AVX-512 F was detected just above.
+            best_rate(|| unsafe { x86::fma_512(turns) })
+        }),
         stream_read: best_rate(|| unsafe { x86::read(&buffer) }),
         f32_mul_add_two: best_rate_two(|| unsafe { x86::mul_add(turns) }),
         stream_read_two: best_rate_two(|| unsafe { x86::read(&buffer) }),
@@ -373,6 +434,15 @@ mod x86 {
         let c = _mm512_set1_ps(black_box(1e-7));
         let start = _mm512_set1_ps(1.0);
         (16 * chains(turns, start, |a| _mm512_add_ps(_mm512_mul_ps(a, m), c))) as f64
+    }
+
+    /// One fused multiply-add on 16 lanes: 16 MACs per step.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn fma_512(turns: u64) -> f64 {
+        let m = _mm512_set1_ps(black_box(0.999_999));
+        let c = _mm512_set1_ps(black_box(1e-7));
+        let start = _mm512_set1_ps(1.0);
+        (16 * chains(turns, start, |a| _mm512_fmadd_ps(a, m, c))) as f64
     }
 
     /// `vpdpbusd`: 64 byte products summed in fours into 16 lanes, 64 MACs per step.
