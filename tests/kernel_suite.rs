@@ -1053,12 +1053,13 @@ fn avx512_missing() -> bool {
     missing
 }
 
-/// What the AVX-512 kernels run: their own convolutions, f32 max pool (strides 1 and 2) and
-/// int8 fully connected layer (up to the input their buffer holds), the AVX2 kernels' paths elsewhere.
+/// What the AVX-512 kernels run: their own convolutions, f32 max pool (strides 1 and 2), f32
+/// fully connected layer and int8 one (up to the input their buffer holds), the AVX2 kernels' paths
+/// elsewhere.
 #[cfg(target_arch = "x86_64")]
 fn avx512_paths(op: Op) -> KernelPath {
     match op {
-        Op::Conv { .. } | Op::ConvInt8 { .. } => KernelPath::X86Avx512,
+        Op::Conv { .. } | Op::ConvInt8 { .. } | Op::Linear => KernelPath::X86Avx512,
         Op::MaxPool { stride } if stride <= 2 => KernelPath::X86Avx512,
         Op::LinearInt8 { inputs }
             if inputs <= alexnet_core::kernels::x86_64::MAX_LINEAR_INT8_INPUT =>
