@@ -403,17 +403,27 @@ mod zmm {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
     unsafe fn weight_sum(row: &[i8]) -> i32 {
-        let mut chunks = row.chunks_exact(64);
-        let mut acc = _mm512_setzero_si512();
-        for chunk in &mut chunks {
+        let ones = _mm512_set1_epi8(1);
+        // Four sums in turn, so that the additions' latency overlaps (wrapping i32 sums
+        // are exact in any order).
+        let mut acc = [_mm512_setzero_si512(); 4];
+        let mut fours = row.chunks_exact(256);
+        for four in &mut fours {
+            for (a, chunk) in acc.iter_mut().zip(four.chunks_exact(64)) {
+                // SAFETY: `chunk` is 64 bytes, one vector.
+                let w = unsafe { _mm512_loadu_si512(chunk.as_ptr().cast()) };
+                *a = _mm512_dpbusd_epi32(*a, ones, w);
+            }
+        }
+        let mut chunks = fours.remainder().chunks_exact(64);
+        for (a, chunk) in acc.iter_mut().zip(&mut chunks) {
             // SAFETY: `chunk` is 64 bytes, one vector.
             let w = unsafe { _mm512_loadu_si512(chunk.as_ptr().cast()) };
-            acc = _mm512_dpbusd_epi32(acc, _mm512_set1_epi8(1), w);
+            *a = _mm512_dpbusd_epi32(*a, ones, w);
         }
-        let rest = chunks.remainder().iter();
-        rest.fold(_mm512_reduce_add_epi32(acc), |a, &w| {
-            a.wrapping_add(w as i32)
-        })
+        let vectors = acc.iter().map(|&a| _mm512_reduce_add_epi32(a));
+        let rest = chunks.remainder().iter().map(|&w| w as i32);
+        vectors.chain(rest).fold(0i32, i32::wrapping_add)
     }
 
     /// Taps `k0..k0 + kc` of a block as codes `q + 128` (`pad` in the padding), four taps per
@@ -444,20 +454,21 @@ mod zmm {
     }
 
     /// Where a vector of 16 pixels can take a tap's codes with one byte permute: the offset
-    /// of its first pixel's tap `(0, 0)` in a plane and, in bytes `4 j..4 j + 4`, pixel `j`'s
-    /// offset from it. Only for pixels whose every tap is inside the input and whose offsets
-    /// span less than 64 bytes (any stride-1 block of a plane up to about 48 wide, and a
-    /// stride-4 row segment: the paper net's conv1).
+    /// of its first pixel's tap `(0, 0)` in a plane (negative in the padding) and, in bytes
+    /// `4 j..4 j + 4`, pixel `j`'s offset from it. Only for pixels whose offsets rise from
+    /// the first and span less than 64 bytes: any stride-1 vector of a plane up to about 48
+    /// wide, its rows' ends and padding included, and a stride-4 row segment (conv1). The
+    /// lanes whose tap falls in the padding take the padding's code after the permute.
     #[derive(Clone, Copy)]
     struct Window {
-        first: usize,
+        first: isize,
         index: __m512i,
     }
 
     /// The [`Window`] of vector `q` of a block, if it has one.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F; the geometry passes [`lanes_fit`].
     #[inline]
     #[target_feature(enable = "avx512f,avx2")]
     unsafe fn window(d: &Dims, block: &Block<NP>, q: usize) -> Option<Window> {
@@ -465,24 +476,27 @@ mod zmm {
             block.row.get(16 * q..16 * q + 16)?,
             block.col.get(16 * q..16 * q + 16)?,
         );
-        let (max_row, max_col) = (d.in_h.checked_sub(d.k)?, d.in_w.checked_sub(d.k)?);
-        // Wrapped below zero, a row or column is huge: outside as well.
-        if rows
-            .iter()
-            .zip(cols)
-            .any(|(&r, &c)| r > max_row || c > max_col)
-        {
-            return None;
-        }
-        let first = rows.first()? * d.in_w + cols.first()?;
+        // Rows and columns wrapped below zero are small negative numbers again (lanes_fit
+        // bounds them), so offsets are exact in isize.
+        let offset = |r: usize, c: usize| r as isize * d.in_w as isize + c as isize;
+        let first = offset(*rows.first()?, *cols.first()?);
         let mut index = [0u8; 64];
         for ((four, &r), &c) in index.chunks_exact_mut(4).zip(rows).zip(cols) {
-            let at = (r * d.in_w + c).checked_sub(first)?;
+            let at = offset(r, c) - first;
             four.fill(u8::try_from(at).ok().filter(|&at| at < 64)?);
         }
         // SAFETY: 64 bytes, one vector.
         let index = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
         Some(Window { first, index })
+    }
+
+    /// The bits `lo..hi` of a 64-bit mask (none if `hi <= lo`), `lo` and `hi` at most 64.
+    #[inline(always)]
+    fn bits_between(lo: usize, hi: usize) -> u64 {
+        match hi.saturating_sub(lo) {
+            0 => 0,
+            n => (u64::MAX >> (64 - n)) << lo,
+        }
     }
 
     /// [`pack_scalar`] with vectors: 16 pixels of one tap by a byte permute of the 64 input
@@ -512,44 +526,49 @@ mod zmm {
         let flip = _mm512_set1_epi32(0x80);
         let low = _mm512_set1_epi32(0xff);
         let flip_bytes = _mm512_set1_epi8(0x80u8 as i8);
-        // SAFETY (each): AVX-512 F, as this function requires.
+        // The padding's code in byte `byte` of a word.
+        let pad_at: [__m512i; 4] =
+            core::array::from_fn(|byte| _mm512_sllv_epi32(pad, _mm512_set1_epi32(8 * byte as i32)));
+        // SAFETY (each): AVX-512 F and lanes_fit, as this function requires.
         let windows: [Option<Window>; NP / 16] =
             core::array::from_fn(|q| unsafe { window(d, block, q) });
         let mut tap = Tap::new(k0, d.k);
         for (quad, words) in panel.chunks_exact_mut(NP).take(kc.div_ceil(4)).enumerate() {
             let mut packed = [_mm512_setzero_si512(); NP / 16];
-            for byte in 0..4usize.min(kc - 4 * quad) {
+            for (byte, &pad_here) in pad_at.iter().enumerate().take(kc - 4 * quad) {
                 let plane = (g * d.cin_g + tap.ic) * d.in_plane;
                 let plane_ok = plane + d.in_plane <= input.len();
                 let shift = tap.ky * d.in_w + tap.kx;
                 for (q, (p, w)) in packed.iter_mut().zip(&windows).enumerate() {
+                    // SAFETY: AVX-512 F, as this function requires.
+                    let (inside, offset) = unsafe { tap_lanes(d, &lanes, q, tap) };
+                    let inside = if plane_ok { inside } else { 0 };
                     if let (Some(w), true) = (w, plane_ok) {
-                        // The first pixel's code, inside the plane (the window's pixels are
-                        // inside the input), and the bytes after it up to the input's end.
-                        let start = plane + w.first + shift;
-                        let avail = input.len().saturating_sub(start);
-                        let bytes = if avail >= 64 {
-                            !0u64
-                        } else {
-                            (1u64 << avail) - 1
-                        };
-                        // SAFETY: `start < input.len()`, and the masked load reads only the
-                        // bytes before the input's end.
+                        // The 64 bytes from the first pixel's code (before the input's start
+                        // or past its end where the first pixels' taps are padding), loaded
+                        // only where inside `input`: every inside lane's code is among them.
+                        let start = (plane + shift) as isize + w.first;
+                        let len = input.len() as isize;
+                        let bytes = bits_between(
+                            (-start).clamp(0, 64) as usize,
+                            (len - start).clamp(0, 64) as usize,
+                        );
+                        // SAFETY: the mask's bytes lie inside `input`; masked-off bytes are
+                        // not read (and cannot fault), so the address may lie outside.
                         let data = unsafe {
-                            _mm512_maskz_loadu_epi8(bytes, input.as_ptr().wrapping_add(start))
+                            _mm512_maskz_loadu_epi8(bytes, input.as_ptr().wrapping_offset(start))
                         };
-                        // Byte `byte` of each pixel's word: its code, lifted by 128.
+                        // Byte `byte` of each pixel's word: its code, lifted by 128, or the
+                        // padding's code where the tap is outside the input.
                         let codes = _mm512_maskz_permutexvar_epi8(
                             0x1111_1111_1111_1111 << byte,
                             w.index,
                             _mm512_xor_si512(data, flip_bytes),
                         );
-                        *p = _mm512_or_si512(*p, codes);
+                        let u = _mm512_mask_blend_epi32(inside, pad_here, codes);
+                        *p = _mm512_or_si512(*p, u);
                         continue;
                     }
-                    // SAFETY: AVX-512 F, as this function requires.
-                    let (inside, offset) = unsafe { tap_lanes(d, &lanes, q, tap) };
-                    let inside = if plane_ok { inside } else { 0 };
                     let at = _mm512_add_epi32(offset, _mm512_set1_epi32(plane as i32));
                     // The word read starts at the code, or up to 3 bytes before it at the end
                     // of `input`, so all 4 bytes are inside.
