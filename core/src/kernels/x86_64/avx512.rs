@@ -453,16 +453,18 @@ mod zmm {
         }
     }
 
-    /// Where a vector of 16 pixels can take a tap's codes with one byte permute: the offset
-    /// of its first pixel's tap `(0, 0)` in a plane (negative in the padding) and, in bytes
-    /// `4 j..4 j + 4`, pixel `j`'s offset from it. Only for pixels whose offsets rise from
-    /// the first and span less than 64 bytes: any stride-1 vector of a plane up to about 48
-    /// wide, its rows' ends and padding included, and a stride-4 row segment (conv1). The
-    /// lanes whose tap falls in the padding take the padding's code after the permute.
+    /// Where a vector of 16 pixels can take a tap's codes with byte permutes: in one or two
+    /// runs of lanes (`second`: the lanes of the second run, empty if one), each run the
+    /// offset of its first pixel's tap `(0, 0)` in a plane (negative in the padding) and, in
+    /// bytes `4 j..4 j + 4`, pixel `j`'s offset from it. Only for runs whose offsets rise
+    /// from their first and span less than 64 bytes: a stride-1 vector of a plane up to
+    /// about 48 wide, its rows' ends and padding included, is one run; a stride-4 vector
+    /// (conv1) is one run, or two where it crosses an output row. The lanes whose tap falls
+    /// in the padding take the padding's code after the permutes.
     #[derive(Clone, Copy)]
     struct Window {
-        first: isize,
-        index: __m512i,
+        runs: [(isize, __m512i); 2],
+        second: __mmask16,
     }
 
     /// The [`Window`] of vector `q` of a block, if it has one.
@@ -478,16 +480,60 @@ mod zmm {
         );
         // Rows and columns wrapped below zero are small negative numbers again (lanes_fit
         // bounds them), so offsets are exact in isize.
-        let offset = |r: usize, c: usize| r as isize * d.in_w as isize + c as isize;
-        let first = offset(*rows.first()?, *cols.first()?);
-        let mut index = [0u8; 64];
-        for ((four, &r), &c) in index.chunks_exact_mut(4).zip(rows).zip(cols) {
-            let at = offset(r, c) - first;
-            four.fill(u8::try_from(at).ok().filter(|&at| at < 64)?);
+        let offsets: [isize; 16] = core::array::from_fn(|j| {
+            let (r, c) = (rows.get(j).copied(), cols.get(j).copied());
+            r.zip(c)
+                .map_or(0, |(r, c)| r as isize * d.in_w as isize + c as isize)
+        });
+        let first = offsets[0];
+        // The first run: the leading lanes within 64 bytes of the first; the second: the rest.
+        let split = offsets
+            .iter()
+            .position(|&at| !(0..64).contains(&(at - first)))
+            .unwrap_or(16);
+        let second_first = offsets.get(split).copied().unwrap_or(first);
+        let (mut index, mut second_index) = ([0u8; 64], [0u8; 64]);
+        for (j, &at) in offsets.iter().enumerate() {
+            let (run, from) = if j < split {
+                (&mut index, at - first)
+            } else {
+                (&mut second_index, at - second_first)
+            };
+            let from = u8::try_from(from).ok().filter(|&from| from < 64)?;
+            run.get_mut(4 * j..4 * j + 4)?.fill(from);
         }
-        // SAFETY: 64 bytes, one vector.
-        let index = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
-        Some(Window { first, index })
+        // SAFETY: 64 bytes each, one vector.
+        let (index, second_index) = unsafe {
+            (
+                _mm512_loadu_si512(index.as_ptr().cast()),
+                _mm512_loadu_si512(second_index.as_ptr().cast()),
+            )
+        };
+        Some(Window {
+            runs: [(first, index), (second_first, second_index)],
+            second: u16::MAX.checked_shl(split as u32).unwrap_or(0),
+        })
+    }
+
+    /// One run of a [`Window`] for a tap: the 64 input bytes from `start` (loaded only where
+    /// inside `input`; `start` may lie before it or past its end) permuted by `index` into
+    /// byte `byte` of each lane's word (`byte_mask`), lifted by 128.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VBMI.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2")]
+    unsafe fn run_codes(input: &[i8], start: isize, index: __m512i, byte_mask: u64) -> __m512i {
+        let len = input.len() as isize;
+        let bytes = bits_between(
+            (-start).clamp(0, 64) as usize,
+            (len - start).clamp(0, 64) as usize,
+        );
+        // SAFETY: the mask's bytes lie inside `input`; masked-off bytes are not read (and
+        // cannot fault), so the address may lie outside.
+        let data = unsafe { _mm512_maskz_loadu_epi8(bytes, input.as_ptr().wrapping_offset(start)) };
+        let lifted = _mm512_xor_si512(data, _mm512_set1_epi8(0x80u8 as i8));
+        _mm512_maskz_permutexvar_epi8(byte_mask, index, lifted)
     }
 
     /// The bits `lo..hi` of a 64-bit mask (none if `hi <= lo`), `lo` and `hi` at most 64.
@@ -525,7 +571,6 @@ mod zmm {
         let pad = _mm512_set1_epi32(pad as i32);
         let flip = _mm512_set1_epi32(0x80);
         let low = _mm512_set1_epi32(0xff);
-        let flip_bytes = _mm512_set1_epi8(0x80u8 as i8);
         // The padding's code in byte `byte` of a word.
         let pad_at: [__m512i; 4] =
             core::array::from_fn(|byte| _mm512_sllv_epi32(pad, _mm512_set1_epi32(8 * byte as i32)));
@@ -544,27 +589,19 @@ mod zmm {
                     let (inside, offset) = unsafe { tap_lanes(d, &lanes, q, tap) };
                     let inside = if plane_ok { inside } else { 0 };
                     if let (Some(w), true) = (w, plane_ok) {
-                        // The 64 bytes from the first pixel's code (before the input's start
-                        // or past its end where the first pixels' taps are padding), loaded
-                        // only where inside `input`: every inside lane's code is among them.
-                        let start = (plane + shift) as isize + w.first;
-                        let len = input.len() as isize;
-                        let bytes = bits_between(
-                            (-start).clamp(0, 64) as usize,
-                            (len - start).clamp(0, 64) as usize,
-                        );
-                        // SAFETY: the mask's bytes lie inside `input`; masked-off bytes are
-                        // not read (and cannot fault), so the address may lie outside.
-                        let data = unsafe {
-                            _mm512_maskz_loadu_epi8(bytes, input.as_ptr().wrapping_offset(start))
-                        };
-                        // Byte `byte` of each pixel's word: its code, lifted by 128, or the
-                        // padding's code where the tap is outside the input.
-                        let codes = _mm512_maskz_permutexvar_epi8(
-                            0x1111_1111_1111_1111 << byte,
-                            w.index,
-                            _mm512_xor_si512(data, flip_bytes),
-                        );
+                        // Every inside lane's code is among its run's 64 bytes.
+                        let base = (plane + shift) as isize;
+                        let byte_mask = 0x1111_1111_1111_1111 << byte;
+                        let [(first, index), (second_first, second_index)] = w.runs;
+                        // SAFETY (both): AVX-512 with VBMI, as this function requires.
+                        let mut codes = unsafe { run_codes(input, base + first, index, byte_mask) };
+                        if w.second != 0 {
+                            let second = unsafe {
+                                run_codes(input, base + second_first, second_index, byte_mask)
+                            };
+                            codes = _mm512_mask_blend_epi32(w.second, codes, second);
+                        }
+                        // The padding's code where the tap is outside the input.
                         let u = _mm512_mask_blend_epi32(inside, pad_here, codes);
                         *p = _mm512_or_si512(*p, u);
                         continue;
