@@ -235,7 +235,7 @@ impl Kernels for X86Avx512 {
 
 #[cfg(target_arch = "x86_64")]
 mod zmm {
-    use super::super::x86::{blocks_of, gather, lanes_fit, Block, Tap};
+    use super::super::x86::{blocks_of, conv_f32_loops, gather, lanes_fit, Block, Tap};
     use crate::geometry::ConvDims as Dims;
     use crate::geometry::PoolGeometry;
     use crate::int8::requant::output_code;
@@ -717,10 +717,10 @@ mod zmm {
     #[repr(C, align(64))]
     struct PanelF32([f32; KC_F32 * NR]);
 
-    /// The f32 convolution on checked slices, the AVX2 kernel's loops
-    /// (`super::super::x86::conv_f32`) on 16 lanes: tap blocks (the partial sums kept in
-    /// the output between them, which stores an f32 exactly), pixel blocks of 32 packed once,
-    /// output channels 8 at a time; each product rounded, then added.
+    /// The f32 convolution on checked slices, the loops it shares with the AVX2 kernel
+    /// (`super::super::x86::conv_f32_loops`) on 16 lanes: tap blocks (the partial sums kept
+    /// in the output between them, which stores an f32 exactly), pixel blocks of 32 packed
+    /// once, output channels 8 at a time; each product rounded, then added.
     ///
     /// # Safety
     /// The CPU must support AVX-512 F.
@@ -733,62 +733,41 @@ mod zmm {
         d: &Dims,
     ) {
         let mut panel = PanelF32([0.0; KC_F32 * NR]);
-        let k_blocks = d.taps.div_ceil(KC_F32).max(1);
-        let kc_len = d.taps.div_ceil(k_blocks).max(1);
-        let vector_packing = lanes_fit(d, input.len());
-        for g in 0..d.groups {
-            let in_g = input.get(g * d.cin_g * d.in_plane..).unwrap_or(&[]);
-            for k0 in (0..d.taps).step_by(kc_len) {
-                let kc = kc_len.min(d.taps - k0);
-                for p0 in (0..d.pixels).step_by(NR) {
-                    let block = Block::<NR>::new(d, p0);
-                    if vector_packing {
-                        // SAFETY: AVX-512 F, as this function requires; the geometry fits i32
-                        // lanes.
-                        unsafe { pack_f32(&mut panel.0, in_g, d, &block, k0, kc) };
-                    } else {
-                        let mut tap = Tap::new(k0, d.k);
-                        for row in panel.0.chunks_exact_mut(NR).take(kc) {
-                            gather(in_g, d, &block, tap, |j, v| {
-                                if let Some(x) = row.get_mut(j) {
-                                    *x = v.unwrap_or(0.0);
-                                }
-                            });
-                            tap.step(d.k);
-                        }
-                    }
-                    let panel = panel.0.get(..kc * NR).unwrap_or(&[]);
-                    let np = NR.min(d.pixels - p0);
-                    let t = TileF32 {
-                        weight,
-                        bias,
-                        taps: d.taps,
-                        pixels: d.pixels,
-                        k0,
-                        kc,
-                        p0,
-                        np,
-                    };
-                    let mut o = 0;
-                    while o < d.cout_g {
-                        let oc = g * d.cout_g + o;
-                        // SAFETY (each arm): AVX-512 F, as this function requires.
-                        o += match (d.cout_g - o, np > 16) {
-                            (1, false) => unsafe { tile_f32::<1, 1>(&t, output, panel, oc) },
-                            (1, true) => unsafe { tile_f32::<1, 2>(&t, output, panel, oc) },
-                            (2 | 3, false) => unsafe { tile_f32::<2, 1>(&t, output, panel, oc) },
-                            (2 | 3, true) => unsafe { tile_f32::<2, 2>(&t, output, panel, oc) },
-                            (4 | 5, false) => unsafe { tile_f32::<4, 1>(&t, output, panel, oc) },
-                            (4 | 5, true) => unsafe { tile_f32::<4, 2>(&t, output, panel, oc) },
-                            (6 | 7, false) => unsafe { tile_f32::<6, 1>(&t, output, panel, oc) },
-                            (6 | 7, true) => unsafe { tile_f32::<6, 2>(&t, output, panel, oc) },
-                            (_, false) => unsafe { tile_f32::<MR, 1>(&t, output, panel, oc) },
-                            (_, true) => unsafe { tile_f32::<MR, 2>(&t, output, panel, oc) },
-                        };
-                    }
-                }
+        let pack = |panel: &mut [f32], in_g: &[f32], block: &Block<NR>, k0, kc| {
+            // SAFETY: AVX-512 F, as this function requires; the geometry fits i32 lanes.
+            unsafe { pack_f32(panel, in_g, d, block, k0, kc) }
+        };
+        let tiles = |panel: &[f32], g: usize, k0, kc, p0: usize| {
+            let np = NR.min(d.pixels - p0);
+            let t = TileF32 {
+                weight,
+                bias,
+                taps: d.taps,
+                pixels: d.pixels,
+                k0,
+                kc,
+                p0,
+                np,
+            };
+            let mut o = 0;
+            while o < d.cout_g {
+                let oc = g * d.cout_g + o;
+                // SAFETY (each arm): AVX-512 F, as this function requires.
+                o += match (d.cout_g - o, np > 16) {
+                    (1, false) => unsafe { tile_f32::<1, 1>(&t, output, panel, oc) },
+                    (1, true) => unsafe { tile_f32::<1, 2>(&t, output, panel, oc) },
+                    (2 | 3, false) => unsafe { tile_f32::<2, 1>(&t, output, panel, oc) },
+                    (2 | 3, true) => unsafe { tile_f32::<2, 2>(&t, output, panel, oc) },
+                    (4 | 5, false) => unsafe { tile_f32::<4, 1>(&t, output, panel, oc) },
+                    (4 | 5, true) => unsafe { tile_f32::<4, 2>(&t, output, panel, oc) },
+                    (6 | 7, false) => unsafe { tile_f32::<6, 1>(&t, output, panel, oc) },
+                    (6 | 7, true) => unsafe { tile_f32::<6, 2>(&t, output, panel, oc) },
+                    (_, false) => unsafe { tile_f32::<MR, 1>(&t, output, panel, oc) },
+                    (_, true) => unsafe { tile_f32::<MR, 2>(&t, output, panel, oc) },
+                };
             }
-        }
+        };
+        conv_f32_loops::<NR>(input, d, KC_F32, &mut panel.0, pack, tiles);
     }
 
     /// The f32 panel of taps `k0..k0 + kc` of a block (`+0.0` in the padding) by masked

@@ -597,6 +597,49 @@ mod x86 {
         unsafe { conv_f32_avx2(input, weight, bias, output, d) }
     }
 
+    /// The f32 convolution's loops, shared by the AVX2 and AVX-512 kernels: equal tap blocks
+    /// of at most `kc_max` taps (the partial sums kept in the output between them, which
+    /// stores an f32 exactly), blocks of `NR` pixels packed once into `panel` (`pack` where
+    /// the geometry fits i32 lanes, scalar gathers elsewhere; `+0.0` in the padding), then
+    /// `tiles(panel, group, k0, kc, p0)` for the group's output channels. Inlined into each
+    /// kernel, whose features its closures carry.
+    #[inline(always)]
+    pub(super) fn conv_f32_loops<const NR: usize>(
+        input: &[f32],
+        d: &Dims,
+        kc_max: usize,
+        panel: &mut [f32],
+        mut pack: impl FnMut(&mut [f32], &[f32], &Block<NR>, usize, usize),
+        mut tiles: impl FnMut(&[f32], usize, usize, usize, usize),
+    ) {
+        let k_blocks = d.taps.div_ceil(kc_max.max(1)).max(1);
+        let kc_len = d.taps.div_ceil(k_blocks).max(1);
+        let vector_packing = lanes_fit(d, input.len());
+        for g in 0..d.groups {
+            let in_g = input.get(g * d.cin_g * d.in_plane..).unwrap_or(&[]);
+            for k0 in (0..d.taps).step_by(kc_len) {
+                let kc = kc_len.min(d.taps - k0);
+                for p0 in (0..d.pixels).step_by(NR) {
+                    let block = Block::<NR>::new(d, p0);
+                    if vector_packing {
+                        pack(panel, in_g, &block, k0, kc);
+                    } else {
+                        let mut tap = Tap::new(k0, d.k);
+                        for row in panel.chunks_exact_mut(NR).take(kc) {
+                            gather(in_g, d, &block, tap, |j, v| {
+                                if let Some(x) = row.get_mut(j) {
+                                    *x = v.unwrap_or(0.0);
+                                }
+                            });
+                            tap.step(d.k);
+                        }
+                    }
+                    tiles(panel.get(..kc * NR).unwrap_or(&[]), g, k0, kc, p0);
+                }
+            }
+        }
+    }
+
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
@@ -608,62 +651,31 @@ mod x86 {
         d: &Dims,
     ) {
         let mut panel = PanelF32([0.0; KC * NR]);
-        // Equal tap blocks of at most KC taps.
-        let k_blocks = d.taps.div_ceil(KC).max(1);
-        let kc_len = d.taps.div_ceil(k_blocks).max(1);
-        let vector_packing = lanes_fit(d, input.len());
-        for g in 0..d.groups {
-            let in_g = input.get(g * d.cin_g * d.in_plane..).unwrap_or(&[]);
-            for k0 in (0..d.taps).step_by(kc_len) {
-                let kc = kc_len.min(d.taps - k0);
-                for p0 in (0..d.pixels).step_by(NR) {
-                    let block = Block::<NR>::new(d, p0);
-                    if vector_packing {
-                        // SAFETY: AVX2, as this function requires; the geometry fits i32 lanes.
-                        unsafe { pack_f32_avx2(&mut panel.0, in_g, d, &block, k0, kc) };
-                    } else {
-                        let mut tap = Tap::new(k0, d.k);
-                        for row in panel.0.chunks_exact_mut(NR).take(kc) {
-                            gather(in_g, d, &block, tap, |j, v| {
-                                if let Some(x) = row.get_mut(j) {
-                                    *x = v.unwrap_or(0.0);
-                                }
-                            });
-                            tap.step(d.k);
-                        }
-                    }
-                    let panel = panel.0.get(..kc * NR).unwrap_or(&[]);
-                    let tile = Tile {
-                        k0,
-                        kc,
-                        p0,
-                        np: NR.min(d.pixels - p0),
-                    };
-                    let mut o = 0;
-                    while o < d.cout_g {
-                        let oc = g * d.cout_g + o;
-                        // SAFETY (each arm): AVX2, as this function requires.
-                        o += match d.cout_g - o {
-                            1 => unsafe {
-                                tile_f32::<1>(weight, bias, output, d, panel, oc, &tile)
-                            },
-                            2 => unsafe {
-                                tile_f32::<2>(weight, bias, output, d, panel, oc, &tile)
-                            },
-                            3 => unsafe {
-                                tile_f32::<3>(weight, bias, output, d, panel, oc, &tile)
-                            },
-                            4 => unsafe {
-                                tile_f32::<4>(weight, bias, output, d, panel, oc, &tile)
-                            },
-                            _ => unsafe {
-                                tile_f32::<MR>(weight, bias, output, d, panel, oc, &tile)
-                            },
-                        };
-                    }
-                }
+        let pack = |panel: &mut [f32], in_g: &[f32], block: &Block<NR>, k0, kc| {
+            // SAFETY: AVX2, as this function requires; the geometry fits i32 lanes.
+            unsafe { pack_f32_avx2(panel, in_g, d, block, k0, kc) }
+        };
+        let tiles = |panel: &[f32], g: usize, k0, kc, p0: usize| {
+            let tile = Tile {
+                k0,
+                kc,
+                p0,
+                np: NR.min(d.pixels - p0),
+            };
+            let mut o = 0;
+            while o < d.cout_g {
+                let oc = g * d.cout_g + o;
+                // SAFETY (each arm): AVX2, as this function requires.
+                o += match d.cout_g - o {
+                    1 => unsafe { tile_f32::<1>(weight, bias, output, d, panel, oc, &tile) },
+                    2 => unsafe { tile_f32::<2>(weight, bias, output, d, panel, oc, &tile) },
+                    3 => unsafe { tile_f32::<3>(weight, bias, output, d, panel, oc, &tile) },
+                    4 => unsafe { tile_f32::<4>(weight, bias, output, d, panel, oc, &tile) },
+                    _ => unsafe { tile_f32::<MR>(weight, bias, output, d, panel, oc, &tile) },
+                };
             }
-        }
+        };
+        conv_f32_loops::<NR>(input, d, KC, &mut panel.0, pack, tiles);
     }
 
     /// A tile's taps `k0..k0 + kc` and pixels `p0..p0 + np`.
