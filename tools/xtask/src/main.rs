@@ -46,7 +46,8 @@ tasks:
   bench    the benchmarks (criterion): the core against libtorch and ONNX Runtime
            (installed into .venv), whole nets, the paper net's layers, two threads,
            batch 8; then the ratio tables (bench-summary) and the roofline (each layer of
-           the paper net against this machine's measured peak: benches/roofline.rs)
+           the paper and torchvision nets against this machine's measured peak:
+           benches/roofline.rs)
   quant-peer
            the core's int8 quantization against ONNX Runtime's static int8 (QDQ,
            per-channel) on torchvision's net from a torch.save checkpoint: logits SQNR

@@ -284,7 +284,7 @@ pub fn bench() -> Result<(), String> {
     };
     bench_bin("bench-summary")?;
     step(
-        "the roofline: the paper net's layers against this machine's measured peak",
+        "the roofline: the paper and torchvision nets' layers against this machine's measured peak",
         || bench_bin("roofline"),
     )
 }
