@@ -63,6 +63,14 @@ pub(crate) fn adaptive_pool_by<T: Copy>(
 ) -> Result<(), Error> {
     g.check(input.len(), output.len())?;
     let (in_shape, out_shape) = (g.input(), g.output());
+    if (in_shape.h, in_shape.w) == (out_shape.h, out_shape.w) {
+        // Every window is its one value (torchvision's 6x6 to 6x6): the same reduction of
+        // each, without walking windows.
+        for (out, &v) in output.iter_mut().zip(input) {
+            *out = reduce(&mut core::iter::once(v), 1);
+        }
+        return Ok(());
+    }
     let planes = input
         .chunks_exact(g.in_plane().get())
         .zip(output.chunks_exact_mut(g.out_plane().get()));
@@ -123,6 +131,22 @@ mod tests {
         let g = AdaptivePoolGeometry::new(Shape::new(1, 1, 5), 1, 3)?;
         adaptive_avg_pool(&g, &input, &mut out)?;
         assert_eq!(out, [1.5, 3.0, 4.5]);
+        Ok(())
+    }
+
+    #[test]
+    fn adaptive_pool_to_the_same_size_reduces_each_value_alone() -> Result<(), crate::Error> {
+        // (0.0 + v) / 1: every value but -0.0, which the sum's +0.0 start turns into +0.0.
+        let input = [-0.0, 1.5, -2.25, f32::INFINITY, 0.0, 3.0];
+        let mut out = [1.0; 6];
+        let g = AdaptivePoolGeometry::new(Shape::new(1, 2, 3), 2, 3)?;
+        adaptive_avg_pool(&g, &input, &mut out)?;
+        let bits = |v: [f32; 6]| v.map(f32::to_bits);
+        assert_eq!(bits(out), bits([0.0, 1.5, -2.25, f32::INFINITY, 0.0, 3.0]));
+        let codes = [-128i8, -1, 0, 1, 127, 5];
+        let mut out = [0i8; 6];
+        super::super::super::int8::adaptive_avg_pool(&g, &codes, &mut out)?;
+        assert_eq!(out, codes);
         Ok(())
     }
 }
