@@ -235,7 +235,9 @@ impl Kernels for X86Avx512 {
 
 #[cfg(target_arch = "x86_64")]
 mod zmm {
-    use super::super::x86::{blocks_of, conv_f32_loops, gather, lanes_fit, Block, Tap};
+    use super::super::x86::{
+        blocks_of, conv_f32_loops, finish_linear_f32, gather, lanes_fit, Block, Tap,
+    };
     use crate::geometry::ConvDims as Dims;
     use crate::geometry::PoolGeometry;
     use crate::int8::requant::output_code;
@@ -1132,7 +1134,7 @@ mod zmm {
         output: &mut [f32],
         n: usize,
     ) {
-        use crate::kernels::reference::f32::{fold_with_bias, LINEAR_LANES};
+        use crate::kernels::reference::f32::LINEAR_LANES;
         const ROWS: usize = LINEAR_ROWS;
         let n = n.min(input.len());
         let whole = n - n % LINEAR_LANES;
@@ -1158,12 +1160,7 @@ mod zmm {
                 let mut sums = [0.0f32; LINEAR_LANES];
                 // SAFETY: `sums` is 16 floats; unaligned store.
                 unsafe { _mm512_storeu_ps(sums.as_mut_ptr(), *a) };
-                let rest = input.get(whole..n).unwrap_or(&[]);
-                let w_rest = row.get(whole..).unwrap_or(&[]);
-                for ((s, &x), &w) in sums.iter_mut().zip(rest).zip(w_rest) {
-                    *s += x * w;
-                }
-                *y = fold_with_bias(sums, b);
+                *y = finish_linear_f32(sums, input.get(whole..n).unwrap_or(&[]), row, whole, b);
             }
         }
     }

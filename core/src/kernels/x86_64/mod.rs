@@ -1286,6 +1286,24 @@ mod x86 {
         })
     }
 
+    /// One output of the f32 fully connected layer from its 16 partial sums over the inputs
+    /// before `whole`: the products of the inputs `rest` (those from `whole` on) added to
+    /// their lanes, then the fold in halves and the bias, as the reference does them.
+    #[inline(always)]
+    pub(super) fn finish_linear_f32(
+        mut sums: [f32; super::super::reference::f32::LINEAR_LANES],
+        rest: &[f32],
+        row: &[f32],
+        whole: usize,
+        bias: f32,
+    ) -> f32 {
+        let w_rest = row.get(whole..).unwrap_or(&[]);
+        for ((s, &x), &w) in sums.iter_mut().zip(rest).zip(w_rest) {
+            *s += x * w;
+        }
+        super::super::reference::f32::fold_with_bias(sums, bias)
+    }
+
     /// The f32 fully connected layer, bit for bit the contract's order
     /// ([`super::super::reference::f32::linear`]): each output's partial sum `l` takes the
     /// products of inputs `16 i + l` in ascending `i` (a multiply, then an add), here lane `l`
@@ -1302,7 +1320,7 @@ mod x86 {
         output: &mut [f32],
         n: usize,
     ) {
-        use super::super::reference::f32::{fold_with_bias, LINEAR_LANES};
+        use super::super::reference::f32::LINEAR_LANES;
         const ROWS: usize = 4;
         let n = n.min(input.len());
         let whole = n - n % LINEAR_LANES;
@@ -1342,12 +1360,7 @@ mod x86 {
                     _mm256_storeu_ps(acc.as_mut_ptr(), *l);
                     _mm256_storeu_ps(acc.as_mut_ptr().add(8), *h);
                 }
-                let rest = input.get(whole..n).unwrap_or(&[]);
-                let w_rest = row.get(whole..).unwrap_or(&[]);
-                for ((a, &x), &w) in acc.iter_mut().zip(rest).zip(w_rest) {
-                    *a += x * w;
-                }
-                *y = fold_with_bias(acc, b);
+                *y = finish_linear_f32(acc, input.get(whole..n).unwrap_or(&[]), row, whole, b);
             }
         }
     }
