@@ -1,6 +1,6 @@
 //! The AVX-512 kernels ([`X86Avx512`]): the int8 convolution and fully connected layer on
-//! AVX512-VNNI's `vpdpbusd`, the f32 convolution on 16-lane registers, the f32 max pool,
-//! every other layer the AVX2 kernels ([`super::X86Avx2`]).
+//! AVX512-VNNI's `vpdpbusd`, the f32 convolution and fully connected layer on 16-lane
+//! registers, the f32 max pool, every other layer the AVX2 kernels ([`super::X86Avx2`]).
 //!
 //! `vpdpbusd` multiplies unsigned bytes by signed ones, four pairs per 32-bit lane, and adds
 //! the four products to the lane: exact, since `|u * w| <= 255 * 128`, and the lane's sum
@@ -30,8 +30,8 @@ use crate::geometry::{AdaptivePoolGeometry, ConvGeometry, PoolGeometry};
 use crate::int8::{QKernel, ZeroPoints};
 
 /// The AVX-512 kernels: the int8 convolution and fully connected layer on `vpdpbusd`, the f32
-/// convolution and max pool on 16 lanes, every other layer as [`X86Avx2`] computes it (and
-/// reported as such). Only
+/// convolution, fully connected layer and max pool on 16 lanes, every other layer as
+/// [`X86Avx2`] computes it (and reported as such). Only
 /// [`X86Avx512::detect`] makes one, on a machine with AVX-512 F, BW, VL, VBMI and VNNI.
 #[derive(Clone, Copy, Debug)]
 pub struct X86Avx512 {
@@ -359,7 +359,7 @@ mod zmm {
     /// clamp as [`output_code`] does them, so the codes are the same bit for bit.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F, BW and VL.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
     unsafe fn output_codes(sums: &[i32], m: i32, r: i32, zp_out: i32, dst: &mut [i8]) {
@@ -378,7 +378,7 @@ mod zmm {
         let zp = _mm512_set1_epi64(zp_out as i64);
         let (lo, hi) = (_mm512_set1_epi64(-128), _mm512_set1_epi64(127));
         // (acc * m + 2^(r-1)) >> r + zp, clamped to the codes, on the low 32-bit halves of
-        // the 64-bit lanes: |acc * m| < 2^62, so nothing overflows (as in `requantize`).
+        // the 64-bit lanes: |acc * m| <= 2^62, so nothing overflows (as in `requantize`).
         let code = |a: __m512i| {
             let v = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, mv), round), count);
             _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(v, zp), lo), hi)
@@ -458,11 +458,11 @@ mod zmm {
     /// Where a vector of 16 pixels can take a tap's codes with byte permutes: in one or two
     /// runs of lanes (`second`: the lanes of the second run, empty if one), each run the
     /// offset of its first pixel's tap `(0, 0)` in a plane (negative in the padding) and, in
-    /// bytes `4 j..4 j + 4`, pixel `j`'s offset from it. Only for runs whose offsets rise
-    /// from their first and span less than 64 bytes: a stride-1 vector of a plane up to
-    /// about 48 wide, its rows' ends and padding included, is one run; a stride-4 vector
-    /// (conv1) is one run, or two where it crosses an output row. The lanes whose tap falls
-    /// in the padding take the padding's code after the permutes.
+    /// bytes `4 j..4 j + 4`, pixel `j`'s offset from it. Only where every lane of a run lies
+    /// in the 64 bytes from its run's first: the stride-1 vectors of AlexNet's convolutions
+    /// (rows' ends and padding included) are one run; a stride-4 vector (conv1) is one run,
+    /// or two where it crosses an output row; anything else gathers. The lanes whose tap
+    /// falls in the padding take the padding's code after the permutes.
     #[derive(Clone, Copy)]
     struct Window {
         runs: [(isize, __m512i); 2],
@@ -522,7 +522,7 @@ mod zmm {
     /// byte `byte` of each lane's word (`byte_mask`), lifted by 128.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F, BW and VBMI.
+    /// The CPU must support AVX-512 F, BW, VL and VBMI.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2")]
     unsafe fn run_codes(input: &[i8], start: isize, index: __m512i, byte_mask: u64) -> __m512i {
@@ -547,10 +547,10 @@ mod zmm {
         }
     }
 
-    /// [`pack_scalar`] with vectors: 16 pixels of one tap by a byte permute of the 64 input
-    /// bytes from the first one's ([`Window`]) where the pixels allow it, else by masked
-    /// gathers of the 32-bit words holding the codes (a lane reads only where its tap is
-    /// inside the input).
+    /// [`pack_scalar`] with vectors: 16 pixels of one tap by byte permutes of the 64 input
+    /// bytes from each run's first pixel ([`Window`]: one run or two, the padding's lanes
+    /// blended to its code) where the pixels allow it, else by masked gathers of the 32-bit
+    /// words holding the codes (a lane reads only where its tap is inside the input).
     ///
     /// # Safety
     /// The CPU must support AVX-512 F, BW and VBMI; the geometry passes [`lanes_fit`];

@@ -1,6 +1,7 @@
 //! x86-64 kernels: [`X86Avx2`] here and, for machines with AVX-512 F/BW/VL/VBMI and VNNI,
 //! [`X86Avx512`] (`avx512.rs`: the int8 convolution and fully connected layer on `vpdpbusd`,
-//! the f32 convolution on 16 lanes, this module's kernels for the rest).
+//! the f32 convolution, fully connected layer and max pool on 16 lanes, this module's
+//! kernels for the rest).
 //!
 //! The AVX2 set: the f32 and int8 convolutions as register-blocked matrix products for
 //! AVX2, chosen at run time ([`X86Avx2::detect`]), bit-identical to the definitions
@@ -1285,6 +1286,10 @@ mod x86 {
             Some(core::array::from_fn(|_| items.next()))
         })
     }
+
+    // The fully connected kernels keep the contract's partial sums as 16 lanes (two AVX2
+    // vectors, one AVX-512 vector) and step through the inputs 16 at a time.
+    const _: () = assert!(super::super::reference::f32::LINEAR_LANES == 16);
 
     /// One output of the f32 fully connected layer from its 16 partial sums over the inputs
     /// before `whole`: the products of the inputs `rest` (those from `whole` on) added to

@@ -42,7 +42,7 @@ pub(crate) fn max_pool_by<T: Copy>(
 
 /// Averages each adaptive window: the sum starts at 0.0 and adds the window's values row by
 /// row, then is divided by the count (as f32). With equal sizes every window holds one value
-/// and the layer is the exact identity.
+/// and the layer is the identity, but for `-0.0`, which the sum's `+0.0` start makes `+0.0`.
 pub fn adaptive_avg_pool(
     g: &AdaptivePoolGeometry,
     input: &[f32],
