@@ -70,7 +70,8 @@ fn main() {
             let (f32_file, int8_file) = blobs(arch);
             let f32_model = f32_file.model().expect("the f32 blob parses");
             let int8_model = int8_file.model().expect("the int8 blob parses");
-            whole_passes(arch, &f32_model, &int8_model);
+            let (input, codes) = inputs(arch, &int8_model);
+            whole_passes(arch, &f32_model, &input, &int8_model, &codes);
         }
         return;
     }
@@ -110,12 +111,8 @@ fn report(arch: &Arch<'_>, peak: &Peak) {
     let (f32_file, int8_file) = blobs(arch);
     let f32_model = f32_file.model().expect("the f32 blob parses");
     let int8_model = int8_file.model().expect("the int8 blob parses");
-    let input = synthetic_input(arch, 0);
-    let mut codes = vec![0i8; arch.input_len()];
-    int8_model
-        .quantize_input(&input, &mut codes)
-        .expect("input codes");
-    whole_passes(arch, &f32_model, &int8_model);
+    let (input, codes) = inputs(arch, &int8_model);
+    whole_passes(arch, &f32_model, &input, &int8_model, &codes);
     let two = Parallel::new(2).expect("a two-thread pool");
     let [f32_one, f32_two] = layer_times(&f32_model, &input, [native(), &two]);
     let [int8_one, int8_two] = layer_times(&int8_model, &codes, [native(), &two]);
@@ -136,24 +133,35 @@ fn blobs(arch: &Arch<'_>) -> (BlobFile, BlobFile) {
     (f32_file, int8_file)
 }
 
-/// The whole-pass table: f32 and int8, fused and unfused.
-fn whole_passes(arch: &Arch<'_>, f32_model: &Model<'_>, int8_model: &Model<'_>) {
+/// The timed input: a synthetic image and its int8 codes.
+fn inputs(arch: &Arch<'_>, int8_model: &Model<'_>) -> (Vec<f32>, Vec<i8>) {
     let input = synthetic_input(arch, 0);
     let mut codes = vec![0i8; arch.input_len()];
     int8_model
         .quantize_input(&input, &mut codes)
         .expect("input codes");
+    (input, codes)
+}
+
+/// The whole-pass table: f32 and int8, fused and unfused.
+fn whole_passes(
+    arch: &Arch<'_>,
+    f32_model: &Model<'_>,
+    input: &[f32],
+    int8_model: &Model<'_>,
+    codes: &[i8],
+) {
     println!("## The {} net: whole pass, one thread, fastest of {RUNS} (the conv -> ReLU/LRN -> pool chains fused, as `forward` runs them in the fused arena, and unfused)\n", arch.name);
     println!("| precision | fused | unfused | fused / unfused |");
     println!("|---|---:|---:|---:|");
-    let (fused, unfused) = whole_pass(f32_model, &input);
+    let (fused, unfused) = whole_pass(f32_model, input);
     println!(
         "| f32 | {:.2} ms | {:.2} ms | {:.2} |",
         ms(fused),
         ms(unfused),
         ms(fused) / ms(unfused)
     );
-    let (fused, unfused) = whole_pass(int8_model, &codes);
+    let (fused, unfused) = whole_pass(int8_model, codes);
     println!(
         "| int8 | {:.2} ms | {:.2} ms | {:.2} |\n",
         ms(fused),
