@@ -532,11 +532,12 @@ fn padding_products_are_materialized<K: Kernels>(kernels: &K) {
     run(1.0);
 }
 
-/// int8 max pools on rows as wide as the Cortex-M pool's row buffer and wider: the same
-/// codes, and the path each implementation says it takes there.
+/// int8 max pools on rows as wide as the AVX-512 pool's register (64 codes), the paper
+/// net's 55, the Cortex-M pool's row buffer, and wider: the same codes, and the path each
+/// implementation says it takes there.
 fn wide_int8_pools_match<K: Kernels>(kernels: &K, expect: impl Fn(Op) -> KernelPath) {
     let mut rng = Lcg(13);
-    for w in [MAX_POOL_ROW, MAX_POOL_ROW + 9] {
+    for w in [55, 63, 64, 65, MAX_POOL_ROW, MAX_POOL_ROW + 9] {
         for (win, stride) in [(3u32, 2u32), (2, 1)] {
             let (c, h) = (2, 5);
             let input: Vec<i8> = (0..c * h * w).map(|_| rng.i8()).collect();
@@ -1053,14 +1054,20 @@ fn avx512_missing() -> bool {
     missing
 }
 
-/// What the AVX-512 kernels run: their own convolutions, f32 max pool (strides 1 and 2), f32
-/// fully connected layer and int8 one (up to the input their buffer holds), the AVX2 kernels' paths
-/// elsewhere.
+/// What the AVX-512 kernels run: their own convolutions, f32 max pool (strides 1 and 2), int8
+/// max pool (rows of up to 64 codes), integer LRN, f32 fully connected layer and int8 one (up
+/// to the input their buffer holds), the AVX2 kernels' paths elsewhere.
 #[cfg(target_arch = "x86_64")]
 fn avx512_paths(op: Op) -> KernelPath {
     match op {
         Op::Conv { .. } | Op::ConvInt8 { .. } | Op::Linear => KernelPath::X86Avx512,
         Op::MaxPool { stride } if stride <= 2 => KernelPath::X86Avx512,
+        Op::LrnInt8 => KernelPath::X86Avx512,
+        Op::MaxPoolInt8 { in_w }
+            if in_w <= alexnet_core::kernels::x86_64::MAX_AVX512_POOL_INT8_ROW =>
+        {
+            KernelPath::X86Avx512
+        }
         Op::LinearInt8 { inputs }
             if inputs <= alexnet_core::kernels::x86_64::MAX_LINEAR_INT8_INPUT =>
         {

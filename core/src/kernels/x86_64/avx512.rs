@@ -203,6 +203,9 @@ impl Kernels for X86Avx512 {
         Self::AVX2.relu_int8(values, zero_point)
     }
 
+    /// The integer LRN over blocks of pixels ([`super::super::blocked::lrn_int8`], 16 pixels
+    /// at a time for real tables): same checks, same errors, same codes as
+    /// [`super::super::reference::int8::lrn_in_place`].
     fn lrn_int8(
         &self,
         values: &mut [i8],
@@ -211,15 +214,37 @@ impl Kernels for X86Avx512 {
         table: LrnTable<'_>,
         zero_points: ZeroPoints,
     ) -> Result<KernelPath, Error> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL/VBMI and VNNI were
+            // detected.
+            let own = unsafe { zmm::lrn_int8(values, shape, spec, table, zero_points) }?;
+            Ok(KernelPath::own_or_reference(own, KernelPath::X86Avx512))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
         Self::AVX2.lrn_int8(values, shape, spec, table, zero_points)
     }
 
+    /// Same checks, same errors, same codes as [`super::super::reference::int8::max_pool`]:
+    /// an output row per step for planes at most
+    /// [`MAX_AVX512_POOL_INT8_ROW`](super::MAX_AVX512_POOL_INT8_ROW) codes wide (a window's
+    /// maximum does not depend on the order of its comparisons); wider planes run the AVX2
+    /// set's.
     fn max_pool_int8(
         &self,
         g: &PoolGeometry,
         input: &[i8],
         output: &mut [i8],
     ) -> Result<KernelPath, Error> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            g.check(input.len(), output.len())?;
+            // SAFETY: an `X86Avx512` exists only where AVX-512 F/BW/VL/VBMI and VNNI were
+            // detected; the slices were checked above.
+            if unsafe { zmm::max_pool_int8(g, input, output) } {
+                return Ok(KernelPath::X86Avx512);
+            }
+        }
         Self::AVX2.max_pool_int8(g, input, output)
     }
 
@@ -235,9 +260,13 @@ impl Kernels for X86Avx512 {
 
 #[cfg(target_arch = "x86_64")]
 mod zmm {
+    use super::super::super::blocked;
     use super::super::x86::{
         blocks_of, conv_f32_loops, finish_linear_f32, gather, lanes_fit, Block, Tap,
     };
+    use super::super::LrnTable;
+    use crate::arch::{LrnSpec, Shape};
+    use crate::error::Error;
     use crate::geometry::ConvDims as Dims;
     use crate::geometry::PoolGeometry;
     use crate::int8::requant::output_code;
@@ -953,6 +982,54 @@ mod zmm {
         true
     }
 
+    /// The int8 max pool, one output row per step, for input rows of at most
+    /// [`MAX_AVX512_POOL_INT8_ROW`](super::super::MAX_AVX512_POOL_INT8_ROW) codes: the window's rows folded by `vpmaxsb` into one
+    /// register of column maxima, then for each `kx` the columns `ox * s + kx` of every
+    /// output brought to lane `ox` by a byte permute (`vpermb`) and folded in. `false`
+    /// (nothing written) for wider rows.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VBMI; `g` must have passed `check` with these
+    /// slices.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2")]
+    pub(super) unsafe fn max_pool_int8(g: &PoolGeometry, input: &[i8], output: &mut [i8]) -> bool {
+        let (win, s) = (g.window().get(), g.stride().get());
+        let (in_w, out_w) = (g.in_w().get(), g.out_w().get());
+        if in_w > super::super::MAX_AVX512_POOL_INT8_ROW {
+            return false;
+        }
+        // Floor mode without padding: every window lies inside its plane, so the lanes
+        // `ox * s + kx` of the live outputs are columns below `in_w <= 64`.
+        let (in_lanes, out_lanes) = (u64::MAX >> (64 - in_w), u64::MAX >> (64 - out_w));
+        let mut first = [0u8; 64];
+        for (ox, lane) in first.iter_mut().enumerate() {
+            *lane = ((ox * s) & 63) as u8;
+        }
+        // SAFETY: `first` is 64 bytes; unaligned load.
+        let first = unsafe { _mm512_loadu_si512(first.as_ptr().cast()) };
+        let planes = input
+            .chunks_exact(g.in_plane().get())
+            .zip(output.chunks_exact_mut(g.out_plane().get()));
+        for (in_plane, out_plane) in planes {
+            for (oy, out_row) in out_plane.chunks_exact_mut(out_w).enumerate() {
+                let mut columns = _mm512_set1_epi8(i8::MIN);
+                for row in in_plane.chunks_exact(in_w).skip(oy * s).take(win) {
+                    // SAFETY: `row` holds `in_w` codes, the lanes the mask loads.
+                    let codes = unsafe { _mm512_maskz_loadu_epi8(in_lanes, row.as_ptr()) };
+                    columns = _mm512_max_epi8(columns, codes);
+                }
+                let mut maxima = _mm512_set1_epi8(i8::MIN);
+                for kx in 0..win {
+                    let at = _mm512_add_epi8(first, _mm512_set1_epi8(kx as i8));
+                    maxima = _mm512_max_epi8(maxima, _mm512_permutexvar_epi8(at, columns));
+                }
+                // SAFETY: `out_row` holds `out_w` codes, the lanes the mask stores.
+                unsafe { _mm512_mask_storeu_epi8(out_row.as_mut_ptr(), out_lanes, maxima) };
+            }
+        }
+        true
+    }
+
     /// The mask of lanes `0..n` (all 16 for `n >= 16`).
     #[inline(always)]
     fn lanes_below(n: usize) -> __mmask16 {
@@ -1093,6 +1170,149 @@ mod zmm {
                 unsafe { _mm512_storeu_si512(a.as_mut_ptr().add(16 * q).cast(), *x) };
             }
         }
+    }
+
+    /// The blocked integer LRN ([`blocked::lrn_int8_with`]) with [`rounded_channel`]'s
+    /// 16-pixel loop.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VL.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) unsafe fn lrn_int8(
+        values: &mut [i8],
+        shape: Shape,
+        spec: &LrnSpec,
+        table: LrnTable<'_>,
+        zero_points: ZeroPoints,
+    ) -> Result<bool, Error> {
+        blocked::lrn_int8_with(values, shape, spec, table, zero_points, |c| {
+            // SAFETY: this function runs only where AVX-512 F/BW/VL are (its own contract).
+            unsafe { rounded_channel(c) }
+        })
+    }
+
+    /// [`blocked::rounded_channel`] 16 pixels at a time, the AVX2 loop's arithmetic
+    /// (`super::super::x86`) on 16 lanes: the sums moved with `vpmulld`, each sum's octave
+    /// from its conversion to f32, the entries by `vpgatherdd`, both rounded shifts as
+    /// rounded high words of `vpmuldq` products; the same integers as the portable loop.
+    /// The last `width % 16` pixels run masked (masked-off lanes neither read nor written).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VL.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    unsafe fn rounded_channel(c: blocked::RoundedChannel<'_>) {
+        let width = c
+            .out
+            .len()
+            .min(c.incoming.len())
+            .min(c.row.len())
+            .min(c.sums.len());
+        let (q, table) = (c.q, c.table);
+        let high = q >= 33;
+        let zp_in = _mm512_set1_epi32(c.zp_in);
+        let zp_out = _mm512_set1_epi32(c.zp_out);
+        let (scale, round_high) = blocked::int8_lrn::rounded_shift(q);
+        let scale = _mm_cvtsi32_si128(scale as i32);
+        let round_high = _mm512_set1_epi32(round_high);
+        let (lo, hi) = (_mm512_set1_epi32(-128), _mm512_set1_epi32(127));
+        for i in (0..width).step_by(16) {
+            let mask: __mmask16 = u16::MAX >> (16 - (width - i).min(16));
+            // SAFETY: the mask's lanes lie below `width - i`: within each of the four slices
+            // from `i` (16 bytes of `incoming` and `out`, 16 i16 of `row`, 16 i32 of `sums`);
+            // masked-off lanes are neither read nor written. The gather reads the entries
+            // `factor` gives for the live lanes' sums, which the table covers (what a
+            // `RoundedChannel` promises).
+            unsafe {
+                let d = _mm512_sub_epi32(
+                    _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, c.incoming.as_ptr().add(i))),
+                    zp_in,
+                );
+                let row = c.row.as_mut_ptr().add(i);
+                let old = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(mask, row));
+                // |d| <= 255: the narrowing keeps it.
+                _mm512_mask_cvtepi32_storeu_epi16(row.cast(), mask, d);
+                let sums_at = c.sums.as_mut_ptr().add(i);
+                let sums = _mm512_sub_epi32(
+                    _mm512_add_epi32(
+                        _mm512_maskz_loadu_epi32(mask, sums_at),
+                        _mm512_mullo_epi32(d, d),
+                    ),
+                    _mm512_mullo_epi32(old, old),
+                );
+                _mm512_mask_storeu_epi32(sums_at, mask, sums);
+                let x = _mm512_sub_epi32(
+                    _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, c.out.as_ptr().add(i))),
+                    zp_in,
+                );
+                let g = factor(sums, table, mask);
+                // A zero `x` gives 0 in both forms: the code of a zero is `zp_out`.
+                let v = if high {
+                    _mm512_sra_epi32(_mm512_add_epi32(mul_high(x, g, false), round_high), scale)
+                } else {
+                    mul_high(_mm512_sll_epi32(x, scale), g, true)
+                };
+                let codes = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp_out), lo), hi);
+                _mm512_mask_cvtepi32_storeu_epi8(c.out.as_mut_ptr().add(i), mask, codes);
+            }
+        }
+    }
+
+    /// The table's value at each live lane's sum (`docs/int8-spec.md`; the AVX2 `factor` on
+    /// 16 lanes): `G[s]` below 64, otherwise `G[i] + ((G[i + 1] - G[i]) f + 2^(sh - 1)) >>
+    /// sh`, taken as the rounded high word of `2 (G[i + 1] - G[i])` times `f << (31 - sh)`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F; `table` covers the sum of every lane in `live` (see
+    /// `rounded_channel`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    unsafe fn factor(s: __m512i, table: &[i32], live: __mmask16) -> __m512i {
+        // floor(log2 s) from the exponent of s as f32 (exact: the sums stay below 2^20).
+        let e = _mm512_sub_epi32(
+            _mm512_srli_epi32::<23>(_mm512_castps_si512(_mm512_cvtepi32_ps(s))),
+            _mm512_set1_epi32(127),
+        );
+        let sh = _mm512_sub_epi32(e, _mm512_set1_epi32(5));
+        let top = _mm512_srlv_epi32(s, sh);
+        // 64 + 32 (e - 6) + top - 32.
+        let index = _mm512_add_epi32(
+            _mm512_slli_epi32::<5>(e),
+            _mm512_sub_epi32(top, _mm512_set1_epi32(160)),
+        );
+        let f = _mm512_sub_epi32(s, _mm512_sllv_epi32(top, sh));
+        let f31 = _mm512_sllv_epi32(f, _mm512_sub_epi32(_mm512_set1_epi32(31), sh));
+        // Sums below 64 are their own entries, with no offset.
+        let small = _mm512_cmplt_epi32_mask(s, _mm512_set1_epi32(crate::int8::LRN_DIRECT as i32));
+        let index = _mm512_mask_blend_epi32(small, index, s);
+        let f31 = _mm512_maskz_mov_epi32(!small, f31);
+        let zero = _mm512_setzero_si512();
+        // SAFETY: every live lane's index is an entry the table holds, and so is the next
+        // (the caller's guarantee); the other lanes read nothing.
+        let (g0, g1) = unsafe {
+            (
+                _mm512_mask_i32gather_epi32::<4>(zero, live, index, table.as_ptr()),
+                _mm512_mask_i32gather_epi32::<4>(zero, live, index, table.as_ptr().add(1)),
+            )
+        };
+        let step = _mm512_slli_epi32::<1>(_mm512_sub_epi32(g1, g0));
+        _mm512_add_epi32(g0, mul_high(step, f31, true))
+    }
+
+    /// Per lane the high word of the 64-bit product `a * b`, plus 2^31 first if `rounded`
+    /// (`SMMULR` lane by lane): `vpmuldq` on the even lanes and on the odd ones shifted down.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn mul_high(a: __m512i, b: __m512i, rounded: bool) -> __m512i {
+        let round = _mm512_set1_epi64(if rounded { 1 << 31 } else { 0 });
+        let even = _mm512_add_epi64(_mm512_mul_epi32(a, b), round);
+        let odd = _mm512_add_epi64(
+            _mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(b)),
+            round,
+        );
+        _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(even), odd)
     }
 
     /// Weight rows the fully connected kernels stream at once.

@@ -58,6 +58,10 @@ use crate::int8::{QKernel, ZeroPoints};
 /// the stack (32 KiB). The built-in nets' longest is fc6's 9216.
 pub const MAX_LINEAR_INT8_INPUT: usize = 16384;
 
+/// Widest input row the AVX-512 int8 max pool takes: one register of codes. Wider rows run
+/// the AVX2 one. The built-in nets' widest is 55 (the paper net's conv1).
+pub const MAX_AVX512_POOL_INT8_ROW: usize = 64;
+
 /// The AVX2 kernels: the convolutions, the fully connected layers and the ReLUs run SIMD
 /// code, the LRN and the int8 max pool the blocked kernels compiled for AVX2, every other
 /// layer (the f32 max pool, the adaptive average pools) the reference. Only
