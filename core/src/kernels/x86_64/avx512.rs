@@ -576,10 +576,144 @@ mod zmm {
         }
     }
 
-    /// [`pack_scalar`] with vectors: 16 pixels of one tap by byte permutes of the 64 input
-    /// bytes from each run's first pixel ([`Window`]: one run or two, the padding's lanes
-    /// blended to its code) where the pixels allow it, else by masked gathers of the 32-bit
-    /// words holding the codes (a lane reads only where its tap is inside the input).
+    /// Where the four taps of a quad lie, for [`quad_codes`]: in one or two groups of
+    /// consecutive taps (`second`: the bytes of the second group's taps in each word, 0 for
+    /// one group), each group within 64 bytes of its first tap's offset `bases[g]` in the
+    /// input (a plane's start plus `ky * in_w + kx`). `deltas`, `ky` and `kx`: one byte per
+    /// tap of a word, the tap's offset from its group's first, its kernel row and column.
+    #[derive(Clone, Copy)]
+    struct QuadTaps {
+        bases: [isize; 2],
+        second: u64,
+        deltas: i32,
+        ky: i32,
+        kx: i32,
+    }
+
+    impl QuadTaps {
+        /// The plan for four taps of group `g`, if they fall in at most two such groups and
+        /// each tap's plane lies inside `input` (`input_len` codes).
+        #[inline(always)]
+        fn new(d: &Dims, g: usize, taps: &[Tap; 4], input_len: usize) -> Option<Self> {
+            let mut offsets = [0isize; 4];
+            for (o, t) in offsets.iter_mut().zip(taps) {
+                let plane = (g * d.cin_g + t.ic) * d.in_plane;
+                if plane + d.in_plane > input_len || t.ky > 255 || t.kx > 255 {
+                    return None;
+                }
+                *o = (plane + t.ky * d.in_w + t.kx) as isize;
+            }
+            // Taps ascend in the contract's order, so do their offsets: the second group
+            // starts at the first tap more than 64 bytes past the first.
+            let split = offsets
+                .iter()
+                .position(|&o| o - offsets[0] > 64)
+                .unwrap_or(4);
+            let bases = [
+                offsets[0],
+                offsets.get(split).copied().unwrap_or(offsets[0]),
+            ];
+            let (mut deltas, mut ky, mut kx) = (0u32, 0u32, 0u32);
+            for (b, (&o, t)) in offsets.iter().zip(taps).enumerate() {
+                let from = o - bases[usize::from(b >= split)];
+                if !(0..=64).contains(&from) {
+                    return None;
+                }
+                deltas |= (from as u32) << (8 * b);
+                ky |= (t.ky as u32) << (8 * b);
+                kx |= (t.kx as u32) << (8 * b);
+            }
+            let second_bytes = 0xfu32 << split & 0xf;
+            Some(QuadTaps {
+                bases,
+                // Byte `b` of every word: bit `4 j + b` of the 64-bit mask.
+                second: 0x1111_1111_1111_1111u64 * u64::from(second_bytes),
+                deltas: deltas as i32,
+                ky: ky as i32,
+                kx: kx as i32,
+            })
+        }
+    }
+
+    /// The 64 bytes of `input` from `start`, zero where outside it (then `start` may lie
+    /// before it or past its end).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and BW.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    unsafe fn bytes_at(input: &[i8], start: isize) -> __m512i {
+        let len = input.len() as isize;
+        if start >= 0 && start + 64 <= len {
+            // SAFETY: the 64 bytes lie inside `input`; unaligned load.
+            return unsafe { _mm512_loadu_si512(input.as_ptr().offset(start).cast()) };
+        }
+        let bytes = bits_between(
+            (-start).clamp(0, 64) as usize,
+            (len - start).clamp(0, 64) as usize,
+        );
+        // SAFETY: the mask's bytes lie inside `input`; masked-off bytes are not read (and
+        // cannot fault), so the address may lie outside.
+        unsafe { _mm512_maskz_loadu_epi8(bytes, input.as_ptr().wrapping_offset(start)) }
+    }
+
+    /// A whole quad of vector `q` at once: each tap's codes of a run's pixels are among the
+    /// 128 bytes from its group's base plus the run's first pixel, so one two-register byte
+    /// permute (`vpermt2b`) per group and run puts every pixel's four codes in its word; the
+    /// lanes whose tap falls in the padding take the padding's code, found by byte
+    /// comparisons of rows and columns (`rows`, `cols`: each lane's row and column of tap
+    /// `(0, 0)` in its four bytes, the padding's rows and columns wrapped below 256).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VBMI; `in_h + pad` and `in_w + pad` are below
+    /// 256.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2")]
+    unsafe fn quad_codes(
+        input: &[i8],
+        d: &Dims,
+        taps: &QuadTaps,
+        w: &Window,
+        rows: __m512i,
+        cols: __m512i,
+        pad: __m512i,
+    ) -> __m512i {
+        // A run's lanes: each inside lane's byte lies at its group's base + the run's first
+        // pixel + the lane's offset from it (below 64) + the tap's delta (at most 64).
+        let run = |(first, window): (isize, __m512i)| {
+            let index = _mm512_add_epi8(window, _mm512_set1_epi32(taps.deltas));
+            let group = |base: isize| {
+                let start = base + first;
+                // SAFETY: AVX-512 F and BW, as this function requires.
+                let (low, high) = unsafe { (bytes_at(input, start), bytes_at(input, start + 64)) };
+                _mm512_permutex2var_epi8(low, index, high)
+            };
+            let codes = group(taps.bases[0]);
+            if taps.second == 0 {
+                return codes;
+            }
+            _mm512_mask_blend_epi8(taps.second, codes, group(taps.bases[1]))
+        };
+        let mut codes = run(w.runs[0]);
+        if w.second != 0 {
+            codes = _mm512_mask_blend_epi32(w.second, codes, run(w.runs[1]));
+        }
+        let y = _mm512_add_epi8(rows, _mm512_set1_epi32(taps.ky));
+        let x = _mm512_add_epi8(cols, _mm512_set1_epi32(taps.kx));
+        let inside = _mm512_cmplt_epu8_mask(y, _mm512_set1_epi8(d.in_h as u8 as i8))
+            & _mm512_cmplt_epu8_mask(x, _mm512_set1_epi8(d.in_w as u8 as i8));
+        let lifted = _mm512_xor_si512(codes, _mm512_set1_epi8(0x80u8 as i8));
+        _mm512_mask_blend_epi8(inside, pad, lifted)
+    }
+
+    /// [`pack_scalar`] with vectors. A whole quad of 16 pixels at once where the quad's taps
+    /// and the pixels allow it ([`quad_codes`]: every full quad whose taps lie in at most two
+    /// groups of 64 bytes, in vectors with a window); else tap by tap, 16 pixels of one tap by byte
+    /// permutes of the 64 input bytes from each run's first pixel ([`Window`]: one run or
+    /// two, the padding's lanes blended to its code) where the pixels allow it, else by
+    /// masked gathers of the 32-bit words holding the codes (a lane reads only where its
+    /// tap is inside the input).
     ///
     /// # Safety
     /// The CPU must support AVX-512 F, BW and VBMI; the geometry passes [`lanes_fit`];
@@ -599,72 +733,120 @@ mod zmm {
         // SAFETY: AVX-512 F and lanes_fit, as this function requires.
         let lanes = unsafe { lanes::<NP, { NP / 16 }>(d, block) };
         let last_word = _mm512_set1_epi32(input.len().saturating_sub(4) as i32);
+        let pad_bytes = _mm512_set1_epi8(pad as i8);
         let pad = _mm512_set1_epi32(pad as i32);
-        let flip = _mm512_set1_epi32(0x80);
         let low = _mm512_set1_epi32(0xff);
-        // The padding's code in byte `byte` of a word.
-        let pad_at: [__m512i; 4] =
-            core::array::from_fn(|byte| _mm512_sllv_epi32(pad, _mm512_set1_epi32(8 * byte as i32)));
         // SAFETY (each): AVX-512 F and lanes_fit, as this function requires.
         let windows: [Option<Window>; NP / 16] =
             core::array::from_fn(|q| unsafe { window(d, block, q) });
+        // Rows and columns as bytes: in 0..in_h + pad (the padding's wrapped to 256 - pad
+        // and up), so a byte comparison tells the input from the padding.
+        let byte_lanes = d.in_h + d.pad < 256 && d.in_w + d.pad < 256;
+        let spread = _mm512_set1_epi32(0x0101_0101);
+        let in_bytes = |v: &__m512i| _mm512_mullo_epi32(_mm512_and_si512(*v, low), spread);
+        let rows: [__m512i; NP / 16] = core::array::from_fn(|q| in_bytes(&lanes.row[q]));
+        let cols: [__m512i; NP / 16] = core::array::from_fn(|q| in_bytes(&lanes.col[q]));
         let mut tap = Tap::new(k0, d.k);
         for (quad, words) in panel.chunks_exact_mut(NP).take(kc.div_ceil(4)).enumerate() {
-            let mut packed = [_mm512_setzero_si512(); NP / 16];
-            for (byte, &pad_here) in pad_at.iter().enumerate().take(kc - 4 * quad) {
-                let plane = (g * d.cin_g + tap.ic) * d.in_plane;
-                let plane_ok = plane + d.in_plane <= input.len();
-                let shift = tap.ky * d.in_w + tap.kx;
-                for (q, (p, w)) in packed.iter_mut().zip(&windows).enumerate() {
-                    // SAFETY: AVX-512 F, as this function requires.
-                    let (inside, offset) = unsafe { tap_lanes(d, &lanes, q, tap) };
-                    let inside = if plane_ok { inside } else { 0 };
-                    if let (Some(w), true) = (w, plane_ok) {
-                        // Every inside lane's code is among its run's 64 bytes.
-                        let base = (plane + shift) as isize;
-                        let byte_mask = 0x1111_1111_1111_1111 << byte;
-                        let [(first, index), (second_first, second_index)] = w.runs;
-                        // SAFETY (both): AVX-512 with VBMI, as this function requires.
-                        let mut codes = unsafe { run_codes(input, base + first, index, byte_mask) };
-                        if w.second != 0 {
-                            let second = unsafe {
-                                run_codes(input, base + second_first, second_index, byte_mask)
-                            };
-                            codes = _mm512_mask_blend_epi32(w.second, codes, second);
-                        }
-                        // The padding's code where the tap is outside the input.
-                        let u = _mm512_mask_blend_epi32(inside, pad_here, codes);
-                        *p = _mm512_or_si512(*p, u);
-                        continue;
-                    }
-                    let at = _mm512_add_epi32(offset, _mm512_set1_epi32(plane as i32));
-                    // The word read starts at the code, or up to 3 bytes before it at the end
-                    // of `input`, so all 4 bytes are inside.
-                    let start = _mm512_min_epi32(at, last_word);
-                    let shift = _mm512_slli_epi32::<3>(_mm512_sub_epi32(at, start));
-                    // SAFETY: a lane is read only where `inside` is set: its code is in the
-                    // plane, inside `input` (plane_ok), and its word starts at most 3 bytes
-                    // earlier, at or after byte 0 (`input.len() >= 4`), and ends inside.
-                    let word = unsafe {
-                        _mm512_mask_i32gather_epi32::<1>(
-                            _mm512_setzero_si512(),
-                            inside,
-                            start,
-                            input.as_ptr().cast(),
-                        )
-                    };
-                    let code = _mm512_and_si512(_mm512_srlv_epi32(word, shift), low);
-                    let u = _mm512_mask_blend_epi32(inside, pad, _mm512_xor_si512(code, flip));
-                    let u = _mm512_sllv_epi32(u, _mm512_set1_epi32(8 * byte as i32));
-                    *p = _mm512_or_si512(*p, u);
-                }
+            let taps_here = 4.min(kc - 4 * quad);
+            let mut taps = [tap; 4];
+            for t in taps.iter_mut().take(taps_here) {
+                *t = tap;
                 tap.step(d.k);
             }
-            for (out, p) in words.chunks_exact_mut(16).zip(packed) {
+            let whole_quad = (taps_here == 4 && byte_lanes)
+                .then(|| QuadTaps::new(d, g, &taps, input.len()))
+                .flatten();
+            let vectors = words.chunks_exact_mut(16).zip(&windows).enumerate();
+            for (q, (out, w)) in vectors {
+                let mut p = _mm512_setzero_si512();
+                match (&whole_quad, w) {
+                    (Some(quad_taps), Some(w)) => {
+                        // SAFETY: AVX-512 with VBMI, as this function requires;
+                        // `byte_lanes`.
+                        p = unsafe {
+                            quad_codes(input, d, quad_taps, w, rows[q], cols[q], pad_bytes)
+                        };
+                    }
+                    _ => {
+                        for (byte, &tap) in taps.iter().enumerate().take(taps_here) {
+                            // SAFETY: AVX-512 with VBMI, as this function requires.
+                            let u = unsafe {
+                                tap_codes(input, g, d, &lanes, q, w, tap, byte, pad, last_word)
+                            };
+                            p = _mm512_or_si512(p, u);
+                        }
+                    }
+                }
                 // SAFETY: `out` is 16 u32, one vector.
                 unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), p) };
             }
         }
+    }
+
+    /// One tap's codes of vector `q` in byte `byte` of each lane's word (the other bytes
+    /// zero), by the window's byte permutes where it has one, else by masked gathers.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VBMI; the geometry passes [`lanes_fit`];
+    /// `input.len() >= 4`; `last_word` is `input.len() - 4` and `pad` the padding's code in
+    /// every lane.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2")]
+    unsafe fn tap_codes(
+        input: &[i8],
+        g: usize,
+        d: &Dims,
+        lanes: &Lanes<{ NP / 16 }>,
+        q: usize,
+        w: &Option<Window>,
+        tap: Tap,
+        byte: usize,
+        pad: __m512i,
+        last_word: __m512i,
+    ) -> __m512i {
+        let to_byte = _mm512_set1_epi32(8 * byte as i32);
+        let plane = (g * d.cin_g + tap.ic) * d.in_plane;
+        let plane_ok = plane + d.in_plane <= input.len();
+        // SAFETY: AVX-512 F, as this function requires.
+        let (inside, offset) = unsafe { tap_lanes(d, lanes, q, tap) };
+        let inside = if plane_ok { inside } else { 0 };
+        if let (Some(w), true) = (w, plane_ok) {
+            // Every inside lane's code is among its run's 64 bytes.
+            let base = (plane + tap.ky * d.in_w + tap.kx) as isize;
+            let byte_mask = 0x1111_1111_1111_1111 << byte;
+            let [(first, index), (second_first, second_index)] = w.runs;
+            // SAFETY (both): AVX-512 with VBMI, as this function requires.
+            let mut codes = unsafe { run_codes(input, base + first, index, byte_mask) };
+            if w.second != 0 {
+                let second =
+                    unsafe { run_codes(input, base + second_first, second_index, byte_mask) };
+                codes = _mm512_mask_blend_epi32(w.second, codes, second);
+            }
+            // The padding's code where the tap is outside the input.
+            return _mm512_mask_blend_epi32(inside, _mm512_sllv_epi32(pad, to_byte), codes);
+        }
+        let at = _mm512_add_epi32(offset, _mm512_set1_epi32(plane as i32));
+        // The word read starts at the code, or up to 3 bytes before it at the end of
+        // `input`, so all 4 bytes are inside.
+        let start = _mm512_min_epi32(at, last_word);
+        let shift = _mm512_slli_epi32::<3>(_mm512_sub_epi32(at, start));
+        // SAFETY: a lane is read only where `inside` is set: its code is in the plane,
+        // inside `input` (plane_ok), and its word starts at most 3 bytes earlier, at or
+        // after byte 0 (`input.len() >= 4`), and ends inside.
+        let word = unsafe {
+            _mm512_mask_i32gather_epi32::<1>(
+                _mm512_setzero_si512(),
+                inside,
+                start,
+                input.as_ptr().cast(),
+            )
+        };
+        let code = _mm512_and_si512(_mm512_srlv_epi32(word, shift), _mm512_set1_epi32(0xff));
+        let u =
+            _mm512_mask_blend_epi32(inside, pad, _mm512_xor_si512(code, _mm512_set1_epi32(0x80)));
+        _mm512_sllv_epi32(u, to_byte)
     }
 
     /// A block's pixels as `V` vectors of 16 i32 lanes: the input row and column of tap
