@@ -537,7 +537,18 @@ fn padding_products_are_materialized<K: Kernels>(kernels: &K) {
 /// implementation says it takes there.
 fn wide_int8_pools_match<K: Kernels>(kernels: &K, expect: impl Fn(Op) -> KernelPath) {
     let mut rng = Lcg(13);
-    for w in [55, 63, 64, 65, MAX_POOL_ROW, MAX_POOL_ROW + 9] {
+    #[cfg(target_arch = "x86_64")]
+    let register = alexnet_core::kernels::x86_64::MAX_AVX512_POOL_INT8_ROW;
+    #[cfg(not(target_arch = "x86_64"))]
+    let register = 64;
+    for w in [
+        55,
+        register - 1,
+        register,
+        register + 1,
+        MAX_POOL_ROW,
+        MAX_POOL_ROW + 9,
+    ] {
         for (win, stride) in [(3u32, 2u32), (2, 1)] {
             let (c, h) = (2, 5);
             let input: Vec<i8> = (0..c * h * w).map(|_| rng.i8()).collect();
@@ -611,6 +622,56 @@ fn long_int8_linear_matches<K: Kernels>(kernels: &K, expect: impl Fn(Op) -> Kern
 
 /// Rows past the AVX2 packers' i32 lanes (2^14 + 3 values) and an input zero point no blob
 /// has (300): whatever code an implementation takes for them, the same bits.
+/// int8 convolutions whose input side plus padding is 255 and 257: the AVX-512 packer
+/// tells the padding from the input by comparing rows and columns as bytes below 256 (at
+/// 257 the padding's columns would wrap into the input's) and packs tap by tap past it;
+/// both must give the definition's codes (rows and columns, strides 1 and 4).
+fn int8_convs_at_the_byte_edge_match<K: Kernels>(kernels: &K) {
+    let mut rng = Lcg(17);
+    for (h, w) in [(3, 250), (3, 252), (250, 3), (252, 3)] {
+        for stride in [1, 4] {
+            let g = ConvGeom {
+                c: 2,
+                h,
+                w,
+                out_c: 5,
+                k: 11,
+                stride,
+                pad: 5,
+                groups: 1,
+            };
+            let codes: Vec<i8> = (0..g.c * g.h * g.w).map(|_| rng.i8()).collect();
+            let weight: Vec<i8> = (0..g.out_c * g.c * g.k * g.k)
+                .map(|_| rng.i8().max(-127))
+                .collect();
+            let (bias, m, r) = (vec![-7; g.out_c], vec![1 << 30; g.out_c], vec![17; g.out_c]);
+            let kernel = QKernel {
+                weight: &weight,
+                bias: &bias,
+                multiplier: &m,
+                shift: &r,
+                packed: None,
+            };
+            let zps = ZeroPoints {
+                input: 3,
+                output: -2,
+            };
+            let mut q = vec![0i8; g.out_c * g.out_h() * g.out_w()];
+            kernels
+                .conv2d_int8(&geometry_of(&g), &codes, &kernel, zps, &mut q)
+                .unwrap();
+            let rq = int8_reference::Requant {
+                bias: &bias,
+                multiplier: &m,
+                shift: &r,
+                zp_in: 3,
+                zp_out: -2,
+            };
+            assert_eq!(q, int8_reference::conv(&codes, &weight, &g, &rq), "{g:?}");
+        }
+    }
+}
+
 fn unusual_geometries_match<K: Kernels>(kernels: &K) {
     let mut rng = Lcg(11);
     for (k, stride, pad) in [(1, 1, 0), (3, 2, 1), (5, 3, 4)] {
@@ -990,6 +1051,13 @@ macro_rules! kernel_suite {
             fn unusual_geometries_match() {
                 if skip() { return; }
                 super::unusual_geometries_match(&kernels());
+            }
+
+            #[test]
+            #[cfg_attr(miri, ignore = "rows of 250 codes and more, by each reference: minutes to interpret")]
+            fn int8_convs_at_the_byte_edge_match() {
+                if skip() { return; }
+                super::int8_convs_at_the_byte_edge_match(&kernels());
             }
 
             #[test]

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | [`reference`](mod@reference) | everywhere | the contracts' definitions, every layer, f32 and int8 |
 //! | [`blocked`] | (generic, run by the sets below) | the f32 LRN over blocks of pixels (the innermost step supplied by each set), the integer LRN, the int8 max pool |
-//! | [`x86_64`] | x86-64 with AVX2 or AVX-512 VNNI (detected at run time) | [`X86Avx2`]: blocked f32 and int8 convolutions, the f32 and int8 fully connected layers, the ReLUs, the LRNs and the int8 max pool on AVX2; [`X86Avx512`]: the int8 convolution and fully connected layer on `vpdpbusd`, the f32 convolution, fully connected layer and max pool on 16 lanes |
+//! | [`x86_64`] | x86-64 with AVX2 or AVX-512 VNNI (detected at run time) | [`X86Avx2`]: blocked f32 and int8 convolutions, the f32 and int8 fully connected layers, the ReLUs, the LRNs and the int8 max pool on AVX2; [`X86Avx512`]: the int8 convolution and fully connected layer on `vpdpbusd`, the f32 convolution, fully connected layer and max pool on 16 lanes, the integer LRN and the int8 max pool |
 //! | [`cortex_m`] | Cortex-M: [`CortexMDsp`] with the DSP extension (feature `dsp`), [`CortexM`] without (an exact emulation off ARM) | the int8 convolution on `SMLAD` or `MLA`, the `SMLAD` FC layer, the f32 convolution, FC layer and LRN on the FPU |
 //!
 //! Every implementation computes every output exactly as the contracts say

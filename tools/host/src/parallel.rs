@@ -579,7 +579,8 @@ mod tests {
         use alexnet_core::arch::LrnConvention;
         use alexnet_core::int8::{lrn_max_sum, lrn_table_len};
         use alexnet_core::kernels::Reference;
-        // The native kernels (on x86-64 the AVX2 integer LRN) against the definitions.
+        // The native kernels (on x86-64 the AVX2 or AVX-512 integer LRN) against the
+        // definitions.
         let pool = Parallel::new(3).unwrap();
         let spec = LrnSpec {
             size: 5,

@@ -1,6 +1,7 @@
 //! The AVX-512 kernels ([`X86Avx512`]): the int8 convolution and fully connected layer on
 //! AVX512-VNNI's `vpdpbusd`, the f32 convolution and fully connected layer on 16-lane
-//! registers, the f32 max pool, every other layer the AVX2 kernels ([`super::X86Avx2`]).
+//! registers, the f32 max pool, the integer LRN and the int8 max pool (rows of up to 64
+//! codes), every other layer the AVX2 kernels ([`super::X86Avx2`]).
 //!
 //! `vpdpbusd` multiplies unsigned bytes by signed ones, four pairs per 32-bit lane, and adds
 //! the four products to the lane: exact, since `|u * w| <= 255 * 128`, and the lane's sum
@@ -30,7 +31,8 @@ use crate::geometry::{AdaptivePoolGeometry, ConvGeometry, PoolGeometry};
 use crate::int8::{QKernel, ZeroPoints};
 
 /// The AVX-512 kernels: the int8 convolution and fully connected layer on `vpdpbusd`, the f32
-/// convolution, fully connected layer and max pool on 16 lanes, every other layer as
+/// convolution, fully connected layer and max pool on 16 lanes, the integer LRN on 16 lanes,
+/// the int8 max pool by byte permutes (rows of up to 64 codes), every other layer as
 /// [`X86Avx2`] computes it (and reported as such). Only
 /// [`X86Avx512::detect`] makes one, on a machine with AVX-512 F, BW, VL, VBMI and VNNI.
 #[derive(Clone, Copy, Debug)]
@@ -603,8 +605,9 @@ mod zmm {
                 }
                 *o = (plane + t.ky * d.in_w + t.kx) as isize;
             }
-            // Taps ascend in the contract's order, so do their offsets: the second group
-            // starts at the first tap more than 64 bytes past the first.
+            // Taps ascend in the contract's order, and so do their offsets but where a
+            // kernel is wider than the input (the check below turns such quads away): the
+            // second group starts at the first tap more than 64 bytes past the first.
             let split = offsets
                 .iter()
                 .position(|&o| o - offsets[0] > 64)
@@ -639,7 +642,7 @@ mod zmm {
     /// before it or past its end).
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F and BW.
+    /// The CPU must support AVX-512 F, BW and VL.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
     unsafe fn bytes_at(input: &[i8], start: isize) -> __m512i {
@@ -662,11 +665,12 @@ mod zmm {
     /// permute (`vpermt2b`) per group and run puts every pixel's four codes in its word; the
     /// lanes whose tap falls in the padding take the padding's code, found by byte
     /// comparisons of rows and columns (`rows`, `cols`: each lane's row and column of tap
-    /// `(0, 0)` in its four bytes, the padding's rows and columns wrapped below 256).
+    /// `(0, 0)` in its four bytes, the padding's rows and columns wrapped below 256). The
+    /// codes are right only where `in_h + pad` and `in_w + pad` are below 256 (every read is
+    /// inside `input` whatever they are).
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F, BW and VBMI; `in_h + pad` and `in_w + pad` are below
-    /// 256.
+    /// The CPU must support AVX-512 F, BW, VL and VBMI.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2")]
@@ -708,15 +712,16 @@ mod zmm {
     }
 
     /// [`pack_scalar`] with vectors. A whole quad of 16 pixels at once where the quad's taps
-    /// and the pixels allow it ([`quad_codes`]: every full quad whose taps lie in at most two
-    /// groups of 64 bytes, in vectors with a window); else tap by tap, 16 pixels of one tap by byte
+    /// and the pixels allow it ([`quad_codes`]: in vectors with a window, every full quad
+    /// whose taps lie in at most two groups of 64 bytes, where `in_h + pad` and `in_w + pad`
+    /// are below 256); else tap by tap, 16 pixels of one tap by byte
     /// permutes of the 64 input bytes from each run's first pixel ([`Window`]: one run or
     /// two, the padding's lanes blended to its code) where the pixels allow it, else by
     /// masked gathers of the 32-bit words holding the codes (a lane reads only where its
     /// tap is inside the input).
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F, BW and VBMI; the geometry passes [`lanes_fit`];
+    /// The CPU must support AVX-512 F, BW, VL and VBMI; the geometry passes [`lanes_fit`];
     /// `input.len() >= 4`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2")]
@@ -788,7 +793,7 @@ mod zmm {
     /// zero), by the window's byte permutes where it has one, else by masked gathers.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F, BW and VBMI; the geometry passes [`lanes_fit`];
+    /// The CPU must support AVX-512 F, BW, VL and VBMI; the geometry passes [`lanes_fit`];
     /// `input.len() >= 4`; `last_word` is `input.len() - 4` and `pad` the padding's code in
     /// every lane.
     #[allow(clippy::too_many_arguments)]
@@ -1165,13 +1170,13 @@ mod zmm {
     }
 
     /// The int8 max pool, one output row per step, for input rows of at most
-    /// [`MAX_AVX512_POOL_INT8_ROW`](super::super::MAX_AVX512_POOL_INT8_ROW) codes: the window's rows folded by `vpmaxsb` into one
-    /// register of column maxima, then for each `kx` the columns `ox * s + kx` of every
-    /// output brought to lane `ox` by a byte permute (`vpermb`) and folded in. `false`
-    /// (nothing written) for wider rows.
+    /// [`MAX_AVX512_POOL_INT8_ROW`](super::super::MAX_AVX512_POOL_INT8_ROW) codes: the
+    /// window's rows folded by `vpmaxsb` into one register of column maxima, then for each
+    /// `kx` the columns `ox * s + kx` of every output brought to lane `ox` by a byte permute
+    /// (`vpermb`) and folded in. `false` (nothing written) for wider rows.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F, BW and VBMI; `g` must have passed `check` with these
+    /// The CPU must support AVX-512 F, BW, VL and VBMI; `g` must have passed `check` with these
     /// slices.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2")]
     pub(super) unsafe fn max_pool_int8(g: &PoolGeometry, input: &[i8], output: &mut [i8]) -> bool {
@@ -1444,8 +1449,8 @@ mod zmm {
     /// sh`, taken as the rounded high word of `2 (G[i + 1] - G[i])` times `f << (31 - sh)`.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F; `table` covers the sum of every lane in `live` (see
-    /// `rounded_channel`).
+    /// The CPU must support AVX-512 F, BW and VL; `table` covers the sum of every lane in
+    /// `live` (see `rounded_channel`).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
     unsafe fn factor(s: __m512i, table: &[i32], live: __mmask16) -> __m512i {

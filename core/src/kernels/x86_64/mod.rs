@@ -1,7 +1,8 @@
 //! x86-64 kernels: [`X86Avx2`] here and, for machines with AVX-512 F/BW/VL/VBMI and VNNI,
 //! [`X86Avx512`] (`avx512.rs`: the int8 convolution and fully connected layer on `vpdpbusd`,
-//! the f32 convolution, fully connected layer and max pool on 16 lanes, this module's
-//! kernels for the rest).
+//! the f32 convolution, fully connected layer and max pool on 16 lanes, the integer LRN on
+//! 16 lanes, the int8 max pool for rows of up to 64 codes, this module's kernels for the
+//! rest).
 //!
 //! The AVX2 set: the f32 and int8 convolutions as register-blocked matrix products for
 //! AVX2, chosen at run time ([`X86Avx2::detect`]), bit-identical to the definitions
