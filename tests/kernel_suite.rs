@@ -620,8 +620,51 @@ fn long_int8_linear_matches<K: Kernels>(kernels: &K, expect: impl Fn(Op) -> Kern
     }
 }
 
-/// Rows past the AVX2 packers' i32 lanes (2^14 + 3 values) and an input zero point no blob
-/// has (300): whatever code an implementation takes for them, the same bits.
+/// One int8 convolution against the definition: every channel's bias `bias`, multiplier
+/// 2^30 and shift `shift`, zero points `(input, output)`.
+fn int8_conv_matches<K: Kernels>(
+    kernels: &K,
+    g: &ConvGeom,
+    codes: &[i8],
+    weight: &[i8],
+    bias: i32,
+    shift: i32,
+    (zp_in, zp_out): (i32, i32),
+) {
+    let (bias, m, r) = (
+        vec![bias; g.out_c],
+        vec![1 << 30; g.out_c],
+        vec![shift; g.out_c],
+    );
+    let kernel = QKernel {
+        weight,
+        bias: &bias,
+        multiplier: &m,
+        shift: &r,
+        packed: None,
+    };
+    let zps = ZeroPoints {
+        input: zp_in,
+        output: zp_out,
+    };
+    let mut q = vec![0i8; g.out_c * g.out_h() * g.out_w()];
+    kernels
+        .conv2d_int8(&geometry_of(g), codes, &kernel, zps, &mut q)
+        .unwrap();
+    let rq = int8_reference::Requant {
+        bias: &bias,
+        multiplier: &m,
+        shift: &r,
+        zp_in,
+        zp_out,
+    };
+    assert_eq!(
+        q,
+        int8_reference::conv(codes, weight, g, &rq),
+        "{g:?}, zero points {zp_in}, {zp_out}"
+    );
+}
+
 /// int8 convolutions whose input side plus padding is 255 and 257: the AVX-512 packer
 /// tells the padding from the input by comparing rows and columns as bytes below 256 (at
 /// 257 the padding's columns would wrap into the input's) and packs tap by tap past it;
@@ -644,34 +687,13 @@ fn int8_convs_at_the_byte_edge_match<K: Kernels>(kernels: &K) {
             let weight: Vec<i8> = (0..g.out_c * g.c * g.k * g.k)
                 .map(|_| rng.i8().max(-127))
                 .collect();
-            let (bias, m, r) = (vec![-7; g.out_c], vec![1 << 30; g.out_c], vec![17; g.out_c]);
-            let kernel = QKernel {
-                weight: &weight,
-                bias: &bias,
-                multiplier: &m,
-                shift: &r,
-                packed: None,
-            };
-            let zps = ZeroPoints {
-                input: 3,
-                output: -2,
-            };
-            let mut q = vec![0i8; g.out_c * g.out_h() * g.out_w()];
-            kernels
-                .conv2d_int8(&geometry_of(&g), &codes, &kernel, zps, &mut q)
-                .unwrap();
-            let rq = int8_reference::Requant {
-                bias: &bias,
-                multiplier: &m,
-                shift: &r,
-                zp_in: 3,
-                zp_out: -2,
-            };
-            assert_eq!(q, int8_reference::conv(&codes, &weight, &g, &rq), "{g:?}");
+            int8_conv_matches(kernels, &g, &codes, &weight, -7, 17, (3, -2));
         }
     }
 }
 
+/// Rows past the AVX2 packers' i32 lanes (2^14 + 3 values) and an input zero point no blob
+/// has (300): whatever code an implementation takes for them, the same bits.
 fn unusual_geometries_match<K: Kernels>(kernels: &K) {
     let mut rng = Lcg(11);
     for (k, stride, pad) in [(1, 1, 0), (3, 2, 1), (5, 3, 4)] {
@@ -700,35 +722,8 @@ fn unusual_geometries_match<K: Kernels>(kernels: &K) {
         );
         let codes: Vec<i8> = input.iter().map(|_| rng.i8()).collect();
         let qweight: Vec<i8> = weight.iter().map(|_| rng.i8().max(-127)).collect();
-        let (qbias, m, r) = (vec![5; g.out_c], vec![1 << 30; g.out_c], vec![20; g.out_c]);
         for zp_in in [9, 300] {
-            let kernel = QKernel {
-                weight: &qweight,
-                bias: &qbias,
-                multiplier: &m,
-                shift: &r,
-                packed: None,
-            };
-            let zps = ZeroPoints {
-                input: zp_in,
-                output: -1,
-            };
-            let mut q = vec![0i8; out.len()];
-            kernels
-                .conv2d_int8(&geometry_of(&g), &codes, &kernel, zps, &mut q)
-                .unwrap();
-            let rq = int8_reference::Requant {
-                bias: &qbias,
-                multiplier: &m,
-                shift: &r,
-                zp_in,
-                zp_out: -1,
-            };
-            assert_eq!(
-                q,
-                int8_reference::conv(&codes, &qweight, &g, &rq),
-                "{g:?}, zp {zp_in}"
-            );
+            int8_conv_matches(kernels, &g, &codes, &qweight, 5, 20, (zp_in, -1));
         }
     }
 }

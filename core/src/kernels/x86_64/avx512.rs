@@ -557,14 +557,8 @@ mod zmm {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2")]
     unsafe fn run_codes(input: &[i8], start: isize, index: __m512i, byte_mask: u64) -> __m512i {
-        let len = input.len() as isize;
-        let bytes = bits_between(
-            (-start).clamp(0, 64) as usize,
-            (len - start).clamp(0, 64) as usize,
-        );
-        // SAFETY: the mask's bytes lie inside `input`; masked-off bytes are not read (and
-        // cannot fault), so the address may lie outside.
-        let data = unsafe { _mm512_maskz_loadu_epi8(bytes, input.as_ptr().wrapping_offset(start)) };
+        // SAFETY: AVX-512 F, BW and VL, as this function requires.
+        let data = unsafe { bytes_at(input, start) };
         let lifted = _mm512_xor_si512(data, _mm512_set1_epi8(0x80u8 as i8));
         _mm512_maskz_permutexvar_epi8(byte_mask, index, lifted)
     }
